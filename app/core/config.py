@@ -1,0 +1,38 @@
+"""Settings, validated at start-up. Environment variables use the LOGWAY_ prefix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+HEARTBEAT_INTERVAL = 15.0
+
+
+class NodeSettings(BaseSettings):
+    """`logway node`: which journal, where to listen, who may read."""
+
+    model_config = SettingsConfigDict(env_prefix="LOGWAY_NODE_", frozen=True)
+
+    journal_namespace: str | None = None
+    journal_dir: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=61001, ge=1, le=65535)
+    uds: Path | None = None
+    no_auth: bool = False
+    # Token verification: a PEM public key file or a JWKS URL (one is required with auth).
+    public_key: Path | None = None
+    jwks_url: str | None = None
+    # uids allowed to read (the gateway's service account); empty = any verified uid.
+    allowed_uids: tuple[str, ...] = ()
+    heartbeat_interval: float = Field(default=HEARTBEAT_INTERVAL, gt=0)
+    journal_threads: int = Field(default=8, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _check(self) -> NodeSettings:
+        if self.journal_namespace is not None and self.journal_dir is not None:
+            raise ValueError("give --journal-namespace or --journal-dir, not both")
+        if not self.no_auth and self.public_key is None and self.jwks_url is None:
+            raise ValueError("authentication needs --public-key or --jwks-url (or --no-auth)")
+        return self

@@ -1,0 +1,130 @@
+"""Entries to bytes, in dcos-log's three formats (reference §1.4)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Protocol
+
+from app.journal.entry import Entry
+
+TEXT = "text/plain"
+JSON = "application/json"
+SSE = "text/event-stream"
+
+SSE_PING = b": ping\n\n"
+
+
+class Encoder(Protocol):
+    @property
+    def media_type(self) -> str: ...
+
+    def encode(self, entries: Iterable[Entry]) -> bytes: ...
+
+    def heartbeat(self) -> bytes | None: ...
+
+
+class _LocalTime:
+    """`YYYY-MM-DD HH:MM:SS` in the server's local zone, cached per second."""
+
+    __slots__ = ("_last", "_text")
+
+    def __init__(self) -> None:
+        self._last = -1
+        self._text = b""
+
+    def __call__(self, realtime_usec: int) -> bytes:
+        second = realtime_usec // 1_000_000
+        if second != self._last:
+            self._last = second
+            self._text = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second)).encode()
+        return self._text
+
+
+class TextEncoder:
+    """`<date>: MESSAGE\\n`; entries without MESSAGE produce no bytes, as in dcos-log.
+
+    MESSAGE is written as the journal holds it, binary included.
+    """
+
+    media_type = TEXT
+
+    def __init__(self) -> None:
+        self._clock = _LocalTime()
+
+    def encode(self, entries: Iterable[Entry]) -> bytes:
+        clock = self._clock
+        return b"".join(
+            clock(e.realtime) + b": " + e.message + b"\n" for e in entries if e.message is not None
+        )
+
+    def heartbeat(self) -> bytes | None:
+        return None
+
+
+class JsonEncoder:
+    """NDJSON: one dcos-log entry object per line."""
+
+    media_type = JSON
+
+    def encode(self, entries: Iterable[Entry]) -> bytes:
+        return b"".join(e.json() + b"\n" for e in entries)
+
+    def heartbeat(self) -> bytes | None:
+        return None
+
+
+class SseEncoder:
+    """`id: <cursor>` on streams only (dcos-log ties the id to follow mode)."""
+
+    media_type = SSE
+
+    def __init__(self, *, with_id: bool) -> None:
+        self.with_id = with_id
+
+    def encode(self, entries: Iterable[Entry]) -> bytes:
+        if self.with_id:
+            return b"".join(
+                b"id: " + e.cursor.encode() + b"\ndata: " + e.json() + b"\n\n" for e in entries
+            )
+        return b"".join(b"data: " + e.json() + b"\n\n" for e in entries)
+
+    def heartbeat(self) -> bytes | None:
+        return SSE_PING
+
+
+def negotiate(accept: str | None) -> str:
+    """Pick text, JSON or SSE from an Accept header.
+
+    dcos-log compared the whole header with exact strings; we parse the list and its
+    parameters (`application/json; charset=utf-8`, `text/event-stream, */*`), honour q=0,
+    and fall back to text as dcos-log did.
+    """
+    if not accept:
+        return TEXT
+    best: tuple[float, int, str] | None = None
+    for position, item in enumerate(accept.split(",")):
+        parts = [p.strip() for p in item.split(";")]
+        media = parts[0].lower()
+        q = 1.0
+        for param in parts[1:]:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if media not in (JSON, SSE, TEXT) or q <= 0:
+            continue
+        candidate = (q, -position, media)
+        if best is None or candidate > best:
+            best = candidate
+    return best[2] if best else TEXT
+
+
+def encoder_for(media_type: str, *, stream: bool) -> Encoder:
+    if media_type == JSON:
+        return JsonEncoder()
+    if media_type == SSE:
+        return SseEncoder(with_id=stream)
+    return TextEncoder()

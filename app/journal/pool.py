@@ -1,0 +1,98 @@
+"""Journal handles reused across requests, and the thread they are used on.
+
+Opening a journal costs ~0.75 ms against ~0.03 ms to seek and read ten entries on an open
+handle (ARCHITECTURE §4), so small range reads borrow a handle from a pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+from collections.abc import Callable
+from typing import TypeVar
+
+from app.journal.handle import Handle, JournalLocation
+
+T = TypeVar("T")
+
+MAX_IDLE_HANDLES = 8
+
+
+class HandlePool:
+    def __init__(
+        self,
+        location: JournalLocation,
+        executor: concurrent.futures.ThreadPoolExecutor,
+        *,
+        max_idle: int = MAX_IDLE_HANDLES,
+    ) -> None:
+        self.location = location
+        self.executor = executor
+        self._idle: list[Handle] = []
+        self._max_idle = max_idle
+        self.open_handles = 0
+        self._closed = False
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """Run a blocking call on the journal thread pool, never on the event loop."""
+        future = self.executor.submit(functools.partial(fn, *args))
+        return await asyncio.wrap_future(future)
+
+    async def lease(self) -> Lease:
+        handle = self._idle.pop() if self._idle else None
+        if handle is None:
+            handle = await self.run(self.location.open)
+            self.open_handles += 1
+        return Lease(self, handle)
+
+    def give_back(self, handle: Handle) -> None:
+        if not self._closed and len(self._idle) < self._max_idle:
+            self._idle.append(handle)
+        else:
+            self._discard(handle)
+
+    def _discard(self, handle: Handle) -> None:
+        handle.close()
+        self.open_handles -= 1
+
+    def close(self) -> None:
+        self._closed = True
+        while self._idle:
+            self._discard(self._idle.pop())
+
+
+class Lease:
+    """A handle borrowed from the pool; calls on it run in the pool's threads.
+
+    If the task using it is cancelled mid-call, the handle goes back only once the
+    thread is done with it.
+    """
+
+    def __init__(self, pool: HandlePool, handle: Handle) -> None:
+        self._pool = pool
+        self.handle = handle
+        self._inflight: concurrent.futures.Future[object] | None = None
+        self._released = False
+
+    async def call(self, fn: Callable[..., T], *args: object) -> T:
+        if self._released:
+            raise RuntimeError("lease already released")
+        future = self._pool.executor.submit(functools.partial(fn, *args))
+        self._inflight = future  # type: ignore[assignment]
+        result: T = await asyncio.wrap_future(future)
+        self._inflight = None
+        return result
+
+    def release(self, *, broken: bool = False) -> None:
+        if self._released:
+            return
+        self._released = True
+        pool, handle = self._pool, self.handle
+        giveback = pool._discard if broken else pool.give_back
+        inflight = self._inflight
+        if inflight is None or inflight.done():
+            giveback(handle)
+            return
+        loop = asyncio.get_running_loop()
+        inflight.add_done_callback(lambda _: loop.call_soon_threadsafe(giveback, handle))

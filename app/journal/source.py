@@ -1,0 +1,204 @@
+"""`Journal`: the node reader's JournalSource. Range reads on pooled handles; follows that
+catch up on their own handle and then join the shared live tail with no gap and no
+duplicate.
+
+The join point is the tail's last dispatched entry at subscription time (`sub.start`): the
+catch-up read delivers entries up to and including it, the tail everything after.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from app.journal.entry import Entry
+from app.journal.handle import Handle, JournalLocation, Skipped
+from app.journal.pool import HandlePool, Lease
+from app.journal.query import Query
+from app.journal.tail import Lagged, LiveTail, Subscription
+
+READ_BATCH = 500
+JOURNAL_THREADS = 8
+HEARTBEAT_INTERVAL = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class JournalSettings:
+    read_batch: int = READ_BATCH
+    threads: int = JOURNAL_THREADS
+    queue_limit: int = 20_000
+
+
+class Journal:
+    def __init__(self, location: JournalLocation, settings: JournalSettings | None = None) -> None:
+        self.settings = settings or JournalSettings()
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.settings.threads, thread_name_prefix="journal"
+        )
+        self.pool = HandlePool(location, self._executor)
+        self.tail = LiveTail(self.pool, queue_limit=self.settings.queue_limit)
+
+    async def start(self) -> None:
+        await self.tail.start()
+
+    async def close(self) -> None:
+        await self.tail.close()
+        self.pool.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def open(self, query: Query, *, follow: bool = False) -> Reading:
+        """Position a read; bad cursors fail here, before any byte is sent."""
+        lease = await self.pool.lease()
+        try:
+            skipped = await lease.call(lease.handle.position, query)
+        except BaseException:
+            lease.release()
+            raise
+        return Reading(self, lease, query, skipped, follow=follow)
+
+    async def unique(self, field: str) -> list[str]:
+        lease = await self.pool.lease()
+        try:
+            lease.handle.reset()
+            return await lease.call(lease.handle.unique, field)
+        finally:
+            lease.release()
+
+
+class Reading:
+    """One positioned read. Iterate `batches()`; `aclose()` releases everything."""
+
+    def __init__(
+        self, journal: Journal, lease: Lease, query: Query, skipped: Skipped, *, follow: bool
+    ) -> None:
+        self._journal = journal
+        self._lease: Lease | None = lease
+        self._sub: Subscription | None = None
+        self.query = query
+        self.skipped = skipped
+        self.follow = follow
+        self._remaining = query.limit if query.limit else None
+        self._last: Entry | None = None
+
+    async def aclose(self) -> None:
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
+        if self._sub is not None:
+            self._sub.close()
+            self._sub = None
+
+    def _take(self, entries: list[Entry]) -> list[Entry]:
+        if self._remaining is not None:
+            entries = entries[: self._remaining]
+            self._remaining -= len(entries)
+        if entries:
+            self._last = entries[-1]
+        return entries
+
+    @property
+    def _exhausted(self) -> bool:
+        return self._remaining is not None and self._remaining <= 0
+
+    async def batches(self, *, heartbeat: float = HEARTBEAT_INTERVAL) -> AsyncIterator[list[Entry]]:
+        """Lists of entries; while following, [] after `heartbeat` seconds idle."""
+        try:
+            if self.follow:
+                async for batch in self._follow(heartbeat):
+                    yield batch
+            else:
+                async for batch in self._range():
+                    yield batch
+        finally:
+            await self.aclose()
+
+    async def _range(self) -> AsyncIterator[list[Entry]]:
+        query, lease = self.query, self._lease
+        assert lease is not None
+        read = lease.handle.read_backward if query.reverse else lease.handle.read_forward
+        size = self._journal.settings.read_batch
+        while not self._exhausted:
+            batch = await lease.call(read, size)
+            if not batch:
+                return
+            past_window = self._beyond_window(batch)
+            entries = self._take([e for e in batch if query.in_time_window(e)])
+            if entries:
+                yield entries
+            if past_window:
+                return
+
+    def _beyond_window(self, batch: list[Entry]) -> bool:
+        q = self.query
+        if q.reverse:
+            return q.since is not None and batch[-1].realtime < q.since
+        return q.until is not None and batch[-1].realtime > q.until
+
+    async def _follow(self, heartbeat: float) -> AsyncIterator[list[Entry]]:
+        query = self.query
+        while True:
+            sub = self._sub = self._journal.tail.subscribe(query)
+            try:
+                async for batch in self._catch_up(sub.start):
+                    yield batch
+                    if self._exhausted:
+                        return
+                if self._lease is not None:
+                    self._lease.release()
+                    self._lease = None
+                while True:
+                    entries = await sub.get(heartbeat)
+                    if self._last is not None:
+                        last = self._last.seqnum
+                        entries = [e for e in entries if e.seqnum.after(last)]
+                    if query.until is not None and (
+                        any(e.realtime > query.until for e in entries)
+                        or (not entries and time.time() * 1e6 > query.until)
+                    ):
+                        entries = self._take([e for e in entries if e.realtime <= query.until])
+                        if entries:
+                            yield entries
+                        return
+                    yield self._take(entries)
+                    if self._exhausted:
+                        return
+            except Lagged:
+                await self._resume(sub)
+            finally:
+                sub.close()
+                self._sub = None
+
+    async def _catch_up(self, cutoff: Entry | None) -> AsyncIterator[list[Entry]]:
+        lease = self._lease
+        if lease is None or cutoff is None:
+            return
+        stop = cutoff.seqnum
+        size = self._journal.settings.read_batch
+        while True:
+            batch = await lease.call(lease.handle.read_forward, size)
+            if not batch:
+                return
+            done = batch[-1].seqnum.after(stop)
+            if done:
+                batch = [e for e in batch if not e.seqnum.after(stop)]
+            entries = self._take([e for e in batch if self.query.in_time_window(e)])
+            if entries:
+                yield entries
+            if done or self._exhausted:
+                return
+
+    async def _resume(self, lagged: Subscription) -> None:
+        """After lagging, read on our own again from the last entry we sent."""
+        if self._lease is None:
+            self._lease = await self._journal.pool.lease()
+        handle = self._lease.handle
+        after = self._last or lagged.start
+        await self._lease.call(_resume_after, handle, self.query, after)
+
+
+def _resume_after(handle: Handle, query: Query, after: Entry | None) -> None:
+    handle.reset(query)
+    if after is not None:
+        handle.resume_after(after.cursor)

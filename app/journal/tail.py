@@ -1,0 +1,160 @@
+"""The shared live tail: one journal handle per node reader follows the journal and fans
+new entries out to every follower, each through its own filter.
+
+The handle's file descriptor (inotify, via sd_journal_get_fd) wakes the tail; there is no
+fixed poll. A follower that falls more than `queue_limit` entries behind is marked lagged
+instead of holding memory for it: it catches up from its own cursor and subscribes again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+
+from app.journal.entry import Entry
+from app.journal.handle import Handle
+from app.journal.pool import HandlePool
+from app.journal.query import Query
+
+log = logging.getLogger(__name__)
+
+TAIL_BATCH = 1000
+QUEUE_LIMIT = 20_000
+# When libsystemd says the fd cannot be trusted (e.g. network file systems), or an
+# inotify event is missed, we still look every so often.
+SAFETY_POLL_INTERVAL = 1.0
+
+
+class Lagged(Exception):
+    """The follower fell too far behind the live tail and must catch up on its own."""
+
+
+class Subscription:
+    def __init__(self, tail: LiveTail, query: Query, start: Entry | None, limit: int) -> None:
+        self._tail = tail
+        self.query = query
+        self.start = start  # entries after this one come through the tail
+        self._queue: deque[list[Entry]] = deque()
+        self._size = 0
+        self._limit = limit
+        self._wakeup = asyncio.Event()
+        self.lagged = False
+        self.key = (query.matches, query.any_of, query.since, query.until)
+
+    def offer(self, entries: list[Entry]) -> None:
+        if self.lagged or not entries:
+            return
+        if self._size + len(entries) > self._limit:
+            self.lagged = True
+            self._queue.clear()
+            self._size = 0
+        else:
+            self._queue.append(entries)
+            self._size += len(entries)
+        self._wakeup.set()
+
+    async def get(self, idle: float | None) -> list[Entry]:
+        """The next entries, or [] when `idle` seconds pass with none."""
+        if not self._queue and not self.lagged:
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), idle)
+        if self.lagged:
+            raise Lagged
+        if not self._queue:
+            return []
+        entries = self._queue.popleft()
+        self._size -= len(entries)
+        return entries
+
+    def close(self) -> None:
+        self._tail._subscriptions.discard(self)
+
+
+class LiveTail:
+    def __init__(self, pool: HandlePool, *, queue_limit: int = QUEUE_LIMIT) -> None:
+        self._pool = pool
+        self._queue_limit = queue_limit
+        self._subscriptions: set[Subscription] = set()
+        self._handle: Handle | None = None
+        self._last: Entry | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._fd: int | None = None
+
+    @property
+    def followers(self) -> int:
+        return len(self._subscriptions)
+
+    async def start(self) -> None:
+        handle = await self._pool.run(self._pool.location.open)
+        self._handle = handle
+        self._last = await self._pool.run(self._open_at_tail, handle)
+        self._fd = handle.fileno()
+        asyncio.get_running_loop().add_reader(self._fd, self._on_readable)
+        self._task = asyncio.create_task(self._run(), name="journal-live-tail")
+
+    @staticmethod
+    def _open_at_tail(handle: Handle) -> Entry | None:
+        handle.position(Query(skip_prev=1))
+        batch = handle.read_forward(1)
+        return batch[-1] if batch else None
+
+    async def close(self) -> None:
+        if self._fd is not None:
+            asyncio.get_running_loop().remove_reader(self._fd)
+            self._fd = None
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def subscribe(self, query: Query) -> Subscription:
+        sub = Subscription(self, query, self._last, self._queue_limit)
+        self._subscriptions.add(sub)
+        return sub
+
+    def _on_readable(self) -> None:
+        # Level-triggered: stop watching until the pump has called process().
+        if self._fd is not None:
+            asyncio.get_running_loop().remove_reader(self._fd)
+        self._wake.set()
+
+    async def _run(self) -> None:
+        assert self._handle is not None
+        handle = self._handle
+        loop = asyncio.get_running_loop()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), SAFETY_POLL_INTERVAL)
+            self._wake.clear()
+            try:
+                while True:
+                    batch = await self._pool.run(self._read_new, handle)
+                    if self._fd is not None:
+                        loop.add_reader(self._fd, self._on_readable)
+                    if not batch:
+                        break
+                    self._dispatch(batch)
+            except Exception:
+                log.exception("live tail read failed; retrying")
+
+    @staticmethod
+    def _read_new(handle: Handle) -> list[Entry]:
+        handle.process()
+        return handle.read_forward(TAIL_BATCH)
+
+    def _dispatch(self, batch: list[Entry]) -> None:
+        self._last = batch[-1]
+        by_filter: dict[object, list[Entry]] = {}
+        for sub in tuple(self._subscriptions):
+            matched = by_filter.get(sub.key)
+            if matched is None:
+                matched = [e for e in batch if sub.query.matches_entry(e)]
+                by_filter[sub.key] = matched
+            sub.offer(matched)

@@ -1,0 +1,98 @@
+"""Readings → HTTP responses with dcos-log's headers, status codes and stream lifecycle.
+
+Range: 204 with no body when nothing would be written (so the first chunk is read before
+the status is chosen). Streams: headers flushed at once, `X-Accel-Buffering: no`, SSE
+heartbeats while idle; the reading is released when the client goes away.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterator
+
+from sse_starlette import EventSourceResponse
+from starlette.background import BackgroundTask
+from starlette.responses import Response, StreamingResponse
+
+from app.journal.encoders import SSE, Encoder
+from app.journal.source import Reading
+
+COMMON_HEADERS = {"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"}
+GZIP_WBITS = 31  # zlib: gzip container
+
+
+def _skip_headers(reading: Reading) -> dict[str, str]:
+    return {
+        "X-Journal-Skip-Next": str(reading.skipped.next),
+        "X-Journal-Skip-Prev": str(reading.skipped.prev),
+    }
+
+
+async def _encoded(reading: Reading, encoder: Encoder, heartbeat: float) -> AsyncIterator[bytes]:
+    ping = encoder.heartbeat()
+    async for entries in reading.batches(heartbeat=heartbeat):
+        if entries:
+            data = encoder.encode(entries)
+            if data:
+                yield data
+        elif ping is not None:
+            yield ping
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
+
+
+async def _gzip(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    compressor = zlib.compressobj(wbits=GZIP_WBITS)
+    async for chunk in chunks:
+        out = compressor.compress(chunk)
+        if out:
+            yield out
+    yield compressor.flush()
+
+
+async def range_response(
+    reading: Reading,
+    encoder: Encoder,
+    *,
+    skip_headers: bool = True,
+    download_name: str | None = None,
+) -> Response:
+    headers = {**COMMON_HEADERS, **(_skip_headers(reading) if skip_headers else {})}
+    chunks = _encoded(reading, encoder, heartbeat=0.0)
+    try:
+        first = await anext(chunks, None)
+    except BaseException:
+        await reading.aclose()
+        raise
+    if first is None:
+        await reading.aclose()
+        return Response(status_code=204, headers=headers)
+    body = _prepend(first, chunks)
+    if download_name is not None:
+        body = _gzip(body)
+        headers["Content-Type"] = "application/gzip"
+        headers["Content-Disposition"] = f"attachment; filename={download_name}.log.gz"
+    else:
+        headers["Content-Type"] = encoder.media_type
+    return StreamingResponse(body, headers=headers, background=BackgroundTask(reading.aclose))
+
+
+def stream_response(
+    reading: Reading, encoder: Encoder, *, heartbeat: float, skip_headers: bool = True
+) -> Response:
+    headers = {
+        **COMMON_HEADERS,
+        **(_skip_headers(reading) if skip_headers else {}),
+        "X-Accel-Buffering": "no",
+        "Content-Type": encoder.media_type,
+    }
+    body = _encoded(reading, encoder, heartbeat=heartbeat)
+    closer = BackgroundTask(reading.aclose)
+    if encoder.media_type == SSE:
+        # Our own idle-only `: ping` (dcos-log's), not sse-starlette's periodic one.
+        return EventSourceResponse(body, headers=headers, ping=0, background=closer)
+    return StreamingResponse(body, headers=headers, background=closer)
