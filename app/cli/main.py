@@ -1,0 +1,38 @@
+"""The `logway` command: thin argument parsing over importable functions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from app.cli import dev, node
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="logway", description="Logway cluster logging API")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    node.add_parser(commands)
+    commands.add_parser(
+        "ship",
+        help="run a task and ship its stdout/stderr to journald",
+        add_help=False,
+    )
+    dev.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["ship"]:
+        # The shipper owns its argument parsing (everything after `--` is the task).
+        from app.shipper.cli import main as ship_main
+
+        return ship_main(args_list[1:])
+    args = build_parser().parse_args(args_list)
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
