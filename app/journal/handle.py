@@ -99,7 +99,7 @@ class Handle:
         """Place the handle where `query` starts reading; returns the skips made."""
         self.reset(query)
         if query.cursor is not None:
-            self._seek_cursor(query.cursor)
+            self._seek_cursor(query.cursor, query.cursor_param)
             if query.reverse:
                 self._back(1)
         elif (query.skip_prev > 0 and query.skip_next == 0) or (
@@ -130,15 +130,18 @@ class Handle:
         if not self._test_cursor(cursor):
             self._pending = self.entry()
 
-    def _seek_cursor(self, cursor: str) -> None:
+    def _seek_cursor(self, cursor: str, param: str) -> None:
         try:
             self._r.seek_cursor(cursor)
         except ValueError as exc:
-            raise BadRequest(f"Incorrect cursor string: {cursor}", parameter="cursor") from exc
+            raise BadRequest(
+                f"Incorrect cursor string in `{param}`: {cursor}", parameter=param
+            ) from exc
         if not self._r._next() or not self._test_cursor(cursor):
             raise BadRequest(
-                f"Cursor {cursor} not found in this journal (or it does not match the filters)",
-                parameter="cursor",
+                f"Cursor in `{param}` not found in this journal (or it does not match the "
+                f"filters): {cursor}",
+                parameter=param,
             )
         self._at = _At.ON
 

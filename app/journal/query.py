@@ -26,6 +26,7 @@ class Query:
     # `UNIT=name OR _SYSTEMD_UNIT=name`.
     any_of: tuple[tuple[str, str], ...] = ()
     cursor: str | None = None
+    cursor_param: str = "cursor"  # where the cursor came from, for error messages
     skip_next: int = 0
     skip_prev: int = 0
     limit: int | None = None

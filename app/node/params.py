@@ -136,6 +136,7 @@ def v1_query(
     return Query(
         matches=tuple(matches),
         cursor=cursor,
+        cursor_param="Last-Event-ID" if stream and last_event_id else "cursor",
         skip_next=skip_next,
         skip_prev=skip_prev,
         limit=limit or None,
@@ -173,6 +174,7 @@ def v2_query(params: QueryParams, *, last_event_id: str | None, unit: str | None
         matches=matches,
         any_of=any_of,
         cursor=cursor,
+        cursor_param="Last-Event-ID" if last_event_id else "cursor",
         skip_next=skip_next,
         skip_prev=skip_prev,
         limit=limit or None,

@@ -157,3 +157,15 @@ async def v2_component(request: Request, journal: JournalDep) -> Response:
 @router.get("/v2/component/{unit}")
 async def v2_component_unit(request: Request, journal: JournalDep, unit: Segment) -> Response:
     return await _v2_component(request, journal, validate_path_value("unit", unit))
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(journal: JournalDep) -> Response:
+    """Prometheus text: live followers and journal handles (the shared tail's included)."""
+    body = (
+        "# TYPE logway_node_followers gauge\n"
+        f"logway_node_followers {journal.tail.followers}\n"
+        "# TYPE logway_node_journal_handles gauge\n"
+        f"logway_node_journal_handles {journal.pool.open_handles + 1}\n"
+    )
+    return Response(body, media_type="text/plain; version=0.0.4")
