@@ -28,5 +28,9 @@ class Sender:
         for fields in entries:
             self.send(fields)
 
+    def sync(self) -> None:
+        """Wait until journald has written everything sent so far."""
+        self.ns.sync()
+
     def close(self) -> None:
         self.sock.close()
