@@ -116,6 +116,10 @@ class Handle:
         self._include_current = True
         return Skipped(skipped_next, skipped_prev)
 
+    def anchor(self) -> Entry | None:
+        """The entry just before the read position (None at the head)."""
+        return self.entry() if self._at is _At.ON else None
+
     def resume_after(self, cursor: str) -> None:
         """Continue just after `cursor`; if that entry is gone, from the next one that is."""
         self._pending = None

@@ -53,10 +53,14 @@ class Journal:
         lease = await self.pool.lease()
         try:
             skipped = await lease.call(lease.handle.position, query)
+            # A follower must not take from the live tail what lies before its start.
+            anchor = await lease.call(lease.handle.anchor) if follow else None
         except BaseException:
             lease.release()
             raise
-        return Reading(self, lease, query, skipped, follow=follow)
+        reading = Reading(self, lease, query, skipped, follow=follow)
+        reading._last = anchor
+        return reading
 
     async def unique(self, field: str) -> list[str]:
         lease = await self.pool.lease()

@@ -13,6 +13,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from jose import jws
+from jose.backends.cryptography_backend import CryptographyRSAKey
 
 # A fixed "now" for tests that inject a clock (2027-01-15).
 NOW = 1_800_000_000
@@ -79,7 +80,8 @@ class Signer:
         if kid is not None:
             header["kid"] = kid or self.kid
         payload = {"uid": "alice", "exp": NOW + 3600} if claims is None else claims
-        return jws.sign(payload, self.private_pem, headers=header, algorithm="RS256")
+        key = CryptographyRSAKey(self.private_key, "RS256")
+        return jws.sign(payload, key, headers=header, algorithm="RS256")
 
     def rs256(self, signing_input: bytes) -> bytes:
         return self.private_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())

@@ -1,0 +1,93 @@
+"""Run the real shipper against a real journald namespace, and read back what it wrote."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from systemd import journal
+
+from app.devcluster.journald import JournaldNamespace
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+TASK = {
+    "AGENT_ID": b"S0-agent",
+    "FRAMEWORK_ID": b"fw-1",
+    "EXECUTOR_ID": b"exec-1",
+    "CONTAINER_ID": b"cont-1",
+}
+
+
+def ship_command(
+    ns: JournaldNamespace, *command: str, extra: Sequence[str] = ()
+) -> list[str]:
+    args = [PYTHON, "-m", "app.shipper.cli", "--journal-namespace", ns.name]
+    for field, value in TASK.items():
+        args += [f"--{field.split('_')[0].lower()}-id", value.decode()]
+    args += extra
+    return [*args, "--", *command] if command else args
+
+
+def ship(
+    ns: JournaldNamespace,
+    *command: str,
+    extra: Sequence[str] = (),
+    stdin: bytes | None = None,
+    timeout: float = 30,
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        ship_command(ns, *command, extra=extra),
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        cwd=ROOT,
+        timeout=timeout,
+    )
+
+
+def entries(ns: JournaldNamespace) -> list[dict[str, bytes]]:
+    """Every entry the shipper wrote (all fields, raw bytes), oldest first."""
+    ns.sync()
+    reader = journal.Reader(path=str(ns.directory))
+    try:
+        reader.add_match(CONTAINER_ID=TASK["CONTAINER_ID"].decode())
+        found = []
+        while reader._next():
+            found.append(reader._get_all())
+        return found
+    finally:
+        reader.close()
+
+
+def messages(ns: JournaldNamespace, stream: bytes | None = None) -> list[bytes]:
+    return [
+        e["MESSAGE"] for e in entries(ns) if stream is None or e["STREAM"] == stream
+    ]
+
+
+def wait_for_message(ns: JournaldNamespace, message: bytes, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while message not in messages(ns):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{message!r} never reached the journal")
+        time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a shipper left running by a failed test, and its tasks (own process groups)."""
+    if proc.poll() is not None:
+        return
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    tasks = [int(pid) for pid in children.read_text().split()] if children.exists() else []
+    proc.kill()
+    proc.wait()
+    for pid in tasks:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
