@@ -174,7 +174,7 @@ def test_idle_sse_stream_gets_ping_comments(setup: tuple[str, Sender]) -> None:
     send_range(sender, 0, 1, K="p")
     client = SseClient(f"{base}/v1/stream/?filter=K:p")
     comments = []
-    for _, data, comment in client.events():
+    for _, _data, comment in client.events():
         if comment is not None:
             comments.append(comment)
             break
