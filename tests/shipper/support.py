@@ -25,9 +25,7 @@ TASK = {
 }
 
 
-def ship_command(
-    ns: JournaldNamespace, *command: str, extra: Sequence[str] = ()
-) -> list[str]:
+def ship_command(ns: JournaldNamespace, *command: str, extra: Sequence[str] = ()) -> list[str]:
     args = [PYTHON, "-m", "app.shipper.cli", "--journal-namespace", ns.name]
     for field, value in TASK.items():
         args += [f"--{field.split('_')[0].lower()}-id", value.decode()]
@@ -67,9 +65,7 @@ def entries(ns: JournaldNamespace) -> list[dict[str, bytes]]:
 
 
 def messages(ns: JournaldNamespace, stream: bytes | None = None) -> list[bytes]:
-    return [
-        e["MESSAGE"] for e in entries(ns) if stream is None or e["STREAM"] == stream
-    ]
+    return [e["MESSAGE"] for e in entries(ns) if stream is None or e["STREAM"] == stream]
 
 
 def wait_for_message(ns: JournaldNamespace, message: bytes, timeout: float = 10) -> None:
