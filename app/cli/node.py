@@ -12,7 +12,6 @@ import uvicorn
 from app.core.config import NodeSettings
 from app.core.logging import configure_logging
 from app.node.app import create_app
-from app.node.auth import build_authenticator
 
 log = logging.getLogger("logway.node")
 
@@ -67,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             "AUTHENTICATION IS OFF (--no-auth): anyone who can reach %s can read this journal",
             settings.uds or f"{settings.host}:{settings.port}",
         )
-    app = create_app(settings, authenticator=build_authenticator(settings))
+    app = create_app(settings)
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable
 from typing import Protocol
 
-from app.journal.entry import Entry
+from app.journal.entry import Entry, go_escape
 
 TEXT = "text/plain"
 JSON = "application/json"
@@ -68,7 +68,7 @@ class JsonEncoder:
     media_type = JSON
 
     def encode(self, entries: Iterable[Entry]) -> bytes:
-        return b"".join(e.json() + b"\n" for e in entries)
+        return go_escape(b"\n".join([e.json_unescaped() for e in entries]) + b"\n")
 
     def heartbeat(self) -> bytes | None:
         return None
@@ -84,10 +84,12 @@ class SseEncoder:
 
     def encode(self, entries: Iterable[Entry]) -> bytes:
         if self.with_id:
-            return b"".join(
-                b"id: " + e.cursor.encode() + b"\ndata: " + e.json() + b"\n\n" for e in entries
+            body = b"".join(
+                [b"id: %b\ndata: %b\n\n" % (e.cursor.encode(), e.json_unescaped()) for e in entries]
             )
-        return b"".join(b"data: " + e.json() + b"\n\n" for e in entries)
+        else:
+            body = b"".join([b"data: %b\n\n" % e.json_unescaped() for e in entries])
+        return go_escape(body)
 
     def heartbeat(self) -> bytes | None:
         return SSE_PING

@@ -1,7 +1,10 @@
-"""One journal entry as read from libsystemd, with its encodings computed at most once.
+"""One journal entry as read from libsystemd, decoded lazily and encoded at most once.
 
 Followers of the shared live tail receive the same `Entry` object, so a line fanned out to
-a thousand SSE clients is serialised once.
+a thousand SSE clients is serialised once. Reading is the node reader's hot path: the raw
+field map from libsystemd is kept as is, timestamps come from the cursor (which libsystemd
+builds from the same entry header), and JSON is produced without per-field Python work
+whenever every value is plain UTF-8.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import orjson
 from app.journal.cursor import Seqnum, seqnum_of
 
 FieldValue = str | list[int]
+RawFields = Mapping[str, bytes | list[bytes]]
 
 # Go's encoding/json (dcos-log) escapes these inside strings; orjson does not.
 _GO_ESCAPES = (
@@ -37,47 +41,65 @@ def decode_value(raw: bytes) -> FieldValue:
         return list(raw)
 
 
-def go_json(obj: Any) -> bytes:
-    data = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+def _last(value: bytes | list[bytes]) -> bytes:
+    # A field repeated in one entry: the last value wins, as in dcos-log's Go map.
+    return value[-1] if isinstance(value, list) else value
+
+
+def decode_fields(raw: RawFields) -> dict[str, FieldValue]:
+    try:
+        joined = b"\x00".join(raw.values())  # type: ignore[arg-type]
+    except TypeError:  # a repeated field (list value)
+        joined = None
+    if joined is not None and joined.count(b"\x00") == len(raw) - 1:
+        try:
+            return dict(zip(raw, joined.decode().split("\x00"), strict=True))
+        except UnicodeDecodeError:
+            pass
+    return {key: decode_value(_last(value)) for key, value in raw.items()}
+
+
+def go_escape(data: bytes) -> bytes:
+    """Apply Go's extra string escapes to JSON text (safe on whole documents: these
+    characters can only occur inside strings)."""
     for plain, escaped in _GO_ESCAPES:
         if plain in data:
             data = data.replace(plain, escaped)
     return data
 
 
-class Entry:
-    __slots__ = ("_json", "_seqnum", "cursor", "fields", "message", "monotonic", "realtime")
+def go_json(obj: Any) -> bytes:
+    return go_escape(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS))
 
-    def __init__(
-        self,
-        fields: dict[str, FieldValue],
-        message: bytes | None,
-        cursor: str,
-        realtime: int,
-        monotonic: int,
-    ) -> None:
-        self.fields = fields
-        self.message = message
+
+class Entry:
+    __slots__ = ("_fields", "_json", "_seqnum", "cursor", "raw")
+
+    def __init__(self, raw: RawFields, cursor: str) -> None:
+        self.raw = raw
         self.cursor = cursor
-        self.realtime = realtime
-        self.monotonic = monotonic
+        self._fields: dict[str, FieldValue] | None = None
         self._json: bytes | None = None
         self._seqnum: Seqnum | None = None
 
-    @classmethod
-    def from_raw(
-        cls, raw: Mapping[str, bytes | list[bytes]], cursor: str, realtime: int, monotonic: int
-    ) -> Entry:
-        fields: dict[str, FieldValue] = {}
-        message: bytes | None = None
-        for key, value in raw.items():
-            if isinstance(value, list):
-                # A field repeated in one entry: the last value wins, as in dcos-log's map.
-                value = value[-1]
-            fields[key] = decode_value(value)
-            if key == "MESSAGE":
-                message = value
-        return cls(fields, message, cursor, realtime, monotonic)
+    @property
+    def fields(self) -> dict[str, FieldValue]:
+        if self._fields is None:
+            self._fields = decode_fields(self.raw)
+        return self._fields
+
+    @property
+    def message(self) -> bytes | None:
+        value = self.raw.get("MESSAGE")
+        return None if value is None else _last(value)
+
+    @property
+    def realtime(self) -> int:
+        return int(self.cursor.split(";", 5)[4][2:], 16)
+
+    @property
+    def monotonic(self) -> int:
+        return int(self.cursor.split(";", 4)[3][2:], 16)
 
     @property
     def seqnum(self) -> Seqnum:
@@ -85,24 +107,32 @@ class Entry:
             self._seqnum = seqnum_of(self.cursor)
         return self._seqnum
 
+    def field_bytes(self, name: str) -> bytes | None:
+        value = self.raw.get(name)
+        return None if value is None else _last(value)
+
     def json(self) -> bytes:
         """The dcos-log JSON object, without a trailing newline."""
         if self._json is None:
-            # Go marshals the struct in declaration order and the fields map sorted.
-            self._json = b"".join(
-                (
-                    b'{"fields":',
-                    go_json(self.fields),
-                    b',"cursor":',
-                    go_json(self.cursor),
-                    b',"monotonic_timestamp":%d,"realtime_timestamp":%d}'
-                    % (self.monotonic, self.realtime),
-                )
-            )
+            self._json = go_escape(self.json_unescaped())
         return self._json
 
-    def field_bytes(self, name: str) -> bytes | None:
-        value = self.fields.get(name)
-        if value is None:
-            return None
-        return value.encode() if isinstance(value, str) else bytes(value)
+    def json_unescaped(self) -> bytes:
+        """As `json()` but before Go's `<>&` escapes, for encoders that escape a whole batch."""
+        if self._json is not None:
+            return self._json
+        # Go marshals the struct in declaration order and the fields map sorted.
+        _, _, _, mono, real, _ = self.cursor.split(";")
+        return b"".join(
+            (
+                b'{"fields":',
+                orjson.dumps(self.fields, option=orjson.OPT_SORT_KEYS),
+                b',"cursor":"',
+                self.cursor.encode(),
+                b'","monotonic_timestamp":',
+                str(int(mono[2:], 16)).encode(),
+                b',"realtime_timestamp":',
+                str(int(real[2:], 16)).encode(),
+                b"}",
+            )
+        )

@@ -28,7 +28,7 @@ class JournalLocation:
             if self.namespace is not None:
                 reader = sd._Reader(namespace=self.namespace)
             elif self.directory is not None:
-                reader = sd._Reader(path=str(self.directory))
+                reader = sd._Reader(0, str(self.directory))  # flags must be 0 with a path
             else:
                 reader = sd._Reader(sd.LOCAL_ONLY)
         except (OSError, ValueError) as exc:
@@ -73,10 +73,7 @@ class Handle:
         return state
 
     def entry(self) -> Entry:
-        r = self._r
-        return Entry.from_raw(
-            r._get_all(), r._get_cursor(), r._get_realtime(), r._get_monotonic()[0]
-        )
+        return Entry(self._r._get_all(), self._r._get_cursor())
 
     # positioning --------------------------------------------------------------------
 
@@ -200,9 +197,11 @@ class Handle:
             batch.append(self._pending)
             self._pending = None
         r = self._r
+        get_all, get_cursor = r._get_all, r._get_cursor
         while len(batch) < max_entries and r._next():
+            batch.append(Entry(get_all(), get_cursor()))
+        if batch:
             self._at = _At.ON
-            batch.append(self.entry())
         return batch
 
     def read_backward(self, max_entries: int) -> list[Entry]:

@@ -75,14 +75,16 @@ class Lease:
         self._inflight: concurrent.futures.Future[object] | None = None
         self._released = False
 
-    async def call(self, fn: Callable[..., T], *args: object) -> T:
+    def submit(self, fn: Callable[..., T], *args: object) -> concurrent.futures.Future[T]:
+        """Start a call on the handle without waiting (one at a time per handle)."""
         if self._released:
             raise RuntimeError("lease already released")
         future = self._pool.executor.submit(functools.partial(fn, *args))
         self._inflight = future  # type: ignore[assignment]
-        result: T = await asyncio.wrap_future(future)
-        self._inflight = None
-        return result
+        return future
+
+    async def call(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.wrap_future(self.submit(fn, *args))
 
     def release(self, *, broken: bool = False) -> None:
         if self._released:

@@ -8,9 +8,10 @@ catch-up read delivers entries up to and including it, the tail everything after
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from app.journal.entry import Entry
@@ -113,26 +114,54 @@ class Reading:
                 async for batch in self._follow(heartbeat):
                     yield batch
             else:
-                async for batch in self._range():
+                async for batch, _ in self._range(None):
                     yield batch
         finally:
             await self.aclose()
 
-    async def _range(self) -> AsyncIterator[list[Entry]]:
-        query, lease = self.query, self._lease
+    async def encoded(self, encode: Callable[[list[Entry]], bytes]) -> AsyncIterator[bytes]:
+        """A range read as bytes, encoded on the journal thread one batch ahead of the
+        sender, so reading overlaps with writing to the socket."""
+        try:
+            async for _, data in self._range(encode):
+                if data:
+                    yield data
+        finally:
+            await self.aclose()
+
+    async def _range(
+        self, encode: Callable[[list[Entry]], bytes] | None
+    ) -> AsyncIterator[tuple[list[Entry], bytes]]:
+        lease = self._lease
         assert lease is not None
-        read = lease.handle.read_backward if query.reverse else lease.handle.read_forward
+        read = lease.handle.read_backward if self.query.reverse else lease.handle.read_forward
         size = self._journal.settings.read_batch
-        while not self._exhausted:
-            batch = await lease.call(read, size)
-            if not batch:
-                return
-            past_window = self._beyond_window(batch)
-            entries = self._take([e for e in batch if query.in_time_window(e)])
+        future = lease.submit(self._range_step, read, size, encode)
+        while True:
+            entries, data, done = await asyncio.wrap_future(future)
+            if not done:
+                future = lease.submit(self._range_step, read, size, encode)
             if entries:
-                yield entries
-            if past_window:
+                yield entries, data
+            if done:
                 return
+
+    def _range_step(
+        self,
+        read: Callable[[int], list[Entry]],
+        size: int,
+        encode: Callable[[list[Entry]], bytes] | None,
+    ) -> tuple[list[Entry], bytes, bool]:
+        """One batch of a range read. Runs on the journal thread, one call at a time."""
+        if self._exhausted:
+            return [], b"", True
+        batch = read(size)
+        if not batch:
+            return [], b"", True
+        past_window = self._beyond_window(batch)
+        entries = self._take([e for e in batch if self.query.in_time_window(e)])
+        data = encode(entries) if encode is not None and entries else b""
+        return entries, data, past_window or self._exhausted
 
     def _beyond_window(self, batch: list[Entry]) -> bool:
         q = self.query

@@ -62,7 +62,7 @@ async def range_response(
     download_name: str | None = None,
 ) -> Response:
     headers = {**COMMON_HEADERS, **(_skip_headers(reading) if skip_headers else {})}
-    chunks = _encoded(reading, encoder, heartbeat=0.0)
+    chunks = reading.encoded(encoder.encode)
     try:
         first = await anext(chunks, None)
     except BaseException:

@@ -5,11 +5,11 @@ import pytest
 from app.journal.entry import Entry
 from app.journal.query import Query
 
-CURSOR = "s=1;i=1;b=1;m=1;t=1;x=1"
+CURSOR = "s=1;i=1;b=1;m=1;t=64;x=1"  # realtime 0x64 = 100
 
 
 def entry(**fields: str) -> Entry:
-    return Entry(dict(fields), fields.get("MESSAGE", "").encode(), CURSOR, 100, 1)
+    return Entry({k: v.encode() for k, v in fields.items()}, CURSOR)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,79 @@
+"""A real node reader with token authentication (PEM key, uid allow-list)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.devcluster.journald import JournaldNamespace
+from app.devcluster.keys import DevKeys
+from tests.support.servers import node_reader
+
+GATEWAY_UID = "logway-gateway"
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> DevKeys:
+    return DevKeys.create(tmp_path / "keys")
+
+
+@pytest.fixture
+def base(journal_namespace: JournaldNamespace, keys: DevKeys) -> Iterator[str]:
+    token = keys.token(GATEWAY_UID)
+    with node_reader(
+        journal_namespace.name,
+        f"--public-key={keys.public_path}",
+        f"--allow-uid={GATEWAY_UID}",
+        ready_headers={"Authorization": f"token={token}"},
+    ) as url:
+        yield url
+
+
+def get(base: str, **headers: str) -> httpx.Response:
+    return httpx.get(f"{base}/v1/range/?skip_prev=1", headers=headers, timeout=10)
+
+
+def test_no_credentials_is_401_acsjwt(base: str) -> None:
+    r = get(base)
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "acsjwt"
+
+
+@pytest.mark.parametrize("scheme", ["token={}", "Bearer {}"])
+def test_gateway_token_is_accepted(base: str, keys: DevKeys, scheme: str) -> None:
+    r = get(base, authorization=scheme.format(keys.token(GATEWAY_UID)))
+    assert r.status_code in (200, 204)
+
+
+def test_cookie_is_accepted_only_without_a_header(base: str, keys: DevKeys) -> None:
+    good = keys.token(GATEWAY_UID)
+    assert get(base, cookie=f"dcos-acs-auth-cookie={good}").status_code in (200, 204)
+    both = get(base, cookie=f"dcos-acs-auth-cookie={good}", authorization="token=bad.to.ken")
+    assert both.status_code == 401
+
+
+def test_other_uid_signed_by_the_same_key_is_refused(base: str, keys: DevKeys) -> None:
+    r = get(base, authorization=f"token={keys.token('alice')}")
+    assert r.status_code == 401
+    assert "alice" not in r.text
+
+
+def test_token_from_another_key_is_refused(base: str, tmp_path: Path) -> None:
+    other = DevKeys.create(tmp_path / "other")
+    r = get(base, authorization=f"token={other.token(GATEWAY_UID)}")
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "acsjwt"
+
+
+def test_expired_token_is_refused(base: str, keys: DevKeys) -> None:
+    r = get(base, authorization=f"token={keys.token(GATEWAY_UID, lifetime=-120)}")
+    assert r.status_code == 401
+
+
+def test_error_body_never_echoes_the_token(base: str, keys: DevKeys) -> None:
+    token = keys.token("intruder")
+    r = get(base, authorization=f"token={token}")
+    assert token not in r.text
