@@ -66,8 +66,7 @@ class Journal:
     async def unique(self, field: str) -> list[str]:
         lease = await self.pool.lease()
         try:
-            lease.handle.reset()
-            return await lease.call(lease.handle.unique, field)
+            return await lease.call(_unique, lease.handle, field)
         finally:
             lease.release()
 
@@ -235,3 +234,8 @@ def _resume_after(handle: Handle, query: Query, after: Entry | None) -> None:
     handle.reset(query)
     if after is not None:
         handle.resume_after(after.cursor)
+
+
+def _unique(handle: Handle, field: str) -> list[str]:
+    handle.reset()
+    return handle.unique(field)

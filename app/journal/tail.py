@@ -92,7 +92,7 @@ class LiveTail:
         handle = await self._pool.run(self._pool.location.open)
         self._handle = handle
         self._last = await self._pool.run(self._open_at_tail, handle)
-        self._fd = handle.fileno()
+        self._fd = await self._pool.run(handle.fileno)
         asyncio.get_running_loop().add_reader(self._fd, self._on_readable)
         self._task = asyncio.create_task(self._run(), name="journal-live-tail")
 
