@@ -44,6 +44,8 @@ def add_parser(commands: Any) -> None:
     )
     p.add_argument("--host", default="127.0.0.2")
     p.add_argument("--port", type=int, default=61001)
+    p.add_argument("--namespace", default=NAMESPACE, help="journald namespace to start")
+    p.add_argument("--data-dir", type=Path, default=DATA_DIR)
     p.set_defaults(run=run)
 
 
@@ -73,9 +75,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    keys = DevKeys.create(DATA_DIR / "keys")
+    data_dir: Path = args.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    keys = DevKeys.create(data_dir / "keys")
     token = keys.token(READER_UID)
+    token_path = data_dir / "token"
+    token_path.write_text(token + "\n")
+    token_path.chmod(0o600)
     procs: list[subprocess.Popen[bytes]] = []
     stopping = False
 
@@ -86,11 +92,12 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        with JournaldNamespace(NAMESPACE) as ns:
+        with JournaldNamespace(args.namespace) as ns:
             node = subprocess.Popen(
                 _logway(
                     "node",
-                    f"--journal-namespace={NAMESPACE}",
+                    f"--journal-namespace={ns.name}",
+                    "--log-level=WARNING",
                     f"--host={args.host}",
                     f"--port={args.port}",
                     f"--public-key={keys.public_path}",
@@ -122,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
                 )
             base = f"http://{args.host}:{args.port}"
             _wait_ready(f"{base}/v1/range/?skip_prev=1", token, node)
-            print_banner(base, token)
+            print_banner(base, ns.name, token_path)
             while not stopping and all(p.poll() is None for p in procs):
                 time.sleep(0.2)
     except (JournaldError, RuntimeError) as exc:
@@ -141,16 +148,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_banner(base: str, token: str) -> None:
-    auth = f'-H "Authorization: token={token}"'
+def print_banner(base: str, namespace: str, token_path: Path) -> None:
+    auth = '-H "Authorization: token=$LOGWAY_TOKEN"'
     task = (
         f"{base}/v1/range/framework/{FRAMEWORK_ID}/executor/web.executor"
         "/container/dev-container-web"
     )
     print(
         f"""
-Logway dev node reader is up on {base} (journal namespace {NAMESPACE}).
+Logway dev node reader is up on {base} (journal namespace {namespace}).
 
+  export LOGWAY_TOKEN=$(cat {token_path})
   # last 10 lines of the whole journal
   curl -s {auth} '{base}/v1/range/?skip_prev=10'
   # one task's lines as NDJSON
@@ -158,7 +166,7 @@ Logway dev node reader is up on {base} (journal namespace {NAMESPACE}).
   # follow everything live (Ctrl-C to stop)
   curl -sN {auth} -H 'Accept: text/event-stream' '{base}/v1/stream/?skip_prev=3'
 
-The token is for uid {READER_UID}; files are under {DATA_DIR}/. Ctrl-C stops everything.
+The token is for uid {READER_UID}. Ctrl-C stops everything.
 """,
         flush=True,
     )
