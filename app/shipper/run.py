@@ -11,11 +11,15 @@ import signal
 import subprocess
 import sys
 from collections.abc import Sequence
-from types import FrameType
 
 from app.shipper.lines import Break
 from app.shipper.pump import Pump
-from app.shipper.signals import FORWARDED_SIGNALS, TERMINAL_SIGNALS, SignalForwarder
+from app.shipper.signals import (
+    FORWARDED_SIGNALS,
+    TERMINAL_SIGNALS,
+    SignalForwarder,
+    catching,
+)
 from app.shipper.sink import LineSink, Stream
 
 # A shell's answers when a command cannot be run.
@@ -32,8 +36,8 @@ def run_command(command: Sequence[str], sink: LineSink) -> int:
     directly, so those two are not forwarded.
     """
     interactive = os.isatty(0)
-    direct = TERMINAL_SIGNALS if interactive else frozenset()
-    with SignalForwarder(FORWARDED_SIGNALS, direct=direct) as forwarder:
+    forwarder = SignalForwarder(direct=TERMINAL_SIGNALS if interactive else ())
+    with catching(FORWARDED_SIGNALS, forwarder):
         try:
             proc = subprocess.Popen(
                 list(command),
@@ -65,21 +69,17 @@ def ship_stdin(sink: LineSink) -> int:
     """
     received: list[int] = []
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
+    def stop_reading(signum: int) -> None:
         received.append(signum)
         signal.signal(signum, signal.SIG_DFL)
 
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    catching = [s for s in FORWARDED_SIGNALS if signal.getsignal(s) != signal.SIG_IGN]
-    previous = {s: signal.signal(s, on_signal) for s in catching}
     old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
     try:
-        Pump(sink, {0: Stream.STDOUT}).run(stop=wake_r)
+        with catching(FORWARDED_SIGNALS, stop_reading):
+            Pump(sink, {0: Stream.STDOUT}).run(stop=wake_r)
     finally:
         signal.set_wakeup_fd(old_wakeup)
-        for s, handler in previous.items():
-            if s not in received:
-                signal.signal(s, handler)
         os.close(wake_r)
         os.close(wake_w)
     return -received[0] if received else 0

@@ -8,8 +8,8 @@ import os
 import resource
 import signal
 import sys
-from collections.abc import Iterable
-from types import FrameType, TracebackType
+from collections.abc import Callable, Iterable, Iterator
+from types import FrameType
 
 # What a supervisor sends to stop or poke a task; each ends a process that does not catch it.
 FORWARDED_SIGNALS = (
@@ -25,60 +25,59 @@ TERMINAL_SIGNALS = frozenset({signal.SIGINT, signal.SIGQUIT})
 _UNCATCHABLE = frozenset({signal.SIGKILL, signal.SIGSTOP})
 
 
-class SignalForwarder:
-    """While entered, catches `signals` and sends each to the attached task.
+@contextlib.contextmanager
+def catching(signals: Iterable[int], handler: Callable[[int], None]) -> Iterator[None]:
+    """Call `handler(signum)` for `signals` while inside; the previous handlers after.
 
-    Forwarding happens in the handler, so it is immediate even while the main loop is blocked
-    on a busy journald; signals that come before the task exists wait for attach(). A pidfd,
-    unlike a pid, never names a recycled process. Signals in `direct` are caught but not
-    forwarded: the task gets them by another way (a terminal) and the shipper must not die of
-    them. Signals this process ignores (nohup) stay ignored, and the task inherits that.
+    A signal this process ignores (nohup) stays ignored: a task started meanwhile inherits
+    the ignoring, where a handler of ours would be reset to the default by exec.
     """
 
-    def __init__(self, signals: Iterable[int], *, direct: Iterable[int] = ()) -> None:
-        self._signals = [s for s in signals if signal.getsignal(s) != signal.SIG_IGN]
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        handler(signum)
+
+    previous = {
+        s: signal.signal(s, on_signal) for s in signals if signal.getsignal(s) != signal.SIG_IGN
+    }
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
+class SignalForwarder:
+    """Sends the signals it is given to the attached task.
+
+    Forwarding happens in the signal handler itself, so it is immediate even while the main
+    loop is blocked on a busy journald; signals that come before the task exists wait for
+    attach(). A pidfd, unlike a pid, never names a recycled process. Signals in `direct` are
+    swallowed: the task gets them another way (its terminal), and the shipper must not die
+    of them.
+    """
+
+    def __init__(self, *, direct: Iterable[int] = ()) -> None:
         self._direct = frozenset(direct)
         self._pidfd: int | None = None
         self._early: list[int] = []
-        self._previous: dict[int, signal.Handlers | int | signal._HANDLER] = {}
 
     def attach(self, pidfd: int) -> None:
         self._pidfd = pidfd
         while self._early:
-            self._forward(self._early.pop(0))
+            self(self._early.pop(0))
 
     def detach(self) -> None:
         """Stop forwarding (before the pidfd is closed)."""
         self._pidfd = None
 
-    def __enter__(self) -> SignalForwarder:
-        for s in self._signals:
-            self._previous[s] = signal.signal(s, self._on_signal)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.detach()
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-        self._previous.clear()
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+    def __call__(self, signum: int) -> None:
         if signum in self._direct:
             return
         if self._pidfd is None:
             self._early.append(signum)
-        else:
-            self._forward(signum)
-
-    def _forward(self, signum: int) -> None:
-        if self._pidfd is not None:
-            with contextlib.suppress(ProcessLookupError):  # exited, not yet reaped
-                signal.pidfd_send_signal(self._pidfd, signum)
+            return
+        with contextlib.suppress(ProcessLookupError):  # exited, not yet reaped
+            signal.pidfd_send_signal(self._pidfd, signum)
 
 
 def exit_status(returncode: int) -> int:

@@ -38,16 +38,21 @@ def ship(
     *command: str,
     extra: Sequence[str] = (),
     stdin: bytes | None = None,
-    timeout: float = 30,
+    timeout: float = 60,
 ) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
+    """Run the shipper to the end; on a timeout, kill it and its task, then raise."""
+    proc = subprocess.Popen(
         ship_command(ns, *command, extra=extra),
-        input=stdin,
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-        capture_output=True,
+        stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         cwd=ROOT,
-        timeout=timeout,
     )
+    try:
+        out, err = proc.communicate(stdin, timeout=timeout)
+    finally:
+        stop(proc)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def entries(ns: JournaldNamespace) -> list[dict[str, bytes]]:

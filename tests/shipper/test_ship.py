@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pty
 import signal
 import stat
 import subprocess
@@ -122,15 +123,9 @@ LINES = [
 @pytest.mark.parametrize("line", LINES)
 def test_lines_arrive_byte_for_byte(journal_namespace: JournaldNamespace, line: bytes) -> None:
     write = "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read())"
-    proc = subprocess.run(
-        ship_command(journal_namespace, PYTHON, "-c", write),
-        input=b"before\n" + line + b"\nafter\n",
-        capture_output=True,
-        cwd=ROOT,
-        timeout=30,
-    )
+    result = ship(journal_namespace, PYTHON, "-c", write, stdin=b"before\n" + line + b"\nafter\n")
 
-    assert proc.returncode == 0, proc.stderr
+    assert result.returncode == 0, result.stderr
     found = entries(journal_namespace)
     assert [e["MESSAGE"] for e in found] == [b"before", line, b"after"]
     assert all("LINE_BREAK" not in e for e in found)
@@ -139,9 +134,7 @@ def test_lines_arrive_byte_for_byte(journal_namespace: JournaldNamespace, line: 
 def test_a_line_over_line_max_is_cut_not_lost(journal_namespace: JournaldNamespace) -> None:
     line_max = 8 * 1024 * 1024
     line = os.urandom(line_max + 1024 * 1024).replace(b"\n", b"n")
-    result = subprocess.run(
-        ship_command(journal_namespace, "cat"), input=line + b"\n", capture_output=True, cwd=ROOT
-    )
+    result = ship(journal_namespace, "cat", stdin=line + b"\n")
 
     assert result.returncode == 0, result.stderr
     found = entries(journal_namespace)
@@ -269,3 +262,57 @@ def test_output_of_a_lingering_grandchild_is_shipped_then_given_up_on(
     assert result.returncode == 0
     assert messages(journal_namespace) == [b"early", b"late"]
     assert 2.5 < elapsed < 10
+
+
+COUNT_SIGINTS = """
+import signal, sys, time
+received = []
+signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+print("ready", flush=True)
+deadline = time.monotonic() + 1.0
+while time.monotonic() < deadline and not received:
+    time.sleep(0.01)
+time.sleep(0.3)  # room for a second, unwanted delivery
+print(f"sigints {len(received)}", flush=True)
+"""
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["pipe-stdin", "tty-stdin"])
+def test_a_group_wide_sigint_reaches_the_task_once(
+    journal_namespace: JournaldNamespace, terminal: bool
+) -> None:
+    # Ctrl-C, or a supervisor's killpg: the shipper's whole process group gets the signal.
+    primary, secondary = pty.openpty() if terminal else os.pipe()
+    proc = subprocess.Popen(
+        ship_command(journal_namespace, PYTHON, "-c", COUNT_SIGINTS),
+        stdin=secondary,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    try:
+        wait_for_message(journal_namespace, b"ready")
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(10) == 0
+    finally:
+        stop(proc)
+        os.close(primary)
+        os.close(secondary)
+    assert messages(journal_namespace) == [b"ready", b"sigints 1"]
+
+
+@pytest.mark.parametrize(("trap", "ignored"), [('trap "" HUP', b"True"), (":", b"False")])
+def test_the_task_inherits_an_ignored_sighup(
+    journal_namespace: JournaldNamespace, trap: str, ignored: bytes
+) -> None:
+    # Under nohup, the shipper must not turn SIGHUP back on for the task by catching it.
+    check = "import signal; print(signal.getsignal(signal.SIGHUP) is signal.SIG_IGN)"
+    shipper = ship_command(journal_namespace, PYTHON, "-c", check)
+    result = subprocess.run(
+        ["sh", "-c", f'{trap}; exec "$@"', "sh", *shipper],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=30,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert messages(journal_namespace) == [ignored]

@@ -1,31 +1,34 @@
-"""A task writing a million lines as fast as it can loses none and reorders none.
+"""A task writing lines as fast as it can loses none and reorders none.
 
-journald, not the shipper, sets the pace (about 50,000 entries/s on a 2-CPU machine, with
-journald busy on one CPU); the test takes about 25 s. For a throughput figure:
+journald, not the shipper, sets the pace: it spends about 19 us of CPU per entry and runs
+flat out on one of this machine's two CPUs, which gives 30,000-50,000 lines/s (slower as its
+files grow). A million lines take 35-70 s here, too long for the suite, which ships 200,000;
+the full million, with the throughput printed:
 
-    .venv/bin/pytest -q tests/shipper/test_volume.py -rP
+    LOGWAY_SHIP_VOLUME_LINES=1000000 .venv/bin/pytest -q tests/shipper/test_volume.py -rP
 """
 
 from __future__ import annotations
 
-import subprocess
+import os
 import time
 
 import pytest
 from systemd import journal
 
 from app.devcluster.journald import JournaldNamespace
-from tests.shipper.support import PYTHON, ROOT, ship_command
+from tests.shipper.support import PYTHON, ship
 
 pytestmark = pytest.mark.journald
 
-PER_STREAM = 500_000
+LINES = int(os.environ.get("LOGWAY_SHIP_VOLUME_LINES", "200000"))
+PER_STREAM = LINES // 2
 CHUNK = 10_000
 TASK = f"""
 import sys
 out, err = sys.stdout.buffer, sys.stderr.buffer
 for start in range(0, {PER_STREAM}, {CHUNK}):
-    numbers = range(start, start + {CHUNK})
+    numbers = range(start, min(start + {CHUNK}, {PER_STREAM}))
     out.write(b"".join(b"out %d\\n" % i for i in numbers))
     out.flush()
     err.write(b"".join(b"err %d\\n" % i for i in numbers))
@@ -33,15 +36,9 @@ for start in range(0, {PER_STREAM}, {CHUNK}):
 """
 
 
-def test_a_million_lines_all_arrive_in_order(journal_namespace: JournaldNamespace) -> None:
+def test_every_line_arrives_in_order(journal_namespace: JournaldNamespace) -> None:
     started = time.monotonic()
-    result = subprocess.run(
-        ship_command(journal_namespace, PYTHON, "-c", TASK),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    result = ship(journal_namespace, PYTHON, "-c", TASK, timeout=180)
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     print(f"shipped {2 * PER_STREAM} lines in {elapsed:.1f} s: {2 * PER_STREAM / elapsed:.0f}/s")
