@@ -8,7 +8,6 @@ catch-up read delivers entries up to and including it, the tail everything after
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import time
 from collections.abc import AsyncIterator, Callable
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from app.journal.entry import Entry
 from app.journal.handle import Handle, JournalLocation, Skipped
 from app.journal.pool import HandlePool, Lease
+from app.journal.prefetch import Prefetch
 from app.journal.query import Query
 from app.journal.tail import Lagged, LiveTail, Subscription
 
@@ -135,15 +135,16 @@ class Reading:
         assert lease is not None
         read = lease.handle.read_backward if self.query.reverse else lease.handle.read_forward
         size = self._journal.settings.read_batch
-        future = lease.submit(self._range_step, read, size, encode)
-        while True:
-            entries, data, done = await asyncio.wrap_future(future)
-            if not done:
-                future = lease.submit(self._range_step, read, size, encode)
-            if entries:
-                yield entries, data
-            if done:
-                return
+        ahead = Prefetch(lease, lambda: self._range_step(read, size, encode), lambda r: r[2])
+        try:
+            while True:
+                entries, data, done = await ahead.get()
+                if entries:
+                    yield entries, data
+                if done:
+                    return
+        finally:
+            ahead.close()
 
     def _range_step(
         self,
