@@ -50,13 +50,15 @@ class Decision(enum.Enum):
 class GrantSource(Protocol):
     """Where an embedded authorizer reads grants: the IAM store implements this."""
 
-    def grants_for(self, uid: str) -> Iterable[Grant]:
+    async def grants_for(self, uid: str) -> Iterable[Grant]:
         """Every grant of `uid`, directly and through its groups (unknown uid: none)."""
         ...
 
-    @property
     def generation(self) -> int:
-        """Changes whenever any user, group, membership or ACL changes (cache key)."""
+        """Changes whenever any user, group, membership or ACL changes, in this process or
+        in another one sharing the store (a cache key). Must be cheap: it is called on
+        every authorization decision (e.g. an in-memory counter plus SQLite's
+        `PRAGMA data_version`)."""
         ...
 
 
