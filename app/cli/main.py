@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.cli import dev, node
+from app.cli import dev, iam, login, node
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     dev.add_parser(commands)
+    login.add_parser(commands)
+    iam.add_parser(commands)
     return parser
 
 
@@ -30,6 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return ship_main(args_list[1:])
     args = build_parser().parse_args(args_list)
+    if args.command == "iam":
+        return iam.run(args)
     result: int = args.run(args)
     return result
 

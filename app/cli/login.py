@@ -1,0 +1,61 @@
+"""`logway login`: a password or a service account key → a token stored for later calls."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from jose import jwt
+
+from app.cli.credentials import Credentials
+from app.cli.http import CliError, check, fail
+
+SERVICE_LOGIN_LIFETIME = 300  # seconds, as the dcos CLI's service login tokens
+
+
+def add_parser(commands: Any) -> None:
+    p: argparse.ArgumentParser = commands.add_parser("login", help="log in to a gateway")
+    p.add_argument("--url", required=True, help="the gateway, e.g. http://127.0.0.1:8000")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--username", metavar="UID")
+    who.add_argument("--service-account", metavar="UID")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.add_argument("--private-key", type=Path, metavar="PEM", help="the service account's key")
+    p.set_defaults(run=run)
+
+
+def service_login_token(uid: str, private_key: Path) -> str:
+    claims = {"uid": uid, "exp": int(time.time()) + SERVICE_LOGIN_LIFETIME}
+    token: str = jwt.encode(claims, private_key.read_text(), algorithm="RS256")
+    return token
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        if args.service_account:
+            if args.private_key is None:
+                raise CliError("--service-account needs --private-key", 2)
+            uid = args.service_account
+            body = {"uid": uid, "token": service_login_token(uid, args.private_key)}
+        else:
+            uid = args.username
+            if args.password_stdin:
+                password = sys.stdin.readline().rstrip("\n")
+            else:
+                password = getpass.getpass(f"password for {uid}: ")
+            body = {"uid": uid, "password": password}
+        url = args.url.rstrip("/")
+        with httpx.Client(timeout=30.0) as client:
+            answer = check(client.post(f"{url}/acs/api/v1/auth/login", json=body))
+        path = Credentials(url=url, uid=uid, token=answer["token"]).save()
+    except (CliError, httpx.HTTPError) as exc:
+        return fail(exc)
+    except OSError as exc:
+        return fail(CliError(str(exc)))
+    print(f"logged in to {url} as {uid} (token stored in {path})")
+    return 0
