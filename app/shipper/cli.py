@@ -14,10 +14,15 @@ LINE_BREAK=line-max. Without a command, the shipper ships its own stdin as STREA
 
 Exit status: the command's own; if the command was killed by a signal, the shipper kills
 itself with the same signal. SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to
-the shipper are forwarded to the command. 127: the command was not found; 126: it could not
-be executed; 125: journald's socket could not be reached at start; 2: bad arguments. Should
-journald go away mid-task for longer than a few seconds, the remaining lines are written to
-the shipper's own stdout and stderr instead, with a warning on stderr.
+the shipper are forwarded to the command, which runs in its own process group (in the
+shipper's when stdin is a terminal: the terminal's SIGINT and SIGQUIT then reach it directly
+and are not forwarded). 127: the command was not found; 126: it could not be executed; 125:
+journald's socket could not be reached at start; 2: bad arguments.
+
+Once the command has exited, what it left in its pipes is still shipped; a process it left
+behind that keeps the pipes open is followed while it writes, until 2 s pass without output
+or 30 s in all. Should journald go away mid-task for longer than a few seconds, the remaining
+lines are written to the shipper's own stdout and stderr instead, with a warning on stderr.
 
 The `logway` CLI calls main(argv) with the arguments after `ship`; `python -m
 app.shipper.cli ARGS...` does the same.

@@ -39,6 +39,7 @@ _SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE | fcntl.F_
 # journal_field_valid(): upper case, digits and '_', no leading digit or '_', at most 64 bytes.
 _FIELD_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 _LE64 = struct.Struct("<Q")
+_FD = struct.Struct("i")
 _GONE = frozenset({errno.ECONNREFUSED, errno.ENOENT, errno.ENOTCONN})
 
 
@@ -118,35 +119,39 @@ class JournalWriter:
         """Send an already encoded entry (see encode()); returns once journald has it queued."""
         if len(entry) > ENTRY_SIZE_MAX:
             raise ValueError(f"journal entry over {ENTRY_SIZE_MAX} bytes")
-        via_memfd = False
+        memfd: int | None = None
         deadline: float | None = None
         delay = _RETRY_DELAY_MIN
-        while True:
-            try:
-                sock = self._sock or self._connect()
-                if via_memfd:
-                    _send_memfd(sock, entry)
-                else:
-                    sock.send(entry)
-                return
-            except BlockingIOError:
-                self._poll.poll(_WRITABLE_WAIT_MS)
-                continue
-            except OSError as exc:
-                if exc.errno == errno.EMSGSIZE and not via_memfd:
-                    via_memfd = True
+        try:
+            while True:
+                try:
+                    sock = self._sock or self._connect()
+                    if memfd is None:
+                        sock.send(entry)
+                    else:
+                        sock.sendmsg([], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _FD.pack(memfd))])
+                    return
+                except BlockingIOError:
+                    self._poll.poll(_WRITABLE_WAIT_MS)
                     continue
-                if exc.errno in _GONE:
-                    self._disconnect()
-                    deadline = deadline or time.monotonic() + self._reconnect_timeout
-                    if time.monotonic() >= deadline:
-                        raise JournalUnavailable(
-                            exc.errno, f"journald socket {self.path}: {exc.strerror}"
-                        ) from exc
-                elif exc.errno != errno.ENOBUFS:  # kernel memory: poll would not wait
-                    raise
-            time.sleep(delay)
-            delay = min(delay * 2, _RETRY_DELAY_MAX)
+                except OSError as exc:
+                    if exc.errno == errno.EMSGSIZE and memfd is None:
+                        memfd = _sealed_memfd(entry)
+                        continue
+                    if exc.errno in _GONE:
+                        self._disconnect()
+                        deadline = deadline or time.monotonic() + self._reconnect_timeout
+                        if time.monotonic() >= deadline:
+                            raise JournalUnavailable(
+                                exc.errno, f"journald socket {self.path}: {exc.strerror}"
+                            ) from exc
+                    elif exc.errno != errno.ENOBUFS:  # kernel memory: poll would not wait
+                        raise
+                time.sleep(delay)
+                delay = min(delay * 2, _RETRY_DELAY_MAX)
+        finally:
+            if memfd is not None:
+                os.close(memfd)
 
     def close(self) -> None:
         self._disconnect()
@@ -182,17 +187,18 @@ class JournalWriter:
         self.close()
 
 
-def _send_memfd(sock: socket.socket, entry: bytes) -> None:
+def _sealed_memfd(entry: bytes) -> int:
+    """`entry` in a memfd sealed against any change, as journald requires to map it."""
     fd = os.memfd_create("logway-ship", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     try:
         view = memoryview(entry)
         while view:
             view = view[os.write(fd, view) :]
-        # journald maps a fully sealed memfd instead of copying it (journald-native.c).
         fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
-        sock.sendmsg([], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", fd))])
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
 
 
 def _grow_send_buffer(sock: socket.socket, size: int) -> None:

@@ -9,9 +9,15 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from app.shipper.lines import Break
-from app.shipper.native import JournalUnavailable, JournalWriter, encode, encode_value
+from app.shipper.native import (
+    JournalUnavailable,
+    JournalWriter,
+    encode,
+    encode_value,
+    field_prefix,
+)
 
-_MESSAGE = b"MESSAGE"
+_MESSAGE = field_prefix("MESSAGE")
 # Only lines that did not end in a newline say how they ended (journald's stream transport
 # writes the same values to its trusted _LINE_BREAK field, which clients may not set).
 _LINE_BREAK = {

@@ -25,10 +25,17 @@ TASK = {
 }
 
 
+def task_options() -> list[str]:
+    """--agent-id S0-agent --framework-id fw-1 ... for the TASK fields."""
+    return [
+        arg
+        for field, value in TASK.items()
+        for arg in (f"--{field.split('_')[0].lower()}-id", value.decode())
+    ]
+
+
 def ship_command(ns: JournaldNamespace, *command: str, extra: Sequence[str] = ()) -> list[str]:
-    args = [PYTHON, "-m", "app.shipper.cli", "--journal-namespace", ns.name]
-    for field, value in TASK.items():
-        args += [f"--{field.split('_')[0].lower()}-id", value.decode()]
+    args = [PYTHON, "-m", "app.shipper.cli", "--journal-namespace", ns.name, *task_options()]
     args += extra
     return [*args, "--", *command] if command else args
 

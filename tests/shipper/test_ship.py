@@ -22,6 +22,7 @@ from tests.shipper.support import (
     ship,
     ship_command,
     stop,
+    task_options,
     wait_for_message,
 )
 
@@ -231,9 +232,7 @@ def test_not_executable_exits_126(journal_namespace: JournaldNamespace, tmp_path
 
 def test_unreachable_journald_exits_125_without_running_the_task(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
-    args = [PYTHON, "-m", "app.shipper.cli", "--socket", str(tmp_path / "none")]
-    for field, value in TASK.items():
-        args += [f"--{field.split('_')[0].lower()}-id", value.decode()]
+    args = [PYTHON, "-m", "app.shipper.cli", "--socket", str(tmp_path / "none"), *task_options()]
 
     result = subprocess.run(
         [*args, "--", "touch", str(marker)], capture_output=True, cwd=ROOT, timeout=30
