@@ -1,8 +1,16 @@
-"""Process logging with secrets redacted before any handler sees them."""
+"""Process logging with secrets redacted before any handler sees them.
+
+Records go through a queue to a listener thread that formats and writes them, so a
+request that logs (every authorization decision writes an audit line) does not wait for
+the terminal or the journal.
+"""
 
 from __future__ import annotations
 
+import atexit
 import logging
+import logging.handlers
+import queue
 import re
 
 # JWTs (three base64url segments), `token=...` and Bearer credentials.
@@ -10,6 +18,8 @@ _SECRET = re.compile(
     r"(eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)"
     r"|((?:token=|Bearer\s+)[^\s;,&\"']+)",
 )
+
+_listener: logging.handlers.QueueListener | None = None
 
 
 def redact(text: str) -> str:
@@ -24,9 +34,17 @@ class RedactingFilter(logging.Filter):
 
 
 def configure_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler()
-    handler.addFilter(RedactingFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+    stream = logging.StreamHandler()
+    stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    enqueue = logging.handlers.QueueHandler(records)
+    enqueue.addFilter(RedactingFilter())  # before the record leaves this thread
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [enqueue]
     root.setLevel(level)
+    _listener = logging.handlers.QueueListener(records, stream, respect_handler_level=True)
+    _listener.start()
+    atexit.register(_listener.stop)
