@@ -1,0 +1,86 @@
+"""Login, logout, JWKS (all unauthenticated) and key rotation (superuser)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from app.authn.extract import AUTH_COOKIE
+from app.core.errors import BadRequest
+from app.core.problems import problem
+from app.iam import names
+from app.iam.bodies import LoginBody, read_body
+from app.iam.errors import TooManyRequests
+from app.iam.guard import Guard, client_address
+from app.iam.service import Iam
+from app.iam.tokens import IssuedToken
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def auth_routes(iam: Iam, guard: Guard) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/auth/login")
+    async def login(request: Request) -> Response:
+        body = await read_body(request, LoginBody)
+        uid = names.uid(body.uid)
+        srcip = client_address(request)
+        if (body.password is None) == (body.token is None):
+            raise BadRequest("body: give either password or token (service login)")
+        try:
+            if body.password is not None:
+                issued = await iam.login.with_password(uid, body.password, srcip=srcip)
+            else:
+                assert body.token is not None
+                issued = await iam.login.with_service_token(uid, body.token, srcip=srcip)
+        except TooManyRequests as exc:
+            # problems.py cannot add headers; Retry-After is the point of a 429.
+            refused = problem(exc.status, exc.message)
+            refused.headers["Retry-After"] = str(exc.retry_after)
+            return refused
+        return _logged_in(request, issued, max_age=iam.issuer.lifetime)
+
+    @router.get("/auth/logout")
+    async def logout(request: Request) -> Response:
+        response = Response(status_code=200, headers=NO_STORE)
+        response.delete_cookie(
+            AUTH_COOKIE,
+            path="/",
+            secure=_secure(request),
+            httponly=True,
+            samesite="strict",
+        )
+        return response
+
+    @router.get("/auth/jwks")
+    async def jwks() -> Response:
+        return JSONResponse(await iam.jwks())
+
+    @router.post("/auth/rotate-keys", dependencies=[Depends(guard.superuser)])
+    async def rotate_keys() -> Response:
+        key = await iam.rotate_keys()
+        return JSONResponse({"kid": key.kid})
+
+    return router
+
+
+def _logged_in(request: Request, issued: IssuedToken, *, max_age: int) -> Response:
+    response = JSONResponse({"token": issued.token}, headers=NO_STORE)
+    # HttpOnly: page scripts cannot read it. SameSite=Strict: other sites cannot make a
+    # browser send it (the log API streams to browsers via EventSource, cookie-authenticated).
+    response.set_cookie(
+        AUTH_COOKIE,
+        issued.token,
+        max_age=max_age,
+        path="/",
+        secure=_secure(request),
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"

@@ -1,0 +1,68 @@
+"""`Iam`: the embedded IAM as one object — store, signing keys, token issuer and verifier,
+login — built explicitly and opened/closed by the owner's lifespan.
+
+    iam = Iam(settings)                              # at app construction (nothing opened)
+    app.include_router(iam_router(iam, authorizer))  # authorizer over iam.store (GrantSource)
+    ...
+    async with iam:                                  # in the lifespan: opens DB, loads keys
+        created = await bootstrap(iam)               # superuser on an empty store
+        yield
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+from app.authn import JwtAuthenticator
+from app.iam.keys import KeyRing, SigningKey
+from app.iam.login import Login
+from app.iam.settings import IamSettings
+from app.iam.store import IamStore
+from app.iam.tokens import IamKeys, TokenIssuer
+
+
+class Iam:
+    def __init__(self, settings: IamSettings, *, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.store = IamStore(settings.db_path, busy_timeout=settings.busy_timeout)
+        self.keys = KeyRing(settings.keys_dir, token_lifetime=settings.token_lifetime, clock=clock)
+        self.issuer = TokenIssuer(self.keys, lifetime=settings.token_lifetime, clock=clock)
+        # Verifies the IAM's own auth tokens: for the admin API here, and for the gateway.
+        self.authenticator = JwtAuthenticator(
+            IamKeys(self.keys), leeway=settings.leeway, clock=clock
+        )
+        self.login = Login(settings, self.store, self.keys, self.issuer, clock=clock)
+
+    async def open(self) -> None:
+        await self.store.open()
+        try:
+            await asyncio.to_thread(self.keys.load)
+            await self.login.prepare()
+        except BaseException:
+            await self.store.close()
+            raise
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    async def __aenter__(self) -> Iam:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def jwks(self) -> dict[str, list[dict[str, str]]]:
+        await self.keys.refresh()
+        return self.keys.jwks()
+
+    async def rotate_keys(self) -> SigningKey:
+        return await asyncio.to_thread(self.keys.rotate)

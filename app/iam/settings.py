@@ -1,0 +1,36 @@
+"""Settings of the embedded IAM. Environment variables use the LOGWAY_IAM_ prefix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# DC/OS: EXPIRATION_AUTH_TOKEN_DAYS = 5 (reference/dcos-logs-api.md §5).
+DEFAULT_TOKEN_LIFETIME = 5 * 24 * 3600
+DEFAULT_SUPERUSER_UID = "admin"
+
+
+class IamSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOGWAY_IAM_", frozen=True)
+
+    # SQLite file shared by every gateway worker on the host (created on first run).
+    db_path: Path
+    # Signing keys (private keys mode 0600); shared by the workers like the database.
+    keys_dir: Path
+    token_lifetime: int = Field(default=DEFAULT_TOKEN_LIFETIME, gt=0)
+    # Clock skew tolerated on service login tokens (exp, nbf, iat), as for auth tokens.
+    leeway: int = Field(default=30, ge=0, le=60)
+    # First superuser, created when the store is empty; no password = one is generated.
+    superuser_uid: str = Field(default=DEFAULT_SUPERUSER_UID, pattern=r"^[a-zA-Z0-9._@-]{1,96}$")
+    superuser_password: SecretStr | None = None
+    # Failed logins allowed per window before 429 (per process: see ratelimit.py).
+    login_failures_per_uid: int = Field(default=10, ge=1)
+    login_failures_per_address: int = Field(default=30, ge=1)
+    login_failure_window: float = Field(default=60.0, gt=0)
+    # scrypt cost for new password hashes: N = 2**scrypt_log2_n (r=8, p=1). Stored per hash,
+    # so raising it only affects passwords set afterwards.
+    scrypt_log2_n: int = Field(default=15, ge=10, le=20)
+    # How long a write waits for another process's write lock before answering 503.
+    busy_timeout: float = Field(default=5.0, gt=0)

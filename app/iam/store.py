@@ -1,0 +1,217 @@
+"""The IAM store: users, service accounts, groups and memberships in SQLite, plus the ACLs
+(`self.acls`, acl_store.py).
+
+Every method runs its SQL on the database thread (db.py) and raises `NotFound` / `Conflict`
+with a message for the client; identifiers are validated by the caller (names.py). The store
+is also the embedded authorizer's `GrantSource`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+from app.authz.model import Action, Grant
+from app.core.errors import NotFound
+from app.iam import rows
+from app.iam.acl_store import AclStore
+from app.iam.db import Database
+from app.iam.errors import Conflict
+from app.iam.records import Group, User
+
+_USER = "SELECT uid, description, password_hash, public_key FROM users"
+_INSERT_USER = "INSERT INTO users (uid, description, password_hash, public_key) VALUES (?,?,?,?)"
+_GRANTS = (
+    "SELECT rid, action FROM aces WHERE kind = 'user' AND principal = ?"
+    " UNION SELECT a.rid, a.action FROM aces a JOIN memberships m"
+    " ON a.kind = 'group' AND a.principal = m.gid WHERE m.uid = ?"
+)
+
+
+class IamStore:
+    def __init__(self, path: Path, *, busy_timeout: float = 5.0) -> None:
+        self._db = Database(path, busy_timeout=busy_timeout)
+        self.acls = AclStore(self._db)
+
+    async def open(self) -> None:
+        await self._db.open()
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    # GrantSource (app.authz.model)
+
+    async def grants_for(self, uid: str) -> Iterable[Grant]:
+        def query(conn: sqlite3.Connection) -> list[Grant]:
+            return [Grant(rid, Action(a)) for rid, a in conn.execute(_GRANTS, (uid, uid))]
+
+        return await self._db.read(query)
+
+    def generation(self) -> int:
+        return self._db.generation()
+
+    # Users and service accounts
+
+    async def create_user(self, user: User) -> None:
+        def insert(conn: sqlite3.Connection) -> None:
+            rows.require_absent(conn, "user", user.uid)
+            conn.execute(_INSERT_USER, _user_row(user))
+
+        await self._db.write(insert)
+
+    async def find_user(self, uid: str) -> User | None:
+        def query(conn: sqlite3.Connection) -> User | None:
+            found = conn.execute(f"{_USER} WHERE uid = ?", (uid,)).fetchone()
+            return None if found is None else User(*found)
+
+        return await self._db.read(query)
+
+    async def get_user(self, uid: str) -> User:
+        user = await self.find_user(uid)
+        if user is None:
+            raise NotFound(f"User '{uid}' not found")
+        return user
+
+    async def list_users(self, *, services: bool) -> list[User]:
+        where = "public_key IS NOT NULL" if services else "public_key IS NULL"
+        sql = f"{_USER} WHERE {where} ORDER BY uid"
+        return await self._db.read(lambda conn: [User(*found) for found in conn.execute(sql)])
+
+    async def update_user(
+        self,
+        uid: str,
+        *,
+        description: str | None = None,
+        password_hash: str | None = None,
+        public_key: str | None = None,
+    ) -> None:
+        """Set the given fields; a user keeps its kind (password vs public key)."""
+
+        def update(conn: sqlite3.Connection) -> None:
+            found = conn.execute(f"{_USER} WHERE uid = ?", (uid,)).fetchone()
+            if found is None:
+                raise NotFound(f"User '{uid}' not found")
+            user = User(*found)
+            if password_hash is not None and user.is_service:
+                raise Conflict(f"'{uid}' is a service account: it has a public key, no password")
+            if public_key is not None and not user.is_service:
+                raise Conflict(f"'{uid}' is a user account: it has no public key")
+            conn.execute(
+                "UPDATE users SET description = ?, password_hash = ?, public_key = ? WHERE uid = ?",
+                (
+                    user.description if description is None else description,
+                    user.password_hash if password_hash is None else password_hash,
+                    user.public_key if public_key is None else public_key,
+                    uid,
+                ),
+            )
+
+        await self._db.write(update)
+
+    async def delete_user(self, uid: str) -> None:
+        await self._db.write(lambda conn: rows.delete(conn, "user", uid))
+
+    # Groups and memberships
+
+    async def create_group(self, group: Group) -> None:
+        def insert(conn: sqlite3.Connection) -> None:
+            rows.require_absent(conn, "group", group.gid)
+            conn.execute("INSERT INTO groups VALUES (?, ?)", _group_row(group))
+
+        await self._db.write(insert)
+
+    async def get_group(self, gid: str) -> Group:
+        def query(conn: sqlite3.Connection) -> Group:
+            found = rows.row(conn, "SELECT gid, description FROM groups WHERE gid = ?", gid)
+            if found is None:
+                raise NotFound(f"Group '{gid}' not found")
+            return Group(str(found[0]), str(found[1]))
+
+        return await self._db.read(query)
+
+    async def list_groups(self) -> list[Group]:
+        sql = "SELECT gid, description FROM groups ORDER BY gid"
+        return await self._db.read(lambda conn: [Group(*found) for found in conn.execute(sql)])
+
+    async def update_group(self, gid: str, *, description: str) -> None:
+        await self._db.write(lambda conn: rows.set_description(conn, "group", gid, description))
+
+    async def delete_group(self, gid: str) -> None:
+        await self._db.write(lambda conn: rows.delete(conn, "group", gid))
+
+    async def add_member(self, gid: str, uid: str) -> None:
+        def insert(conn: sqlite3.Connection) -> None:
+            rows.require(conn, "group", gid)
+            rows.require(conn, "user", uid)
+            if rows.row(conn, "SELECT 1 FROM memberships WHERE gid = ? AND uid = ?", gid, uid):
+                raise Conflict(f"User '{uid}' is already a member of group '{gid}'")
+            conn.execute("INSERT INTO memberships (gid, uid) VALUES (?, ?)", (gid, uid))
+
+        await self._db.write(insert)
+
+    async def remove_member(self, gid: str, uid: str) -> None:
+        def delete(conn: sqlite3.Connection) -> None:
+            rows.require(conn, "group", gid)
+            rows.require(conn, "user", uid)
+            cursor = conn.execute("DELETE FROM memberships WHERE gid = ? AND uid = ?", (gid, uid))
+            if cursor.rowcount == 0:
+                raise NotFound(f"User '{uid}' is not a member of group '{gid}'")
+
+        await self._db.write(delete)
+
+    async def members(self, gid: str) -> list[User]:
+        def query(conn: sqlite3.Connection) -> list[User]:
+            rows.require(conn, "group", gid)
+            sql = f"{_USER} WHERE uid IN (SELECT uid FROM memberships WHERE gid = ?) ORDER BY uid"  # noqa: S608
+            return [User(*found) for found in conn.execute(sql, (gid,))]
+
+        return await self._db.read(query)
+
+    async def groups_of(self, uid: str) -> list[Group]:
+        def query(conn: sqlite3.Connection) -> list[Group]:
+            rows.require(conn, "user", uid)
+            found = conn.execute(
+                "SELECT gid, description FROM groups WHERE gid IN"
+                " (SELECT gid FROM memberships WHERE uid = ?) ORDER BY gid",
+                (uid,),
+            )
+            return [Group(*g) for g in found]
+
+        return await self._db.read(query)
+
+    async def has_users(self) -> bool:
+        return await self._db.read(
+            lambda conn: rows.row(conn, "SELECT 1 FROM users LIMIT 1") is not None
+        )
+
+    async def bootstrap_superuser(self, user: User, *, group: Group, rid: str) -> bool:
+        """Create `user` holding `rid` `full` directly and through `group`, in one transaction,
+        only if the store has no user at all. False if it has one (another worker may have
+        won the race)."""
+
+        def create(conn: sqlite3.Connection) -> bool:
+            if rows.row(conn, "SELECT 1 FROM users LIMIT 1"):
+                return False
+            conn.execute(_INSERT_USER, _user_row(user))
+            conn.execute("INSERT OR IGNORE INTO acls VALUES (?, ?)", (rid, "Superuser"))
+            conn.execute(
+                "INSERT OR IGNORE INTO groups VALUES (?, ?)", (group.gid, group.description)
+            )
+            conn.execute("INSERT INTO memberships VALUES (?, ?)", (group.gid, user.uid))
+            for kind, principal in (("user", user.uid), ("group", group.gid)):
+                conn.execute(
+                    "INSERT OR IGNORE INTO aces VALUES (?, ?, ?, ?)",
+                    (rid, kind, principal, Action.FULL.value),
+                )
+            return True
+
+        return await self._db.write(create)
+
+
+def _group_row(group: Group) -> tuple[str, str]:
+    return (group.gid, group.description)
+
+
+def _user_row(user: User) -> tuple[str, str, str | None, str | None]:
+    return (user.uid, user.description, user.password_hash, user.public_key)
