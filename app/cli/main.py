@@ -6,13 +6,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.cli import dev, iam, login, node
+from app.cli import dev, gateway, iam, login, node
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="logway", description="Logway cluster logging API")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     node.add_parser(commands)
+    gateway.add_parser(commands)
     commands.add_parser(
         "ship",
         help="run a task and ship its stdout/stderr to journald",

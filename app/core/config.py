@@ -36,3 +36,13 @@ class NodeSettings(BaseSettings):
         if not self.no_auth and self.public_key is None and self.jwks_url is None:
             raise ValueError("authentication needs --public-key or --jwks-url (or --no-auth)")
         return self
+
+
+class GatewaySettings(BaseSettings):
+    """`logway gateway`: where it listens and where its state (IAM store, keys) lives."""
+
+    model_config = SettingsConfigDict(env_prefix="LOGWAY_GATEWAY_", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    data_dir: Path = Path(".logway/gateway")

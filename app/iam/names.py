@@ -10,6 +10,7 @@ import re
 from urllib.parse import unquote
 
 from app.authz.model import Action
+from app.authz.resource import canonical
 from app.core.errors import BadRequest
 
 # DC/OS: "uids ... may contain letters, numbers, and the characters . _ @ -" (length bounded here).
@@ -49,7 +50,11 @@ def rid(value: str, *, field: str = "rid") -> str:
             "printable ASCII characters, no whitespace",
             parameter=field,
         )
-    return value
+    try:
+        # The authorizer's grammar: an ACL it would ignore must not be stored.
+        return canonical(value)
+    except ValueError as exc:
+        raise BadRequest(f"{field}: {exc}", parameter=field) from None
 
 
 def action(value: str, *, field: str = "action") -> Action:

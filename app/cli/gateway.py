@@ -1,0 +1,40 @@
+"""`logway gateway`: the cluster gateway (today: the embedded IAM)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from app.core.config import GatewaySettings
+from app.core.logging import configure_logging
+from app.gateway.app import create_app
+
+
+def add_parser(commands: Any) -> None:
+    p: argparse.ArgumentParser = commands.add_parser(
+        "gateway", help="run the gateway with the embedded IAM"
+    )
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--data-dir", type=Path, default=None, help="IAM store and signing keys")
+    p.add_argument("--log-level", default="INFO")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)
+    given = {"host": args.host, "port": args.port, "data_dir": args.data_dir}
+    settings = GatewaySettings(**{k: v for k, v in given.items() if v is not None})
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )
+    uvicorn.Server(config).run()
+    return 0

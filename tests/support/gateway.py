@@ -1,0 +1,53 @@
+"""A real `logway gateway` process on a loopback address, with its own data directory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.conftest import free_port
+from tests.support.servers import stop, wait_http
+
+
+@contextlib.contextmanager
+def gateway(
+    data_dir: Path,
+    *,
+    password: str,
+    host: str = "127.0.0.4",
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[str]:
+    port = free_port(host)
+    env = {
+        **os.environ,
+        "LOGWAY_IAM_SUPERUSER_PASSWORD": password,
+        "LOGWAY_IAM_SCRYPT_LOG2_N": "12",  # fast hashing for tests only
+        **(extra_env or {}),
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "app.cli.main",
+            "gateway",
+            f"--host={host}",
+            f"--port={port}",
+            f"--data-dir={data_dir}",
+            "--log-level=WARNING",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    base = f"http://{host}:{port}"
+    try:
+        wait_http(f"{base}/acs/api/v1/auth/jwks", proc)
+        yield base
+    finally:
+        stop(proc)
+        if proc.stdout:
+            proc.stdout.close()
