@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ NAMESPACE = "logway-dev"
 READER_UID = "logway-gateway"
 FRAMEWORK_ID = "dev-framework-0000"
 AGENT_ID = "dev-agent-S0"
+SUPERUSER = "admin"  # IamSettings' default superuser uid
 
 SAMPLE_TASK = r"""
 import itertools, sys, time
@@ -45,6 +47,8 @@ def add_parser(commands: Any) -> None:
     p.add_argument("--host", default="127.0.0.2")
     p.add_argument("--port", type=int, default=61001)
     p.add_argument("--namespace", default=NAMESPACE, help="journald namespace to start")
+    p.add_argument("--gateway-host", default="127.0.0.1")
+    p.add_argument("--gateway-port", type=int, default=8000)
     p.add_argument("--data-dir", type=Path, default=DATA_DIR)
     p.set_defaults(run=run)
 
@@ -82,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     token_path = data_dir / "token"
     token_path.write_text(token + "\n")
     token_path.chmod(0o600)
+    password = _superuser_password(data_dir / "superuser-password")
     procs: list[subprocess.Popen[bytes]] = []
     stopping = False
 
@@ -105,6 +110,17 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
             procs.append(node)
+            gateway = subprocess.Popen(
+                _logway(
+                    "gateway",
+                    f"--host={args.gateway_host}",
+                    f"--port={args.gateway_port}",
+                    f"--data-dir={data_dir / 'gateway'}",
+                    "--log-level=WARNING",
+                ),
+                env={**os.environ, "LOGWAY_IAM_SUPERUSER_PASSWORD": password},
+            )
+            procs.append(gateway)
             for app_name, container in (
                 ("web", "dev-container-web"),
                 ("worker", "dev-container-worker"),
@@ -129,6 +145,9 @@ def run(args: argparse.Namespace) -> int:
                 )
             base = f"http://{args.host}:{args.port}"
             _wait_ready(f"{base}/v1/range/?skip_prev=1", token, node)
+            gateway_url = f"http://{args.gateway_host}:{args.gateway_port}"
+            _wait_ready(f"{gateway_url}/acs/api/v1/auth/jwks", token, gateway)
+            print_gateway_banner(gateway_url, password)
             print_banner(base, ns.name, token_path)
             while not stopping and all(p.poll() is None for p in procs):
                 time.sleep(0.2)
@@ -146,6 +165,27 @@ def run(args: argparse.Namespace) -> int:
                 p.kill()
                 p.wait()
     return 0
+
+
+def _superuser_password(path: Path) -> str:
+    """The dev superuser's password: generated once, kept (0600) so `make run` is repeatable."""
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(12) + "\n")
+    return path.read_text().strip()
+
+
+def print_gateway_banner(url: str, password: str) -> None:
+    logway = Path(sys.executable).with_name("logway")
+    print(
+        f"""Gateway with the embedded IAM on {url}; superuser {SUPERUSER!r}, password {password!r}.
+
+  echo '{password}' | {logway} login --url {url} --username {SUPERUSER} --password-stdin
+  {logway} iam user list
+""",
+        flush=True,
+    )
 
 
 def print_banner(base: str, namespace: str, token_path: Path) -> None:

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.skipif(not journald_available(), reason="needs root and
 def test_dev_prints_working_commands_and_stops_cleanly(tmp_path: Path) -> None:
     namespace = new_namespace_name()
     port = free_port("127.0.0.3")
+    gateway_port = free_port("127.0.0.3")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -29,6 +30,8 @@ def test_dev_prints_working_commands_and_stops_cleanly(tmp_path: Path) -> None:
             "--host=127.0.0.3",
             f"--port={port}",
             f"--namespace={namespace}",
+            "--gateway-host=127.0.0.3",
+            f"--gateway-port={gateway_port}",
             f"--data-dir={tmp_path / 'dev'}",
         ],
         stdout=subprocess.PIPE,
@@ -57,6 +60,12 @@ def test_dev_prints_working_commands_and_stops_cleanly(tmp_path: Path) -> None:
         ).stdout
         assert '"CONTAINER_ID":"dev-container-web"' in out
         assert '"STREAM":"STDOUT"' in out
+        login = next(ln.strip() for ln in lines if " login --url " in ln)
+        env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+        out = subprocess.run(
+            ["bash", "-c", login], capture_output=True, text=True, check=True, env=env
+        ).stdout
+        assert "logged in" in out
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(20)
