@@ -85,6 +85,8 @@ class Reading:
         self.follow = follow
         self._remaining = query.limit if query.limit else None
         self._last: Entry | None = None
+        # A follow ends here (unix time): the caller's credential expires then (J27).
+        self.deadline: float | None = None
 
     async def aclose(self) -> None:
         if self._lease is not None:
@@ -176,13 +178,18 @@ class Reading:
             try:
                 async for batch in self._catch_up(sub.start):
                     yield batch
-                    if self._exhausted:
+                    if self._exhausted or self._expired():
                         return
                 if self._lease is not None:
                     self._lease.release()
                     self._lease = None
                 while True:
-                    entries = await sub.get(heartbeat)
+                    idle = heartbeat
+                    if self.deadline is not None:
+                        idle = min(heartbeat, self.deadline - time.time())
+                        if idle <= 0:
+                            return
+                    entries = await sub.get(idle)
                     if self._last is not None:
                         last = self._last.seqnum
                         entries = [e for e in entries if e.seqnum.after(last)]
@@ -202,6 +209,9 @@ class Reading:
             finally:
                 sub.close()
                 self._sub = None
+
+    def _expired(self) -> bool:
+        return self.deadline is not None and time.time() >= self.deadline
 
     async def _catch_up(self, cutoff: Entry | None) -> AsyncIterator[list[Entry]]:
         lease = self._lease

@@ -25,8 +25,10 @@ async def require_caller(request: Request) -> None:
     authenticator: Authenticator | None = request.app.state.authenticator
     if authenticator is None:  # --no-auth
         return
-    if await authenticator.authenticate(request) is None:
+    identity = await authenticator.authenticate(request)
+    if identity is None:
         raise Unauthenticated("Authentication required: send Authorization: token=<JWT>")
+    request.state.identity = identity
 
 
 def location_of(settings: NodeSettings) -> JournalLocation:

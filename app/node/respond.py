@@ -82,8 +82,16 @@ async def range_response(
 
 
 def stream_response(
-    reading: Reading, encoder: Encoder, *, heartbeat: float, skip_headers: bool = True
+    reading: Reading,
+    encoder: Encoder,
+    *,
+    heartbeat: float,
+    deadline: float | None = None,
+    skip_headers: bool = True,
 ) -> Response:
+    """`deadline`: when the caller's token expires the stream ends; an SSE client reconnects
+    with a fresh token and `Last-Event-ID`, and loses nothing."""
+    reading.deadline = deadline
     headers = {
         **COMMON_HEADERS,
         **(_skip_headers(reading) if skip_headers else {}),

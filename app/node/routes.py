@@ -19,6 +19,13 @@ ALLOWED_FIELDS = ("FRAMEWORK_ID", "AGENT_ID", "EXECUTOR_ID", "CONTAINER_ID", "ST
 router = APIRouter()
 
 
+def token_deadline(request: Request) -> float | None:
+    """When the caller's credential expires; a stream must not outlive it."""
+    identity = getattr(request.state, "identity", None)
+    exp = getattr(identity, "exp", None)
+    return float(exp) if exp is not None else None
+
+
 def get_journal(request: Request) -> Journal:
     journal: Journal = request.app.state.journal
     return journal
@@ -66,7 +73,10 @@ async def _v1_stream(
     media = negotiate(request.headers.get("accept"))
     reading = await journal.open(query, follow=True)
     return stream_response(
-        reading, encoder_for(media, stream=True), heartbeat=request.app.state.heartbeat
+        reading,
+        encoder_for(media, stream=True),
+        heartbeat=request.app.state.heartbeat,
+        deadline=token_deadline(request),
     )
 
 
@@ -145,7 +155,13 @@ async def _v2_component(request: Request, journal: Journal, unit: str | None) ->
     encoder = encoder_for(media, stream=follow)
     if follow:
         heartbeat = request.app.state.heartbeat
-        return stream_response(reading, encoder, heartbeat=heartbeat, skip_headers=False)
+        return stream_response(
+            reading,
+            encoder,
+            heartbeat=heartbeat,
+            deadline=token_deadline(request),
+            skip_headers=False,
+        )
     return await range_response(reading, encoder, skip_headers=False)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,3 +78,19 @@ def test_error_body_never_echoes_the_token(base: str, keys: DevKeys) -> None:
     token = keys.token("intruder")
     r = get(base, authorization=f"token={token}")
     assert token not in r.text
+
+
+def test_a_stream_ends_when_the_token_expires(base: str, keys: DevKeys) -> None:
+    # J27: a follow must not outlive the credential that opened it.
+    token = keys.token(GATEWAY_UID, lifetime=2)
+    started = time.monotonic()
+    with httpx.stream(
+        "GET",
+        f"{base}/v1/stream/?skip_prev=1",
+        headers={"Authorization": f"token={token}", "Accept": "text/event-stream"},
+        timeout=20,
+    ) as r:
+        assert r.status_code == 200
+        for _ in r.iter_bytes():
+            pass
+    assert time.monotonic() - started < 8
