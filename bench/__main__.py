@@ -1,0 +1,117 @@
+"""`python -m bench [--entries N] [--runs N] [--followers N] [--skip-peers]`."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import resource
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from app.devcluster.journald import JournaldNamespace
+from bench import report, sections
+from bench.fill import KeepAlive, fill
+from bench.report import Verdict
+from bench.servers import gatewayd, node_reader
+
+FD_HEADROOM = 1024
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return value
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="The node reader against journalctl and systemd-journal-gatewayd on one "
+        "fresh journal, follow latency, and many concurrent followers.",
+    )
+    p.add_argument("--entries", type=positive, default=300_000, help="entries in the journal")
+    p.add_argument("--runs", type=positive, default=3, help="full-read runs (medians printed)")
+    p.add_argument("--followers", type=positive, default=1000, help="concurrent SSE followers")
+    p.add_argument("--skip-peers", action="store_true", help="skip journalctl and gatewayd")
+    return p.parse_args(argv)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwind through every finally: processes, namespace
+
+
+def raise_fd_limit(needed: int) -> int:
+    """Followers need a socket each, here and in the node (which inherits our limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = needed + FD_HEADROOM
+    if soft < want:
+        new_hard = max(hard, want)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, new_hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def print_header(args: argparse.Namespace, fd_limit: int) -> None:
+    one, five, fifteen = os.getloadavg()
+    print(f"logway bench  {time.strftime('%Y-%m-%d %H:%M:%S %Z')}  cpus {os.cpu_count()}")
+    print(f"load average at start: {one:.2f} {five:.2f} {fifteen:.2f}  (shared, noisy machine)")
+    print(
+        f"entries {args.entries:,}  runs {args.runs}  followers {args.followers}  "
+        f"fd limit {fd_limit}  peers {'skipped' if args.skip_peers else 'on'}"
+    )
+
+
+def bench(args: argparse.Namespace) -> list[Verdict]:
+    name = f"bench{os.getpid()}"
+    with contextlib.ExitStack() as stack:
+        ns = stack.enter_context(JournaldNamespace(name))
+        stack.enter_context(KeepAlive(ns.runtime_dir / "stdout"))
+        seconds = fill(ns.socket, args.entries)
+        ns.sync()
+        size = sum(p.stat().st_size for p in ns.directory.iterdir())
+        print(
+            f"journal {name}: wrote {args.entries:,} entries in {seconds:.1f} s "
+            f"({args.entries / seconds:,.0f}/s), {report.mib(size)} on disk",
+            flush=True,
+        )
+        node = stack.enter_context(node_reader(ns.name))
+        node.start("/v1/fields/STREAM")
+        gw = None
+        if not args.skip_peers:
+            gw = stack.enter_context(gatewayd(ns.directory))
+            gw.start("/machine")
+        print(
+            f"node reader pid {node.pid} at {node.base_url}"
+            + (f"; gatewayd pid {gw.pid} at {gw.base_url}" if gw else "")
+        )
+        results = sections.run_reads(sections.readers(node, gw, ns.name), args.runs)
+        verdicts = sections.ratios(results, sections.medians(results))
+        verdicts.append(sections.latency(node, ns))
+        verdicts += sections.followers(node, ns, args.followers)
+        return verdicts
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    fd_limit = raise_fd_limit(args.followers * 2)
+    print_header(args, fd_limit)
+    try:
+        verdicts = bench(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted; everything started was stopped", file=sys.stderr)
+        return 130
+    print(report.section("summary"))
+    rows = [[v.target, v.measured, v.outcome] for v in verdicts]
+    print(report.table(["target", "measured", "verdict"], rows, right=1))
+    one, five, fifteen = os.getloadavg()
+    print(f"load average at end: {one:.2f} {five:.2f} {fifteen:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
