@@ -162,9 +162,10 @@ def followers(node: Server, ns: JournaldNamespace, count: int) -> list[Verdict]:
 def _fanout_verdicts(r: fanout.FanOut) -> list[Verdict]:
     with_followers = (r.attached, r.delivered)
     rss = max(s.rss for s in with_followers) / (1 << 20)
-    handles = max(s.handles for s in with_followers)
-    proc_handles = max(s.fd_handles for s in with_followers)
-    # The metric counts the live tail plus the pool's idle handles (at most the pool cap).
+    # Judged once every follower is past its catch-up read (which leases a pooled handle
+    # for a moment): then the metric is the live tail plus idle pooled handles, at most
+    # the pool cap.
+    handles, proc_handles = r.delivered.handles, r.delivered.fd_handles
     shared = handles - 1 <= MAX_IDLE_HANDLES and proc_handles <= 1 + MAX_IDLE_HANDLES
     handle_figures = (
         f"1 live + {handles - 1} pooled ({proc_handles} in /proc); "
