@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -23,6 +24,12 @@ RUNTIME_DIR = Path("/run/systemd")
 START_TIMEOUT = 10.0
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+# A namespaced journald exits after 30 s without stream clients (IDLE_TIMEOUT_USEC in
+# journald-server.c), even while datagrams keep arriving. A stdout stream that sends its
+# header (identifier, unit, priority, level prefix, three forward flags; journald-stream.c)
+# and never a line keeps it up without adding an entry.
+KEEPALIVE_HEADER = b"logway-keepalive\n\n6\n0\n0\n0\n0\n"
 
 # Shipped task output must never be dropped: journald's default rate limit
 # (10000 messages per 30 s) would drop lines from a busy task.
@@ -54,6 +61,7 @@ class JournaldNamespace:
         self.name = name
         self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
         self._proc: subprocess.Popen[bytes] | None = None
+        self._keepalive: socket.socket | None = None
 
     @property
     def conf_path(self) -> Path:
@@ -93,13 +101,17 @@ class JournaldNamespace:
             start_new_session=True,
         )
         deadline = time.monotonic() + START_TIMEOUT
-        while not (self.socket.exists() and self.directory.exists()):
+        stdout = self.runtime_dir / "stdout"
+        while not (self.socket.exists() and stdout.exists() and self.directory.exists()):
             if self._proc.poll() is not None:
                 raise JournaldError(f"systemd-journald {self.name} exited: {self._proc.returncode}")
             if time.monotonic() > deadline:
                 self.stop()
                 raise JournaldError(f"systemd-journald {self.name} did not start")
             time.sleep(0.01)
+        self._keepalive = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._keepalive.connect(str(self.runtime_dir / "stdout"))
+        self._keepalive.sendall(KEEPALIVE_HEADER)
         return self
 
     def rotate(self) -> None:
@@ -119,6 +131,9 @@ class JournaldNamespace:
         subprocess.run(["journalctl", f"--namespace={self.name}", "--sync"], check=True)
 
     def stop(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.close()
+            self._keepalive = None
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
