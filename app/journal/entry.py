@@ -73,13 +73,14 @@ def go_json(obj: Any) -> bytes:
 
 
 class Entry:
-    __slots__ = ("_fields", "_json", "_seqnum", "cursor", "raw")
+    __slots__ = ("_fields", "_json", "_json_unescaped", "_seqnum", "cursor", "raw")
 
     def __init__(self, raw: RawFields, cursor: str) -> None:
         self.raw = raw
         self.cursor = cursor
         self._fields: dict[str, FieldValue] | None = None
         self._json: bytes | None = None
+        self._json_unescaped: bytes | None = None
         self._seqnum: Seqnum | None = None
 
     @property
@@ -119,11 +120,11 @@ class Entry:
 
     def json_unescaped(self) -> bytes:
         """As `json()` but before Go's `<>&` escapes, for encoders that escape a whole batch."""
-        if self._json is not None:
-            return self._json
+        if self._json_unescaped is not None:
+            return self._json_unescaped
         # Go marshals the struct in declaration order and the fields map sorted.
         _, _, _, mono, real, _ = self.cursor.split(";")
-        return b"".join(
+        self._json_unescaped = b"".join(
             (
                 b'{"fields":',
                 orjson.dumps(self.fields, option=orjson.OPT_SORT_KEYS),
@@ -136,3 +137,4 @@ class Entry:
                 b"}",
             )
         )
+        return self._json_unescaped

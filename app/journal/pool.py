@@ -17,6 +17,9 @@ from app.journal.handle import Handle, JournalLocation
 T = TypeVar("T")
 
 MAX_IDLE_HANDLES = 8
+# Each open handle maps journal files; a burst of followers catching up at once must not
+# open hundreds. Further readers wait for a handle.
+MAX_LEASED_HANDLES = 64
 
 
 class HandlePool:
@@ -26,6 +29,7 @@ class HandlePool:
         executor: concurrent.futures.ThreadPoolExecutor,
         *,
         max_idle: int = MAX_IDLE_HANDLES,
+        max_leased: int = MAX_LEASED_HANDLES,
     ) -> None:
         self.location = location
         self.executor = executor
@@ -33,6 +37,7 @@ class HandlePool:
         self._max_idle = max_idle
         self.open_handles = 0
         self._closed = False
+        self._slots = asyncio.Semaphore(max_leased)
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run a blocking call on the journal thread pool, never on the event loop."""
@@ -40,26 +45,35 @@ class HandlePool:
         return await asyncio.wrap_future(future)
 
     async def lease(self) -> Lease:
-        handle = self._idle.pop() if self._idle else None
-        if handle is None:
-            handle = await self.run(self.location.open)
-            self.open_handles += 1
+        await self._slots.acquire()
+        try:
+            handle = self._idle.pop() if self._idle else None
+            if handle is None:
+                handle = await self.run(self.location.open)
+                self.open_handles += 1
+        except BaseException:
+            self._slots.release()
+            raise
         return Lease(self, handle)
 
     def give_back(self, handle: Handle) -> None:
+        self._slots.release()
         if not self._closed and len(self._idle) < self._max_idle:
             self._idle.append(handle)
         else:
-            self._discard(handle)
+            handle.close()
+            self.open_handles -= 1
 
     def _discard(self, handle: Handle) -> None:
+        self._slots.release()
         handle.close()
         self.open_handles -= 1
 
     def close(self) -> None:
         self._closed = True
         while self._idle:
-            self._discard(self._idle.pop())
+            self._idle.pop().close()
+            self.open_handles -= 1
 
 
 class Lease:

@@ -1,9 +1,11 @@
 """The shared live tail: one journal handle per node reader follows the journal and fans
 new entries out to every follower, each through its own filter.
 
-The handle's file descriptor (inotify, via sd_journal_get_fd) wakes the tail; there is no
-fixed poll. A follower that falls more than `queue_limit` entries behind is marked lagged
-instead of holding memory for it: it catches up from its own cursor and subscribes again.
+The handle's file descriptor (inotify, via sd_journal_get_fd) wakes the tail; because
+journald posts those notifications only every 250 ms, the tail also looks every 10 ms while
+it has followers (and every second otherwise). A follower that falls more than
+`queue_limit` entries behind is marked lagged instead of holding memory for it: it catches
+up from its own cursor and subscribes again.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ QUEUE_LIMIT = 20_000
 # When libsystemd says the fd cannot be trusted (e.g. network file systems), or an
 # inotify event is missed, we still look every so often.
 SAFETY_POLL_INTERVAL = 1.0
+# journald makes new entries visible in the mapped file at once but posts the inotify
+# change at most every 250 ms (POST_CHANGE_TIMER_INTERVAL_USEC in journal-file.c), so the
+# fd alone cannot deliver a line within 50 ms. While anyone follows, we also look this often
+# (a non-blocking process()+next() on the journal thread, ~tens of µs when idle).
+FOLLOW_POLL_INTERVAL = 0.01
 
 
 class Lagged(Exception):
@@ -130,8 +137,9 @@ class LiveTail:
         handle = self._handle
         loop = asyncio.get_running_loop()
         while True:
+            interval = FOLLOW_POLL_INTERVAL if self._subscriptions else SAFETY_POLL_INTERVAL
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), SAFETY_POLL_INTERVAL)
+                await asyncio.wait_for(self._wake.wait(), interval)
             self._wake.clear()
             try:
                 while True:
