@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from app.devcluster.journald import JournaldNamespace
-from bench import report, sections
+from bench import identity, report, sections
 from bench.fill import KeepAlive, fill
 from bench.report import Verdict
 from bench.servers import gatewayd, node_reader
@@ -38,6 +38,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--runs", type=positive, default=3, help="full-read runs (medians printed)")
     p.add_argument("--followers", type=positive, default=1000, help="concurrent SSE followers")
     p.add_argument("--skip-peers", action="store_true", help="skip journalctl and gatewayd")
+    p.add_argument(
+        "--only",
+        choices=("logs", "identity"),
+        help="run one part: the node reader (logs) or token/authorization/login (identity)",
+    )
     return p.parse_args(argv)
 
 
@@ -101,7 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     fd_limit = raise_fd_limit(args.followers * 2)
     print_header(args, fd_limit)
     try:
-        verdicts = bench(args)
+        verdicts = bench(args) if args.only != "identity" else []
+        if args.only != "logs":
+            verdicts += identity.run()
     except KeyboardInterrupt:
         print("\ninterrupted; everything started was stopped", file=sys.stderr)
         return 130

@@ -112,15 +112,23 @@ class JwtAuthenticator:
 
     async def verify(self, token: str) -> Claims:
         """Verify a bare token (no HTTP, no allow-list), through the cache."""
-        unverified = parse(token)
-        # The key is looked up on a cache hit too: that keeps JWKS refreshes going and drops
-        # entries whose key has been rotated out.
-        key = await self._keys.key_for(unverified.kid)
         now = self._clock()
-        claims = self._cache.get(token, key=key, now=now)
-        if claims is None:
-            claims = verify(unverified, key, now=now, leeway=self._leeway)
-            self._cache.put(token, key=key, claims=claims)
+        hit = self._cache.lookup(token, now=now)
+        if hit is not None:
+            # These exact bytes were verified before. The key is looked up again: that keeps
+            # JWKS refreshes going and drops entries whose key has been rotated out.
+            try:
+                current = await self._keys.key_for(hit.kid)
+            except TokenRejected:
+                self._cache.discard(token)
+                raise
+            if current == hit.key:
+                return hit.claims
+            self._cache.discard(token)
+        unverified = parse(token)
+        key = await self._keys.key_for(unverified.kid)
+        claims = verify(unverified, key, now=now, leeway=self._leeway)
+        self._cache.put(token, key=key, claims=claims, kid=unverified.kid)
         return claims
 
 

@@ -20,9 +20,10 @@ DEFAULT_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
+class Verified:
     claims: Claims
     key: RS256Key
+    kid: str | None
 
 
 class VerifiedTokens:
@@ -32,24 +33,38 @@ class VerifiedTokens:
         if max_entries < 0:
             raise ValueError("max_entries must be >= 0")
         self._max = max_entries
-        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+        self._entries: OrderedDict[bytes, Verified] = OrderedDict()
 
-    def get(self, token: str, *, key: RS256Key, now: float) -> Claims | None:
+    def lookup(self, token: str, *, now: float) -> Verified | None:
+        """The entry for these exact bytes while unexpired; the caller still checks that
+        `entry.key` is the current key for `entry.kid`."""
         digest = _digest(token)
         entry = self._entries.get(digest)
         if entry is None:
             return None
-        if now >= entry.claims.exp or entry.key != key:
+        if now >= entry.claims.exp:
             del self._entries[digest]
             return None
         self._entries.move_to_end(digest)
+        return entry
+
+    def get(self, token: str, *, key: RS256Key, now: float) -> Claims | None:
+        entry = self.lookup(token, now=now)
+        if entry is None:
+            return None
+        if entry.key != key:
+            self.discard(token)
+            return None
         return entry.claims
 
-    def put(self, token: str, *, key: RS256Key, claims: Claims) -> None:
+    def discard(self, token: str) -> None:
+        self._entries.pop(_digest(token), None)
+
+    def put(self, token: str, *, key: RS256Key, claims: Claims, kid: str | None = None) -> None:
         if self._max == 0:
             return
         digest = _digest(token)
-        self._entries[digest] = _Entry(claims, key)
+        self._entries[digest] = Verified(claims, key, kid)
         self._entries.move_to_end(digest)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)

@@ -12,6 +12,7 @@ import logging
 import logging.handlers
 import queue
 import re
+from typing import TextIO
 
 # JWTs (three base64url segments), `token=...` and Bearer credentials.
 _SECRET = re.compile(
@@ -33,18 +34,28 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO") -> None:
+def configure_logging(level: str = "INFO", *, stream: TextIO | None = None) -> None:
+    """Root logging through the queue; records are written to `stream` (stderr)."""
     global _listener
-    if _listener is not None:
-        _listener.stop()
-    stream = logging.StreamHandler()
-    stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    shutdown_logging()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     enqueue = logging.handlers.QueueHandler(records)
     enqueue.addFilter(RedactingFilter())  # before the record leaves this thread
     root = logging.getLogger()
     root.handlers[:] = [enqueue]
     root.setLevel(level)
-    _listener = logging.handlers.QueueListener(records, stream, respect_handler_level=True)
+    _listener = logging.handlers.QueueListener(records, handler, respect_handler_level=True)
     _listener.start()
-    atexit.register(_listener.stop)
+    atexit.unregister(shutdown_logging)
+    atexit.register(shutdown_logging)
+
+
+def shutdown_logging() -> None:
+    """Flush and stop the listener thread; records logged afterwards are dropped."""
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+        _listener = None
+    logging.getLogger().handlers.clear()
