@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from typing import Protocol
 
-from app.journal.entry import Entry, go_escape
+from app.journal.entry import Entry, go_escape, json_lines
 
 TEXT = "text/plain"
 JSON = "application/json"
@@ -19,7 +18,7 @@ class Encoder(Protocol):
     @property
     def media_type(self) -> str: ...
 
-    def encode(self, entries: Iterable[Entry]) -> bytes: ...
+    def encode(self, entries: list[Entry]) -> bytes: ...
 
     def heartbeat(self) -> bytes | None: ...
 
@@ -52,7 +51,7 @@ class TextEncoder:
     def __init__(self) -> None:
         self._clock = _LocalTime()
 
-    def encode(self, entries: Iterable[Entry]) -> bytes:
+    def encode(self, entries: list[Entry]) -> bytes:
         clock = self._clock
         return b"".join(
             clock(e.realtime) + b": " + e.message + b"\n" for e in entries if e.message is not None
@@ -67,8 +66,8 @@ class JsonEncoder:
 
     media_type = JSON
 
-    def encode(self, entries: Iterable[Entry]) -> bytes:
-        return go_escape(b"\n".join([e.json_unescaped() for e in entries]) + b"\n")
+    def encode(self, entries: list[Entry]) -> bytes:
+        return json_lines(entries)
 
     def heartbeat(self) -> bytes | None:
         return None
@@ -82,14 +81,18 @@ class SseEncoder:
     def __init__(self, *, with_id: bool) -> None:
         self.with_id = with_id
 
-    def encode(self, entries: Iterable[Entry]) -> bytes:
+    def encode(self, entries: list[Entry]) -> bytes:
         if self.with_id:
-            body = b"".join(
-                [b"id: %b\ndata: %b\n\n" % (e.cursor.encode(), e.json_unescaped()) for e in entries]
+            # The id differs per entry, so it is written here; the JSON is shared.
+            return go_escape(
+                b"".join(
+                    [
+                        b"id: %s\ndata: %b\n\n" % (e.cursor.encode(), e.json_unescaped())
+                        for e in entries
+                    ]
+                )
             )
-        else:
-            body = b"".join([b"data: %b\n\n" % e.json_unescaped() for e in entries])
-        return go_escape(body)
+        return json_lines(entries, prefix=b"data: ", suffix=b"\n\n")
 
     def heartbeat(self) -> bytes | None:
         return SSE_PING

@@ -120,21 +120,33 @@ class Entry:
 
     def json_unescaped(self) -> bytes:
         """As `json()` but before Go's `<>&` escapes, for encoders that escape a whole batch."""
-        if self._json_unescaped is not None:
-            return self._json_unescaped
-        # Go marshals the struct in declaration order and the fields map sorted.
-        _, _, _, mono, real, _ = self.cursor.split(";")
-        self._json_unescaped = b"".join(
-            (
-                b'{"fields":',
-                orjson.dumps(self.fields, option=orjson.OPT_SORT_KEYS),
-                b',"cursor":"',
-                self.cursor.encode(),
-                b'","monotonic_timestamp":',
-                str(int(mono[2:], 16)).encode(),
-                b',"realtime_timestamp":',
-                str(int(real[2:], 16)).encode(),
-                b"}",
-            )
-        )
+        if self._json_unescaped is None:
+            self._json_unescaped = _json_object(self.fields, self.cursor)
         return self._json_unescaped
+
+
+def _json_object(fields: dict[str, FieldValue], cursor: str) -> bytes:
+    # Go marshals the struct in declaration order and the fields map sorted.
+    _, _, _, mono, real, _ = cursor.split(";")
+    return b'{"fields":%b,"cursor":"%s","monotonic_timestamp":%d,"realtime_timestamp":%d}' % (
+        orjson.dumps(fields, option=orjson.OPT_SORT_KEYS),
+        cursor.encode(),
+        int(mono[2:], 16),
+        int(real[2:], 16),
+    )
+
+
+def json_lines(entries: list[Entry], *, prefix: bytes = b"", suffix: bytes = b"\n") -> bytes:
+    """The hot path of range reads: each entry's JSON between `prefix` and `suffix`, Go's
+    escapes applied once to the whole batch. Entries fanned out by the live tail reuse the
+    JSON they already carry; one-off range entries are encoded without being kept."""
+    out: list[bytes] = []
+    append = out.append
+    for e in entries:
+        data = e._json_unescaped
+        if data is None:
+            data = _json_object(e._fields or decode_fields(e.raw), e.cursor)
+        append(prefix)
+        append(data)
+        append(suffix)
+    return go_escape(b"".join(out))

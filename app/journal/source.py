@@ -161,12 +161,17 @@ class Reading:
         if not batch:
             return [], b"", True
         past_window = self._beyond_window(batch)
-        entries = self._take([e for e in batch if self.query.in_time_window(e)])
+        q = self.query
+        if q.since is not None or q.until is not None:
+            batch = [e for e in batch if q.in_time_window(e)]
+        entries = self._take(batch)
         data = encode(entries) if encode is not None and entries else b""
         return entries, data, past_window or self._exhausted
 
     def _beyond_window(self, batch: list[Entry]) -> bool:
         q = self.query
+        if q.since is None and q.until is None:
+            return False
         if q.reverse:
             return q.since is not None and batch[-1].realtime < q.since
         return q.until is not None and batch[-1].realtime > q.until
