@@ -124,6 +124,7 @@ class LiveTail:
     def subscribe(self, query: Query) -> Subscription:
         sub = Subscription(self, query, self._last, self._queue_limit)
         self._subscriptions.add(sub)
+        self._wake.set()  # switch from the idle to the follow poll interval now
         return sub
 
     def _on_readable(self) -> None:
