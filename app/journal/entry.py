@@ -48,15 +48,10 @@ def _last(value: bytes | list[bytes]) -> bytes:
 
 def decode_fields(raw: RawFields) -> dict[str, FieldValue]:
     try:
-        joined = b"\x00".join(raw.values())  # type: ignore[arg-type]
-    except TypeError:  # a repeated field (list value)
-        joined = None
-    if joined is not None and joined.count(b"\x00") == len(raw) - 1:
-        try:
-            return dict(zip(raw, joined.decode().split("\x00"), strict=True))
-        except UnicodeDecodeError:
-            pass
-    return {key: decode_value(_last(value)) for key, value in raw.items()}
+        # The common case, and the fastest way to it (measured against join/split tricks).
+        return {key: value.decode() for key, value in raw.items()}  # type: ignore[union-attr]
+    except (UnicodeDecodeError, AttributeError):  # binary data, or a repeated field (list)
+        return {key: decode_value(_last(value)) for key, value in raw.items()}
 
 
 def go_escape(data: bytes) -> bytes:
