@@ -1,0 +1,31 @@
+"""Errors of the cluster layer, on top of the one tree in `app.core.errors`."""
+
+from __future__ import annotations
+
+from app.core.errors import LogwayError, NotFound
+
+
+class Ambiguous(LogwayError):
+    """A task name or id fragment matched several tasks; the message lists their ids."""
+
+    status = 409
+
+    def __init__(self, message: str, *, candidates: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.candidates = candidates
+
+
+class InvalidId(NotFound):
+    """An id that cannot name anything in Mesos.
+
+    A 404, not a 400: Admin Router's agent location only matches `[0-9a-zA-Z-]+`, so any
+    other id never routes and the caller sees a 404 (reference §3.1).
+    """
+
+
+class MesosError(Exception):
+    """One poll of the Mesos masters failed; the message says where and why.
+
+    Internal to the layer: `ClusterState` keeps it as the "last error" it reports in its
+    `Unavailable` messages, it never reaches a client as such.
+    """

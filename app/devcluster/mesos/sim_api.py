@@ -1,0 +1,105 @@
+"""`/__sim__/…`: the simulator's controls over HTTP, for a simulator in another process.
+
+    GET    /__sim__/requests[?path=&master=]   recorded requests (JSON list)
+    DELETE /__sim__/requests
+    PUT    /__sim__/leader        {"leader": 1}  or  {"leader": null}
+    PUT    /__sim__/fault         {"kind": "status"|"stall"|"garbage"|"none", "master": 0|null,
+                                   "status": 503, "seconds": 2.0, "body": "..."}
+    POST   /__sim__/agents        SimAgent fields         DELETE /__sim__/agents/{id}
+    POST   /__sim__/frameworks    SimFramework fields
+    POST   /__sim__/tasks         SimTask fields          DELETE /__sim__/tasks/{id}
+    POST   /__sim__/masters/{i}/stop, /__sim__/masters/{i}/start
+
+Control requests are neither recorded nor subject to faults.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from app.devcluster.mesos.control import Controls, Fault, Lifecycle
+from app.devcluster.mesos.model import SimAgent, SimFramework, SimTask
+
+
+def control_routes(controls: Controls, lifecycle: Lifecycle) -> list[BaseRoute]:
+    async def requests(request: Request) -> Response:
+        if request.method == "DELETE":
+            controls.reset_requests()
+            return Response(status_code=204)
+        master = request.query_params.get("master")
+        found = controls.requests(
+            request.query_params.get("path"), None if master is None else int(master)
+        )
+        return _json([r.to_json() for r in found])
+
+    async def leader(request: Request) -> Response:
+        controls.set_leader((await _body(request)).get("leader"))
+        return Response(status_code=204)
+
+    async def fault(request: Request) -> Response:
+        body = await _body(request)
+        kind = body.pop("kind", "none")
+        master = body.pop("master", None)
+        controls.set_fault(None if kind == "none" else Fault(kind=kind, **body), master)
+        return Response(status_code=204)
+
+    async def agents(request: Request) -> Response:
+        if request.method == "DELETE":
+            return _removed(controls.document.remove_agent(request.path_params["id"]))
+        controls.document.add_agent(SimAgent(**await _body(request)))
+        return Response(status_code=201)
+
+    async def frameworks(request: Request) -> Response:
+        controls.document.add_framework(SimFramework(**await _body(request)))
+        return Response(status_code=201)
+
+    async def tasks(request: Request) -> Response:
+        if request.method == "DELETE":
+            return _removed(controls.document.remove_task(request.path_params["id"]))
+        body = await _body(request)
+        body["containers"] = tuple(body.get("containers", ()))
+        controls.document.add_task(SimTask(**body))
+        return Response(status_code=201)
+
+    async def master(request: Request) -> Response:
+        index = int(request.path_params["index"])
+        actions = {"stop": lifecycle.stop_master, "start": lifecycle.start_master}
+        action = actions.get(request.path_params["action"])
+        if action is None or not 0 <= index < len(controls.masters):
+            return PlainTextResponse("not found", 404)
+        # Not on this server's own thread: stopping it waits for this very request.
+        threading.Thread(target=action, args=(index,), daemon=True).start()
+        return Response(status_code=202)
+
+    return [
+        Route("/__sim__/requests", requests, methods=["GET", "DELETE"]),
+        Route("/__sim__/leader", leader, methods=["PUT"]),
+        Route("/__sim__/fault", fault, methods=["PUT"]),
+        Route("/__sim__/agents", agents, methods=["POST"]),
+        Route("/__sim__/agents/{id}", agents, methods=["DELETE"]),
+        Route("/__sim__/frameworks", frameworks, methods=["POST"]),
+        Route("/__sim__/tasks", tasks, methods=["POST"]),
+        Route("/__sim__/tasks/{id}", tasks, methods=["DELETE"]),
+        Route("/__sim__/masters/{index:int}/{action:str}", master, methods=["POST"]),
+    ]
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    body = orjson.loads(await request.body() or b"{}")
+    if not isinstance(body, dict):
+        raise ValueError("expected a JSON object")
+    return body
+
+
+def _removed(found: bool) -> Response:
+    return Response(status_code=204) if found else PlainTextResponse("not found", 404)
+
+
+def _json(value: Any) -> Response:
+    return Response(orjson.dumps(value), media_type="application/json")
