@@ -17,19 +17,6 @@ from tests.cluster.support import fixture_path
 from tests.conftest import free_port
 from tests.support.servers import stop, wait_http
 
-MASTERS = [("127.0.0.2", 0), ("127.0.0.3", 0)]
-
-
-@pytest.fixture
-def cluster() -> SimCluster:
-    return SimCluster.sample(agent_ips=("10.0.0.1", "10.0.0.2"))
-
-
-@pytest.fixture
-def sim(cluster: SimCluster) -> Iterator[MesosSimulator]:
-    with MesosSimulator(cluster, masters=MASTERS) as simulator:
-        yield simulator
-
 
 @pytest.fixture
 def http() -> Iterator[httpx.Client]:
@@ -237,6 +224,15 @@ def test_http_control_api(sim: MesosSimulator, cluster: SimCluster, http: httpx.
     assert http.post(f"{control}/masters/0/start").status_code == 202
     wait_until(sim.urls[0], up=True)
     assert http.post(f"{control}/masters/5/stop").status_code == 404
+    for method, path, body in (
+        ("PUT", "/fault", {"kind": "weird"}),
+        ("PUT", "/leader", {"leader": 9}),
+        ("POST", "/agents", {"id": "no-ip"}),
+        ("POST", "/tasks", {"id": "t", "name": "t", "framework_id": "nope", "agent_id": "a"}),
+        ("PUT", "/leader", [1]),
+    ):
+        response = http.request(method, control + path, json=body)
+        assert response.status_code == 400, (path, body)
 
 
 def wait_until(url: str, *, up: bool, timeout: float = 5.0) -> None:

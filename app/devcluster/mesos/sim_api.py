@@ -16,6 +16,7 @@ Control requests are neither recorded nor subject to faults.
 from __future__ import annotations
 
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -25,6 +26,9 @@ from starlette.routing import BaseRoute, Route
 
 from app.devcluster.mesos.control import Controls, Fault, Lifecycle
 from app.devcluster.mesos.model import SimAgent, SimFramework, SimTask
+
+FAULT_KINDS = frozenset({"status", "stall", "garbage", "none"})
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 def control_routes(controls: Controls, lifecycle: Lifecycle) -> list[BaseRoute]:
@@ -46,6 +50,8 @@ def control_routes(controls: Controls, lifecycle: Lifecycle) -> list[BaseRoute]:
         body = await _body(request)
         kind = body.pop("kind", "none")
         master = body.pop("master", None)
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind must be one of {sorted(FAULT_KINDS)}")
         controls.set_fault(None if kind == "none" else Fault(kind=kind, **body), master)
         return Response(status_code=204)
 
@@ -77,17 +83,29 @@ def control_routes(controls: Controls, lifecycle: Lifecycle) -> list[BaseRoute]:
         threading.Thread(target=action, args=(index,), daemon=True).start()
         return Response(status_code=202)
 
-    return [
-        Route("/__sim__/requests", requests, methods=["GET", "DELETE"]),
-        Route("/__sim__/leader", leader, methods=["PUT"]),
-        Route("/__sim__/fault", fault, methods=["PUT"]),
-        Route("/__sim__/agents", agents, methods=["POST"]),
-        Route("/__sim__/agents/{id}", agents, methods=["DELETE"]),
-        Route("/__sim__/frameworks", frameworks, methods=["POST"]),
-        Route("/__sim__/tasks", tasks, methods=["POST"]),
-        Route("/__sim__/tasks/{id}", tasks, methods=["DELETE"]),
-        Route("/__sim__/masters/{index:int}/{action:str}", master, methods=["POST"]),
+    def checked(handler: Handler) -> Handler:
+        """A body or value the model rejects is the caller's error (400), not ours."""
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (ValueError, TypeError, KeyError, IndexError) as exc:
+                return PlainTextResponse(f"bad control request: {exc}", 400)
+
+        return endpoint
+
+    table: list[tuple[str, Handler, list[str]]] = [
+        ("/__sim__/requests", requests, ["GET", "DELETE"]),
+        ("/__sim__/leader", leader, ["PUT"]),
+        ("/__sim__/fault", fault, ["PUT"]),
+        ("/__sim__/agents", agents, ["POST"]),
+        ("/__sim__/agents/{id}", agents, ["DELETE"]),
+        ("/__sim__/frameworks", frameworks, ["POST"]),
+        ("/__sim__/tasks", tasks, ["POST"]),
+        ("/__sim__/tasks/{id}", tasks, ["DELETE"]),
+        ("/__sim__/masters/{index:int}/{action:str}", master, ["POST"]),
     ]
+    return [Route(path, checked(handler), methods=methods) for path, handler, methods in table]
 
 
 async def _body(request: Request) -> dict[str, Any]:
