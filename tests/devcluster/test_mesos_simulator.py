@@ -120,6 +120,8 @@ def test_agent_state(sim: MesosSimulator, cluster: SimCluster, http: httpx.Clien
 def test_fixture_is_served_verbatim_until_changed(http: httpx.Client) -> None:
     path = fixture_path()
     with MesosSimulator(path, masters=[("127.0.0.5", 0)]) as sim:
+        assert not sim.remove_agent("no-such-agent")  # no change: still verbatim
+        assert not sim.remove_task("no-such-task")
         assert http.get(f"{sim.urls[0]}/master/state").content == path.read_bytes()
         summary = http.get(f"{sim.urls[0]}/master/state-summary").json()
         assert {s["id"][-2:] for s in summary["slaves"]} == {"S0", "S1"}

@@ -92,10 +92,12 @@ class StateDocument:
 
     def remove_agent(self, agent_id: str) -> bool:
         with self._lock:
-            before = len(self._doc["slaves"])
-            self._doc["slaves"] = [a for a in self._doc["slaves"] if a.get("id") != agent_id]
+            kept = [a for a in self._doc["slaves"] if a.get("id") != agent_id]
+            if len(kept) == len(self._doc["slaves"]):
+                return False
+            self._doc["slaves"] = kept
             self._changed()
-            return len(self._doc["slaves"]) < before
+            return True
 
     def add_framework(self, framework: SimFramework) -> None:
         with self._lock:
@@ -119,9 +121,11 @@ class StateDocument:
                 for key in TASK_LISTS:
                     tasks = framework.get(key) or []
                     kept = [t for t in tasks if t.get("id") != task_id]
-                    removed |= len(kept) < len(tasks)
-                    framework[key] = kept
-            self._changed()
+                    if len(kept) < len(tasks):
+                        framework[key] = kept
+                        removed = True
+            if removed:
+                self._changed()
             return removed
 
     # Views -------------------------------------------------------------------------------------
