@@ -1,0 +1,80 @@
+"""`Proxy.forward`: the one call a gateway route makes once it knows the node and has
+authorised the caller.
+
+    proxy = Proxy(HttpUpstream(client), metrics=metrics)      # in the lifespan
+    return await proxy.forward(node.base_url, UpstreamCall.from_request(...))   # in a route
+
+Failures before the first byte become a JSON 502/503/504 naming the node; a bad path or query
+raises `BadRequest` (400) for the app's error handlers.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.responses import Response
+
+from app.proxy.call import SSE, Upstream, UpstreamCall, UpstreamResponse
+from app.proxy.errors import UpstreamError, UpstreamRejected, upstream_problem
+from app.proxy.headers import response_headers
+from app.proxy.metrics import ProxyMetrics
+from app.proxy.relay import RelayResponse, ResumePolicy
+
+log = logging.getLogger(__name__)
+
+NO_BODY_STATUSES = frozenset({204, 304})
+
+
+class Proxy:
+    def __init__(
+        self,
+        upstream: Upstream,
+        *,
+        metrics: ProxyMetrics | None = None,
+        resume: ResumePolicy | None = None,
+    ) -> None:
+        self.upstream = upstream
+        self.metrics = metrics if metrics is not None else ProxyMetrics()
+        self.resume = resume if resume is not None else ResumePolicy()
+
+    def _failed(self, call: UpstreamCall, exc: UpstreamError) -> Response:
+        self.metrics.upstream_error(exc.kind)
+        cause = type(exc.__cause__).__name__ if exc.__cause__ else "-"
+        log.warning(
+            "node %s: %s %s: %s (%s)", call.node, call.method, call.path, exc.message, cause
+        )
+        return upstream_problem(exc)
+
+    async def forward(self, node_base_url: str, call: UpstreamCall) -> Response:
+        try:
+            opened = await self.upstream.open(node_base_url, call)
+        except UpstreamError as exc:
+            return self._failed(call, exc)
+        if opened.status_code in (401, 403):
+            # The node authenticates the gateway, never the caller: this is our credential
+            # (or the node's configuration), and the caller must not be told to log in again.
+            await opened.aclose()
+            message = "the node refused the gateway's credential"
+            return self._failed(call, UpstreamRejected(message, node=call.node))
+        headers = response_headers(opened.headers)
+        follow = call.follow
+        if follow and not any(name == b"x-accel-buffering" for name, _ in headers):
+            headers.append((b"x-accel-buffering", b"no"))
+
+        async def reopen(last_event_id: str | None) -> UpstreamResponse:
+            again = call if last_event_id is None else call.resumed(last_event_id)
+            return await self.upstream.open(node_base_url, again)
+
+        resumable = follow and opened.status_code == 200 and opened.media_type == SSE
+        return RelayResponse(
+            opened,
+            node=call.node,
+            headers=headers,
+            metrics=self.metrics,
+            reopen=reopen if resumable else None,
+            policy=self.resume,
+            body=call.method != "HEAD" and opened.status_code not in NO_BODY_STATUSES,
+        )
+
+
+__all__ = ["Proxy"]

@@ -1,0 +1,191 @@
+"""The node's body relayed to the client as it arrives (security §3 P11-P13).
+
+Backpressure: one chunk is read from the node, then `await send()` (uvicorn waits while the
+client's socket is full), then the next; nothing else buffers, so a slow client slows the node
+and the gateway's memory stays flat. A task watches `http.disconnect` meanwhile, because uvicorn
+drops sends after a disconnect silently and an idle follow sends nothing to notice it with:
+the relay is cancelled at once and the node's response closed in a `finally`.
+
+After the response has started the status cannot change. An event stream that follows the
+journal is resumed when the node goes away (see `sse.py`); any other body cut short ends
+without its final chunk, so the client sees a truncated response, not a complete one.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+import anyio
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from app.proxy.call import SSE, UpstreamResponse
+from app.proxy.errors import UpstreamError
+from app.proxy.headers import Headers
+from app.proxy.metrics import ProxyMetrics
+from app.proxy.sse import SseFramer
+
+log = logging.getLogger(__name__)
+
+# An SSE comment: keeps the client's connection (and any proxy in between) busy while the
+# node is away, and is ignored by every SSE parser.
+RECONNECTING = b": upstream reconnecting\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePolicy:
+    """Reconnects after a follow stream's node went away: exponential backoff from
+    `first_delay` to `max_delay`, at most `attempts` times and `give_up_after` seconds of
+    waiting in all; then the stream ends (and an SSE client reconnects by itself)."""
+
+    attempts: int = 8
+    first_delay: float = 0.2
+    max_delay: float = 5.0
+    give_up_after: float = 60.0
+
+    def delays(self) -> Iterator[float]:
+        delay, waited = self.first_delay, 0.0
+        for _ in range(self.attempts):
+            if waited + delay > self.give_up_after:
+                return
+            yield delay
+            waited += delay
+            delay = min(delay * 2, self.max_delay)
+
+
+NO_RESUME = ResumePolicy(attempts=0)
+
+# Opens the same call again, after the given event id (None: as first sent).
+Reopen = Callable[[str | None], Awaitable[UpstreamResponse]]
+
+
+class _Outcome(enum.Enum):
+    COMPLETE = "complete"  # the body ended: send the final chunk
+    DISCONNECTED = "disconnected"  # the client left: nothing more to send
+    BROKEN = "broken"  # cut short: end without the final chunk
+
+
+async def _until_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
+
+
+class RelayResponse(Response):
+    def __init__(
+        self,
+        opened: UpstreamResponse,
+        *,
+        node: str,
+        headers: Headers,
+        metrics: ProxyMetrics,
+        reopen: Reopen | None = None,
+        policy: ResumePolicy = NO_RESUME,
+        body: bool = True,
+    ) -> None:
+        """`reopen` makes the body an event stream that is resumed by `policy`; `body=False`
+        (HEAD, 204, 304) sends none and never reads the node's."""
+        super().__init__(status_code=opened.status_code)
+        self.raw_headers = headers
+        self._current = opened
+        self._node = node
+        self._metrics = metrics
+        self._reopen = reopen
+        self._policy = policy
+        self._body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._metrics.active_streams += 1
+        self._metrics.streams_total += 1
+        try:
+            start = {"type": "http.response.start", "status": self.status_code}
+            await send({**start, "headers": self.raw_headers})
+            outcome = await self._relay(receive, send) if self._body else _Outcome.COMPLETE
+            if outcome is _Outcome.COMPLETE:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            # BROKEN: returning without the final chunk makes the server close the connection.
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._current.aclose()
+            self._metrics.active_streams -= 1
+
+    async def _relay(self, receive: Receive, send: Send) -> _Outcome:
+        outcome = _Outcome.DISCONNECTED
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_until_disconnect, receive, tasks.cancel_scope)
+            if self._reopen is None:
+                outcome = await self._relay_raw(send)
+            else:
+                outcome = await self._relay_events(send, self._reopen)
+            tasks.cancel_scope.cancel()
+        return outcome
+
+    async def _send(self, send: Send, chunk: bytes) -> None:
+        self._metrics.bytes_relayed += len(chunk)
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+    def _failed(self, exc: UpstreamError, what: str) -> None:
+        self._metrics.upstream_error(exc.kind)
+        log.warning("node %s: %s: %s", self._node, what, exc.message)
+
+    async def _relay_raw(self, send: Send) -> _Outcome:
+        try:
+            async for chunk in self._current.chunks():
+                await self._send(send, chunk)
+        except UpstreamError as exc:
+            self._failed(exc, "response cut short")
+            return _Outcome.BROKEN
+        return _Outcome.COMPLETE
+
+    async def _relay_events(self, send: Send, reopen: Reopen) -> _Outcome:
+        framer = SseFramer()
+        delays = self._policy.delays()
+        while True:
+            progressed = False
+            try:
+                async for chunk in self._current.chunks():
+                    events = framer.feed(chunk)
+                    if events:
+                        progressed = True
+                        await self._send(send, events)
+                log.info("node %s: event stream ended", self._node)
+            except UpstreamError as exc:
+                self._failed(exc, "event stream broken")
+            if not framer.resumable:
+                return _Outcome.BROKEN  # part of an oversized event is already out
+            framer.discard_partial()  # sent again, whole, after the resume
+            if progressed:  # a fresh budget only for a stream that delivered something
+                delays = self._policy.delays()
+            if not await self._resume(send, reopen, framer.last_id, delays):
+                return _Outcome.COMPLETE
+
+    async def _resume(
+        self, send: Send, reopen: Reopen, last_id: str | None, delays: Iterator[float]
+    ) -> bool:
+        await self._current.aclose()
+        for delay in delays:
+            await self._send(send, RECONNECTING)
+            await anyio.sleep(delay)
+            try:
+                response = await reopen(last_id)
+            except UpstreamError as exc:
+                self._failed(exc, "cannot resume yet")
+                continue
+            if response.status_code == 200 and response.media_type == SSE:
+                self._current = response
+                self._metrics.resumes += 1
+                log.info("node %s: event stream resumed after %s", self._node, last_id)
+                return True
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+            self._metrics.upstream_error(f"status_{response.status_code}")
+            if response.status_code < 500:
+                break  # the node refuses this resume (bad cursor, credential): retrying won't help
+        log.warning("node %s: gave up resuming the event stream", self._node)
+        return False
+
+
+__all__ = ["NO_RESUME", "RECONNECTING", "RelayResponse", "Reopen", "ResumePolicy"]
