@@ -8,7 +8,6 @@ import asyncio
 import os
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import httpx
 from app.authz import AclAuthorizer
 from app.authz.model import Action, PrincipalKind
 from app.core.logging import configure_logging, shutdown_logging
+from app.devcluster.commands import logway_argv
 from app.iam import Iam, IamSettings
 from app.iam.records import Ace, Acl, User
 from bench import report
@@ -121,7 +121,7 @@ async def _logins(base: str, clients: int) -> float:
 def _login_rate(directory: Path, clients: int) -> float:
     port = _free_port()
     env = {**os.environ, "LOGWAY_IAM_SUPERUSER_PASSWORD": PASSWORD}
-    cmd = [sys.executable, "-m", "app.cli.main", "gateway", "--port", str(port)]
+    cmd = logway_argv("gateway", "--port", str(port))
     proc = subprocess.Popen(
         [*cmd, "--data-dir", str(directory / "gateway"), "--log-level=WARNING"],
         env=env,

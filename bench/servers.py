@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -20,6 +19,8 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+
+from app.devcluster.commands import node_argv
 
 LOOPBACK = "127.0.0.1"
 READY_TIMEOUT = 30.0
@@ -113,17 +114,7 @@ class Server:
 
 def node_reader(namespace: str, *, host: str = LOOPBACK) -> Server:
     port = free_port(host)
-    argv = [
-        sys.executable,
-        "-m",
-        "app.cli.main",
-        "node",
-        f"--journal-namespace={namespace}",
-        f"--host={host}",
-        f"--port={port}",
-        "--no-auth",
-        "--log-level=WARNING",
-    ]
+    argv = node_argv(namespace, host, port, "--no-auth")
     return Server("logway node", argv, host=host, port=port)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from app.devcluster.commands import logway_argv
 from app.devcluster.journald import JournaldError, JournaldNamespace
 from app.devcluster.keys import DevKeys
 
@@ -51,10 +52,6 @@ def add_parser(commands: Any) -> None:
     p.add_argument("--gateway-port", type=int, default=8000)
     p.add_argument("--data-dir", type=Path, default=DATA_DIR)
     p.set_defaults(run=run)
-
-
-def _logway(*args: str) -> list[str]:
-    return [sys.executable, "-m", "app.cli.main", *args]
 
 
 def _wait_ready(url: str, token: str, proc: subprocess.Popen[bytes]) -> None:
@@ -99,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with JournaldNamespace(args.namespace) as ns:
             node = subprocess.Popen(
-                _logway(
+                logway_argv(
                     "node",
                     f"--journal-namespace={ns.name}",
                     "--log-level=WARNING",
@@ -111,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
             )
             procs.append(node)
             gateway = subprocess.Popen(
-                _logway(
+                logway_argv(
                     "gateway",
                     f"--host={args.gateway_host}",
                     f"--port={args.gateway_port}",
@@ -127,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             ):
                 procs.append(
                     subprocess.Popen(
-                        _logway(
+                        logway_argv(
                             "ship",
                             f"--journal-namespace={ns.name}",
                             f"--agent-id={AGENT_ID}",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from collections.abc import Iterator
 import uvicorn
 from starlette.types import ASGIApp
 
+from app.devcluster.commands import node_argv
 from tests.conftest import free_port
 from tests.support.servers import stop, wait_http
 
@@ -53,18 +53,7 @@ class NodeReader:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> NodeReader:
-        cmd = [
-            sys.executable,
-            "-m",
-            "app.cli.main",
-            "node",
-            f"--journal-namespace={self.namespace}",
-            f"--host={self.host}",
-            f"--port={self.port}",
-            "--log-level=WARNING",
-            "--no-auth",
-            *self.extra,
-        ]
+        cmd = node_argv(self.namespace, self.host, self.port, "--no-auth", *self.extra)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         wait_http(f"{self.base}/v1/fields/STREAM", self.proc)
         return self

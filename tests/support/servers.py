@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import httpx
 
+from app.devcluster.commands import node_argv
 from tests.conftest import free_port
 
 START_TIMEOUT = 20.0
@@ -50,17 +50,7 @@ def node_reader(
 ) -> Iterator[str]:
     """`logway node` over `namespace`; yields its base URL."""
     port = free_port(host)
-    cmd: Sequence[str] = [
-        sys.executable,
-        "-m",
-        "app.cli.main",
-        "node",
-        f"--journal-namespace={namespace}",
-        f"--host={host}",
-        f"--port={port}",
-        "--log-level=WARNING",
-        *extra,
-    ]
+    cmd = node_argv(namespace, host, port, *extra)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://{host}:{port}"
     try:
