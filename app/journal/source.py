@@ -59,9 +59,7 @@ class Journal:
         except BaseException:
             lease.release()
             raise
-        reading = Reading(self, lease, query, skipped, follow=follow)
-        reading._last = anchor
-        return reading
+        return Reading(self, lease, query, skipped, follow=follow, anchor=anchor)
 
     async def unique(self, field: str) -> list[str]:
         lease = await self.pool.lease()
@@ -75,7 +73,14 @@ class Reading:
     """One positioned read. Iterate `batches()`; `aclose()` releases everything."""
 
     def __init__(
-        self, journal: Journal, lease: Lease, query: Query, skipped: Skipped, *, follow: bool
+        self,
+        journal: Journal,
+        lease: Lease,
+        query: Query,
+        skipped: Skipped,
+        *,
+        follow: bool,
+        anchor: Entry | None = None,
     ) -> None:
         self._journal = journal
         self._lease: Lease | None = lease
@@ -84,7 +89,9 @@ class Reading:
         self.skipped = skipped
         self.follow = follow
         self._remaining = query.limit if query.limit else None
-        self._last: Entry | None = None
+        # The last entry delivered (or, for a follow, the one just before its start): what
+        # the live tail offers at or before it is not this reader's.
+        self._last: Entry | None = anchor
         # A follow ends here (unix time): the caller's credential expires then (J27).
         self.deadline: float | None = None
 
