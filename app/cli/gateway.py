@@ -1,4 +1,4 @@
-"""`logway gateway`: the cluster gateway (today: the embedded IAM)."""
+"""`logway gateway`: the cluster gateway (the embedded IAM and the cluster log routes)."""
 
 from __future__ import annotations
 
@@ -15,18 +15,38 @@ from app.gateway.app import create_app
 
 def add_parser(commands: Any) -> None:
     p: argparse.ArgumentParser = commands.add_parser(
-        "gateway", help="run the gateway with the embedded IAM"
+        "gateway", help="run the gateway: embedded IAM and cluster log routes"
     )
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--data-dir", type=Path, default=None, help="IAM store and signing keys")
+    p.add_argument(
+        "--mesos",
+        action="append",
+        default=None,
+        metavar="URL",
+        help="a Mesos master's base URL (repeatable; default http://leader.mesos:5050)",
+    )
+    p.add_argument("--reader-port", type=int, default=None, help="the node readers' port")
+    p.add_argument(
+        "--master-reader-url",
+        default=None,
+        help="this master's own node reader (default: the leading master's reader)",
+    )
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
-    given = {"host": args.host, "port": args.port, "data_dir": args.data_dir}
+    given = {
+        "host": args.host,
+        "port": args.port,
+        "data_dir": args.data_dir,
+        "mesos_masters": tuple(args.mesos) if args.mesos else None,
+        "reader_port": args.reader_port,
+        "master_reader_url": args.master_reader_url,
+    }
     settings = GatewaySettings(**{k: v for k, v in given.items() if v is not None})
     config = uvicorn.Config(
         create_app(settings),

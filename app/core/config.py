@@ -46,3 +46,12 @@ class GatewaySettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     data_dir: Path = Path(".logway/gateway")
+    # Mesos masters to learn the cluster from (any of them leads to the leader).
+    mesos_masters: tuple[str, ...] = ("http://leader.mesos:5050",)
+    # Every node reader listens on this port and scheme, at the node's Mesos IP.
+    reader_port: int = Field(default=61001, ge=1, le=65535)
+    reader_scheme: str = "http"
+    # The uid of the gateway's own service token, the one node readers allow.
+    service_uid: str = "logway-gateway"
+    # This master's own node reader; None: the leading master's reader from the cluster state.
+    master_reader_url: str | None = None

@@ -1,5 +1,8 @@
-"""The gateway's FastAPI shell. Today it serves the embedded IAM (login, JWKS, admin API);
-the cluster log routes join it with the gateway issue."""
+"""The gateway's FastAPI shell: the embedded IAM (login, JWKS, admin API) and the cluster log
+routes (`app.gateway.logs`) over the Mesos cluster state and the node reader proxy.
+
+The gateway starts even when no Mesos master answers: the IAM works, and the log routes
+answer 503 naming the cluster state's last error until a poll succeeds."""
 
 from __future__ import annotations
 
@@ -8,12 +11,17 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from app.authz import AclAuthorizer
+from app.cluster import ClusterSettings, ClusterState
 from app.core.config import GatewaySettings
 from app.core.problems import install_error_handlers
+from app.gateway.logs import router as logs_router
+from app.gateway.service_token import ServiceToken
 from app.iam import Iam, IamSettings, bootstrap, iam_router
+from app.proxy import HttpUpstream, Proxy, new_upstream_client
 
 log = logging.getLogger("logway.gateway")
 
@@ -25,9 +33,20 @@ def iam_settings(settings: GatewaySettings) -> IamSettings:
     )
 
 
+def cluster_settings(settings: GatewaySettings, service_token: ServiceToken) -> ClusterSettings:
+    return ClusterSettings(
+        masters=settings.mesos_masters,
+        reader_scheme=settings.reader_scheme,
+        reader_port=settings.reader_port,
+        service_token=service_token,
+    )
+
+
 def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     iam = iam or Iam(iam_settings(settings))
     authorizer = AclAuthorizer(iam.store)
+    service_token = ServiceToken(iam.issuer, settings.service_uid)
+    cluster_config = cluster_settings(settings, service_token)  # invalid settings fail here
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,11 +63,22 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
                         file=sys.stderr,
                         flush=True,
                     )
-            yield
+            async with httpx.AsyncClient() as mesos, new_upstream_client() as upstream:
+                cluster = ClusterState(cluster_config, mesos)
+                app.state.cluster = cluster
+                app.state.proxy = Proxy(HttpUpstream(upstream))
+                await cluster.start()
+                try:
+                    yield
+                finally:
+                    await cluster.close()
 
     app = FastAPI(title="Logway gateway", version="1", lifespan=lifespan, redirect_slashes=False)
     app.state.iam = iam
     app.state.authorizer = authorizer
+    app.state.settings = settings
+    app.state.service_token = service_token
     install_error_handlers(app)
     app.include_router(iam_router(iam, authorizer))
+    app.include_router(logs_router)
     return app

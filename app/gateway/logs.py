@@ -1,0 +1,172 @@
+"""The cluster log routes (reference §3.1): the master's, an agent's and the leader's node
+reader behind the gateway. Per request, in this order (ARCHITECTURE §3): authenticate (401),
+authorize on the route table (403), resolve the node (404/503), forward with the gateway's own
+service token (the caller's token never leaves the gateway)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from app.authz import authorize_any, match_route
+from app.authz.routes import (
+    SYSTEM_LOGS,
+    AnyOf,
+    Authenticated,
+    Public,
+    ResourceCheck,
+    TaskAccess,
+    requirements_for_task,
+)
+from app.cluster import ClusterSnapshot, Task
+from app.core.errors import BadRequest, Forbidden, NotFound
+from app.gateway.deps import (
+    AuthorizerDep,
+    CallerDep,
+    ClusterDep,
+    ProxyDep,
+    ServiceTokenDep,
+)
+from app.proxy import UpstreamCall
+
+router = APIRouter()
+
+AGENT_ID = re.compile(r"[0-9a-zA-Z-]+")
+MASTER_LOGS = "/system/v1/logs"
+LEADER_LOGS = "/system/v1/leader/mesos/logs"
+METHODS = ["GET", "HEAD"]
+
+
+@router.get(MASTER_LOGS, include_in_schema=False)
+async def master_logs_slash() -> Response:
+    # Admin Router: `absolute_redirect off`, so the Location is relative.
+    return RedirectResponse("/system/v1/logs/", status_code=301)
+
+
+@router.api_route(MASTER_LOGS + "/{rest:path}", methods=METHODS)
+async def master_logs(
+    request: Request,
+    caller: CallerDep,
+    authorizer: AuthorizerDep,
+    cluster: ClusterDep,
+    proxy: ProxyDep,
+    service_token: ServiceTokenDep,
+) -> Response:
+    """This master's own node reader (`master_reader_url`, else the leader's)."""
+    await authorize(request, caller.uid, authorizer, cluster, node_id=None)
+    base = request.app.state.settings.master_reader_url
+    if base is None:
+        base = (await cluster.resolve_leader()).reader_url
+    path = upstream_path(request, MASTER_LOGS)
+    call = UpstreamCall.from_request(
+        request, path=path, node="master", uid=caller.uid, token=service_token
+    )
+    return await proxy.forward(base, call)
+
+
+@router.api_route("/system/v1/agent/{agent_id}/logs{rest:path}", methods=METHODS)
+async def agent_logs(
+    request: Request,
+    agent_id: str,
+    caller: CallerDep,
+    authorizer: AuthorizerDep,
+    cluster: ClusterDep,
+    proxy: ProxyDep,
+    service_token: ServiceTokenDep,
+) -> Response:
+    """An agent's node reader: `/system/v1/agent/<id>/logs<rest>` -> `<rest>` there."""
+    if not AGENT_ID.fullmatch(agent_id):
+        raise NotFound(f"agent `{agent_id}` unknown")
+    await authorize(request, caller.uid, authorizer, cluster, node_id=agent_id)
+    agent = await cluster.resolve_agent(agent_id)
+    path = upstream_path(request, f"/system/v1/agent/{agent_id}/logs")
+    call = UpstreamCall.from_request(
+        request, path=path, node=agent_id, uid=caller.uid, token=service_token
+    )
+    return await proxy.forward(agent.reader_url, call)
+
+
+@router.api_route(LEADER_LOGS + "{rest:path}", methods=METHODS)
+async def leader_logs(
+    request: Request,
+    caller: CallerDep,
+    authorizer: AuthorizerDep,
+    cluster: ClusterDep,
+    proxy: ProxyDep,
+    service_token: ServiceTokenDep,
+) -> Response:
+    """The leading Mesos master's node reader (`dcos node log --leader`)."""
+    await authorize(request, caller.uid, authorizer, cluster, node_id=None)
+    leader = await cluster.resolve_leader()
+    path = upstream_path(request, LEADER_LOGS)
+    call = UpstreamCall.from_request(
+        request, path=path, node="leader", uid=caller.uid, token=service_token
+    )
+    return await proxy.forward(leader.reader_url, call)
+
+
+def upstream_path(request: Request, prefix: str) -> str:
+    """The raw (still percent-encoded) path after `prefix`, starting with '/'."""
+    raw = request.scope.get("raw_path")
+    raw_path: str = raw.decode("latin-1") if raw else request.scope["path"]
+    if not raw_path.startswith(prefix):
+        raise BadRequest("the route's prefix must not be percent-encoded")
+    rest = raw_path[len(prefix) :]
+    return rest if rest.startswith("/") else "/" + rest
+
+
+async def authorize(
+    request: Request,
+    uid: str,
+    authorizer: AuthorizerDep,
+    cluster: ClusterDep,
+    *,
+    node_id: str | None,
+) -> None:
+    """The route table decides (a `filter=` never widens); 403 names what is missing.
+
+    `node_id`: the agent the route names; None for the master's own journal, where no task
+    runs (a task route there is a whole-journal read)."""
+    matched = match_route(request.scope["path"])
+    if matched is None:
+        raise NotFound("no such route")
+    requirement = matched.rule.requirement
+    if isinstance(requirement, Public | Authenticated):
+        return
+    checks: tuple[ResourceCheck, ...]
+    if isinstance(requirement, TaskAccess):
+        task = None
+        if node_id is not None:
+            task = _task_on(await cluster.snapshot(), node_id, matched.params)
+        checks = (
+            requirements_for_task(task.app_id, task.role) if task is not None else (SYSTEM_LOGS,)
+        )
+    elif isinstance(requirement, AnyOf):
+        checks = requirement.checks
+    else:  # pragma: no cover - every Requirement is handled above
+        raise Forbidden("no permission opens this route")
+    if not (await authorize_any(authorizer, uid, checks)).allowed:
+        needed = " or ".join(check.describe() for check in checks)
+        raise Forbidden(f"`{uid}` lacks the permission this route needs: {needed}")
+
+
+def _task_on(snapshot: ClusterSnapshot, agent_id: str, params: Mapping[str, str]) -> Task | None:
+    framework_id = params.get("framework_id")
+    executor_id = params.get("executor_id")
+    container_id = params.get("container_id")
+    if not (framework_id and executor_id and container_id):
+        return None
+    # v1 names the joined container chain; v2 (`runs/<id>`) the outermost container.
+    v2 = "file" in params
+    for task in snapshot.all_tasks:
+        if (
+            task.agent_id == agent_id
+            and task.framework_id == framework_id
+            and task.executor_id == executor_id
+            and (task.run_container_id if v2 else task.container_id) == container_id
+        ):
+            return task
+    return None

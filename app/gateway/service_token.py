@@ -1,0 +1,37 @@
+"""The gateway's own credential towards node readers (and Mesos): a token for
+`settings.service_uid` from the embedded IAM, cached and renewed well before it expires."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from app.iam.tokens import IssuedToken, TokenIssuer
+
+# Renew once less than this share of the token's lifetime is left.
+RENEW_FRACTION = 0.5
+
+
+class ServiceToken:
+    """`await service_token()` -> the current token string (a `TokenProvider`)."""
+
+    def __init__(
+        self, issuer: TokenIssuer, uid: str, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._issuer = issuer
+        self.uid = uid
+        self._clock = clock
+        self._current: IssuedToken | None = None
+        self._renew_at = 0.0
+
+    async def __call__(self) -> str:
+        now = self._clock()
+        if self._current is None or now >= self._renew_at:
+            issued = self._issuer.issue(self.uid)
+            lifetime = max(issued.exp - now, 0.0)
+            self._current, self._renew_at = issued, issued.exp - lifetime * RENEW_FRACTION
+        return self._current.token
+
+    def invalidate(self) -> None:
+        """Issue a fresh token on the next call (e.g. after a signing key rotation)."""
+        self._current = None

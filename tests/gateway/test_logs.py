@@ -1,0 +1,233 @@
+"""The gateway's log routes end to end: a real `logway gateway` process over a simulated
+Mesos master, real node readers on 127.0.0.2/127.0.0.3 over real journald namespaces that
+trust only the gateway's service uid, and users and grants made through the IAM API."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.devcluster.journald import JournaldNamespace
+from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimFramework, SimTask
+from tests.conftest import journald_available, new_namespace_name
+from tests.gateway.support import GATEWAY_UID, gateway, node_readers, port_free_on
+from tests.support.journal import Sender
+
+PASSWORD = "admin password for tests"
+HOSTS = ("127.0.0.2", "127.0.0.3")
+MASTER_ID = "7f3c1c1e-0000-4000-8000-000000000001"
+S0, S1 = f"{MASTER_ID}-S0", f"{MASTER_ID}-S1"
+MARATHON = f"{MASTER_ID}-0000"
+DEV = ("dev_api.exec", "c-dev-1")  # executor id, container id
+DEVOPS = ("devops_api.exec", "c-devops-1")
+
+pytestmark = pytest.mark.skipif(
+    not journald_available(), reason="needs root and /lib/systemd/systemd-journald"
+)
+
+
+def sim_cluster() -> SimCluster:
+    cluster = SimCluster(master_id=MASTER_ID)
+    cluster.agents = [SimAgent(S0, HOSTS[0]), SimAgent(S1, HOSTS[1])]
+    cluster.frameworks = [SimFramework(MARATHON, "marathon")]
+    cluster.tasks = [
+        SimTask(
+            "dev_api.instance-1",
+            "api",
+            MARATHON,
+            S0,
+            executor_id=DEV[0],
+            containers=(DEV[1],),
+            labels={"DCOS_SPACE": "/dev/api"},
+        ),
+        SimTask(
+            "devops_api.instance-2",
+            "api",
+            MARATHON,
+            S0,
+            executor_id=DEVOPS[0],
+            containers=(DEVOPS[1],),
+            labels={"DCOS_SPACE": "/devops/api"},
+        ),
+    ]
+    return cluster
+
+
+@dataclass
+class Env:
+    base: str
+    readers: dict[str, str]
+    senders: dict[str, Sender]
+    admin: dict[str, str]
+    service: dict[str, str]  # a token for the gateway's uid, to read the readers directly
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        return httpx.get(self.base + path, headers=headers, timeout=15, follow_redirects=False)
+
+
+def login(base: str, uid: str, password: str) -> dict[str, str]:
+    r = httpx.post(f"{base}/acs/api/v1/auth/login", json={"uid": uid, "password": password})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"token={r.json()['token']}"}
+
+
+def add_user(env_base: str, admin: dict[str, str], uid: str, password: str) -> dict[str, str]:
+    r = httpx.put(f"{env_base}/acs/api/v1/users/{uid}", json={"password": password}, headers=admin)
+    assert r.status_code == 201, r.text
+    return login(env_base, uid, password)
+
+
+def grant(base: str, admin: dict[str, str], rid: str, uid: str) -> None:
+    acls = f"{base}/acs/api/v1/acls/{rid}"
+    assert httpx.put(acls, json={}, headers=admin).status_code in (201, 409)
+    assert httpx.put(f"{acls}/users/{uid}/read", headers=admin).status_code == 204
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    port = port_free_on(HOSTS)
+    with (
+        JournaldNamespace(new_namespace_name()) as ns0,
+        JournaldNamespace(new_namespace_name()) as ns1,
+        MesosSimulator(sim_cluster(), masters=[(HOSTS[0], 0)]) as sim,
+        gateway(
+            tmp_path_factory.mktemp("gw"), password=PASSWORD, mesos=sim.urls[0], reader_port=port
+        ) as base,
+        node_readers(
+            {HOSTS[0]: ns0.name, HOSTS[1]: ns1.name}, port, f"{base}/acs/api/v1/auth/jwks"
+        ) as readers,
+    ):
+        senders = {S0: Sender(ns0), S1: Sender(ns1)}
+        try:
+            admin = login(base, "admin", PASSWORD)
+            service = add_user(base, admin, GATEWAY_UID, "gateway test password")
+            yield Env(base, {S0: readers[HOSTS[0]], S1: readers[HOSTS[1]]}, senders, admin, service)
+        finally:
+            for sender in senders.values():
+                sender.close()
+
+
+def write(env: Env, agent: str, message: str, **fields: str) -> None:
+    env.senders[agent].send({"MESSAGE": message, "SYSLOG_IDENTIFIER": "gwtest", **fields})
+    env.senders[agent].sync()
+
+
+def test_authentication_comes_before_agent_resolution(env: Env) -> None:
+    path = "/system/v1/agent/bdcd424a-b59e-4df4-b492-b54e38926bd8-S0/logs/v1/range/"
+    anonymous = env.get(path)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == "acsjwt"
+    assert env.get(path, headers={"Authorization": "token=not.a.token"}).status_code == 401
+    unknown = env.get(path, headers=env.admin)
+    assert unknown.status_code == 404
+    assert "unknown" in unknown.text
+
+
+def test_logs_without_slash_redirects_relative(env: Env) -> None:
+    r = env.get("/system/v1/logs")
+    assert r.status_code == 301
+    assert r.headers["location"] == "/system/v1/logs/"
+
+
+def test_agent_range_equals_the_readers_own(env: Env) -> None:
+    for i in range(5):
+        write(env, S1, f"range line {i}")
+    query = "/v1/range/?limit=5&skip_prev=5"
+    accept = {"Accept": "application/json"}
+    through = env.get(f"/system/v1/agent/{S1}/logs{query}", headers={**env.admin, **accept})
+    direct = httpx.get(env.readers[S1] + query, headers={**env.service, **accept}, timeout=15)
+    assert through.status_code == direct.status_code == 200, through.text
+    assert through.content == direct.content
+    assert b"range line 4" in through.content
+
+
+def test_master_and_leader_routes_reach_the_leaders_reader(env: Env) -> None:
+    # The simulated master's pid is on 127.0.0.2, where agent S0's reader listens too.
+    marker = f"leader-{uuid.uuid4().hex}"
+    write(env, S0, marker)
+    query = "/v1/range/?limit=1&skip_prev=1"
+    for prefix in ("/system/v1/logs", "/system/v1/leader/mesos/logs"):
+        r = env.get(prefix + query, headers=env.admin)
+        assert r.status_code == 200, (prefix, r.text)
+        assert marker in r.text
+
+
+def test_agent_stream_follows_a_new_line(env: Env) -> None:
+    marker = f"followed-{uuid.uuid4().hex}"
+    headers = {**env.admin, "Accept": "text/event-stream"}
+    url = f"{env.base}/system/v1/agent/{S0}/logs/v1/stream/?skip_prev=0"
+    timeout = httpx.Timeout(10.0)
+    with httpx.stream("GET", url, headers=headers, timeout=timeout) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        time.sleep(0.3)
+        write(env, S0, marker)
+        deadline = time.monotonic() + 10
+        for line in r.iter_lines():
+            if marker in line:
+                break
+            assert time.monotonic() < deadline, "the new line did not arrive"
+        else:
+            pytest.fail("stream ended before the new line")
+
+
+def test_readers_refuse_the_callers_token_so_the_gateway_uses_its_own(env: Env) -> None:
+    query = "/v1/range/?limit=1"
+    direct = httpx.get(env.readers[S0] + query, headers=env.admin, timeout=15)
+    assert direct.status_code in (401, 403)
+    assert env.get(f"/system/v1/agent/{S0}/logs{query}", headers=env.admin).status_code == 200
+
+
+def test_user_without_grants_gets_403_on_whole_journals(env: Env) -> None:
+    nobody = add_user(env.base, env.admin, "nobody", "nobody password")
+    for path in (
+        "/system/v1/logs/v1/range/",
+        f"/system/v1/agent/{S0}/logs/v1/range/",
+        "/system/v1/leader/mesos/logs/v1/range/",
+    ):
+        r = env.get(path, headers=nobody)
+        assert r.status_code == 403, path
+        assert "dcos:adminrouter:ops:system-logs" in r.text
+
+
+def test_app_grant_opens_that_apps_task_logs_only(env: Env) -> None:
+    dev = add_user(env.base, env.admin, "dev", "developer password")
+    grant(env.base, env.admin, "dcos:mesos:agent:task:app_id:/dev", "dev")
+    task_fields = {"FRAMEWORK_ID": MARATHON, "EXECUTOR_ID": DEV[0], "CONTAINER_ID": DEV[1]}
+    write(env, S0, "dev task line", **task_fields)
+
+    def task_path(agent: str, executor: str, container: str) -> str:
+        return (
+            f"/system/v1/agent/{agent}/logs/v1/range/framework/{MARATHON}"
+            f"/executor/{executor}/container/{container}"
+        )
+
+    ok = env.get(task_path(S0, *DEV), headers=dev)
+    assert ok.status_code == 200, ok.text
+    assert "dev task line" in ok.text
+    assert env.get(task_path(S0, *DEVOPS), headers=dev).status_code == 403
+    # The same ids on another agent name no task there: a whole-journal read.
+    assert env.get(task_path(S1, *DEV), headers=dev).status_code == 403
+    # `filter=` never widens what the path allows.
+    whole = f"/system/v1/agent/{S0}/logs/v1/range/?filter=CONTAINER_ID:{DEV[1]}"
+    assert env.get(whole, headers=dev).status_code == 403
+    assert env.get("/system/v1/logs/v1/range/", headers=dev).status_code == 403
+
+
+def test_mesos_down_log_routes_503_iam_still_works(tmp_path: Path) -> None:
+    with gateway(
+        tmp_path, password=PASSWORD, mesos="http://127.0.0.5:9", reader_port=61001
+    ) as base:
+        admin = login(base, "admin", PASSWORD)
+        for path in ("/system/v1/logs/v1/range/", f"/system/v1/agent/{S0}/logs/v1/range/"):
+            assert httpx.get(base + path, timeout=15).status_code == 401
+            r = httpx.get(base + path, headers=admin, timeout=15)
+            assert r.status_code == 503, (path, r.text)
+        users = httpx.get(f"{base}/acs/api/v1/users", headers=admin, timeout=15)
+        assert users.status_code == 200
