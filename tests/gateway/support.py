@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from app.devcluster.commands import node_argv
 from tests.conftest import free_port
+from tests.support.gateway import gateway as support_gateway
 from tests.support.servers import stop, wait_http
 
 GATEWAY_UID = "logway-gateway"
@@ -19,40 +18,13 @@ GATEWAY_UID = "logway-gateway"
 
 @contextlib.contextmanager
 def gateway(
-    data_dir: Path,
-    *,
-    password: str,
-    mesos: str,
-    reader_port: int,
-    host: str = "127.0.0.4",
+    data_dir: Path, *, password: str, mesos: str, reader_port: int, host: str = "127.0.0.4"
 ) -> Iterator[str]:
-    port = free_port(host)
-    env = {
-        **os.environ,
-        "LOGWAY_IAM_SUPERUSER_PASSWORD": password,
-        "LOGWAY_IAM_SCRYPT_LOG2_N": "12",  # fast hashing for tests only
-    }
-    argv = [
-        sys.executable,
-        "-m",
-        "app.cli.main",
-        "gateway",
-        f"--host={host}",
-        f"--port={port}",
-        f"--data-dir={data_dir}",
-        f"--mesos={mesos}",
-        f"--reader-port={reader_port}",
-        "--log-level=WARNING",
-    ]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-    base = f"http://{host}:{port}"
-    try:
-        wait_http(f"{base}/acs/api/v1/auth/jwks", proc)
+    """The shared test gateway, pointed at a Mesos master and a node reader port."""
+    with support_gateway(
+        data_dir, f"--mesos={mesos}", f"--reader-port={reader_port}", password=password, host=host
+    ) as base:
         yield base
-    finally:
-        stop(proc)
-        if proc.stdout:
-            proc.stdout.close()
 
 
 def port_free_on(hosts: tuple[str, ...]) -> int:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from app.devcluster.commands import logway_argv
 from tests.conftest import free_port
 from tests.support.servers import stop, wait_http
 
@@ -16,11 +16,12 @@ from tests.support.servers import stop, wait_http
 @contextlib.contextmanager
 def gateway(
     data_dir: Path,
-    *,
+    *extra: str,
     password: str,
     host: str = "127.0.0.4",
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[str]:
+    """`logway gateway` with its own data directory; `extra` are more CLI options."""
     port = free_port(host)
     env = {
         **os.environ,
@@ -28,21 +29,15 @@ def gateway(
         "LOGWAY_IAM_SCRYPT_LOG2_N": "12",  # fast hashing for tests only
         **(extra_env or {}),
     }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "app.cli.main",
-            "gateway",
-            f"--host={host}",
-            f"--port={port}",
-            f"--data-dir={data_dir}",
-            "--log-level=WARNING",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
+    argv = logway_argv(
+        "gateway",
+        f"--host={host}",
+        f"--port={port}",
+        f"--data-dir={data_dir}",
+        "--log-level=WARNING",
+        *extra,
     )
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     base = f"http://{host}:{port}"
     try:
         wait_http(f"{base}/acs/api/v1/auth/jwks", proc)
