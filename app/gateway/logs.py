@@ -60,11 +60,7 @@ async def master_logs(
     base = request.app.state.settings.master_reader_url
     if base is None:
         base = (await cluster.resolve_leader()).reader_url
-    path = upstream_path(request, MASTER_LOGS)
-    call = UpstreamCall.from_request(
-        request, path=path, node="master", uid=caller.uid, token=service_token
-    )
-    return await proxy.forward(base, call)
+    return await relay(request, proxy, base, MASTER_LOGS, "master", caller.uid, service_token)
 
 
 @router.api_route("/system/v1/agent/{agent_id}/logs{rest:path}", methods=METHODS)
@@ -82,11 +78,10 @@ async def agent_logs(
         raise NotFound(f"agent `{agent_id}` unknown")
     await authorize(request, caller.uid, authorizer, cluster, node_id=agent_id)
     agent = await cluster.resolve_agent(agent_id)
-    path = upstream_path(request, f"/system/v1/agent/{agent_id}/logs")
-    call = UpstreamCall.from_request(
-        request, path=path, node=agent_id, uid=caller.uid, token=service_token
+    prefix = f"/system/v1/agent/{agent_id}/logs"
+    return await relay(
+        request, proxy, agent.reader_url, prefix, agent_id, caller.uid, service_token
     )
-    return await proxy.forward(agent.reader_url, call)
 
 
 @router.api_route(LEADER_LOGS + "{rest:path}", methods=METHODS)
@@ -101,11 +96,25 @@ async def leader_logs(
     """The leading Mesos master's node reader (`dcos node log --leader`)."""
     await authorize(request, caller.uid, authorizer, cluster, node_id=None)
     leader = await cluster.resolve_leader()
-    path = upstream_path(request, LEADER_LOGS)
-    call = UpstreamCall.from_request(
-        request, path=path, node="leader", uid=caller.uid, token=service_token
+    return await relay(
+        request, proxy, leader.reader_url, LEADER_LOGS, "leader", caller.uid, service_token
     )
-    return await proxy.forward(leader.reader_url, call)
+
+
+async def relay(
+    request: Request,
+    proxy: ProxyDep,
+    base_url: str,
+    prefix: str,
+    node: str,
+    uid: str,
+    token: ServiceTokenDep,
+) -> Response:
+    """Forward what follows `prefix` to the node reader at `base_url` (from the snapshot or
+    config, never from the client), with the gateway's own credential."""
+    path = upstream_path(request, prefix)
+    call = UpstreamCall.from_request(request, path=path, node=node, uid=uid, token=token)
+    return await proxy.forward(base_url, call)
 
 
 def upstream_path(request: Request, prefix: str) -> str:
