@@ -18,6 +18,7 @@ from app.authz import AclAuthorizer
 from app.cluster import ClusterSettings, ClusterState
 from app.core.config import GatewaySettings
 from app.core.problems import install_error_handlers
+from app.gateway.discovery import router as discovery_router
 from app.gateway.logs import router as logs_router
 from app.gateway.service_token import ServiceToken
 from app.iam import Iam, IamSettings, bootstrap, iam_router
@@ -81,4 +82,5 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(iam_router(iam, authorizer))
     app.include_router(logs_router)
+    app.include_router(discovery_router)
     return app
