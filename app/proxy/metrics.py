@@ -11,9 +11,41 @@ from dataclasses import dataclass, field
 PREFIX = "logway_proxy"
 
 
+# Log formats whose entries the relay can count: one line per entry, or one `data:` per event.
+LINE_FORMATS = frozenset({"text/plain", "application/json"})
+SSE = "text/event-stream"
+
+
+class EntryCounter:
+    """Counts the log entries in a relayed body as its chunks go by, chunk boundaries included:
+    a newline per entry in text and NDJSON, a `data:` field per event in an event stream
+    (comments such as heartbeats have none)."""
+
+    def __init__(self, marker: bytes) -> None:
+        self._marker = marker
+        self._tail = b"\n" if marker.startswith(b"\n") else b""
+
+    @classmethod
+    def for_media_type(cls, media_type: str) -> EntryCounter | None:
+        if media_type == SSE:
+            return cls(b"\ndata:")
+        if media_type in LINE_FORMATS:
+            return cls(b"\n")
+        return None  # a gzip download, an error body: not counted
+
+    def feed(self, chunk: bytes) -> int:
+        if len(self._marker) == 1:
+            return chunk.count(self._marker)
+        window = self._tail + chunk
+        found = window.count(self._marker) - self._tail.count(self._marker)
+        self._tail = window[-(len(self._marker) - 1) :]
+        return found
+
+
 @dataclass
 class ProxyMetrics:
     bytes_relayed: int = 0
+    entries_relayed: int = 0
     active_streams: int = 0
     streams_total: int = 0
     resumes: int = 0
@@ -27,6 +59,8 @@ class ProxyMetrics:
         lines = [
             f"# TYPE {PREFIX}_bytes_relayed_total counter",
             f"{PREFIX}_bytes_relayed_total {self.bytes_relayed}",
+            f"# TYPE {PREFIX}_entries_relayed_total counter",
+            f"{PREFIX}_entries_relayed_total {self.entries_relayed}",
             f"# TYPE {PREFIX}_active_streams gauge",
             f"{PREFIX}_active_streams {self.active_streams}",
             f"# TYPE {PREFIX}_streams_total counter",
@@ -42,4 +76,4 @@ class ProxyMetrics:
         return "\n".join(lines) + "\n"
 
 
-__all__ = ["ProxyMetrics"]
+__all__ = ["EntryCounter", "ProxyMetrics"]

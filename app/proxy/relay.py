@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 from app.proxy.call import SSE, UpstreamResponse
 from app.proxy.errors import UpstreamError
 from app.proxy.headers import Headers
-from app.proxy.metrics import ProxyMetrics
+from app.proxy.metrics import EntryCounter, ProxyMetrics
 from app.proxy.sse import SseFramer
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,8 @@ class RelayResponse(Response):
         self._reopen = reopen
         self._policy = policy
         self._body = body
+        ok = opened.status_code == 200
+        self._entries = EntryCounter.for_media_type(opened.media_type) if ok else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._metrics.active_streams += 1
@@ -125,6 +127,8 @@ class RelayResponse(Response):
 
     async def _send(self, send: Send, chunk: bytes) -> None:
         self._metrics.bytes_relayed += len(chunk)
+        if self._entries is not None:
+            self._metrics.entries_relayed += self._entries.feed(chunk)
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
     def _failed(self, exc: UpstreamError, what: str) -> None:
