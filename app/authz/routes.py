@@ -133,14 +133,22 @@ ROUTES: tuple[RouteRule, ...] = (
     RouteRule(f"{_AGENT_LOGS}/v1/range{_V1_TASK}", "A task's journal on an agent", _TASK),
     RouteRule(f"{_AGENT_LOGS}/v1/range{_V1_TASK}/download", "The same, as a gzip download", _TASK),
     RouteRule(f"{_AGENT_LOGS}/v1/stream{_V1_TASK}", "The same, followed", _TASK),
-    RouteRule(f"{_AGENT_LOGS}{_V2_TASK_RUN}{{file:path}}", "A task's sandbox files (v2)", _TASK),
+    RouteRule(
+        f"{_AGENT_LOGS}{_V2_TASK_RUN}{{file:path}}",
+        "A task's stdout or stderr, v2 form, from the journal",
+        _TASK,
+    ),
     RouteRule(f"{_MASTER_LOGS}/v1/range{_V1_TASK}", "A task's journal on the master", _TASK),
     RouteRule(f"{_MASTER_LOGS}/v1/range{_V1_TASK}/download", "The same, as a gzip download", _TASK),
     RouteRule(f"{_MASTER_LOGS}/v1/stream{_V1_TASK}", "The same, followed", _TASK),
-    RouteRule(f"{_MASTER_LOGS}{_V2_TASK_RUN}{{file:path}}", "A task's sandbox files (v2)", _TASK),
+    RouteRule(
+        f"{_MASTER_LOGS}{_V2_TASK_RUN}{{file:path}}",
+        "A task's stdout or stderr, v2 form, from the journal",
+        _TASK,
+    ),
     RouteRule(
         f"{_MASTER_LOGS}/v2/task/{{task_id}}{{file:path}}",
-        "Task discovery by id or name (303 to the agent's route)",
+        "A task's `file/stdout` or `file/stderr` by id or name, from its agent's journal",
         _TASK,
     ),
     RouteRule(

@@ -15,6 +15,17 @@ class Ambiguous(LogwayError):
         self.candidates = candidates
 
 
+MAX_LISTED_CANDIDATES = 10
+
+
+def ambiguous(query: str, candidates: tuple[str, ...]) -> Ambiguous:
+    """The 409 for a task query that matched several tasks, listing at most ten of them."""
+    listed = ", ".join(candidates[:MAX_LISTED_CANDIDATES])
+    if len(candidates) > MAX_LISTED_CANDIDATES:
+        listed += f" and {len(candidates) - MAX_LISTED_CANDIDATES} more"
+    return Ambiguous(f"found more than 1 task matching `{query}`: {listed}", candidates=candidates)
+
+
 class InvalidId(NotFound):
     """An id that cannot name anything in Mesos.
 

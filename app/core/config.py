@@ -55,3 +55,10 @@ class GatewaySettings(BaseSettings):
     service_uid: str = "logway-gateway"
     # This master's own node reader; None: the leading master's reader from the cluster state.
     master_reader_url: str | None = None
+    # The Mesos state cache (Admin Router's CACHE_* settings, reference §3.3), in seconds.
+    mesos_poll_period: float = Field(default=25.0, gt=0)
+    mesos_soft_limit: float = Field(default=75.0, gt=0)
+    mesos_hard_limit: float = Field(default=259_200.0, gt=0)
+    mesos_request_timeout: float = Field(default=60.0, gt=0)
+    # Least time between two refreshes that requests for an unknown agent or task trigger.
+    mesos_refresh_min_interval: float = Field(default=5.0, ge=0)

@@ -39,6 +39,11 @@ def cluster_settings(settings: GatewaySettings, service_token: ServiceToken) -> 
         masters=settings.mesos_masters,
         reader_scheme=settings.reader_scheme,
         reader_port=settings.reader_port,
+        poll_period=settings.mesos_poll_period,
+        soft_limit=settings.mesos_soft_limit,
+        hard_limit=settings.mesos_hard_limit,
+        request_timeout=settings.mesos_request_timeout,
+        refresh_min_interval=settings.mesos_refresh_min_interval,
         service_token=service_token,
     )
 

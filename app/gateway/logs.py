@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
@@ -21,7 +22,8 @@ from app.authz.routes import (
     TaskAccess,
     requirements_for_task,
 )
-from app.cluster import ClusterSnapshot, Task
+from app.cluster import Ambiguous, ClusterSnapshot, Task
+from app.cluster.errors import ambiguous
 from app.core.errors import BadRequest, Forbidden, NotFound
 from app.gateway.deps import (
     AuthorizerDep,
@@ -37,6 +39,8 @@ router = APIRouter()
 AGENT_ID = re.compile(r"[0-9a-zA-Z-]+")
 MASTER_LOGS = "/system/v1/logs"
 LEADER_LOGS = "/system/v1/leader/mesos/logs"
+V2_TASK = MASTER_LOGS + "/v2/task/{task}"
+TASK_FILES = ("stdout", "stderr")
 METHODS = ["GET", "HEAD"]
 
 
@@ -44,6 +48,44 @@ METHODS = ["GET", "HEAD"]
 async def master_logs_slash() -> Response:
     # Admin Router: `absolute_redirect off`, so the Location is relative.
     return RedirectResponse("/system/v1/logs/", status_code=301)
+
+
+@router.api_route(V2_TASK, methods=METHODS)
+@router.api_route(V2_TASK + "/file/{file}", methods=METHODS)
+async def task_file(
+    request: Request,
+    task: str,
+    caller: CallerDep,
+    authorizer: AuthorizerDep,
+    cluster: ClusterDep,
+    proxy: ProxyDep,
+    service_token: ServiceTokenDep,
+    file: str = "stdout",
+) -> Response:
+    """A task's stdout or stderr by id or name (dcos-log v2 discovery, reference §2.4), read
+    from its agent's journal. Where dcos-log answered 303 to the agent's route, the gateway
+    resolves the task and forwards itself: one round trip, and the caller never needs a route
+    it may not be allowed on. `cursor=BEG|END`, signed `skip`, `limit`, SSE follow: the node
+    reader's v2 semantics, the query string forwarded byte for byte."""
+    if file not in TASK_FILES:
+        raise NotFound(f"file `{file}` unknown: a task's journal has `stdout` and `stderr`")
+    found = await _find_task(task, caller.uid, authorizer, cluster)
+    await authorize(request, caller.uid, authorizer, cluster, node_id=None, task=found)
+    if not found.container_id:
+        raise NotFound(f"task `{found.id}` has no container yet, so no output")
+    agent = await cluster.resolve_agent(found.agent_id)
+    segments = ("frameworks", found.framework_id, "executors", found.executor_id, "runs")
+    path = "/v2/task/" + "/".join(quote(s, safe="") for s in (*segments, found.container_id))
+    call = UpstreamCall.from_request(
+        request, path=f"{path}/{file}", node=agent.id, uid=caller.uid, token=service_token
+    )
+    return await proxy.forward(agent.reader_url, call)
+
+
+@router.api_route(V2_TASK + "/{rest:path}", methods=METHODS)
+async def task_other(task: str, rest: str, caller: CallerDep) -> Response:
+    """DC/OS's sandbox routes (`browse`, `download`, other files): a task's journal has none."""
+    raise NotFound(f"`{rest}` unknown: a task's journal has `file/stdout` and `file/stderr`")
 
 
 @router.api_route(MASTER_LOGS + "/{rest:path}", methods=METHODS)
@@ -134,11 +176,13 @@ async def authorize(
     cluster: ClusterDep,
     *,
     node_id: str | None,
+    task: Task | None = None,
 ) -> None:
     """The route table decides (a `filter=` never widens); 403 names what is missing.
 
     `node_id`: the agent the route names; None for the master's own journal, where no task
-    runs (a task route there is a whole-journal read)."""
+    runs (a task route there is a whole-journal read). `task`: the task a route resolved
+    itself (v2 task by name); otherwise a task route's task is looked up from its path."""
     matched = match_route(request.scope["path"])
     if matched is None:
         raise NotFound("no such route")
@@ -147,8 +191,7 @@ async def authorize(
         return
     checks: tuple[ResourceCheck, ...]
     if isinstance(requirement, TaskAccess):
-        task = None
-        if node_id is not None:
+        if task is None and node_id is not None:
             task = _task_on(await cluster.snapshot(), node_id, matched.params)
         checks = (
             requirements_for_task(task.app_id, task.role) if task is not None else (SYSTEM_LOGS,)
@@ -158,24 +201,68 @@ async def authorize(
     else:  # pragma: no cover - every Requirement is handled above
         raise Forbidden("no permission opens this route")
     if not (await authorize_any(authorizer, uid, checks)).allowed:
+        if isinstance(requirement, TaskAccess):
+            raise Forbidden(_task_denied(uid))
         needed = " or ".join(check.describe() for check in checks)
         raise Forbidden(f"`{uid}` lacks the permission this route needs: {needed}")
 
 
 def _task_on(snapshot: ClusterSnapshot, agent_id: str, params: Mapping[str, str]) -> Task | None:
+    """The one known task a task route's path names on `agent_id`, or None (a whole-journal
+    read). v1 names the joined container chain; v2 `runs/<id>/<file>` the task's container
+    (joined chain, or a pod's outermost one), `runs/<outer>/tasks/<task id>/<file>` a pod's
+    task."""
     framework_id = params.get("framework_id")
     executor_id = params.get("executor_id")
     container_id = params.get("container_id")
     if not (framework_id and executor_id and container_id):
         return None
-    # v1 names the joined container chain; v2 (`runs/<id>`) the outermost container.
-    v2 = "file" in params
+    file = params.get("file")
+    pod_task = None
+    if file is not None and file.startswith("/tasks/"):
+        pod_task = file.split("/")[2]
     for task in snapshot.all_tasks:
-        if (
+        if not (
             task.agent_id == agent_id
             and task.framework_id == framework_id
             and task.executor_id == executor_id
-            and (task.run_container_id if v2 else task.container_id) == container_id
         ):
+            continue
+        if file is None:
+            matched = task.container_id == container_id
+        elif pod_task is not None:
+            matched = task.id == pod_task and task.run_container_id == container_id
+        else:
+            matched = container_id in (task.container_id, task.run_container_id)
+        if matched:
             return task
     return None
+
+
+async def _find_task(query: str, uid: str, authorizer: AuthorizerDep, cluster: ClusterDep) -> Task:
+    """`ClusterState.find_task`, without telling a caller about tasks it may not read: an
+    unknown task is 403 to whoever could not read it if it existed, and an ambiguous name
+    lists only the candidates the caller may read."""
+    try:
+        return await cluster.find_task(query)
+    except NotFound:
+        if not (await authorize_any(authorizer, uid, (SYSTEM_LOGS,))).allowed:
+            raise Forbidden(_task_denied(uid)) from None
+        raise
+    except Ambiguous as exc:
+        snapshot = await cluster.snapshot()
+        visible = []
+        for task_id in exc.candidates:
+            task = snapshot.task(task_id)
+            if task is not None:
+                checks = requirements_for_task(task.app_id, task.role)
+                if (await authorize_any(authorizer, uid, checks)).allowed:
+                    visible.append(task_id)
+        if not visible:
+            raise Forbidden(_task_denied(uid)) from None
+        raise ambiguous(query, tuple(visible)) from None
+
+
+def _task_denied(uid: str) -> str:
+    # The same words whether or not the task exists, and without its app id or role.
+    return f"`{uid}` lacks the permission this route needs: {TaskAccess().describe()}"
