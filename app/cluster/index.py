@@ -3,7 +3,8 @@
 Shapes per reference §8 and the DC/OS 1.10 fixture. Tasks come from `frameworks[].tasks`,
 `.unreachable_tasks` and top-level `orphan_tasks` (active), and `frameworks[].completed_tasks`
 and everything under `completed_frameworks` (completed). Agents come from `slaves` only: a
-`recovered_slaves` entry has no `pid`, so no address we could trust.
+`recovered_slaves` entry has no `pid`, so no address we could trust. The parsed document is
+kept in the snapshot, with each task's place in it, for the routes that serve the state.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import orjson
 
 from app.cluster.marathon import app_id
-from app.cluster.model import Agent, ClusterSnapshot, Framework, Master, Task
+from app.cluster.model import Agent, ClusterSnapshot, Framework, Master, StatePath, Task
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +81,19 @@ class _Builder:
     def build(self, state: dict[str, Any]) -> ClusterSnapshot:
         _check_leading(state)
         frameworks: dict[str, Framework] = {}
-        for raw, completed in _frameworks(state):
+        for _, raw, completed in _frameworks(state):
             framework = _framework(raw, completed)
             frameworks.setdefault(framework.id, framework)
         indexed = []
-        for raw, completed in _raw_tasks(state):
+        task_at: dict[StatePath, Task] = {}
+        for path, raw, completed in _raw_tasks(state):
             try:
-                indexed.append(self._task(raw, completed, frameworks))
+                task, when = self._task(raw, completed, frameworks)
             except BadState as exc:
                 log.warning("Mesos task %r skipped: %s", raw.get("id"), exc)
+                continue
+            indexed.append((task, when))
+            task_at[path] = task
         # Stable: active tasks first, each group in the document's order.
         all_tasks = sorted(indexed, key=lambda pair: pair[0].completed)
         tasks: dict[str, Task] = {}
@@ -108,6 +113,8 @@ class _Builder:
             tasks=MappingProxyType(tasks),
             all_tasks=tuple(task for task, _ in all_tasks),
             by_name=MappingProxyType({k: tuple(v) for k, v in by_name.items()}),
+            state=state,
+            task_at=MappingProxyType(task_at),
         )
 
     def _leader(self, state: dict[str, Any]) -> Master:
@@ -189,23 +196,23 @@ def _check_leading(state: dict[str, Any]) -> None:
         raise NotLeader(f"master {own!r} is not the leader {leader!r}", (host, port))
 
 
-def _frameworks(state: dict[str, Any]) -> Iterator[tuple[dict[str, Any], bool]]:
+def _frameworks(state: dict[str, Any]) -> Iterator[tuple[StatePath, dict[str, Any], bool]]:
     for key, completed in (("frameworks", False), ("completed_frameworks", True)):
-        for raw in _list(state, key):
-            yield _obj(raw), completed
+        for index, raw in enumerate(_list(state, key)):
+            yield (key, index), _obj(raw), completed
 
 
-def _raw_tasks(state: dict[str, Any]) -> Iterator[tuple[dict[str, Any], bool]]:
-    for framework, framework_completed in _frameworks(state):
+def _raw_tasks(state: dict[str, Any]) -> Iterator[tuple[StatePath, dict[str, Any], bool]]:
+    for path, framework, framework_completed in _frameworks(state):
         for key, completed in (
             ("tasks", False),
             ("unreachable_tasks", False),
             ("completed_tasks", True),
         ):
-            for raw in _list(framework, key):
-                yield _obj(raw), completed or framework_completed
-    for raw in _list(state, "orphan_tasks"):
-        yield _obj(raw), False
+            for index, raw in enumerate(_list(framework, key)):
+                yield (*path, key, index), _obj(raw), completed or framework_completed
+    for index, raw in enumerate(_list(state, "orphan_tasks")):
+        yield ("orphan_tasks", index), _obj(raw), False
 
 
 def _framework(raw: dict[str, Any], completed: bool) -> Framework:

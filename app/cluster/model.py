@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+# Where the state document lists a task: `("frameworks", 1, "tasks", 0)`,
+# `("completed_frameworks", 0, "completed_tasks", 2)` or `("orphan_tasks", 0)`.
+StatePath = tuple[str | int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +90,12 @@ class ClusterSnapshot:
     # Every task Mesos listed, active ones first, in the order of the state document.
     all_tasks: tuple[Task, ...]
     by_name: Mapping[str, tuple[Task, ...]]
+    # The parsed `/master/state` document, for the routes that serve it in Mesos's shape.
+    # Shared by every request for as long as the snapshot lives: never mutate it.
+    state: Mapping[str, Any]
+    # Every task of `all_tasks` by where `state` lists it, in the document's order. A Mesos
+    # task id is no key into the document: one id can be listed twice (see `tasks`).
+    task_at: Mapping[StatePath, Task]
 
     def agent(self, agent_id: str) -> Agent | None:
         return self.agents.get(agent_id)

@@ -334,3 +334,64 @@ def test_task_sources_and_roles() -> None:
     assert snapshot.frameworks["f2"].role == "*"
     assert snapshot.tasks["a.1"].app_id == "/a"
     assert snapshot.tasks["d.1"].app_id is None  # unknown framework: no Marathon id parsing
+
+
+# The document itself and each task's place in it ----------------------------------------
+
+
+def test_fixture_state_is_the_parsed_document(fixture_snapshot: ClusterSnapshot) -> None:
+    from tests.cluster.support import fixture_path
+
+    assert fixture_snapshot.state == orjson.loads(fixture_path().read_bytes())
+
+
+def test_fixture_reused_id_is_told_apart_by_its_place(fixture_snapshot: ClusterSnapshot) -> None:
+    # frameworks[0] is Metronome, [1] Marathon; the one completed framework is Cassandra.
+    running = fixture_snapshot.task_at[("frameworks", 1, "tasks", 5)]
+    completed = fixture_snapshot.task_at[("frameworks", 1, "completed_tasks", 0)]
+    assert running.id == completed.id == DOCKER
+    assert (running.name, running.completed) == ("single-docker-container", False)
+    assert (completed.name, completed.completed) == ("single-docker-completed", True)
+    cassandra = fixture_snapshot.task_at[("completed_frameworks", 0, "completed_tasks", 0)]
+    assert cassandra.name == "node-0-server"
+    assert len(fixture_snapshot.task_at) == len(fixture_snapshot.all_tasks) == 8
+
+
+def test_every_place_points_at_its_task_in_the_document(
+    fixture_snapshot: ClusterSnapshot,
+) -> None:
+    for path, found in fixture_snapshot.task_at.items():
+        raw: Any = fixture_snapshot.state
+        for step in path:
+            raw = raw[step]
+        assert (raw["id"], raw["slave_id"], raw["name"]) == (found.id, found.agent_id, found.name)
+
+
+def test_places_in_document_order_and_skipped_tasks_have_none() -> None:
+    doc = state(
+        frameworks=[
+            {
+                "id": "f1",
+                "name": "marathon",
+                "tasks": [{"id": "broken"}, task("a.1")],
+                "unreachable_tasks": [task("b.1", state="TASK_UNREACHABLE")],
+                "completed_tasks": [task("a.1", state="TASK_FINISHED")],
+            }
+        ],
+        completed_frameworks=[
+            {"id": "f2", "name": "gone", "tasks": [task("c.1", framework_id="f2")]}
+        ],
+        orphan_tasks=[task("d.1", framework_id="f9")],
+    )
+    snapshot = snap(doc)
+    assert [(path, t.id) for path, t in snapshot.task_at.items()] == [
+        (("frameworks", 0, "tasks", 1), "a.1"),
+        (("frameworks", 0, "unreachable_tasks", 0), "b.1"),
+        (("frameworks", 0, "completed_tasks", 0), "a.1"),
+        (("completed_frameworks", 0, "tasks", 0), "c.1"),
+        (("orphan_tasks", 0), "d.1"),
+    ]
+    assert snapshot.task_at[("frameworks", 0, "completed_tasks", 0)].completed
+    assert snapshot.state["frameworks"][0]["tasks"][0] == {"id": "broken"}
+    with pytest.raises(TypeError):
+        snapshot.task_at[("orphan_tasks", 1)] = snapshot.tasks["d.1"]  # type: ignore[index]
