@@ -29,6 +29,7 @@ SYSTEM_LOGS_RID = "dcos:adminrouter:ops:system-logs"
 TASK_APP_RID = "dcos:mesos:agent:task:app_id"
 FRAMEWORK_ROLE_RID = "dcos:mesos:agent:framework:role"
 SANDBOX_APP_RID = "dcos:mesos:agent:sandbox:app_id"
+METRICS_RID = "dcos:adminrouter:ops:metrics"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,7 @@ class ResourceCheck:
 
 
 SYSTEM_LOGS = ResourceCheck(SYSTEM_LOGS_RID, Action.READ)
+METRICS = ResourceCheck(METRICS_RID, Action.READ)
 SUPERUSER = ResourceCheck(SUPERUSER_RID, Action.FULL)
 
 
@@ -176,6 +178,9 @@ ROUTES: tuple[RouteRule, ...] = (
     ),
     RouteRule("/acs/api/v1/groups{path:path}", "Groups, members, permissions", _IAM_ADMIN),
     RouteRule("/acs/api/v1/acls{path:path}", "ACLs and their grants", _IAM_ADMIN),
+    RouteRule("/metrics", "The gateway's Prometheus metrics", AnyOf((METRICS,))),
+    RouteRule("/healthz", "The process answers", Public()),
+    RouteRule("/readyz", "Ready: usable cluster state and IAM store (else 503 why)", Public()),
     RouteRule("/capabilities", "Cosmos capabilities (`LOGGING`, `LOGGING_V2`)", _AUTHN),
     RouteRule("/dcos-metadata{path:path}", "Cluster metadata, e.g. ui-config.json", _AUTHN),
     RouteRule("/mesos/master/state", f"Mesos master state, {_FILTERED}", _AUTHN),

@@ -20,9 +20,11 @@ from app.core.config import GatewaySettings
 from app.core.problems import install_error_handlers
 from app.gateway.discovery import router as discovery_router
 from app.gateway.logs import router as logs_router
+from app.gateway.metrics import GatewayMetrics, RequestMetrics
+from app.gateway.ops import router as ops_router
 from app.gateway.service_token import ServiceToken
 from app.iam import Iam, IamSettings, bootstrap, iam_router
-from app.proxy import HttpUpstream, Proxy, new_upstream_client
+from app.proxy import HttpUpstream, Proxy, ProxyMetrics, new_upstream_client
 
 log = logging.getLogger("logway.gateway")
 
@@ -72,7 +74,7 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
             async with httpx.AsyncClient() as mesos, new_upstream_client() as upstream:
                 cluster = ClusterState(cluster_config, mesos)
                 app.state.cluster = cluster
-                app.state.proxy = Proxy(HttpUpstream(upstream))
+                app.state.proxy = Proxy(HttpUpstream(upstream), metrics=app.state.proxy_metrics)
                 await cluster.start()
                 try:
                     yield
@@ -84,8 +86,13 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     app.state.authorizer = authorizer
     app.state.settings = settings
     app.state.service_token = service_token
+    app.state.cluster_settings = cluster_config
+    app.state.metrics = GatewayMetrics()
+    app.state.proxy_metrics = ProxyMetrics()
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     install_error_handlers(app)
     app.include_router(iam_router(iam, authorizer))
     app.include_router(logs_router)
     app.include_router(discovery_router)
+    app.include_router(ops_router)
     return app

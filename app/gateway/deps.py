@@ -7,7 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.authn import Identity
+from app.authn.errors import TokenRejected
 from app.authz import Authorizer
+from app.authz.audit import audit
+from app.authz.model import Action, Decision
 from app.cluster import ClusterState
 from app.core.errors import Unauthenticated
 from app.gateway.service_token import ServiceToken
@@ -15,11 +18,23 @@ from app.proxy import Proxy
 
 
 async def _identity(request: Request) -> Identity:
-    found = await request.app.state.iam.authenticator.authenticate(request)
+    """The verified caller, or 401; every refusal is counted and audited by its reason."""
+    try:
+        found = await request.app.state.iam.authenticator.authenticate(request)
+    except TokenRejected as exc:
+        _refused(request, exc.reason.name.lower())
+        raise
     if found is None:
+        _refused(request, "missing")
         raise Unauthenticated("Authentication required")
     identity: Identity = found
     return identity
+
+
+def _refused(request: Request, reason: str) -> None:
+    request.app.state.metrics.auth_failures[reason] += 1
+    action = Action.READ if request.method in ("GET", "HEAD") else Action.FULL
+    audit("-", request.scope["path"], action, Decision.DENY, f"not authenticated: {reason}")
 
 
 def _authorizer(request: Request) -> Authorizer:

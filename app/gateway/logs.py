@@ -115,7 +115,8 @@ async def agent_logs(
     proxy: ProxyDep,
     service_token: ServiceTokenDep,
 ) -> Response:
-    """An agent's node reader: `/system/v1/agent/<id>/logs<rest>` -> `<rest>` there."""
+    """An agent's node reader: `/system/v1/agent/<id>/logs<rest>` -> `<rest>` there;
+    `…/logs` alone -> 301 to `…/logs/` (the agent's Admin Router answered that itself)."""
     if not AGENT_ID.fullmatch(agent_id):
         raise NotFound(f"agent `{agent_id}` unknown")
     await authorize(request, caller.uid, authorizer, cluster, node_id=agent_id)
@@ -153,8 +154,11 @@ async def relay(
     token: ServiceTokenDep,
 ) -> Response:
     """Forward what follows `prefix` to the node reader at `base_url` (from the snapshot or
-    config, never from the client), with the gateway's own credential."""
+    config, never from the client), with the gateway's own credential. Nothing after the
+    prefix: 301 to `prefix/`, as the node's Admin Router answered (relative Location)."""
     path = upstream_path(request, prefix)
+    if path == "/" and not request.scope["path"].endswith("/"):
+        return RedirectResponse(prefix + "/", status_code=301)
     call = UpstreamCall.from_request(request, path=path, node=node, uid=uid, token=token)
     return await proxy.forward(base_url, call)
 

@@ -23,15 +23,19 @@ class ServiceToken:
         self._clock = clock
         self._current: IssuedToken | None = None
         self._renew_at = 0.0
+        self._kid: str | None = None  # the signing key of the current token
 
     async def __call__(self) -> str:
         now = self._clock()
-        if self._current is None or now >= self._renew_at:
+        rotated = self._issuer.current_kid != self._kid
+        if self._current is None or now >= self._renew_at or rotated:
             issued = self._issuer.issue(self.uid)
             lifetime = max(issued.exp - now, 0.0)
             self._current, self._renew_at = issued, issued.exp - lifetime * RENEW_FRACTION
+            self._kid = self._issuer.current_kid
         return self._current.token
 
     def invalidate(self) -> None:
-        """Issue a fresh token on the next call (e.g. after a signing key rotation)."""
+        """Issue a fresh token on the next call. A signing key rotation needs no call: the
+        next token after it is signed with the new key."""
         self._current = None

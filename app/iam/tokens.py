@@ -36,6 +36,11 @@ class TokenIssuer:
         self._clock = clock
         self._signers: dict[str, CryptographyRSAKey] = {}
 
+    @property
+    def current_kid(self) -> str:
+        """The key the next token is signed with."""
+        return self._keys.current.kid
+
     def issue(self, uid: str) -> IssuedToken:
         key = self._keys.current
         signer = self._signers.get(key.kid)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import cast
 
+from jose import jwt
+
 from app.gateway.service_token import ServiceToken
+from app.iam.keys import KeyRing
 from app.iam.tokens import IssuedToken, TokenIssuer
 
 
 class FakeIssuer:
     def __init__(self, clock: list[float], lifetime: int = 3600) -> None:
         self.clock, self.lifetime, self.issued = clock, lifetime, 0
+        self.current_kid = "k1"
 
     def issue(self, uid: str) -> IssuedToken:
         self.issued += 1
@@ -38,3 +43,17 @@ async def test_short_lifetime_still_renews_before_expiry() -> None:
     assert await token() == "gw-1"
     now[0] = 29
     assert await token() == "gw-2"
+
+
+async def test_a_key_rotation_gets_a_token_signed_with_the_new_key(tmp_path: Path) -> None:
+    keys = KeyRing(tmp_path, token_lifetime=3600)
+    keys.load()
+    token = ServiceToken(TokenIssuer(keys, lifetime=3600), "logway-gateway")
+    first = await token()
+    assert await token() == first
+    old_kid = jwt.get_unverified_header(first)["kid"]
+    keys.rotate()
+    second = await token()
+    assert second != first
+    assert jwt.get_unverified_header(second)["kid"] == keys.current.kid != old_kid
+    assert await token() == second

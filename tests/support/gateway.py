@@ -20,8 +20,10 @@ def gateway(
     password: str,
     host: str = "127.0.0.4",
     extra_env: dict[str, str] | None = None,
+    log_path: Path | None = None,
 ) -> Iterator[str]:
-    """`logway gateway` with its own data directory; `extra` are more CLI options."""
+    """`logway gateway` with its own data directory; `extra` are more CLI options. Its output
+    goes to `log_path` when given (pass `--log-level=INFO` to see audit lines)."""
     port = free_port(host)
     env = {
         **os.environ,
@@ -37,12 +39,14 @@ def gateway(
         "--log-level=WARNING",
         *extra,
     )
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     base = f"http://{host}:{port}"
-    try:
-        wait_http(f"{base}/acs/api/v1/auth/jwks", proc)
-        yield base
-    finally:
-        stop(proc)
-        if proc.stdout:
-            proc.stdout.close()
+    with contextlib.ExitStack() as cleanup:
+        output = cleanup.enter_context(log_path.open("wb")) if log_path else subprocess.PIPE
+        proc = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT, env=env)
+        try:
+            wait_http(f"{base}/acs/api/v1/auth/jwks", proc)
+            yield base
+        finally:
+            stop(proc)
+            if proc.stdout:
+                proc.stdout.close()
