@@ -19,9 +19,12 @@ from tests.support.servers import stop, wait_http
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: ASGIApp, host: str = "127.0.0.1") -> Iterator[str]:
-    """`app` under uvicorn on `host`, in a thread with its own event loop; yields the base URL."""
-    port = free_port(host)
+def serve_in_thread(
+    app: ASGIApp, host: str = "127.0.0.1", port: int | None = None
+) -> Iterator[str]:
+    """`app` under uvicorn on `host` (and `port`, default a free one), in a thread with its own
+    event loop; yields the base URL."""
+    port = port or free_port(host)
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False, ws="none"
     )
