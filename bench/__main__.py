@@ -1,4 +1,5 @@
-"""`python -m bench [--entries N] [--runs N] [--followers N] [--skip-peers]`."""
+"""`python -m bench [--entries N] [--runs N] [--followers N] [--skip-peers] [--load-seconds S]
+[--only logs|identity|gateway]`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from app.devcluster.journald import JournaldNamespace
-from bench import identity, report, sections
+from bench import gateway, identity, report, sections
 from bench.fill import KeepAlive, fill
 from bench.report import Verdict
 from bench.servers import gatewayd, node_reader
@@ -39,9 +40,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--followers", type=positive, default=1000, help="concurrent SSE followers")
     p.add_argument("--skip-peers", action="store_true", help="skip journalctl and gatewayd")
     p.add_argument(
+        "--load-seconds",
+        type=float,
+        default=gateway.LOAD_SECONDS,
+        help="seconds per load run in the gateway section",
+    )
+    p.add_argument(
         "--only",
-        choices=("logs", "identity"),
-        help="run one part: the node reader (logs) or token/authorization/login (identity)",
+        choices=("logs", "identity", "gateway"),
+        help="run one part: the node reader (logs), token/authorization/login (identity), "
+        "or the gateway against nginx proxy_pass and the direct node reader (gateway)",
     )
     return p.parse_args(argv)
 
@@ -106,9 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     fd_limit = raise_fd_limit(args.followers * 2)
     print_header(args, fd_limit)
     try:
-        verdicts = bench(args) if args.only != "identity" else []
-        if args.only != "logs":
+        verdicts = bench(args) if args.only in (None, "logs") else []
+        if args.only in (None, "identity"):
             verdicts += identity.run()
+        if args.only in (None, "gateway"):
+            plan = gateway.Plan(entries=args.entries, runs=args.runs, seconds=args.load_seconds)
+            verdicts += gateway.run(plan)
     except KeyboardInterrupt:
         print("\ninterrupted; everything started was stopped", file=sys.stderr)
         return 130

@@ -15,12 +15,13 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
 import httpx
 
-from app.devcluster.commands import node_argv
+from app.devcluster.commands import logway_argv, node_argv
 
 LOOPBACK = "127.0.0.1"
 READY_TIMEOUT = 30.0
@@ -44,11 +45,20 @@ def free_port(host: str = LOOPBACK) -> int:
 class Server:
     """A child process serving HTTP on host:port; stderr goes to a log kept for errors."""
 
-    def __init__(self, name: str, argv: list[str], *, host: str, port: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        host: str,
+        port: int,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.host = host
         self.port = port
         self._argv = argv
+        self._env = dict(env) if env is not None else None
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -62,24 +72,26 @@ class Server:
             raise ServerError(f"{self.name} is not running")
         return self._proc.pid
 
-    def start(self, ready_path: str) -> None:
+    def start(self, ready_path: str, headers: Mapping[str, str] | None = None) -> None:
+        """Start and wait until `ready_path` answers below 400 (sent with `headers`)."""
         self._proc = subprocess.Popen(
             self._argv,
             cwd=REPO,
+            env=self._env,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=self._log,
             start_new_session=True,  # Ctrl-C reaches us only; we stop it in order
         )
-        self._wait_ready(ready_path)
+        self._wait_ready(ready_path, headers)
 
-    def _wait_ready(self, path: str) -> None:
+    def _wait_ready(self, path: str, headers: Mapping[str, str] | None) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
             if self._proc is not None and self._proc.poll() is not None:
                 raise ServerError(f"{self.name} exited {self._proc.returncode}:\n{self.log_tail()}")
             with contextlib.suppress(httpx.TransportError):
-                if httpx.get(self.base_url + path, timeout=2.0).status_code < 400:
+                if httpx.get(self.base_url + path, headers=headers, timeout=2.0).status_code < 400:
                     return
             if time.monotonic() > deadline:
                 raise ServerError(f"{self.name} not ready in {READY_TIMEOUT}s:\n{self.log_tail()}")
@@ -112,10 +124,37 @@ class Server:
         self.stop()
 
 
-def node_reader(namespace: str, *, host: str = LOOPBACK) -> Server:
-    port = free_port(host)
-    argv = node_argv(namespace, host, port, "--no-auth")
+def node_reader(
+    namespace: str,
+    *,
+    host: str = LOOPBACK,
+    port: int | None = None,
+    auth: Sequence[str] = ("--no-auth",),
+) -> Server:
+    """`auth`: the node's authentication options (`--jwks-url=…`, `--allow-uid=…`)."""
+    port = port or free_port(host)
+    argv = node_argv(namespace, host, port, *auth)
     return Server("logway node", argv, host=host, port=port)
+
+
+def logway_gateway(
+    data_dir: Path, *, host: str, mesos: str, reader_port: int, password: str
+) -> Server:
+    """`logway gateway` over a Mesos master at `mesos`, with the superuser's `password`.
+    At WARNING, as the node reader: no per-request audit line (nginx runs without an access
+    log)."""
+    port = free_port(host)
+    argv = logway_argv(
+        "gateway",
+        f"--host={host}",
+        f"--port={port}",
+        f"--data-dir={data_dir}",
+        f"--mesos={mesos}",
+        f"--reader-port={reader_port}",
+        "--log-level=WARNING",
+    )
+    env = {**os.environ, "LOGWAY_IAM_SUPERUSER_PASSWORD": password}
+    return Server("logway gateway", argv, host=host, port=port, env=env)
 
 
 def gatewayd(directory: Path, *, host: str = LOOPBACK) -> Server:
@@ -153,3 +192,17 @@ def fds_under(pid: int, directory: Path) -> Counter[str]:
             if target.startswith(prefix):
                 files[target] += 1
     return files
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of `pid` (all its threads) and of its live children (nginx's
+    workers), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    total = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        with contextlib.suppress(FileNotFoundError):  # exited while we looked
+            total += cpu_seconds(int(child))
+    return total

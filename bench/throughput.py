@@ -10,6 +10,7 @@ import os
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 CHUNK = 1 << 20
 NEWLINE = b"\n"
@@ -40,9 +41,27 @@ class ReadError(RuntimeError):
     pass
 
 
-def curl(label: str, url: str, accept: str, separator: bytes = NEWLINE) -> Reader:
-    argv = ("curl", "--silent", "--show-error", "--fail", "-H", f"Accept: {accept}", url)
-    return Reader(label, argv, separator)
+def curl(
+    label: str,
+    url: str,
+    accept: str,
+    separator: bytes = NEWLINE,
+    *,
+    header_file: Path | None = None,
+) -> Reader:
+    """`header_file`: more request headers, one per line (curl's `-H @file`), so that a token
+    never shows in the process list."""
+    argv: tuple[str, ...] = (
+        "curl",
+        "--silent",
+        "--show-error",
+        "--fail",
+        "-H",
+        f"Accept: {accept}",
+    )
+    if header_file is not None:
+        argv += ("-H", f"@{header_file}")
+    return Reader(label, (*argv, url), separator)
 
 
 def journalctl(label: str, namespace: str, output: str) -> Reader:

@@ -1,0 +1,161 @@
+"""A one-agent cluster for the gateway section, every part real and started here: a fresh
+journald namespace, the Mesos simulator naming one agent, `logway gateway` over it, the
+agent's `logway node` trusting only the gateway's uid (keys from the gateway's JWKS), and
+nginx proxying Admin Router's agent logs location to the same node reader.
+
+Each process on its own loopback address, as Admin Router's harness does; all stopped on
+the way out, whatever happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from app.authz.routes import SYSTEM_LOGS_RID
+from app.devcluster.journald import JournaldNamespace
+from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster
+from bench.fill import KeepAlive, fill
+from bench.nginx import STATIC_PATH, nginx_binary, nginx_proxy
+from bench.servers import Server, ServerError, free_port, logway_gateway, node_reader
+
+MESOS_HOST = "127.0.0.20"
+GATEWAY_HOST = "127.0.0.21"
+NODE_HOST = "127.0.0.22"
+NGINX_HOST = "127.0.0.23"
+MASTER_ID = "b0e5c1a2-0000-4000-8000-00000000be0c"
+AGENT_ID = f"{MASTER_ID}-S0"
+GATEWAY_UID = "logway-gateway"  # GatewaySettings.service_uid
+READER_UID = "bench-reader"  # a plain user granted the system logs, nothing more
+JWKS_PATH = "/acs/api/v1/auth/jwks"
+RESOLVE_TIMEOUT = 30.0
+IAM_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    entries: int
+    gateway: Server
+    node: Server
+    nginx: Server
+    user_token: str  # READER_UID's, sent to the gateway (and to nginx, which replaces it)
+    service_token: str  # GATEWAY_UID's, for reading the node reader directly
+    directory: Path  # private to this run: header files for curl
+
+
+def _login(http: httpx.Client, uid: str, password: str) -> str:
+    r = http.post("/acs/api/v1/auth/login", json={"uid": uid, "password": password})
+    r.raise_for_status()
+    token: str = r.json()["token"]
+    return token
+
+
+def _user(http: httpx.Client, admin: str, uid: str) -> str:
+    """A new user with a random password; returns its token."""
+    password = secrets.token_urlsafe(24)
+    headers = {"Authorization": f"token={admin}"}
+    r = http.put(f"/acs/api/v1/users/{uid}", json={"password": password}, headers=headers)
+    r.raise_for_status()
+    return _login(http, uid, password)
+
+
+def _grant_system_logs(http: httpx.Client, admin: str, uid: str) -> None:
+    headers = {"Authorization": f"token={admin}"}
+    acl = f"/acs/api/v1/acls/{SYSTEM_LOGS_RID}"
+    if http.put(acl, json={}, headers=headers).status_code not in (201, 409):
+        raise ServerError(f"cannot create the ACL {SYSTEM_LOGS_RID}")
+    http.put(f"{acl}/users/{uid}/read", headers=headers).raise_for_status()
+
+
+def _wait_resolved(url: str, token: str) -> bytes:
+    """The gateway answers 503 until its first Mesos poll; then the small range's body."""
+    deadline = time.monotonic() + RESOLVE_TIMEOUT
+    headers = {"Authorization": f"token={token}", "Accept": "application/json"}
+    while True:
+        r = httpx.get(url, headers=headers, timeout=10)
+        if r.status_code == 200:
+            return r.content
+        if time.monotonic() > deadline:
+            raise ServerError(f"the gateway never reached the agent: {r.status_code} {r.text}")
+        time.sleep(0.1)
+
+
+def _header_file(path: Path, token: str) -> Path:
+    path.touch(0o600)
+    path.write_text(f"Authorization: token={token}\n")
+    return path
+
+
+@contextlib.contextmanager
+def one_agent_cluster(entries: int, small_query: str) -> Iterator[Cluster]:
+    """`small_query`: the node-reader path nginx's static file copies (the client's ceiling
+    is measured on the same bytes)."""
+    nginx_binary()  # before minutes of filling: fail at once when it is missing
+    password = secrets.token_urlsafe(24)
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="logway-bench-gw-")))
+        ns = stack.enter_context(JournaldNamespace(f"benchgw{os.getpid()}"))
+        stack.enter_context(KeepAlive(ns.runtime_dir / "stdout"))
+        seconds = fill(ns.socket, entries)
+        ns.sync()
+        print(f"journal {ns.name}: wrote {entries:,} entries in {seconds:.1f} s", flush=True)
+
+        reader_port = free_port(NODE_HOST)
+        mesos = SimCluster(master_id=MASTER_ID)
+        mesos.agents = [SimAgent(AGENT_ID, NODE_HOST)]
+        sim = stack.enter_context(MesosSimulator(mesos, masters=[(MESOS_HOST, 0)]))
+        gw = stack.enter_context(
+            logway_gateway(
+                tmp / "gateway",
+                host=GATEWAY_HOST,
+                mesos=sim.urls[0],
+                reader_port=reader_port,
+                password=password,
+            )
+        )
+        gw.start(JWKS_PATH)
+        with httpx.Client(base_url=gw.base_url, timeout=IAM_TIMEOUT) as http:
+            admin = _login(http, "admin", password)
+            service_token = _user(http, admin, GATEWAY_UID)
+            user_token = _user(http, admin, READER_UID)
+            _grant_system_logs(http, admin, READER_UID)
+
+        auth = (f"--jwks-url={gw.base_url}{JWKS_PATH}", f"--allow-uid={GATEWAY_UID}")
+        node = stack.enter_context(
+            node_reader(ns.name, host=NODE_HOST, port=reader_port, auth=auth)
+        )
+        node.start("/v1/fields/STREAM", headers={"Authorization": f"token={service_token}"})
+        agent_path = f"/system/v1/agent/{AGENT_ID}/logs{small_query}"
+        small = _wait_resolved(gw.base_url + agent_path, user_token)
+
+        # Its own directory: nginx's workers (`nobody`) must traverse it to the static file,
+        # and must not reach the gateway's keys.
+        nginx_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="logway-bench-nginx-"))
+        nginx = stack.enter_context(
+            nginx_proxy(
+                Path(nginx_dir),
+                host=NGINX_HOST,
+                upstream=f"{NODE_HOST}:{reader_port}",
+                authorization=f"token={service_token}",
+                static_body=small,
+            )
+        )
+        nginx.start(STATIC_PATH)
+        print(
+            f"Mesos simulator {sim.urls[0]} (agent {AGENT_ID} at {NODE_HOST}); "
+            f"gateway pid {gw.pid} at {gw.base_url}; node reader pid {node.pid} at "
+            f"{node.base_url}; nginx pid {nginx.pid} at {nginx.base_url}; "
+            f"small range body {len(small):,} bytes",
+            flush=True,
+        )
+        _header_file(tmp / "user.headers", user_token)
+        _header_file(tmp / "service.headers", service_token)
+        yield Cluster(entries, gw, node, nginx, user_token, service_token, tmp)
