@@ -1,11 +1,14 @@
-"""Entries to bytes, in dcos-log's three formats (reference §1.4)."""
+"""Entries to bytes, in dcos-log's three formats (reference §1.4), and the two formats of
+dcos-log's v2 task file reader (reference §2.3) over a task's journal lines."""
 
 from __future__ import annotations
 
 import time
 from typing import Protocol
 
-from app.journal.entry import Entry, go_escape, json_lines
+import orjson
+
+from app.journal.entry import Entry, decode_value, go_escape, json_lines
 
 TEXT = "text/plain"
 JSON = "application/json"
@@ -98,6 +101,74 @@ class SseEncoder:
         return SSE_PING
 
 
+class LineEncoder:
+    """`MESSAGE\\n`: a task's output as its sandbox file held it, the bytes as stored.
+
+    Entries without MESSAGE produce no bytes, as in `TextEncoder`.
+    """
+
+    media_type = TEXT
+
+    def encode(self, entries: list[Entry]) -> bytes:
+        lines = [m for e in entries if (m := e.message) is not None]
+        return b"\n".join(lines) + b"\n" if lines else b""
+
+    def heartbeat(self) -> bytes | None:
+        return None
+
+
+# dcos-log marshalled a Go map: keys sorted.
+_FILE_EVENT = (
+    b'id: %s\ndata: {"fields":{"AGENT_ID":%b,"CONTAINER_ID":%b,"EXECUTOR_ID":%b,'
+    b'"FILE":%b,"FRAMEWORK_ID":%b,"MESSAGE":%b}}\n\n'
+)
+
+
+class FileEventEncoder:
+    """dcos-log's task file events, each with `id: <journald cursor>` where dcos-log put a
+    byte offset, so `Last-Event-ID` resumes at the exact entry.
+
+    The ids are the entry's own (AGENT_ID is only known there; "" when absent). A value that
+    is not UTF-8 is a list of byte values, as in the v1 JSON. Entries without MESSAGE
+    produce no event.
+    """
+
+    media_type = SSE
+
+    def __init__(self, *, file: str) -> None:
+        self._file = orjson.dumps(file)
+
+    def encode(self, entries: list[Entry]) -> bytes:
+        out: list[bytes] = []
+        append = out.append
+        file = self._file
+        for e in entries:
+            message = e.message
+            if message is None:
+                continue
+            append(
+                _FILE_EVENT
+                % (
+                    e.cursor.encode(),
+                    _json_field(e, "AGENT_ID"),
+                    _json_field(e, "CONTAINER_ID"),
+                    _json_field(e, "EXECUTOR_ID"),
+                    file,
+                    _json_field(e, "FRAMEWORK_ID"),
+                    orjson.dumps(decode_value(message)),
+                )
+            )
+        return go_escape(b"".join(out))
+
+    def heartbeat(self) -> bytes | None:
+        return SSE_PING
+
+
+def _json_field(entry: Entry, name: str) -> bytes:
+    raw = entry.field_bytes(name)
+    return b'""' if raw is None else orjson.dumps(decode_value(raw))
+
+
 def negotiate(accept: str | None) -> str:
     """Pick text, JSON or SSE from an Accept header.
 
@@ -133,3 +204,12 @@ def encoder_for(media_type: str, *, stream: bool) -> Encoder:
     if media_type == SSE:
         return SseEncoder(with_id=stream)
     return TextEncoder()
+
+
+def file_encoder_for(media_type: str, *, file: str) -> Encoder:
+    """A task file read from the journal: lines, the v1 JSON entries, or file events."""
+    if media_type == JSON:
+        return JsonEncoder()
+    if media_type == SSE:
+        return FileEventEncoder(file=file)
+    return LineEncoder()

@@ -1,7 +1,7 @@
 """HTTP query parameters → `Query`, with dcos-log's rules and 400s that name the parameter.
 
 Reference §1.3 (v1) and §2.2 (v2). Where dcos-log answered 500 (bad or unknown cursors)
-we answer 400.
+we answer 400; where its filters could widen a task route to other tasks, they narrow.
 """
 
 from __future__ import annotations
@@ -102,6 +102,29 @@ def parse_filters(
     return out
 
 
+def within_path(
+    path_matches: Sequence[tuple[str, str]], filters: Sequence[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The path's matches ANDed with the filters: a filter can only narrow a task's lines.
+
+    journald ORs values of one field, so `filter=CONTAINER_ID:other` beside the path's
+    CONTAINER_ID would widen the read to another task's lines (dcos-log's behaviour). A
+    filter on a field the path fixes is dropped when one of its values is the path's, and
+    a 400 otherwise: nothing could match.
+    """
+    fixed = dict(path_matches)
+    narrowing = [(name, value) for name, value in filters if name not in fixed]
+    for name, path_value in fixed.items():
+        values = [value for field, value in filters if field == name]
+        if values and path_value not in values:
+            raise BadRequest(
+                f"filter {name}:{values[0]} contradicts the path's {name}={path_value}: "
+                "a filter can only narrow a task's lines",
+                parameter="filter",
+            )
+    return [*path_matches, *narrowing]
+
+
 def validate_path_value(name: str, value: str) -> str:
     if not value or "\n" in value or "\x00" in value:
         raise BadRequest(f"invalid {name} in path", parameter=name)
@@ -132,7 +155,7 @@ def v1_query(
         # The id the client saw last: resume right after it, skips off ("no duplicates").
         cursor = parse_cursor(last_event_id, parameter="Last-Event-ID", unescape=False)
         skip_next = skip_prev = 0
-    matches = [*path_matches, *parse_filters(params.getlist("filter"))]
+    matches = within_path(path_matches, parse_filters(params.getlist("filter")))
     return Query(
         matches=tuple(matches),
         cursor=cursor,
@@ -146,7 +169,13 @@ def v1_query(
     )
 
 
-def v2_query(params: QueryParams, *, last_event_id: str | None, unit: str | None) -> Query:
+def v2_query(
+    params: QueryParams,
+    *,
+    last_event_id: str | None,
+    unit: str | None = None,
+    path_matches: Sequence[tuple[str, str]] = (),
+) -> Query:
     raw_limit = _one(params, "limit")
     if raw_limit is not None and (not raw_limit.isdigit() or int(raw_limit) > UINT64_MAX):
         raise BadRequest(
@@ -155,7 +184,8 @@ def v2_query(params: QueryParams, *, last_event_id: str | None, unit: str | None
         )
     limit = int(raw_limit) if raw_limit else 0
     skip = parse_int(params, "skip")
-    matches = tuple(parse_filters(params.getlist("filter"), lowercase_message=True))
+    filters = parse_filters(params.getlist("filter"), lowercase_message=True)
+    matches = tuple(within_path(path_matches, filters))
     any_of = (("UNIT", unit), ("_SYSTEMD_UNIT", unit)) if unit else ()
     cursor: str | None = None
     skip_next, skip_prev = (skip, 0) if skip > 0 else (0, -skip)

@@ -1,4 +1,5 @@
-"""dcos-log's v1 API (reference §1) and the v2 component API (reference §2.2)."""
+"""dcos-log's v1 API (reference §1), the v2 component API (reference §2.2) and the v2 task
+file routes (reference §2.3), served from the task's journal lines."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from starlette.responses import JSONResponse, Response
 
-from app.core.errors import BadRequest
-from app.journal.encoders import SSE, encoder_for, negotiate
+from app.core.errors import BadRequest, NotFound
+from app.journal.encoders import SSE, Encoder, encoder_for, file_encoder_for, negotiate
+from app.journal.query import Query
 from app.journal.source import Journal
 from app.node.params import v1_query, v2_query, validate_path_value
 from app.node.respond import range_response, stream_response
 
 # /v1/fields/{field} answers only for these (dcos-log's allow-list, case-sensitive).
 ALLOWED_FIELDS = ("FRAMEWORK_ID", "AGENT_ID", "EXECUTOR_ID", "CONTAINER_ID", "STREAM")
+# The sandbox files a task's journal holds, as the shipper tags its lines (app/shipper).
+TASK_FILES = {"stdout": "STDOUT", "stderr": "STDERR"}
+_V2_RUN = "/v2/task/frameworks/{framework_id}/executors/{executor_id}/runs/{container_id}"
 
 router = APIRouter()
 
@@ -145,14 +150,10 @@ async def v1_fields(field: str, journal: JournalDep) -> Response:
     return JSONResponse(values, headers={"Access-Control-Allow-Origin": "*"})
 
 
-async def _v2_component(request: Request, journal: Journal, unit: str | None) -> Response:
-    last_event_id = request.headers.get("last-event-id")
-    query = v2_query(request.query_params, last_event_id=last_event_id, unit=unit)
-    media = negotiate(request.headers.get("accept"))
+async def _v2_read(request: Request, journal: Journal, query: Query, encoder: Encoder) -> Response:
     # v2 has no stream URL: an event-stream Accept follows, anything else is a range.
-    follow = media == SSE
+    follow = encoder.media_type == SSE
     reading = await journal.open(query, follow=follow)
-    encoder = encoder_for(media, stream=follow)
     if follow:
         heartbeat = request.app.state.heartbeat
         return stream_response(
@@ -165,6 +166,13 @@ async def _v2_component(request: Request, journal: Journal, unit: str | None) ->
     return await range_response(reading, encoder, skip_headers=False)
 
 
+async def _v2_component(request: Request, journal: Journal, unit: str | None) -> Response:
+    last_event_id = request.headers.get("last-event-id")
+    query = v2_query(request.query_params, last_event_id=last_event_id, unit=unit)
+    media = negotiate(request.headers.get("accept"))
+    return await _v2_read(request, journal, query, encoder_for(media, stream=media == SSE))
+
+
 @router.get("/v2/component")
 async def v2_component(request: Request, journal: JournalDep) -> Response:
     return await _v2_component(request, journal, None)
@@ -173,6 +181,79 @@ async def v2_component(request: Request, journal: JournalDep) -> Response:
 @router.get("/v2/component/{unit}")
 async def v2_component_unit(request: Request, journal: JournalDep, unit: Segment) -> Response:
     return await _v2_component(request, journal, validate_path_value("unit", unit))
+
+
+def _stream_of(file: str) -> tuple[str, str]:
+    stream = TASK_FILES.get(file)
+    if stream is None:
+        raise _no_such_file(file)
+    return ("STREAM", stream)
+
+
+def _no_such_file(file: str) -> NotFound:
+    return NotFound(
+        f"No file {file!r} here: a task's journal has only `stdout` and `stderr` "
+        "(no other sandbox files, browse or download)"
+    )
+
+
+async def _v2_task(
+    request: Request, journal: Journal, matches: list[tuple[str, str]], file: str
+) -> Response:
+    last_event_id = request.headers.get("last-event-id")
+    query = v2_query(request.query_params, last_event_id=last_event_id, path_matches=matches)
+    media = negotiate(request.headers.get("accept"))
+    return await _v2_read(request, journal, query, file_encoder_for(media, file=file))
+
+
+@router.get(_V2_RUN + "/{file}")
+async def v2_task_file(
+    request: Request,
+    journal: JournalDep,
+    framework_id: Segment,
+    executor_id: Segment,
+    container_id: Segment,
+    file: Segment,
+) -> Response:
+    """What the task wrote to `stdout` or `stderr`, found by its container (a nested one
+    joined with dots, as on the v1 task routes)."""
+    matches = _task_matches(framework_id, executor_id, container_id)
+    return await _v2_task(request, journal, [*matches, _stream_of(file)], file)
+
+
+@router.get(_V2_RUN + "/tasks/{task_id}/{file}")
+async def v2_pod_task_file(
+    request: Request,
+    journal: JournalDep,
+    framework_id: Segment,
+    executor_id: Segment,
+    container_id: Segment,
+    task_id: Segment,
+    file: Segment,
+) -> Response:
+    """A pod's task: `runs/{container_id}` names the pod's (outermost) container.
+
+    The task's own CONTAINER_ID is `<container_id>.<its container>` and journald matches
+    only whole values, so the task is found by TASK_ID (set by the shipper when it is given
+    one) within the framework and executor; the run's container is validated, not matched.
+    """
+    validate_path_value("container_id", container_id)
+    matches = [
+        ("FRAMEWORK_ID", validate_path_value("framework_id", framework_id)),
+        ("EXECUTOR_ID", validate_path_value("executor_id", executor_id)),
+        ("TASK_ID", validate_path_value("task_id", task_id)),
+        _stream_of(file),
+    ]
+    return await _v2_task(request, journal, matches, file)
+
+
+@router.get(_V2_RUN + "/{rest:path}", include_in_schema=False)
+async def v2_task_other(
+    framework_id: Segment, executor_id: Segment, container_id: Segment, rest: str
+) -> Response:
+    """dcos-log's `files/browse`, `<file>/download` and the like: not in a journal."""
+    _task_matches(framework_id, executor_id, container_id)
+    raise _no_such_file(rest)
 
 
 @router.get("/metrics", include_in_schema=False)
