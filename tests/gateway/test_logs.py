@@ -26,6 +26,11 @@ S0, S1 = f"{MASTER_ID}-S0", f"{MASTER_ID}-S1"
 MARATHON = f"{MASTER_ID}-0000"
 DEV = ("dev_api.exec", "c-dev-1")  # executor id, container id
 DEVOPS = ("devops_api.exec", "c-devops-1")
+METRONOME = f"{MASTER_ID}-0001"
+BATCH_TASK = "nightly.run-1"  # a command-executor task: its executor id is its own id
+BATCH = (BATCH_TASK, "c-batch-1")
+POD_TASK = "dev_pod.instance-7.web"
+POD = ("instance-dev_pod.instance-7", "c-pod-outer", "c-pod-web")  # executor, outer, inner
 
 pytestmark = pytest.mark.skipif(
     not journald_available(), reason="needs root and /lib/systemd/systemd-journald"
@@ -35,7 +40,10 @@ pytestmark = pytest.mark.skipif(
 def sim_cluster() -> SimCluster:
     cluster = SimCluster(master_id=MASTER_ID)
     cluster.agents = [SimAgent(S0, HOSTS[0]), SimAgent(S1, HOSTS[1])]
-    cluster.frameworks = [SimFramework(MARATHON, "marathon")]
+    cluster.frameworks = [
+        SimFramework(MARATHON, "marathon"),
+        SimFramework(METRONOME, "metronome", role="batch"),
+    ]
     cluster.tasks = [
         SimTask(
             "dev_api.instance-1",
@@ -54,6 +62,16 @@ def sim_cluster() -> SimCluster:
             executor_id=DEVOPS[0],
             containers=(DEVOPS[1],),
             labels={"DCOS_SPACE": "/devops/api"},
+        ),
+        SimTask(BATCH_TASK, "nightly", METRONOME, S1, containers=(BATCH[1],)),
+        SimTask(
+            POD_TASK,
+            "web",
+            MARATHON,
+            S0,
+            executor_id=POD[0],
+            containers=POD[1:],
+            labels={"DCOS_SPACE": "/dev/pod"},
         ),
     ]
     return cluster
@@ -231,3 +249,141 @@ def test_mesos_down_log_routes_503_iam_still_works(tmp_path: Path) -> None:
             assert r.status_code == 503, (path, r.text)
         users = httpx.get(f"{base}/acs/api/v1/users", headers=admin, timeout=15)
         assert users.status_code == 200
+
+
+# The authorization matrix: who may read what, on every log route.
+
+OPS, DEVS, BATCHERS, NOBODY = "m-ops", "m-dev", "m-batch", "m-nobody"
+GRANTS = {
+    OPS: "dcos:adminrouter:ops:system-logs",
+    DEVS: "dcos:mesos:agent:task:app_id:/dev",
+    BATCHERS: "dcos:mesos:agent:framework:role:batch",
+}
+
+
+@pytest.fixture(scope="module")
+def users(env: Env) -> dict[str, dict[str, str]]:
+    tokens = {}
+    for uid in (OPS, DEVS, BATCHERS, NOBODY):
+        tokens[uid] = add_user(env.base, env.admin, uid, f"{uid} password")
+        if uid in GRANTS:
+            grant(env.base, env.admin, GRANTS[uid], uid)
+    dev = {"FRAMEWORK_ID": MARATHON, "EXECUTOR_ID": DEV[0], "CONTAINER_ID": DEV[1]}
+    pod = {"FRAMEWORK_ID": MARATHON, "EXECUTOR_ID": POD[0], "CONTAINER_ID": ".".join(POD[1:])}
+    batch = {"FRAMEWORK_ID": METRONOME, "EXECUTOR_ID": BATCH[0], "CONTAINER_ID": BATCH[1]}
+    write(env, S0, "matrix dev out", STREAM="STDOUT", TASK_ID="dev_api.instance-1", **dev)
+    write(env, S0, "matrix pod out", STREAM="STDOUT", TASK_ID=POD_TASK, **pod)
+    write(env, S1, "matrix batch err", STREAM="STDERR", TASK_ID=BATCH_TASK, **batch)
+    write(env, S0, "matrix system line")
+    return tokens
+
+
+def v1_task(agent: str, framework: str, executor: str, container: str, kind: str = "range") -> str:
+    return (
+        f"/system/v1/agent/{agent}/logs/v1/{kind}/framework/{framework}"
+        f"/executor/{executor}/container/{container}"
+    )
+
+
+def v2_run(agent: str, framework: str, executor: str, run: str, rest: str) -> str:
+    return (
+        f"/system/v1/agent/{agent}/logs/v2/task/frameworks/{framework}"
+        f"/executors/{executor}/runs/{run}{rest}"
+    )
+
+
+ALL, NONE_BUT_OPS = (200, 200, 200, 200), (200, 403, 403, 403)
+DEV_ROUTE, BATCH_ROUTE = (200, 200, 403, 403), (200, 403, 200, 403)
+MATRIX = [
+    # path, status for (ops, devs, batchers, nobody)
+    ("/system/v1/logs/v1/range/?skip_prev=1", NONE_BUT_OPS),
+    ("/system/v1/leader/mesos/logs/v1/range/?skip_prev=1", NONE_BUT_OPS),
+    (f"/system/v1/agent/{S0}/logs/v1/range/?skip_prev=1", NONE_BUT_OPS),
+    (f"/system/v1/agent/{S0}/logs/v1/range/download?skip_prev=1", NONE_BUT_OPS),
+    (f"/system/v1/agent/{S0}/logs/v1/fields/STREAM", NONE_BUT_OPS),
+    (f"/system/v1/agent/{S0}/logs/v2/component?skip=-1", NONE_BUT_OPS),
+    (f"/system/v1/agent/{S1}/logs/v2/component/gwtest.service?skip=-1", (204, 403, 403, 403)),
+    (v1_task(S0, MARATHON, *DEV), DEV_ROUTE),
+    (v1_task(S0, MARATHON, *DEV) + "/download", DEV_ROUTE),
+    (v1_task(S0, MARATHON, POD[0], ".".join(POD[1:])), DEV_ROUTE),
+    (v1_task(S0, MARATHON, *DEVOPS), (204, 403, 403, 403)),
+    (v1_task(S1, METRONOME, *BATCH), BATCH_ROUTE),
+    # The dev task's ids on the other agent name no task there: a whole-journal read.
+    (v1_task(S1, MARATHON, *DEV), (204, 403, 403, 403)),
+    (v2_run(S0, MARATHON, *DEV, "/stdout"), DEV_ROUTE),
+    (v2_run(S0, MARATHON, POD[0], POD[1], f"/tasks/{POD_TASK}/stdout"), DEV_ROUTE),
+    (v2_run(S1, METRONOME, *BATCH, "/stderr"), BATCH_ROUTE),
+    # Another task id under the pod's container names no known task: a whole-journal read.
+    (v2_run(S0, MARATHON, POD[0], POD[1], "/tasks/other.task/stdout"), (204, 403, 403, 403)),
+    ("/system/v1/logs/v2/task/dev_api.instance-1/file/stdout", DEV_ROUTE),
+    ("/system/v1/logs/v2/task/dev_api.instance-1", DEV_ROUTE),
+    (f"/system/v1/logs/v2/task/{POD_TASK}/file/stdout", DEV_ROUTE),
+    ("/system/v1/logs/v2/task/nightly/file/stderr", BATCH_ROUTE),
+    ("/system/v1/logs/v2/task/nightly/file/stdout", (204, 403, 204, 403)),
+    # Unknown: 404 only to whoever could have read it; everyone else learns nothing.
+    ("/system/v1/logs/v2/task/no-such-task/file/stdout", (404, 403, 403, 403)),
+]
+
+
+@pytest.mark.parametrize(("path", "expected"), MATRIX, ids=[p for p, _ in MATRIX])
+def test_authorization_matrix(
+    env: Env, users: dict[str, dict[str, str]], path: str, expected: tuple[int, ...]
+) -> None:
+    got = tuple(env.get(path, headers=users[uid]).status_code for uid in users)
+    assert got == expected, path
+
+
+def test_follows_are_authorized_like_ranges(env: Env, users: dict[str, dict[str, str]]) -> None:
+    sse = {"Accept": "text/event-stream"}
+    cases = [
+        (v1_task(S0, MARATHON, *DEV, kind="stream"), DEV_ROUTE),
+        (f"/system/v1/agent/{S0}/logs/v1/stream/?skip_prev=1", NONE_BUT_OPS),
+        ("/system/v1/logs/v2/task/dev_api.instance-1/file/stdout?skip=-1", DEV_ROUTE),
+    ]
+    for path, expected in cases:
+        got = []
+        for uid in users:
+            headers = {**users[uid], **sse}
+            with httpx.stream("GET", env.base + path, headers=headers, timeout=15) as r:
+                got.append(r.status_code)
+                if r.status_code == 200:
+                    assert r.headers["content-type"].startswith("text/event-stream")
+        assert tuple(got) == expected, path
+
+
+def test_v2_task_serves_that_tasks_lines_like_the_dcos_cli_reads_them(
+    env: Env, users: dict[str, dict[str, str]]
+) -> None:
+    r = env.get(
+        "/system/v1/logs/v2/task/dev_api.instance-1/file/stdout?cursor=END&skip=-1",
+        headers={**users[DEVS], "Accept": "text/plain"},
+    )
+    assert (r.status_code, r.text) == (200, "matrix dev out\n")
+    err = env.get("/system/v1/logs/v2/task/nightly/file/stderr", headers=users[BATCHERS])
+    assert err.text == "matrix batch err\n"
+
+
+def test_ambiguous_task_names_list_only_what_the_caller_may_read(
+    env: Env, users: dict[str, dict[str, str]]
+) -> None:
+    path = "/system/v1/logs/v2/task/api/file/stdout"
+    ops = env.get(path, headers=users[OPS])
+    assert ops.status_code == 409
+    assert "dev_api.instance-1" in ops.text
+    assert "devops_api.instance-2" in ops.text
+    dev = env.get(path, headers=users[DEVS])
+    assert dev.status_code == 409
+    assert "dev_api.instance-1" in dev.text
+    assert "devops" not in dev.text
+    assert env.get(path, headers=users[NOBODY]).status_code == 403
+
+
+def test_v2_task_other_files_are_404_after_authentication(
+    env: Env, users: dict[str, dict[str, str]]
+) -> None:
+    for rest in ("file/sandbox.log", "browse", "file/stdout/download"):
+        path = f"/system/v1/logs/v2/task/dev_api.instance-1/{rest}"
+        assert env.get(path).status_code == 401
+        r = env.get(path, headers=users[OPS])
+        assert r.status_code == 404, rest
+        assert "stdout" in r.text
