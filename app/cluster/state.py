@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import httpx
 
-from app.cluster.errors import Ambiguous, InvalidId, MesosError
+from app.cluster.errors import InvalidId, MesosError, ambiguous
 from app.cluster.mesos import MesosClient
 from app.cluster.model import Agent, ClusterSnapshot, Master, Task
 from app.cluster.settings import ClusterSettings
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 AGENT_ID = re.compile(r"[0-9a-zA-Z-]{1,256}")  # Admin Router's location regex, bounded
 MAX_TASK_QUERY = 1024
-MAX_LISTED_CANDIDATES = 10
 STALE_LOG_INTERVAL = 10.0
 
 
@@ -115,11 +114,7 @@ class ClusterState:
         if not found:
             raise NotFound(f"task `{query}` not found")
         if len(found) > 1:
-            ids = tuple(task.id for task in found)
-            listed = ", ".join(ids[:MAX_LISTED_CANDIDATES])
-            if len(ids) > MAX_LISTED_CANDIDATES:
-                listed += f" and {len(ids) - MAX_LISTED_CANDIDATES} more"
-            raise Ambiguous(f"found more than 1 task matching `{query}`: {listed}", candidates=ids)
+            raise ambiguous(query, tuple(task.id for task in found))
         return found[0]
 
     async def refresh(self) -> None:
