@@ -1,72 +1,53 @@
-"""`logway dev`: a node reader over a real journald namespace, fed by sample tasks.
+"""`logway dev`: a whole local cluster behind the gateway (what `make run` starts).
 
-This is what `make run` starts until the gateway exists: one journald namespace, one
-`logway node` on 127.0.0.2:61001 with token authentication, and two `logway ship` tasks
-writing stdout and stderr lines. Ctrl-C or SIGTERM stops everything it started.
+The cluster (a Mesos master simulator, agents on their own loopback addresses, one journald
+namespace and node reader per node, sample tasks under `logway ship`) is described in
+`app.devcluster.cluster` and run by `app.devcluster.supervisor`; this is the command line.
+Ctrl-C, SIGTERM or SIGHUP stops everything it started.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import secrets
+import shutil
 import signal
-import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
-import httpx
+from app.devcluster import cluster as devcluster
+from app.devcluster.accounts import superuser_password, write_private
+from app.devcluster.banner import banner
+from app.devcluster.cluster import SUPERUSER, DevClusterConfig
+from app.devcluster.supervisor import DevClusterError, Interrupted, Supervisor
 
-from app.devcluster.commands import logway_argv
-from app.devcluster.journald import JournaldError, JournaldNamespace
-from app.devcluster.keys import DevKeys
-
-DATA_DIR = Path(".logway/dev")
-NAMESPACE = "logway-dev"
-READER_UID = "logway-gateway"
-FRAMEWORK_ID = "dev-framework-0000"
-AGENT_ID = "dev-agent-S0"
-SUPERUSER = "admin"  # IamSettings' default superuser uid
-
-SAMPLE_TASK = r"""
-import itertools, sys, time
-name = sys.argv[1]
-for i in itertools.count():
-    print(f"{name} request {i} served", flush=True)
-    if i % 5 == 0:
-        print(f"{name} warning {i}: slow upstream", file=sys.stderr, flush=True)
-    time.sleep(1)
-"""
+DEFAULTS = DevClusterConfig()
+WATCH_INTERVAL = 0.2
 
 
 def add_parser(commands: Any) -> None:
     p: argparse.ArgumentParser = commands.add_parser(
-        "dev", help="run a local node reader with sample task logs (what `make run` starts)"
+        "dev", help="run a local cluster behind the gateway (what `make run` starts)"
     )
-    p.add_argument("--host", default="127.0.0.2")
-    p.add_argument("--port", type=int, default=61001)
-    p.add_argument("--namespace", default=NAMESPACE, help="journald namespace to start")
-    p.add_argument("--gateway-host", default="127.0.0.1")
-    p.add_argument("--gateway-port", type=int, default=8000)
-    p.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    p.add_argument("--master-ip", default=DEFAULTS.master_ip, help="Mesos, gateway and reader")
+    p.add_argument(
+        "--agent-ip",
+        action="append",
+        default=None,
+        metavar="IP",
+        help="one agent per address (repeatable; default 127.0.0.2 and 127.0.0.3)",
+    )
+    p.add_argument("--mesos-port", type=int, default=DEFAULTS.mesos_port)
+    p.add_argument("--reader-port", type=int, default=DEFAULTS.reader_port)
+    p.add_argument("--gateway-port", type=int, default=DEFAULTS.gateway_port)
+    p.add_argument(
+        "--namespace", default=DEFAULTS.namespace, help="prefix of the journald namespaces"
+    )
+    p.add_argument("--data-dir", type=Path, default=DEFAULTS.data_dir)
     p.set_defaults(run=run)
-
-
-def _wait_ready(url: str, token: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("the node reader exited during start-up")
-        try:
-            r = httpx.get(url, headers={"Authorization": f"token={token}"}, timeout=1)
-            if r.status_code in (200, 204):
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("the node reader did not answer in time")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,134 +57,60 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    data_dir: Path = args.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
-    keys = DevKeys.create(data_dir / "keys")
-    token = keys.token(READER_UID)
-    token_path = data_dir / "token"
-    token_path.write_text(token + "\n")
-    token_path.chmod(0o600)
-    password = _superuser_password(data_dir / "superuser-password")
-    procs: list[subprocess.Popen[bytes]] = []
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     try:
-        with JournaldNamespace(args.namespace) as ns:
-            node = subprocess.Popen(
-                logway_argv(
-                    "node",
-                    f"--journal-namespace={ns.name}",
-                    "--log-level=WARNING",
-                    f"--host={args.host}",
-                    f"--port={args.port}",
-                    f"--public-key={keys.public_path}",
-                    f"--allow-uid={READER_UID}",
-                )
-            )
-            procs.append(node)
-            gateway = subprocess.Popen(
-                logway_argv(
-                    "gateway",
-                    f"--host={args.gateway_host}",
-                    f"--port={args.gateway_port}",
-                    f"--data-dir={data_dir / 'gateway'}",
-                    "--log-level=WARNING",
-                ),
-                env={**os.environ, "LOGWAY_IAM_SUPERUSER_PASSWORD": password},
-            )
-            procs.append(gateway)
-            for app_name, container in (
-                ("web", "dev-container-web"),
-                ("worker", "dev-container-worker"),
-            ):
-                procs.append(
-                    subprocess.Popen(
-                        logway_argv(
-                            "ship",
-                            f"--journal-namespace={ns.name}",
-                            f"--agent-id={AGENT_ID}",
-                            f"--framework-id={FRAMEWORK_ID}",
-                            f"--executor-id={app_name}.executor",
-                            f"--container-id={container}",
-                            f"--task-id={app_name}.task",
-                            "--",
-                            sys.executable,
-                            "-c",
-                            SAMPLE_TASK,
-                            app_name,
-                        )
-                    )
-                )
-            base = f"http://{args.host}:{args.port}"
-            _wait_ready(f"{base}/v1/range/?skip_prev=1", token, node)
-            gateway_url = f"http://{args.gateway_host}:{args.gateway_port}"
-            _wait_ready(f"{gateway_url}/acs/api/v1/auth/jwks", token, gateway)
-            print_gateway_banner(gateway_url, password)
-            print_banner(base, ns.name, token_path)
-            while not stopping and all(p.poll() is None for p in procs):
-                time.sleep(0.2)
-    except (JournaldError, RuntimeError) as exc:
+        config = DevClusterConfig(
+            master_ip=args.master_ip,
+            agent_ips=tuple(args.agent_ip or DEFAULTS.agent_ips),
+            mesos_port=args.mesos_port,
+            reader_port=args.reader_port,
+            gateway_port=args.gateway_port,
+            namespace=args.namespace,
+            data_dir=args.data_dir.resolve(),
+        )
+    except ValueError as exc:
+        print(f"logway dev: {exc}", file=sys.stderr)
+        return 2
+    password = _password(config.data_dir)
+    login_body = config.data_dir / "superuser-login.json"
+    write_private(login_body, json.dumps({"uid": SUPERUSER, "password": password}) + "\n")
+    cluster = devcluster.build(config, python=sys.executable)
+
+    interrupt = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda *_: interrupt.set())
+    supervisor = Supervisor(cluster, password=password, interrupt=interrupt)
+    try:
+        supervisor.start()
+    except Interrupted:
+        return 0
+    except DevClusterError as exc:
         print(f"logway dev: {exc}", file=sys.stderr)
         return 1
+    code = 0
+    try:
+        print(banner(cluster, password=password, login_body=login_body, logway=_logway()))
+        sys.stdout.flush()
+        while not interrupt.wait(WATCH_INTERVAL):
+            exited = supervisor.exited()
+            if exited is not None:
+                print(f"logway dev: {exited}; stopping everything", file=sys.stderr)
+                code = 1
+                break
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-    return 0
+        supervisor.stop()
+    return code
 
 
-def _superuser_password(path: Path) -> str:
-    """The dev superuser's password: generated once, kept (0600) so `make run` is repeatable."""
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(12) + "\n")
-    return path.read_text().strip()
+def _password(data_dir: Path) -> str:
+    path = data_dir / "superuser-password"
+    store = data_dir / "gateway"
+    if not path.exists() and store.exists():
+        # The store's superuser was made with a password nobody has any more.
+        print(f"logway dev: no {path}: starting over with a new IAM store", file=sys.stderr)
+        shutil.rmtree(store)
+    return superuser_password(path)
 
 
-def print_gateway_banner(url: str, password: str) -> None:
-    logway = Path(sys.executable).with_name("logway")
-    print(
-        f"""Gateway with the embedded IAM on {url}; superuser {SUPERUSER!r}, password {password!r}.
-
-  echo '{password}' | {logway} login --url {url} --username {SUPERUSER} --password-stdin
-  {logway} iam user list
-""",
-        flush=True,
-    )
-
-
-def print_banner(base: str, namespace: str, token_path: Path) -> None:
-    auth = '-H "Authorization: token=$LOGWAY_TOKEN"'
-    task = (
-        f"{base}/v1/range/framework/{FRAMEWORK_ID}/executor/web.executor"
-        "/container/dev-container-web"
-    )
-    print(
-        f"""
-Logway dev node reader is up on {base} (journal namespace {namespace}).
-
-  export LOGWAY_TOKEN=$(cat {token_path})
-  # last 10 lines of the whole journal
-  curl -s {auth} '{base}/v1/range/?skip_prev=10'
-  # one task's lines as NDJSON
-  curl -s {auth} -H 'Accept: application/json' '{task}?skip_prev=5'
-  # follow everything live (Ctrl-C to stop)
-  curl -sN {auth} -H 'Accept: text/event-stream' '{base}/v1/stream/?skip_prev=3'
-
-The token is for uid {READER_UID}. Ctrl-C stops everything.
-""",
-        flush=True,
-    )
+def _logway() -> str:
+    script = Path(sys.executable).with_name("logway")
+    return str(script) if script.exists() else f"{sys.executable} -m app.cli.main"

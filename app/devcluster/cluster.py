@@ -1,0 +1,216 @@
+"""What `logway dev` runs: one master and its agents, each at its own loopback address with its
+own journald namespace and node reader, a Marathon framework with sample apps and a pod, and a
+system service writing on every node. Plain values; `app.devcluster.supervisor` runs them.
+
+The Mesos ids are the simulator's (fresh per run), and each sample task ships its output with
+exactly those ids, so the gateway's task routes find the lines the simulator's state names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.devcluster.mesos import SimAgent, SimCluster, SimFramework, SimTask
+from app.devcluster.mesos.model import new_id
+
+GATEWAY_UID = "logway-gateway"  # GatewaySettings.service_uid: the uid node readers allow
+SUPERUSER = "admin"  # IamSettings' default superuser uid
+MARATHON = "marathon"
+SAMPLE_TASK = "app.devcluster.sample_task"  # run with `python -m`
+DEV_API, PROD_WEB, DEV_BATCH = "/dev/api", "/prod/web", "/dev/batch"  # the sample apps and pod
+
+
+@dataclass(frozen=True, kw_only=True)
+class DevClusterConfig:
+    """Addresses and places; the defaults are what `make run` uses."""
+
+    master_ip: str = "127.0.0.1"
+    agent_ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3")
+    mesos_port: int = 5050
+    reader_port: int = 61001  # every node reader's, as on DC/OS (Admin Router's agent port)
+    gateway_port: int = 8000
+    namespace: str = "logway-dev"  # prefix of the per-node journald namespaces
+    data_dir: Path = Path(".logway/dev")
+
+    def __post_init__(self) -> None:
+        if not self.agent_ips:
+            raise ValueError("the dev cluster needs at least one agent")
+        ips = (self.master_ip, *self.agent_ips)
+        if len(set(ips)) != len(ips):
+            raise ValueError("the master and every agent need their own address")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SystemService:
+    """A systemd-unit-like writer: `UNIT` is what `/v2/component/<unit>` matches."""
+
+    unit: str
+    identifier: str
+    message: str  # formatted with {i}, a counter
+
+    def line(self, i: int) -> str:
+        return self.message.format(i=i)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Node:
+    name: str  # "master", "S0", "S1", …
+    ip: str
+    namespace: str
+    reader_port: int
+    service: SystemService
+    agent_id: str | None = None  # None for the master
+
+    @property
+    def reader_url(self) -> str:
+        return f"http://{self.ip}:{self.reader_port}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SampleTask:
+    """A simulated Mesos task and what runs as it under `logway ship` on its agent."""
+
+    task: SimTask
+    app_id: str  # what the gateway's index derives from the Marathon task id
+    agent: Node
+    argv: tuple[str, ...]  # what runs as the task
+
+    @property
+    def executor_id(self) -> str:
+        """Mesos's, or the task id for a command-executor task (what journald gets)."""
+        return self.task.executor_id or self.task.id
+
+    @property
+    def container_id(self) -> str:
+        """The container chain joined with "." (outermost first), as dcos-log v1 names it."""
+        return ".".join(self.task.containers)
+
+    @property
+    def framework_id(self) -> str:
+        return self.task.framework_id
+
+    @property
+    def agent_id(self) -> str:
+        return self.task.agent_id
+
+    @property
+    def v1_path(self) -> str:
+        """The task's v1 route after `/v1/range/` or `/v1/stream/`."""
+        return (
+            f"framework/{self.framework_id}/executor/{self.executor_id}"
+            f"/container/{self.container_id}"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class DevCluster:
+    config: DevClusterConfig
+    sim: SimCluster
+    master: Node
+    agents: tuple[Node, ...]
+    tasks: tuple[SampleTask, ...]
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        return (self.master, *self.agents)
+
+    @property
+    def mesos_url(self) -> str:
+        return f"http://{self.config.master_ip}:{self.config.mesos_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.config.master_ip}:{self.config.gateway_port}"
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.gateway_url}/acs/api/v1/auth/jwks"
+
+    def task_for(self, app_id: str) -> SampleTask:
+        for task in self.tasks:
+            if task.app_id == app_id:
+                return task
+        raise KeyError(app_id)
+
+
+MASTER_SERVICE = SystemService(
+    unit="dcos-mesos-master.service",
+    identifier="mesos-master",
+    message="mesos-master: allocation cycle {i} done",
+)
+AGENT_SERVICE = SystemService(
+    unit="dcos-mesos-slave.service",
+    identifier="mesos-agent",
+    message="mesos-agent: status update round {i} sent",
+)
+
+
+def build(config: DevClusterConfig, *, python: str) -> DevCluster:
+    """The dev cluster for `config`, with fresh Mesos ids; `python` runs the sample tasks."""
+    sim = SimCluster(name=config.namespace)
+    master = Node(
+        name="master",
+        ip=config.master_ip,
+        namespace=f"{config.namespace}-master",
+        reader_port=config.reader_port,
+        service=MASTER_SERVICE,
+    )
+    agents = tuple(
+        Node(
+            name=f"S{i}",
+            ip=ip,
+            namespace=f"{config.namespace}-s{i}",
+            reader_port=config.reader_port,
+            service=AGENT_SERVICE,
+            agent_id=f"{sim.master_id}-S{i}",
+        )
+        for i, ip in enumerate(config.agent_ips)
+    )
+    marathon = SimFramework(f"{sim.master_id}-0000", MARATHON)
+    sim.agents = [SimAgent(f"{sim.master_id}-S{i}", a.ip) for i, a in enumerate(agents)]
+    sim.frameworks = [marathon]
+
+    def on(index: int) -> Node:
+        return agents[index % len(agents)]
+
+    def app_task(app_id: str, agent: Node, what: str) -> SampleTask:
+        # Marathon's task ids for apps: `<group>_<app>.<uuid>`; its task names: the app id's
+        # segments reversed and dotted (`PathId.toHostname`).
+        segments = app_id.strip("/").split("/")
+        task = SimTask(
+            f"{'_'.join(segments)}.{new_id()}",
+            ".".join(reversed(segments)),
+            marathon.id,
+            sim.agents[agents.index(agent)].id,
+            containers=(new_id(),),
+        )
+        return SampleTask(
+            task=task, app_id=app_id, agent=agent, argv=(python, "-m", SAMPLE_TASK, app_id, what)
+        )
+
+    def pod_task(pod_id: str, container: str, agent: Node, what: str) -> SampleTask:
+        # A Marathon pod: the default executor `instance-<pod>.<uuid>` in the parent container,
+        # each pod container a task `<pod>.instance-<uuid>.<name>` in a nested container.
+        safe = "_".join(pod_id.strip("/").split("/"))
+        instance = new_id()
+        task = SimTask(
+            f"{safe}.instance-{instance}.{container}",
+            container,
+            marathon.id,
+            sim.agents[agents.index(agent)].id,
+            executor_id=f"instance-{safe}.{instance}",
+            containers=(new_id(), new_id()),
+        )
+        label = f"{pod_id}/{container}"
+        return SampleTask(
+            task=task, app_id=pod_id, agent=agent, argv=(python, "-m", SAMPLE_TASK, label, what)
+        )
+
+    tasks = (
+        app_task(DEV_API, on(0), "request served"),
+        app_task(PROD_WEB, on(1), "page rendered"),
+        pod_task(DEV_BATCH, "worker", on(1), "job done"),
+    )
+    sim.tasks = [t.task for t in tasks]
+    return DevCluster(config=config, sim=sim, master=master, agents=agents, tasks=tasks)

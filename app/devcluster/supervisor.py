@@ -1,0 +1,311 @@
+"""Runs a `DevCluster`, each part after what it needs, and stops everything it started in
+reverse order: journald namespaces → Mesos simulator → gateway (IAM, JWKS) → the IAM accounts →
+node readers (they fetch the gateway's JWKS: started once it answers, because a reader that
+found no keys waits out a refresh cooldown before trying again) → sample tasks under
+`logway ship` and the system services → ready once every node and task answers through the
+gateway.
+
+Children run in their own process groups, so a terminal's Ctrl-C reaches only `logway dev`,
+which then stops them in order. Every wait also watches `interrupt` (set by a signal handler):
+a Ctrl-C during start-up stops at the next check instead of leaving half a cluster behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from app.devcluster import accounts
+from app.devcluster.cluster import GATEWAY_UID, SUPERUSER, DevCluster
+from app.devcluster.commands import gateway_argv, node_argv, ship_argv
+from app.devcluster.journald import JournaldError, JournaldNamespace
+from app.devcluster.mesos import MesosSimulator
+from app.devcluster.services import ServiceWriter
+
+START_TIMEOUT = 60.0  # generous: the machine may be busy
+STOP_TIMEOUT = 10.0
+POLL_INTERVAL = 0.1
+HTTP_TIMEOUT = 5.0
+
+
+class DevClusterError(RuntimeError):
+    pass
+
+
+class Interrupted(DevClusterError):
+    def __init__(self) -> None:
+        super().__init__("interrupted during start-up")
+
+
+@dataclass
+class _Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+
+
+@dataclass
+class _Started:
+    namespaces: list[JournaldNamespace] = field(default_factory=list)
+    simulator: MesosSimulator | None = None
+    gateway: _Child | None = None
+    readers: list[_Child] = field(default_factory=list)
+    tasks: list[_Child] = field(default_factory=list)
+    services: ServiceWriter | None = None
+
+
+class Supervisor:
+    """`start()` brings the cluster up (raising `DevClusterError` after stopping whatever
+    started), `exited()` names a child that died, `stop()` takes everything down."""
+
+    def __init__(
+        self,
+        cluster: DevCluster,
+        *,
+        password: str,
+        interrupt: threading.Event | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self._password = password
+        self._interrupt = interrupt or threading.Event()
+        self._env = dict(os.environ if env is None else env)
+        self._started = _Started()
+        self.admin_token: str | None = None
+
+    @property
+    def gateway_data_dir(self) -> Path:
+        return self.cluster.config.data_dir / "gateway"
+
+    # Start -----------------------------------------------------------------------------------
+
+    def start(self) -> Supervisor:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        cluster, started = self.cluster, self._started
+        _check_free(self._addresses())
+        for node in cluster.nodes:
+            ns = JournaldNamespace(node.namespace)
+            started.namespaces.append(ns)
+            try:
+                ns.start()
+            except JournaldError as exc:
+                raise DevClusterError(str(exc)) from exc
+        self._check_interrupt()
+        config = cluster.config
+        simulator = MesosSimulator(cluster.sim, masters=[(config.master_ip, config.mesos_port)])
+        try:
+            started.simulator = simulator.start()
+        except OSError as exc:
+            raise DevClusterError(f"the Mesos simulator on {cluster.mesos_url}: {exc}") from exc
+        started.gateway = self._spawn(
+            "gateway",
+            gateway_argv(
+                config.master_ip,
+                config.gateway_port,
+                str(self.gateway_data_dir),
+                f"--mesos={cluster.mesos_url}",
+                f"--reader-port={config.reader_port}",
+                f"--master-reader-url={cluster.master.reader_url}",
+            ),
+            env={**self._env, "LOGWAY_IAM_SUPERUSER_PASSWORD": self._password},
+        )
+        with httpx.Client(timeout=HTTP_TIMEOUT) as client:
+            self._wait(
+                f"the gateway's JWKS at {cluster.jwks_url}",
+                partial(_answers, client, cluster.jwks_url, 200),
+                [started.gateway],
+            )
+            try:
+                token = accounts.login(client, cluster.gateway_url, SUPERUSER, self._password)
+                accounts.ensure_service_account(client, cluster.gateway_url, token, GATEWAY_UID)
+            except (accounts.AccountError, httpx.HTTPError) as exc:
+                raise DevClusterError(str(exc)) from exc
+            self.admin_token = token
+            for node in cluster.nodes:
+                argv = node_argv(
+                    node.namespace,
+                    node.ip,
+                    node.reader_port,
+                    f"--jwks-url={cluster.jwks_url}",
+                    f"--allow-uid={GATEWAY_UID}",
+                )
+                started.readers.append(self._spawn(f"node reader {node.name}", argv))
+            for node, reader in zip(cluster.nodes, started.readers, strict=True):
+                self._wait(
+                    f"the node reader at {node.reader_url}",
+                    partial(_answers, client, f"{node.reader_url}/v1/fields/STREAM", None),
+                    [reader],
+                )
+            for task in cluster.tasks:
+                argv = ship_argv(
+                    task.agent.namespace,
+                    *task.argv,
+                    agent_id=task.agent_id,
+                    framework_id=task.framework_id,
+                    executor_id=task.executor_id,
+                    container_id=task.container_id,
+                    task_id=task.task.id,
+                    identifier=task.task.name,
+                )
+                started.tasks.append(self._spawn(f"task {task.task.id}", argv))
+            started.services = ServiceWriter(cluster.nodes).start()
+            self._wait_ready(client, token)
+
+    def _wait_ready(self, client: httpx.Client, token: str) -> None:
+        """Every node's journal and every task's lines answer through the gateway."""
+        base = f"{self.cluster.gateway_url}/system/v1"
+        paths = [f"{base}/logs/v1/range/?skip_prev=1"]
+        for agent in self.cluster.agents:
+            paths.append(f"{base}/agent/{agent.agent_id}/logs/v1/range/?skip_prev=1")
+        for task in self.cluster.tasks:
+            paths.append(f"{base}/agent/{task.agent_id}/logs/v1/range/{task.v1_path}?skip_prev=1")
+        headers = {"Authorization": f"token={token}"}
+        for url in paths:
+            self._wait(
+                f"{url} through the gateway",
+                partial(_answers, client, url, 200, headers),
+                self.children,
+            )
+
+    def _addresses(self) -> list[tuple[str, int]]:
+        config = self.cluster.config
+        master = [(config.master_ip, config.mesos_port), (config.master_ip, config.gateway_port)]
+        return master + [(node.ip, node.reader_port) for node in self.cluster.nodes]
+
+    def _spawn(self, name: str, argv: list[str], *, env: Mapping[str, str] | None = None) -> _Child:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            env=dict(self._env if env is None else env),
+            process_group=0,  # a terminal's Ctrl-C is ours to handle, in order
+        )
+        return _Child(name, proc)
+
+    def _wait(self, what: str, ready: Callable[[], bool], watch: Iterable[_Child]) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        watched = list(watch)
+        while not ready():
+            for child in watched:
+                if child.proc.poll() is not None:
+                    raise DevClusterError(
+                        f"{child.name} exited ({child.proc.returncode}) while waiting for {what}"
+                    )
+            if time.monotonic() > deadline:
+                raise DevClusterError(f"timed out waiting for {what}")
+            if self._interrupt.wait(POLL_INTERVAL):
+                raise Interrupted()
+
+    def _check_interrupt(self) -> None:
+        if self._interrupt.is_set():
+            raise Interrupted()
+
+    # Running ---------------------------------------------------------------------------------
+
+    @property
+    def children(self) -> list[_Child]:
+        s = self._started
+        return [*([s.gateway] if s.gateway else []), *s.readers, *s.tasks]
+
+    def exited(self) -> str | None:
+        """Which child has exited, with its status; None while all run."""
+        for child in self.children:
+            if child.proc.poll() is not None:
+                return f"{child.name} exited ({child.proc.returncode})"
+        return None
+
+    # Stop ------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Everything started, in reverse; safe to call more than once."""
+        s = self._started
+        self._started = _Started()
+        if s.services is not None:
+            s.services.stop()
+        _terminate(s.tasks)
+        _terminate([*s.readers, *([s.gateway] if s.gateway else [])])
+        if s.simulator is not None:
+            s.simulator.stop()
+        for ns in reversed(s.namespaces):
+            ns.stop()
+
+    def __enter__(self) -> Supervisor:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _answers(
+    client: httpx.Client,
+    url: str,
+    status: int | None,
+    headers: Mapping[str, str] | None = None,
+) -> bool:
+    """`url` answers with `status` (None: with anything at all)."""
+    try:
+        got = client.get(url, headers=headers).status_code
+    except httpx.TransportError:
+        return False
+    return status is None or got == status
+
+
+def _check_free(addresses: Iterable[tuple[str, int]]) -> None:
+    """Fail at once, naming the address, rather than talk to someone else's server."""
+    for host, port in addresses:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError as exc:
+                raise DevClusterError(
+                    f"{host}:{port} is not free ({exc.strerror}): is another logway dev running?"
+                ) from exc
+
+
+def _terminate(children: list[_Child]) -> None:
+    """SIGTERM all at once, then wait; SIGKILL (with their own children: a shipper's task runs
+    in its own process group) whatever is still there after STOP_TIMEOUT."""
+    for child in children:
+        if child.proc.poll() is None:
+            child.proc.terminate()
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for child in children:
+        try:
+            child.proc.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            for pid in _children_of(child.proc.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            child.proc.kill()
+            child.proc.wait()
+
+
+def _children_of(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
