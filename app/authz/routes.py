@@ -186,6 +186,7 @@ ROUTES: tuple[RouteRule, ...] = (
     RouteRule("/mesos/master/state", f"Mesos master state, {_FILTERED}", _AUTHN),
     RouteRule("/mesos/master/state.json", f"The same, {_FILTERED}", _AUTHN),
     RouteRule("/mesos/master/state-summary", f"Agents and frameworks, {_FILTERED}", _AUTHN),
+    RouteRule("/mesos_dns/v1/hosts/{host}", "Mesos-DNS records of the masters", _AUTHN),
     RouteRule("/slave/{agent_id}/state.json", f"An agent's state, {_FILTERED}", _AUTHN),
     RouteRule("/agent/{agent_id}/state.json", f"The same (alias), {_FILTERED}", _AUTHN),
 )

@@ -150,6 +150,22 @@ def _version_document() -> dict[str, str | None]:
     }
 
 
+# Mesos-DNS names the gateway can answer from the snapshot: the leading master's address.
+MASTER_NAMES = ("leader.mesos", "master.mesos")
+
+
+@router.get("/mesos_dns/v1/hosts/{host}")
+async def mesos_dns_hosts(host: str, caller: CallerDep, cluster: ClusterDep) -> Response:
+    """Mesos-DNS `v1/hosts/<name>` for the masters (`dcos node` lists them): the leader known
+    from the snapshot. Logway knows only the leader, so `master.mesos` lists just it; any other
+    name is an empty list, as Mesos-DNS answers for a name it has no record of."""
+    records = []
+    if host.rstrip(".") in MASTER_NAMES:
+        leader = await cluster.resolve_leader()
+        records.append({"host": host.rstrip(".") + ".", "ip": leader.ip})
+    return Response(orjson.dumps(records), media_type=JSON)
+
+
 @router.get("/mesos/master/state")
 @router.get("/mesos/master/state.json")
 async def master_state(

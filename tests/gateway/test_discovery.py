@@ -334,9 +334,14 @@ def test_cli_reads_version_and_summary(env: Env, tmp_path: Path) -> None:
     version = dcos(env, "nobody", tmp_path, "--version")
     assert version.returncode == 0, version.stderr
     assert f"dcos.version={metadata.version('logway')}" in version.stdout
-    # `dcos node` needs Mesos-DNS (`/mesos_dns/v1/hosts/master.mesos`), which the gateway does
-    # not serve; `list-components` looks the agent up in the summary, then asks the health API
-    # (not served either) at the address it found there.
+    # `dcos node`: the masters from Mesos-DNS (the gateway answers with the leader), the agents
+    # from the summary.
+    nodes = dcos(env, "nobody", tmp_path, "node")
+    assert nodes.returncode == 0, nodes.stderr
+    assert S0 in nodes.stdout
+    assert MASTER_HOST in nodes.stdout
+    # `list-components` looks the agent up in the summary, then asks the health API (not
+    # served) at the address it found there.
     args = ("node", "list-components")
     unknown = dcos(env, "nobody", tmp_path, *args, f"--mesos-id={UNKNOWN_AGENT}")
     assert unknown.returncode == 1
