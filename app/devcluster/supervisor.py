@@ -82,7 +82,6 @@ class Supervisor:
         self._interrupt = interrupt or threading.Event()
         self._env = dict(os.environ if env is None else env)
         self._started = _Started()
-        self.admin_token: str | None = None
 
     @property
     def gateway_data_dir(self) -> Path:
@@ -99,23 +98,42 @@ class Supervisor:
         return self
 
     def _start(self) -> None:
-        cluster, started = self.cluster, self._started
         _check_free(self._addresses())
-        for node in cluster.nodes:
+        self._start_namespaces()
+        self._check_interrupt()
+        self._start_simulator()
+        with httpx.Client(timeout=HTTP_TIMEOUT) as client:
+            self._start_gateway(client)
+            token = self._make_accounts(client)
+            self._start_readers(client)
+            self._start_tasks()
+            self._started.services = ServiceWriter(self.cluster.nodes).start()
+            self._wait_ready(client, token)
+
+    def _start_namespaces(self) -> None:
+        for node in self.cluster.nodes:
             ns = JournaldNamespace(node.namespace)
-            started.namespaces.append(ns)
+            self._started.namespaces.append(ns)
             try:
                 ns.start()
             except JournaldError as exc:
                 raise DevClusterError(str(exc)) from exc
-        self._check_interrupt()
-        config = cluster.config
-        simulator = MesosSimulator(cluster.sim, masters=[(config.master_ip, config.mesos_port)])
+
+    def _start_simulator(self) -> None:
+        config = self.cluster.config
+        simulator = MesosSimulator(
+            self.cluster.sim, masters=[(config.master_ip, config.mesos_port)]
+        )
         try:
-            started.simulator = simulator.start()
+            self._started.simulator = simulator.start()
         except OSError as exc:
-            raise DevClusterError(f"the Mesos simulator on {cluster.mesos_url}: {exc}") from exc
-        started.gateway = self._spawn(
+            raise DevClusterError(
+                f"the Mesos simulator on {self.cluster.mesos_url}: {exc}"
+            ) from exc
+
+    def _start_gateway(self, client: httpx.Client) -> None:
+        cluster, config = self.cluster, self.cluster.config
+        gateway = self._started.gateway = self._spawn(
             "gateway",
             gateway_argv(
                 config.master_ip,
@@ -127,47 +145,53 @@ class Supervisor:
             ),
             env={**self._env, "LOGWAY_IAM_SUPERUSER_PASSWORD": self._password},
         )
-        with httpx.Client(timeout=HTTP_TIMEOUT) as client:
-            self._wait(
-                f"the gateway's JWKS at {cluster.jwks_url}",
-                partial(_answers, client, cluster.jwks_url, 200),
-                [started.gateway],
+        self._wait(
+            f"the gateway's JWKS at {cluster.jwks_url}",
+            partial(_answers, client, cluster.jwks_url, 200),
+            [gateway],
+        )
+
+    def _make_accounts(self, client: httpx.Client) -> str:
+        """The superuser's token, once the gateway's service account exists."""
+        url = self.cluster.gateway_url
+        try:
+            token = accounts.login(client, url, SUPERUSER, self._password)
+            accounts.ensure_service_account(client, url, token, GATEWAY_UID)
+        except (accounts.AccountError, httpx.HTTPError) as exc:
+            raise DevClusterError(str(exc)) from exc
+        return token
+
+    def _start_readers(self, client: httpx.Client) -> None:
+        nodes, jwks_url = self.cluster.nodes, self.cluster.jwks_url
+        for node in nodes:
+            argv = node_argv(
+                node.namespace,
+                node.ip,
+                node.reader_port,
+                f"--jwks-url={jwks_url}",
+                f"--allow-uid={GATEWAY_UID}",
             )
-            try:
-                token = accounts.login(client, cluster.gateway_url, SUPERUSER, self._password)
-                accounts.ensure_service_account(client, cluster.gateway_url, token, GATEWAY_UID)
-            except (accounts.AccountError, httpx.HTTPError) as exc:
-                raise DevClusterError(str(exc)) from exc
-            self.admin_token = token
-            for node in cluster.nodes:
-                argv = node_argv(
-                    node.namespace,
-                    node.ip,
-                    node.reader_port,
-                    f"--jwks-url={cluster.jwks_url}",
-                    f"--allow-uid={GATEWAY_UID}",
-                )
-                started.readers.append(self._spawn(f"node reader {node.name}", argv))
-            for node, reader in zip(cluster.nodes, started.readers, strict=True):
-                self._wait(
-                    f"the node reader at {node.reader_url}",
-                    partial(_answers, client, f"{node.reader_url}/v1/fields/STREAM", None),
-                    [reader],
-                )
-            for task in cluster.tasks:
-                argv = ship_argv(
-                    task.agent.namespace,
-                    *task.argv,
-                    agent_id=task.agent_id,
-                    framework_id=task.framework_id,
-                    executor_id=task.executor_id,
-                    container_id=task.container_id,
-                    task_id=task.task.id,
-                    identifier=task.task.name,
-                )
-                started.tasks.append(self._spawn(f"task {task.task.id}", argv))
-            started.services = ServiceWriter(cluster.nodes).start()
-            self._wait_ready(client, token)
+            self._started.readers.append(self._spawn(f"node reader {node.name}", argv))
+        for node, reader in zip(nodes, self._started.readers, strict=True):
+            self._wait(
+                f"the node reader at {node.reader_url}",
+                partial(_answers, client, f"{node.reader_url}/v1/fields/STREAM", None),
+                [reader],
+            )
+
+    def _start_tasks(self) -> None:
+        for task in self.cluster.tasks:
+            argv = ship_argv(
+                task.agent.namespace,
+                *task.argv,
+                agent_id=task.agent_id,
+                framework_id=task.framework_id,
+                executor_id=task.executor_id,
+                container_id=task.container_id,
+                task_id=task.task.id,
+                identifier=task.task.name,
+            )
+            self._started.tasks.append(self._spawn(f"task {task.task.id}", argv))
 
     def _wait_ready(self, client: httpx.Client, token: str) -> None:
         """Every node's journal and every task's lines answer through the gateway."""

@@ -25,6 +25,7 @@ from app.devcluster.journald import JournaldNamespace
 from app.gateway.logs import router as gateway_logs
 from app.node.routes import router as node_routes
 from tests.conftest import free_port, journald_available, new_namespace_name
+from tests.gateway.support import port_free_on
 
 pytestmark = pytest.mark.skipif(not journald_available(), reason="needs root and journald")
 
@@ -73,20 +74,6 @@ def drain(dev: Dev) -> None:
     dev.banner_done.set()  # exited: let the waiter see it
 
 
-def common_free_port(hosts: tuple[str, ...]) -> int:
-    """One port free on every host (the node readers all listen on one port)."""
-    for _ in range(50):
-        port = free_port(hosts[0])
-        try:
-            for host in hosts[1:]:
-                with socket.socket() as s:
-                    s.bind((host, port))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError(f"no common free port on {hosts}")
-
-
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
     data_dir = tmp_path_factory.mktemp("dev") / "data"
@@ -94,7 +81,7 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
     ports = {
         "mesos": free_port(MASTER),
         "gateway": free_port(MASTER),
-        "reader": common_free_port((MASTER, *AGENTS)),
+        "reader": port_free_on((MASTER, *AGENTS)),  # every reader listens on one port
     }
     argv = [
         sys.executable,
@@ -133,6 +120,8 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
                 proc.kill()
                 proc.wait()
         reader.join(10)
+        if proc.stdout:
+            proc.stdout.close()
 
 
 def sh(dev: Dev, *commands: str, env: dict[str, str] | None = None) -> str:
@@ -201,24 +190,27 @@ def test_every_curl_line_is_one_this_test_runs(dev: Dev) -> None:
 
 
 def test_master_and_leader_journals_show_the_master_service(dev: Dev) -> None:
+    # journald's own first lines ("Journal started", …) come before the service's.
+    def five_service_lines(out: str) -> bool:
+        lines = out.splitlines()
+        return len(lines) == 5 and all(": mesos-master: allocation cycle " in ln for ln in lines)
+
     for pattern in (r"/system/v1/logs/v1/range/\?", r"/leader/mesos/logs/v1/range/"):
-        out = run_until(dev, dev.command(pattern), lambda out: len(out.splitlines()) == 5)
-        messages = text_lines(out)
+        messages = text_lines(run_until(dev, dev.command(pattern), five_service_lines))
         assert len(messages) == 5, messages
         assert all(m.startswith("mesos-master: allocation cycle ") for m in messages), messages
 
 
 def test_an_agents_whole_journal_has_its_tasks_and_service(dev: Dev) -> None:
-    messages: list[str] = []
-    deadline = time.monotonic() + COMMAND_TIMEOUT
-    # Ten lines from a task writing every second and a service writing every second: both.
-    while not (
-        any(m.startswith("/dev/api request served ") for m in messages)
-        and any(m.startswith("mesos-agent: status update round ") for m in messages)
-    ):
-        assert time.monotonic() < deadline, messages
-        messages = text_lines(sh(dev, dev.command(r"/logs/v1/range/\?skip_prev=10'$")))
-        assert len(messages) == 10, messages
+    # Ten lines from a task and a service each writing every second: both are there.
+    def both(out: str) -> bool:
+        return "/dev/api request served " in out and "mesos-agent: status update round " in out
+
+    out = run_until(dev, dev.command(r"/logs/v1/range/\?skip_prev=10'$"), both)
+    messages = text_lines(out)
+    assert len(messages) == 10, messages
+    assert any(m.startswith("/dev/api request served ") for m in messages), messages
+    assert any(m.startswith("mesos-agent: status update round ") for m in messages), messages
     assert not any(m.startswith(("/prod/web", "/dev/batch", "mesos-master")) for m in messages)
 
 
