@@ -33,6 +33,7 @@ REQUESTS_RATIO = 0.5  # gateway / nginx proxy_pass, small ranges per second
 RANGE_RATIO = 0.9  # gateway / direct, entries per second of the whole range
 GATEWAY, NGINX, DIRECT = "logway gateway", "nginx proxy_pass", "node reader direct"
 CEILING = "nginx static file"
+CLIENT_HEADROOM = 3.0  # below this ceiling / fastest target, the client may be the limit
 
 LOAD_SECONDS = 5.0  # per load run, per target
 T = TypeVar("T")
@@ -169,6 +170,12 @@ def requests_per_second(c: Cluster, plan: Plan) -> tuple[list[Verdict], int]:
     verdict = _ratio(name, rates[GATEWAY], rates[NGINX], REQUESTS_RATIO)
     per_run = _per_run(*([m.value.rate for m in results[k]] for k in (GATEWAY, NGINX)))
     print(f"\n{name}  {verdict.measured}  {verdict.outcome}  runs: {per_run}")
+    fastest = max(rates.values())
+    headroom = ceiling.value.rate / fastest if fastest > 0 else float("inf")
+    print(
+        f"the load client's ceiling is {headroom:,.0f}x the fastest target"
+        + ("" if headroom >= CLIENT_HEADROOM else ": THE CLIENT MAY LIMIT THESE FIGURES")
+    )
     print(
         f"for scale, against the node reader direct: gateway "
         f"{_per_run([rates[GATEWAY]], [rates[DIRECT]])}, "

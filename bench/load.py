@@ -142,15 +142,15 @@ async def _hammer(target: Target, connections: int, seconds: float) -> Load:
     conns = list(await asyncio.gather(*(_connect(target) for _ in range(connections))))
 
     async def worker(index: int, deadline: float) -> None:
-        while time.perf_counter() < deadline:
+        while True:  # at least one request per connection, however short the run
             try:
-                reply = await conns[index].fetch(request)
+                tally.add(target, await conns[index].fetch(request))
             except (ConnectionError, TimeoutError) as exc:
                 tally.problems[type(exc).__name__] += 1
                 conns[index].close()
                 conns[index] = await _connect(target)
-                continue
-            tally.add(target, reply)
+            if time.perf_counter() >= deadline:
+                return
 
     started = time.perf_counter()
     try:
@@ -194,7 +194,13 @@ async def _sequential(targets: Sequence[Target], rounds: int) -> Latencies:
             order = range(len(targets)) if n % 2 == 0 else reversed(range(len(targets)))
             for i in order:
                 started = time.perf_counter()
-                reply = await conns[i].fetch(requests[i])
+                try:
+                    reply = await conns[i].fetch(requests[i])
+                except (ConnectionError, TimeoutError) as exc:
+                    tally.problems[type(exc).__name__] += 1
+                    conns[i].close()
+                    conns[i] = await _connect(targets[i])
+                    continue
                 elapsed = time.perf_counter() - started
                 before = tally.ok
                 tally.add(targets[i], reply)
