@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from app.devcluster.mesos.control import GARBAGE, Controls, Lifecycle, RecordedRequest
@@ -69,7 +69,14 @@ def create_master_app(controls: Controls, index: int, lifecycle: Lifecycle) -> S
                     query = f"?{request.url.query}" if request.url.query else ""
                     location = f"//{leader.host}:{leader.port}{request.url.path}{query}"
                     return Response(status_code=307, headers={"Location": location})
-            return await handler(request)
+            response = await handler(request)
+            if fault is not None and fault.kind == "trickle":
+                return _trickled(
+                    response,
+                    fault.seconds,
+                    lambda: lifecycle.stopping(index) or controls.fault(index) != fault,
+                )
+            return response
 
         return endpoint
 
@@ -137,6 +144,23 @@ async def _stall(seconds: float, interrupted: Callable[[], bool]) -> None:
         if interrupted():
             return
         await asyncio.sleep(STALL_STEP)
+
+
+def _trickled(
+    response: Response, seconds: float, interrupted: Callable[[], bool]
+) -> StreamingResponse:
+    body = bytes(response.body)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for offset in range(len(body)):
+            if interrupted():
+                yield body[offset:]
+                return
+            yield body[offset : offset + 1]
+            await asyncio.sleep(seconds)
+
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+    return StreamingResponse(chunks(), status_code=response.status_code, headers=headers)
 
 
 def _json(value: Any) -> Response:

@@ -12,7 +12,7 @@ from typing import Any, Literal, Protocol
 from app.devcluster.mesos.document import StateDocument
 from app.devcluster.mesos.model import SimMaster
 
-FaultKind = Literal["status", "stall", "garbage"]
+FaultKind = Literal["status", "stall", "trickle", "garbage"]
 GARBAGE = b'{"slaves": [{"id": "trunc'
 
 
@@ -29,7 +29,10 @@ class Fault:
     """How a master answers its Mesos endpoints instead of normally.
 
     `status`: that HTTP status with `body`. `stall`: sleep `seconds`, then answer normally
-    (a fault cleared meanwhile ends the sleep). `garbage`: 200 with a truncated JSON body.
+    (a fault cleared meanwhile ends the sleep). `trickle`: the normal status and headers at
+    once, then the body one byte every `seconds` (a choked link: every read gets something,
+    so no read timeout fires; a fault cleared meanwhile sends the rest at once). `garbage`:
+    200 with a truncated JSON body.
     Stopping a master (connection refused) is `MesosSimulator.stop_master`.
     """
 

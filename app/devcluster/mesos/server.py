@@ -199,6 +199,10 @@ class MesosSimulator:
     def stall(self, seconds: float, *, master: int | None = None) -> None:
         self.set_fault(Fault("stall", seconds=seconds), master=master)
 
+    def trickle(self, seconds: float, *, master: int | None = None) -> None:
+        """Answer at once, then send the body a byte every `seconds`."""
+        self.set_fault(Fault("trickle", seconds=seconds), master=master)
+
     def garbage(self, *, master: int | None = None) -> None:
         self.set_fault(Fault("garbage"), master=master)
 

@@ -3,8 +3,9 @@
     GET    /__sim__/requests[?path=&master=]   recorded requests (JSON list)
     DELETE /__sim__/requests
     PUT    /__sim__/leader        {"leader": 1}  or  {"leader": null}
-    PUT    /__sim__/fault         {"kind": "status"|"stall"|"garbage"|"none", "master": 0|null,
-                                   "status": 503, "seconds": 2.0, "body": "..."}
+    PUT    /__sim__/fault         {"kind": "status"|"stall"|"trickle"|"garbage"|"none",
+                                   "master": 0|null, "status": 503, "seconds": 2.0,
+                                   "body": "..."}
     POST   /__sim__/agents        SimAgent fields         DELETE /__sim__/agents/{id}
     POST   /__sim__/frameworks    SimFramework fields
     POST   /__sim__/tasks         SimTask fields          DELETE /__sim__/tasks/{id}
@@ -27,7 +28,7 @@ from starlette.routing import BaseRoute, Route
 from app.devcluster.mesos.control import Controls, Fault, Lifecycle
 from app.devcluster.mesos.model import SimAgent, SimFramework, SimTask
 
-FAULT_KINDS = frozenset({"status", "stall", "garbage", "none"})
+FAULT_KINDS = frozenset({"status", "stall", "trickle", "garbage", "none"})
 Handler = Callable[[Request], Awaitable[Response]]
 
 
