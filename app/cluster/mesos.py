@@ -12,12 +12,18 @@ Where the leader is, in the order we ask:
 
 The answer is parsed and indexed on a worker thread: a large cluster's state is megabytes of
 JSON, and the event loop serves log streams meanwhile.
+
+`request_timeout` bounds each exchange with one URL, body included. httpx's own timeouts are
+per read, and a master that sends a byte now and then would otherwise hold the refresh, which
+every poll and every request that needs one waits on, for ever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+from collections.abc import AsyncIterator
 
 import httpx
 
@@ -75,7 +81,8 @@ class MesosClient:
 
     async def _leader_via_redirect(self, master: str) -> str:
         url = master + REDIRECT_PATH
-        response = await self._get(url)
+        async with self._deadline(url):
+            response = await self._get(url)
         if response.status_code == 503:
             raise _NoLeader(f"{url}: no leader elected")
         if response.status_code not in REDIRECTS:
@@ -85,18 +92,19 @@ class MesosClient:
     async def _state_from(self, base: str) -> ClusterSnapshot:
         for _ in range(MAX_HOPS):
             url = base + STATE_PATH
-            response = await self._get(url, stream=True)
-            try:
-                if response.status_code in REDIRECTS:
-                    base = _redirect_base(url, response)
-                    continue
-                if response.status_code == 503:
-                    raise _NoLeader(f"{url}: no leader elected")
-                if response.status_code != 200:
-                    raise MesosError(f"{url}: HTTP {response.status_code}")
-                body = await _read_bounded(url, response)
-            finally:
-                await response.aclose()
+            async with self._deadline(url):
+                response = await self._get(url, stream=True)
+                try:
+                    if response.status_code in REDIRECTS:
+                        base = _redirect_base(url, response)
+                        continue
+                    if response.status_code == 503:
+                        raise _NoLeader(f"{url}: no leader elected")
+                    if response.status_code != 200:
+                        raise MesosError(f"{url}: HTTP {response.status_code}")
+                    body = await _read_bounded(url, response)
+                finally:
+                    await response.aclose()
             try:
                 snapshot = await asyncio.to_thread(
                     build_snapshot,
@@ -114,6 +122,15 @@ class MesosClient:
             self.leader_url = base
             return snapshot
         raise MesosError(f"{base}: more than {MAX_HOPS} redirects looking for the leader")
+
+    @contextlib.asynccontextmanager
+    async def _deadline(self, url: str) -> AsyncIterator[None]:
+        timeout = self._settings.request_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                yield
+        except TimeoutError:
+            raise _Unreachable(f"{url}: timed out after {timeout} s") from None
 
     async def _get(self, url: str, *, stream: bool = False) -> httpx.Response:
         headers = {"User-Agent": self._settings.user_agent, "Accept": "application/json"}
