@@ -100,6 +100,8 @@ def test_failover_moves_the_leader_route_while_agent_routes_keep_working(
 FAULTS: dict[str, tuple[Callable[[MesosSimulator], None], str]] = {
     "503": (lambda sim: sim.fail(503), "no leader elected"),
     "timeout": (lambda sim: sim.stall(120), "timed out"),
+    # A byte every 0.1 s: no read waits long enough to time out; the whole exchange must.
+    "trickle": (lambda sim: sim.trickle(0.1), "timed out"),
     "garbage": (lambda sim: sim.garbage(), "bad state"),
 }
 
