@@ -142,6 +142,13 @@ def add_user(base: str, admin: Mapping[str, str], uid: str, password: str) -> di
     return login(base, uid, password)
 
 
+def grant(base: str, admin: Mapping[str, str], rid: str, uid: str) -> None:
+    """Give `uid` `read` on `rid`, creating the ACL if needed."""
+    acl = f"{base}/acs/api/v1/acls/{rid}"
+    assert httpx.put(acl, json={}, headers=dict(admin)).status_code in (201, 409)
+    assert httpx.put(f"{acl}/users/{uid}/read", headers=dict(admin)).status_code == 204
+
+
 def wait_for(
     what: str, check: Callable[[], T | None], *, timeout: float = 20.0, step: float = 0.05
 ) -> T:

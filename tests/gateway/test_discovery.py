@@ -32,7 +32,8 @@ from app.gateway.discovery import (
     visible_state,
 )
 from tests.cluster.support import fixture_path
-from tests.gateway.support import gateway
+from tests.gateway import support
+from tests.gateway.support import gateway, login
 
 PASSWORD = "admin password for tests"
 MASTER_HOST = "127.0.0.2"
@@ -88,21 +89,11 @@ class Env:
         return r.json()
 
 
-def login(base: str, uid: str, password: str) -> dict[str, str]:
-    r = httpx.post(f"{base}/acs/api/v1/auth/login", json={"uid": uid, "password": password})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"token={r.json()['token']}"}
-
-
 def add_user(base: str, admin: dict[str, str], uid: str, *grants: str) -> dict[str, str]:
-    password = f"{uid} password for tests"
-    r = httpx.put(f"{base}/acs/api/v1/users/{uid}", json={"password": password}, headers=admin)
-    assert r.status_code == 201, r.text
+    token = support.add_user(base, admin, uid, f"{uid} password for tests")
     for rid in grants:
-        acl = f"{base}/acs/api/v1/acls/{rid}"
-        assert httpx.put(acl, json={}, headers=admin).status_code in (201, 409)
-        assert httpx.put(f"{acl}/users/{uid}/read", headers=admin).status_code == 204
-    return login(base, uid, password)
+        support.grant(base, admin, rid, uid)
+    return token
 
 
 @pytest.fixture(scope="module")

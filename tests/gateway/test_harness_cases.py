@@ -35,7 +35,7 @@ from jose.backends.cryptography_backend import CryptographyRSAKey
 
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster
 from app.iam.keys import KeyRing
-from tests.gateway.support import add_user, login, port_free_on
+from tests.gateway.support import add_user, grant, login, port_free_on
 from tests.proxy.harness import serve_in_thread
 from tests.proxy.upstreams import Reflector
 from tests.support.gateway import gateway
@@ -107,9 +107,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     ):
         admin = login(base, "admin", PASSWORD)
         bozydar = add_user(base, admin, "bozydar", "bozydar password")
-        acl = f"{base}/acs/api/v1/acls/{SYSTEM_LOGS}"
-        assert httpx.put(acl, json={}, headers=admin).status_code in (201, 409)
-        assert httpx.put(f"{acl}/users/bozydar/read", headers=admin).status_code == 204
+        grant(base, admin, SYSTEM_LOGS, "bozydar")
         nobody = add_user(base, admin, "nobody", "nobody password")
         keys = KeyRing(data_dir / "keys", token_lifetime=3600)
         keys.load()

@@ -16,7 +16,15 @@ import pytest
 from app.devcluster.journald import JournaldNamespace
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimFramework, SimTask
 from tests.conftest import journald_available, new_namespace_name
-from tests.gateway.support import GATEWAY_UID, gateway, node_readers, port_free_on
+from tests.gateway.support import (
+    GATEWAY_UID,
+    add_user,
+    gateway,
+    grant,
+    login,
+    node_readers,
+    port_free_on,
+)
 from tests.support.journal import Sender
 
 PASSWORD = "admin password for tests"
@@ -87,24 +95,6 @@ class Env:
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
         return httpx.get(self.base + path, headers=headers, timeout=15, follow_redirects=False)
-
-
-def login(base: str, uid: str, password: str) -> dict[str, str]:
-    r = httpx.post(f"{base}/acs/api/v1/auth/login", json={"uid": uid, "password": password})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"token={r.json()['token']}"}
-
-
-def add_user(env_base: str, admin: dict[str, str], uid: str, password: str) -> dict[str, str]:
-    r = httpx.put(f"{env_base}/acs/api/v1/users/{uid}", json={"password": password}, headers=admin)
-    assert r.status_code == 201, r.text
-    return login(env_base, uid, password)
-
-
-def grant(base: str, admin: dict[str, str], rid: str, uid: str) -> None:
-    acls = f"{base}/acs/api/v1/acls/{rid}"
-    assert httpx.put(acls, json={}, headers=admin).status_code in (201, 409)
-    assert httpx.put(f"{acls}/users/{uid}/read", headers=admin).status_code == 204
 
 
 @pytest.fixture(scope="module")

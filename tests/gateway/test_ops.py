@@ -13,7 +13,7 @@ import pytest
 
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster
 from tests.conftest import free_port
-from tests.gateway.support import add_user, login
+from tests.gateway.support import add_user, grant, login
 from tests.support.gateway import gateway
 
 PASSWORD = "ops test admin password"
@@ -78,13 +78,7 @@ def test_metrics_need_a_token_and_the_metrics_permission(
     denied = httpx.get(f"{base}/metrics", headers=nobody)
     assert denied.status_code == 403
     assert "dcos:adminrouter:ops:metrics" in denied.text
-    rid = "dcos:adminrouter:ops:metrics"
-    assert httpx.put(f"{base}/acs/api/v1/acls/{rid}", json={}, headers=admin).status_code in (
-        201,
-        409,
-    )
-    granted = f"{base}/acs/api/v1/acls/{rid}/users/metrics-nobody/read"
-    assert httpx.put(granted, headers=admin).status_code == 204
+    grant(base, admin, "dcos:adminrouter:ops:metrics", "metrics-nobody")
     assert httpx.get(f"{base}/metrics", headers=nobody).status_code == 200
 
 
