@@ -55,6 +55,8 @@ class GatewaySettings(BaseSettings):
     service_uid: str = "logway-gateway"
     # This master's own node reader; None: the leading master's reader from the cluster state.
     master_reader_url: str | None = None
+    # A client that reads nothing for this long loses its stream (nginx `send_timeout`).
+    client_send_timeout: float = Field(default=60.0, gt=0)
     # The Mesos state cache (Admin Router's CACHE_* settings, reference §3.3), in seconds.
     mesos_poll_period: float = Field(default=25.0, gt=0)
     mesos_soft_limit: float = Field(default=75.0, gt=0)

@@ -74,7 +74,11 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
             async with httpx.AsyncClient() as mesos, new_upstream_client() as upstream:
                 cluster = ClusterState(cluster_config, mesos)
                 app.state.cluster = cluster
-                app.state.proxy = Proxy(HttpUpstream(upstream), metrics=app.state.proxy_metrics)
+                app.state.proxy = Proxy(
+                    HttpUpstream(upstream),
+                    metrics=app.state.proxy_metrics,
+                    send_timeout=settings.client_send_timeout,
+                )
                 await cluster.start()
                 try:
                     yield

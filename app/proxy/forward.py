@@ -18,7 +18,7 @@ from app.proxy.call import SSE, Upstream, UpstreamCall, UpstreamResponse
 from app.proxy.errors import UpstreamError, UpstreamRejected, upstream_problem
 from app.proxy.headers import response_headers
 from app.proxy.metrics import ProxyMetrics
-from app.proxy.relay import RelayResponse, ResumePolicy
+from app.proxy.relay import SEND_TIMEOUT, RelayResponse, ResumePolicy
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,10 @@ class Proxy:
         *,
         metrics: ProxyMetrics | None = None,
         resume: ResumePolicy | None = None,
+        send_timeout: float = SEND_TIMEOUT,
     ) -> None:
         self.upstream = upstream
+        self.send_timeout = send_timeout
         self.metrics = metrics if metrics is not None else ProxyMetrics()
         self.resume = resume if resume is not None else ResumePolicy()
 
@@ -74,6 +76,7 @@ class Proxy:
             reopen=reopen if resumable else None,
             policy=self.resume,
             body=call.method != "HEAD" and opened.status_code not in NO_BODY_STATUSES,
+            send_timeout=self.send_timeout,
         )
 
 

@@ -49,6 +49,7 @@ class ProxyMetrics:
     active_streams: int = 0
     streams_total: int = 0
     resumes: int = 0
+    stalled_clients: int = 0
     upstream_errors: Counter[str] = field(default_factory=Counter)
 
     def upstream_error(self, kind: str) -> None:
@@ -67,6 +68,8 @@ class ProxyMetrics:
             f"{PREFIX}_streams_total {self.streams_total}",
             f"# TYPE {PREFIX}_resumes_total counter",
             f"{PREFIX}_resumes_total {self.resumes}",
+            f"# TYPE {PREFIX}_stalled_clients_total counter",
+            f"{PREFIX}_stalled_clients_total {self.stalled_clients}",
             f"# TYPE {PREFIX}_upstream_errors_total counter",
         ]
         lines += [

@@ -34,6 +34,13 @@ log = logging.getLogger(__name__)
 # node is away, and is ignored by every SSE parser.
 RECONNECTING = b": upstream reconnecting\n\n"
 
+# How long one chunk may wait for a client that has stopped reading (nginx `send_timeout`).
+SEND_TIMEOUT = 60.0
+
+
+class _ClientStalled(Exception):
+    """The client took no bytes for `send_timeout` seconds."""
+
 
 @dataclass(frozen=True, slots=True)
 class ResumePolicy:
@@ -85,9 +92,11 @@ class RelayResponse(Response):
         reopen: Reopen | None = None,
         policy: ResumePolicy = NO_RESUME,
         body: bool = True,
+        send_timeout: float = SEND_TIMEOUT,
     ) -> None:
         """`reopen` makes the body an event stream that is resumed by `policy`; `body=False`
-        (HEAD, 204, 304) sends none and never reads the node's."""
+        (HEAD, 204, 304) sends none and never reads the node's. A client that takes no bytes
+        for `send_timeout` seconds is cut off, so it cannot hold the node's stream forever."""
         super().__init__(status_code=opened.status_code)
         self.raw_headers = headers
         self._current = opened
@@ -96,6 +105,7 @@ class RelayResponse(Response):
         self._reopen = reopen
         self._policy = policy
         self._body = body
+        self._send_timeout = send_timeout
         ok = opened.status_code == 200
         self._entries = EntryCounter.for_media_type(opened.media_type) if ok else None
 
@@ -118,10 +128,19 @@ class RelayResponse(Response):
         outcome = _Outcome.DISCONNECTED
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_until_disconnect, receive, tasks.cancel_scope)
-            if self._reopen is None:
-                outcome = await self._relay_raw(send)
-            else:
-                outcome = await self._relay_events(send, self._reopen)
+            try:
+                if self._reopen is None:
+                    outcome = await self._relay_raw(send)
+                else:
+                    outcome = await self._relay_events(send, self._reopen)
+            except _ClientStalled:
+                self._metrics.stalled_clients += 1
+                log.warning(
+                    "node %s: client read nothing for %.0f s, stream closed",
+                    self._node,
+                    self._send_timeout,
+                )
+                outcome = _Outcome.BROKEN
             tasks.cancel_scope.cancel()
         return outcome
 
@@ -129,7 +148,10 @@ class RelayResponse(Response):
         self._metrics.bytes_relayed += len(chunk)
         if self._entries is not None:
             self._metrics.entries_relayed += self._entries.feed(chunk)
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        with anyio.move_on_after(self._send_timeout) as waited:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if waited.cancelled_caught:
+            raise _ClientStalled
 
     def _failed(self, exc: UpstreamError, what: str) -> None:
         self._metrics.upstream_error(exc.kind)
@@ -192,4 +214,4 @@ class RelayResponse(Response):
         return False
 
 
-__all__ = ["NO_RESUME", "RECONNECTING", "RelayResponse", "Reopen", "ResumePolicy"]
+__all__ = ["NO_RESUME", "RECONNECTING", "SEND_TIMEOUT", "RelayResponse", "Reopen", "ResumePolicy"]

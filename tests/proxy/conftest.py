@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from app.proxy import ProxyMetrics, ResumePolicy
+from app.proxy.relay import SEND_TIMEOUT
 from tests.conftest import free_port
 from tests.proxy.gateway_app import TEST_RESUME, create_app
 from tests.proxy.harness import serve_in_thread
@@ -29,10 +30,15 @@ class Gateway:
 
 @contextlib.contextmanager
 def running_gateway(
-    *, resume: ResumePolicy = TEST_RESUME, connect_timeout: float = 0.5
+    *,
+    resume: ResumePolicy = TEST_RESUME,
+    connect_timeout: float = 0.5,
+    send_timeout: float = SEND_TIMEOUT,
 ) -> Iterator[Gateway]:
     nodes: dict[str, str] = {}
-    app = create_app(nodes, resume=resume, connect_timeout=connect_timeout)
+    app = create_app(
+        nodes, resume=resume, connect_timeout=connect_timeout, send_timeout=send_timeout
+    )
     with serve_in_thread(app, "127.0.0.1") as base:
         yield Gateway(base, nodes, app.state.metrics)
 

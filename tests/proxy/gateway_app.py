@@ -25,6 +25,7 @@ from app.proxy import (
     UpstreamCall,
     new_upstream_client,
 )
+from app.proxy.relay import SEND_TIMEOUT
 
 TOKEN = "gateway-service-token"
 UID = "bozydar"
@@ -42,13 +43,16 @@ def create_app(
     *,
     connect_timeout: float = 0.5,
     resume: ResumePolicy = TEST_RESUME,
+    send_timeout: float = SEND_TIMEOUT,
 ) -> FastAPI:
     metrics = ProxyMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with new_upstream_client(connect_timeout=connect_timeout) as client:
-            app.state.proxy = Proxy(HttpUpstream(client), metrics=metrics, resume=resume)
+            app.state.proxy = Proxy(
+                HttpUpstream(client), metrics=metrics, resume=resume, send_timeout=send_timeout
+            )
             yield
 
     app = FastAPI(lifespan=lifespan, redirect_slashes=False)

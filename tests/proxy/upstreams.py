@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+import anyio
 from starlette.types import Receive, Scope, Send
 
 # Headers the reflector always answers with: some must reach the client, some must not.
@@ -105,3 +106,33 @@ class TornStream:
             await send({"type": "http.response.body", "body": event(n), "more_body": True})
         while (await receive())["type"] != "http.disconnect":
             pass
+
+
+@dataclass
+class Firehose:
+    """An endless body, as fast as the reader takes it, until the reader leaves; counts the
+    streams still open (uvicorn drops sends after a disconnect silently, so it watches)."""
+
+    open_streams: int = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        start = {"type": "http.response.start", "status": 200}
+        await send({**start, "headers": [(b"content-type", b"text/plain")]})
+        self.open_streams += 1
+        try:
+            async with anyio.create_task_group() as tasks:
+
+                async def until_disconnect() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    tasks.cancel_scope.cancel()
+
+                tasks.start_soon(until_disconnect)
+                chunk = (b"x" * 1023 + b"\n") * 64
+                while True:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    await anyio.sleep(0)  # after a disconnect, send() returns without yielding
+        finally:
+            self.open_streams -= 1
