@@ -29,6 +29,13 @@ def positive(text: str) -> int:
     return value
 
 
+def positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text}")
+    return value
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench",
@@ -41,7 +48,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--skip-peers", action="store_true", help="skip journalctl and gatewayd")
     p.add_argument(
         "--load-seconds",
-        type=float,
+        type=positive_seconds,
         default=gateway.LOAD_SECONDS,
         help="seconds per load run in the gateway section",
     )
