@@ -14,7 +14,11 @@ apt:
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "need root to apt-get install:$$missing" >&2; exit 1; fi; \
 	  echo "apt-get install$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  noservice=/usr/sbin/policy-rc.d; added=""; \
+	  if [ ! -e $$noservice ]; then printf '#!/bin/sh\nexit 101\n' > $$noservice; chmod +x $$noservice; added=1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; status=$$?; \
+	  if [ -n "$$added" ]; then rm -f $$noservice; fi; \
+	  [ $$status = 0 ] || exit $$status; \
 	fi
 	@test -s /etc/machine-id || systemd-machine-id-setup >/dev/null
 

@@ -1,4 +1,7 @@
-"""FastAPI dependencies of the gateway's routes, as `Annotated` aliases over `app.state`."""
+"""FastAPI dependencies of the gateway's routes, as `Annotated` aliases over `app.state`.
+
+All are `async def`: FastAPI runs a plain `def` dependency in a worker thread, which cost the
+gateway measurable CPU per request (bench `gateway` section)."""
 
 from __future__ import annotations
 
@@ -37,22 +40,22 @@ def _refused(request: Request, reason: str) -> None:
     audit("-", request.scope["path"], action, Decision.DENY, f"not authenticated: {reason}")
 
 
-def _authorizer(request: Request) -> Authorizer:
+async def _authorizer(request: Request) -> Authorizer:
     authorizer: Authorizer = request.app.state.authorizer
     return authorizer
 
 
-def _cluster(request: Request) -> ClusterState:
+async def _cluster(request: Request) -> ClusterState:
     cluster: ClusterState = request.app.state.cluster
     return cluster
 
 
-def _proxy(request: Request) -> Proxy:
+async def _proxy(request: Request) -> Proxy:
     proxy: Proxy = request.app.state.proxy
     return proxy
 
 
-def _service_token(request: Request) -> ServiceToken:
+async def _service_token(request: Request) -> ServiceToken:
     token: ServiceToken = request.app.state.service_token
     return token
 
