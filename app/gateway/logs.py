@@ -40,7 +40,8 @@ AGENT_ID = re.compile(r"[0-9a-zA-Z-]+")
 MASTER_LOGS = "/system/v1/logs"
 LEADER_LOGS = "/system/v1/leader/mesos/logs"
 V2_TASK = MASTER_LOGS + "/v2/task/{task}"
-TASK_FILES = ("stdout", "stderr")
+# What may follow `…/v2/task/{task}`, and the file it names.
+TASK_FILES = {"": "stdout", "/file/stdout": "stdout", "/file/stderr": "stderr"}
 METHODS = ["GET", "HEAD"]
 
 
@@ -50,25 +51,27 @@ async def master_logs_slash() -> Response:
     return RedirectResponse("/system/v1/logs/", status_code=301)
 
 
-@router.api_route(V2_TASK, methods=METHODS)
-@router.api_route(V2_TASK + "/file/{file}", methods=METHODS)
+@router.api_route(V2_TASK + "{rest:path}", methods=METHODS)
 async def task_file(
     request: Request,
     task: str,
+    rest: str,
     caller: CallerDep,
     authorizer: AuthorizerDep,
     cluster: ClusterDep,
     proxy: ProxyDep,
     service_token: ServiceTokenDep,
-    file: str = "stdout",
 ) -> Response:
-    """A task's stdout or stderr by id or name (dcos-log v2 discovery, reference §2.4), read
-    from its agent's journal. Where dcos-log answered 303 to the agent's route, the gateway
-    resolves the task and forwards itself: one round trip, and the caller never needs a route
-    it may not be allowed on. `cursor=BEG|END`, signed `skip`, `limit`, SSE follow: the node
-    reader's v2 semantics, the query string forwarded byte for byte."""
-    if file not in TASK_FILES:
-        raise NotFound(f"file `{file}` unknown: a task's journal has `stdout` and `stderr`")
+    """A task's stdout (`…/{task}`, `…/{task}/file/stdout`) or stderr (`…/file/stderr`) by id
+    or name (dcos-log v2 discovery, reference §2.4), read from its agent's journal. Where
+    dcos-log answered 303 to the agent's route, the gateway resolves the task and forwards
+    itself: one round trip, and the caller never needs a route it may not be allowed on.
+    `cursor=BEG|END`, signed `skip`, `limit`, SSE follow: the node reader's v2 semantics, the
+    query string forwarded byte for byte. DC/OS's sandbox routes (`browse`, `download`, other
+    files) are 404: a task's journal has only stdout and stderr."""
+    file = TASK_FILES.get(rest)
+    if file is None:
+        raise NotFound(f"`{rest}` unknown: a task's journal has `file/stdout` and `file/stderr`")
     found = await _find_task(task, caller.uid, authorizer, cluster)
     await authorize(request, caller.uid, authorizer, cluster, node_id=None, task=found)
     if not found.container_id:
@@ -80,12 +83,6 @@ async def task_file(
         request, path=f"{path}/{file}", node=agent.id, uid=caller.uid, token=service_token
     )
     return await proxy.forward(agent.reader_url, call)
-
-
-@router.api_route(V2_TASK + "/{rest:path}", methods=METHODS)
-async def task_other(task: str, rest: str, caller: CallerDep) -> Response:
-    """DC/OS's sandbox routes (`browse`, `download`, other files): a task's journal has none."""
-    raise NotFound(f"`{rest}` unknown: a task's journal has `file/stdout` and `file/stderr`")
 
 
 @router.api_route(MASTER_LOGS + "/{rest:path}", methods=METHODS)
