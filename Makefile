@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := libsystemd-dev pkg-config gcc python3-dev systemd systemd-journal-remote nginx-light
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench install apt clean
+.PHONY: run test lint typecheck unit bench install apt clean dcos-cli
 
 install: $(STAMP)
 
@@ -38,7 +38,13 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-unit: install
+# The real DC/OS CLI 0.6.1, our compatibility client, for the tests that drive it (from PyPI).
+DCOS_CLI_INSTALLER := ../shared/tools/install-dcos-cli.sh
+dcos-cli:
+	@if [ -f $(DCOS_CLI_INSTALLER) ]; then bash $(DCOS_CLI_INSTALLER) /tmp/dcos-cli; \
+	else echo "$(DCOS_CLI_INSTALLER) not found: the dcos CLI tests will skip" >&2; fi
+
+unit: install dcos-cli
 	$(VENV)/bin/pytest -q
 
 test: lint typecheck unit

@@ -287,19 +287,9 @@ def test_the_login_line_logs_in(dev: Dev, tmp_path: Path) -> None:
     assert (tmp_path / "logway" / "credentials.json").exists()
 
 
-def _gateway_serves_capabilities(dev: Dev) -> bool:
-    token = sh(dev, 'echo "$LOGWAY_TOKEN"').strip()
-    url = f"http://{MASTER}:{dev.ports['gateway']}/capabilities"
-    return (
-        httpx.get(url, headers={"Authorization": f"token={token}"}, timeout=10).status_code != 404
-    )
-
-
 def test_the_dcos_cli_lines(dev: Dev) -> None:
     if not DCOS.exists():
         pytest.skip("the dcos CLI is not installed (bash ../shared/tools/install-dcos-cli.sh)")
-    if not _gateway_serves_capabilities(dev):
-        pytest.skip("the gateway has no /capabilities yet (the dcos CLI's discovery routes)")
     setup = dev.command(r"^export PATH=.*DCOS_DIR=")
     leader = sh(dev, setup, dev.command(r"^dcos node log --leader$"))
     assert "mesos-master: allocation cycle" in leader, leader
