@@ -11,6 +11,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PREFIX = "logway_gateway"
 UNMATCHED = "unmatched"
+# Any other method a client invents counts as "OTHER": labels must stay a small, fixed set.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 @dataclass
@@ -68,7 +70,8 @@ class RequestMetrics:
             await self.app(scope, receive, send_and_note)
         finally:
             route = getattr(scope.get("route"), "path", UNMATCHED)
-            self.metrics.requests[(route, scope["method"], status)] += 1
+            method = scope["method"] if scope["method"] in METHODS else "OTHER"
+            self.metrics.requests[(route, method, status)] += 1
 
 
 __all__ = ["GatewayMetrics", "RequestMetrics"]

@@ -110,7 +110,12 @@ def test_metrics_count_requests_by_route_template_and_auth_failures_by_reason(
         r = httpx.get(f"{base}/system/v1/agent/{UNKNOWN}/logs/v1/range/", headers=admin)
         assert r.status_code == 404
 
+    for invented in ("BREW", "PROPFIND"):
+        httpx.request(invented, f"{base}/healthz")
+
     after = httpx.get(f"{base}/metrics", headers=admin).text
+    assert 'method="BREW"' not in after
+    assert 'route="/healthz",method="OTHER"' in after
     assert counter(after, "logway_gateway_auth_failures_total", reason="missing") == missing + 1
     assert counter(after, "logway_gateway_auth_failures_total", reason="malformed") == malformed + 1
     assert counter(after, "logway_gateway_requests_total", **labels) == not_found + 2
