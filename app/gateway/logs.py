@@ -24,7 +24,7 @@ from app.authz.routes import (
 )
 from app.cluster import Ambiguous, ClusterSnapshot, Task
 from app.cluster.errors import ambiguous
-from app.core.errors import BadRequest, Forbidden, NotFound
+from app.core.errors import BadRequest, Forbidden, NotFound, Unavailable
 from app.gateway.deps import (
     AuthorizerDep,
     CallerDep,
@@ -39,6 +39,7 @@ router = APIRouter()
 AGENT_ID = re.compile(r"[0-9a-zA-Z-]+")
 MASTER_LOGS = "/system/v1/logs"
 LEADER_LOGS = "/system/v1/leader/mesos/logs"
+MARATHON_LOGS = "/system/v1/leader/marathon/logs"
 V2_TASK = MASTER_LOGS + "/v2/task/{task}"
 # What may follow `…/v2/task/{task}`, and the file it names.
 TASK_FILES = {"": "stdout", "/file/stdout": "stdout", "/file/stderr": "stderr"}
@@ -138,6 +139,25 @@ async def leader_logs(
     leader = await cluster.resolve_leader()
     return await relay(
         request, proxy, leader.reader_url, LEADER_LOGS, "leader", caller.uid, service_token
+    )
+
+
+@router.api_route(MARATHON_LOGS + "{rest:path}", methods=METHODS)
+async def marathon_leader_logs(
+    request: Request,
+    caller: CallerDep,
+    authorizer: AuthorizerDep,
+    cluster: ClusterDep,
+) -> Response:
+    """The Marathon leader's node reader, which `dcos node log --leader
+    --component=dcos-marathon` asks for. Admin Router found that node through Marathon's
+    `/v2/leader` and answered 503 while it was unknown (reference §3.3); Logway reads only
+    the Mesos master's state, which does not say where Marathon leads, so the leader is
+    always unknown here. After authorization, as every log route: 401 and 403 come first."""
+    await authorize(request, caller.uid, authorizer, cluster, node_id=None)
+    raise Unavailable(
+        "the Marathon leader is unknown: Logway follows only the Mesos master's state; "
+        f"the leading Mesos master's journal is at {LEADER_LOGS}/"
     )
 
 
