@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.cli import dev, gateway, iam, login, node
+from app.cli import dev, gateway, iam, login, logs, node
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_parser(commands)
     login.add_parser(commands)
+    logs.add_parser(commands)
     iam.add_parser(commands)
     return parser
 
