@@ -375,8 +375,8 @@ def test_node_log_filter(env: Env) -> None:
     # Filters on different fields are ANDed.
     both = where(STREAM="STDOUT", TASK_ID=web.task.id)
     wait_for_entries(agent, both, 3)
-    args = ("--filter=STREAM:STDOUT", f"--filter=TASK_ID:{web.task.id}", "--lines=3")
-    run = dcos_ok(env, "node", "log", f"--mesos-id={agent.agent_id}", *args)
+    anded = ("--filter=STREAM:STDOUT", f"--filter=TASK_ID:{web.task.id}", "--lines=3")
+    run = dcos_ok(env, "node", "log", f"--mesos-id={agent.agent_id}", *anded)
     assert len(run.lines) == 3, run.lines
     assert_tail(run, agent, both, text_line, lines=3)
     nothing = dcos(env, "node", "log", f"--mesos-id={agent.agent_id}", "--filter=STREAM:NONE")
