@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := libsystemd-dev pkg-config gcc python3-dev systemd systemd-journal-remote nginx-light
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench install apt clean dcos-cli
+.PHONY: run test lint typecheck unit bench install apt clean dcos-cli openapi
 
 install: $(STAMP)
 
@@ -43,6 +43,10 @@ DCOS_CLI_INSTALLER := ../shared/tools/install-dcos-cli.sh
 dcos-cli:
 	@if [ -f $(DCOS_CLI_INSTALLER) ]; then bash $(DCOS_CLI_INSTALLER) /tmp/dcos-cli; \
 	else echo "$(DCOS_CLI_INSTALLER) not found: the dcos CLI tests will skip" >&2; fi
+
+# openapi/gateway.json and node.json, generated from the apps (tests/openapi fails when stale).
+openapi: install
+	$(PY) -m app.openapi openapi
 
 unit: install dcos-cli
 	$(VENV)/bin/pytest -q

@@ -18,12 +18,12 @@ router = APIRouter()
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
 
-@router.get("/healthz", include_in_schema=False)
+@router.get("/healthz")
 async def healthz() -> Response:
     return PlainTextResponse("ok\n")
 
 
-@router.get("/readyz", include_in_schema=False)
+@router.get("/readyz")
 async def readyz(request: Request) -> Response:
     problems = await not_ready(request)
     if problems:
@@ -31,7 +31,7 @@ async def readyz(request: Request) -> Response:
     return PlainTextResponse("ready\n")
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics")
 async def metrics(
     request: Request, caller: CallerDep, authorizer: AuthorizerDep, cluster: ClusterDep
 ) -> Response:

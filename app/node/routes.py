@@ -256,7 +256,7 @@ async def v2_task_other(
     raise _no_such_file(rest)
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics")
 async def metrics(journal: JournalDep) -> Response:
     """Prometheus text: live followers and journal handles (the shared tail's included)."""
     body = (

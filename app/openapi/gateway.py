@@ -1,0 +1,418 @@
+"""The gateway's document (`openapi/gateway.json`), from `app.gateway.app.create_app`.
+
+FastAPI sees the cluster log routes as catch-alls (`/system/v1/agent/{agent_id}/logs{rest}`);
+each is documented instead as the node reader routes it relays, one operation per node route
+that really reaches it (the gateway's own router decides, so a path another route shadows is
+left out). Every other route keeps FastAPI's parameters and gets, from the tables here and in
+`app.openapi.iam`: an operation id, a summary, bodies, answers, errors, the permission the route
+table (`app.authz.routes`) asks for, and the security schemes unless it is public. A route no
+table knows (a new one) is still documented that way, with FastAPI's answers; one that serves
+journal entries can say so with `openapi_extra={"x-logway-reading": "<Reading>"}`.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from app.authz.routes import Authenticated, Public, match_route
+from app.core.config import GatewaySettings
+from app.gateway.app import create_app
+from app.gateway.logs import TASK_FILES
+from app.journal.encoders import TEXT
+from app.openapi import common, iam
+from app.openapi.node import NODE_OPS, PATH_PARAMS, components, node_routes, reading_operation
+from app.openapi.readings import Reading
+from app.openapi.routes import (
+    PLACEHOLDER,
+    RouteInfo,
+    fastapi_document,
+    handler,
+    routes_of,
+    sample_path,
+)
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Relay:
+    key: str  # operation id prefix
+    whose: str  # "the master's journal", for summaries
+
+
+# The gateway's relaying routes, by route name (app.gateway.logs).
+RELAYS = {
+    "master_logs": Relay("master", "This master"),
+    "agent_logs": Relay("agent", "An agent"),
+    "leader_logs": Relay("leader", "The leading master"),
+}
+TASK_ROUTE = "task_file"  # `/system/v1/logs/v2/task/{task}{rest:path}`
+TASK_OPS = {"": "task_log", "/file/stdout": "task_stdout", "/file/stderr": "task_stderr"}
+# Routes left out, and why.
+OMIT = {"other_metadata": "only answers 404 for metadata the gateway does not have"}
+# Routes that, once the caller may call them, always answer 503 (the message says why).
+UNAVAILABLE = {
+    "marathon_leader_logs": (
+        "The Marathon leader's journal: always 503, since Logway follows only the Mesos "
+        "master's state, which does not say where Marathon leads; the leading Mesos master's "
+        "journal is under /system/v1/leader/mesos/logs/."
+    )
+}
+
+GATEWAY_PATH_PARAMS: Json = {
+    **PATH_PARAMS,
+    "agent_id": {
+        "type": "string",
+        "pattern": "^[0-9a-zA-Z-]+$",
+        "description": "A Mesos agent id (`dcos node`); unknown: 404.",
+    },
+    "task": {
+        "type": "string",
+        "description": (
+            "A task's id, or a name or id fragment that matches exactly one task the caller "
+            "may read (409 lists them otherwise)."
+        ),
+    },
+}
+LOG_ERRORS = (
+    "BadRequest",
+    "Unauthorized",
+    "Forbidden",
+    "NotFound",
+    "BadGateway",
+    "ClusterUnavailable",
+    "GatewayTimeout",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Plain:
+    """A gateway route that is neither a log reading nor the IAM's."""
+
+    operation_id: str
+    summary: str
+    media: str = "application/json"
+    errors: tuple[str, ...] = ("Unauthorized", "ClusterUnavailable")
+    schema: Json | None = None  # default: a string for text, an object for JSON
+    description: str | None = None  # of the answer; default: the summary
+
+
+_CAPABILITIES_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "capabilities": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"name": {"type": "string"}}},
+        }
+    },
+}
+_MESOS = "Mesos's own JSON shape, as of the gateway's snapshot, filtered to what the caller sees."
+PLAIN: dict[tuple[str, str], Plain] = {
+    ("GET", "/capabilities"): Plain(
+        "capabilities",
+        "Cosmos capabilities: LOGGING, LOGGING_V2",
+        media="application/vnd.dcos.capabilities+json;charset=utf-8;version=v1",
+        errors=("Unauthorized",),
+        schema=_CAPABILITIES_SCHEMA,
+    ),
+    ("GET", "/dcos-metadata/ui-config.json"): Plain(
+        "ui_config", "DC/OS UI config: the logging strategy (journald)", errors=("Unauthorized",)
+    ),
+    ("GET", "/dcos-metadata/dcos-version.json"): Plain(
+        "dcos_version", "DC/OS version document, describing Logway", errors=("Unauthorized",)
+    ),
+    ("GET", "/mesos_dns/v1/hosts/{host}"): Plain(
+        "mesos_dns_hosts",
+        "Mesos-DNS records: the leading master for leader.mesos and master.mesos",
+        schema={
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"host": {"type": "string"}, "ip": {"type": "string"}},
+            },
+        },
+    ),
+    ("GET", "/mesos/master/state"): Plain(
+        "mesos_master_state", "Mesos master state", description=_MESOS
+    ),
+    ("GET", "/mesos/master/state.json"): Plain(
+        "mesos_master_state_json", "Mesos master state (`.json` alias)", description=_MESOS
+    ),
+    ("GET", "/mesos/master/state-summary"): Plain(
+        "mesos_master_state_summary",
+        "Mesos master state summary: agents and frameworks",
+        description=_MESOS,
+    ),
+    ("GET", "/slave/{agent_id}/state.json"): Plain(
+        "agent_state",
+        "An agent's state (its executors), from the master's",
+        errors=("Unauthorized", "NotFound", "ClusterUnavailable"),
+        description=_MESOS,
+    ),
+    ("GET", "/agent/{agent_id}/state.json"): Plain(
+        "agent_state_alias",
+        "An agent's state (`/agent/` alias)",
+        errors=("Unauthorized", "NotFound", "ClusterUnavailable"),
+        description=_MESOS,
+    ),
+    ("GET", "/healthz"): Plain("healthz", "The process answers", media=TEXT, errors=()),
+    ("GET", "/readyz"): Plain(
+        "readyz",
+        "Ready to serve logs: usable cluster state and IAM store (else 503 naming why)",
+        media=TEXT,
+        errors=("ClusterUnavailable",),
+    ),
+    ("GET", "/metrics"): Plain(
+        "metrics",
+        "Prometheus metrics: requests, auth failures, upstream errors, cluster state age",
+        media=TEXT,
+        errors=("Unauthorized", "Forbidden"),
+    ),
+}
+# Routes the route table (app.authz.routes) does not name but that take no token.
+EXTRA_PUBLIC = frozenset({"/acs/api/v1/auth/logout"})
+
+DESCRIPTION = """\
+Logway's cluster logging API: the DC/OS Logging API's routes (dcos-log v1 and v2 behind Admin
+Router) over every node's journal, the discovery the dcos CLI needs, and an embedded IAM
+(DC/OS IAM compatible: users, service accounts, groups, ACLs, login, JWKS).
+
+**Tokens.** `POST /acs/api/v1/auth/login` answers a JWT; send it as `Authorization:
+token=<JWT>`, `Authorization: Bearer <JWT>`, or the `dcos-acs-auth-cookie` cookie login sets.
+No token or a bad one: 401 with `WWW-Authenticate: acsjwt`. Each operation's
+`x-logway-permission` says what the caller must hold (403 otherwise).
+
+**Log bodies** come in three media types, chosen by `Accept`: `text/plain` (the default),
+`application/json` (NDJSON: one JournalEntry object per line, not an array) and
+`text/event-stream` (`id:` a journald cursor, `data:` a JournalEntry; `Last-Event-ID`
+resumes). The `/v1/stream/` routes and the v2 routes asked for `text/event-stream` follow:
+the response goes on as new entries are written.
+
+Errors are one line of `text/plain` naming what was wrong; a node reader's failure before the
+first byte is JSON (`UpstreamProblem`).
+"""
+
+TAGS = [
+    {"name": "logs", "description": "Node and task journals (DC/OS Logging API)."},
+    {"name": "iam", "description": "Identity and access management (DC/OS IAM API)."},
+    {"name": "discovery", "description": "What the dcos CLI asks before reading logs."},
+    {"name": "ops", "description": "Operating the gateway."},
+]
+
+
+def gateway_document() -> Json:
+    # No settings from the environment: the document must not depend on who runs it.
+    app = create_app(GatewaySettings.model_construct())  # nothing is opened before its lifespan
+    routes = routes_of(app)
+    fastapi = fastapi_document(app, routes)
+    paths: Json = {}
+    for route in routes:
+        if route.name in RELAYS:
+            _relayed(paths, routes, route, RELAYS[route.name])
+        elif route.name == TASK_ROUTE:
+            _tasks(paths, routes, route)
+        elif route.api and route.in_schema and route.name not in OMIT:
+            for method in sorted(route.methods - {"HEAD"}):
+                op = fastapi["paths"][route.path_format][method.lower()]
+                paths.setdefault(route.path_format, {})[method.lower()] = _other(route, method, op)
+    _unique_operation_ids(paths)
+    parts = components()
+    parts["schemas"].update({**iam.SCHEMAS, **iam.body_schemas()})
+    document: Json = {
+        "openapi": "3.1.0",
+        "info": {"title": app.title, "version": app.version, "description": DESCRIPTION},
+        "tags": TAGS,
+        "paths": paths,
+        "components": parts,
+    }
+    return common.prune(document, keep=("JournalEntry", "TaskFileEvent"))
+
+
+def _prefix(route: RouteInfo) -> str:
+    """`/system/v1/agent/{agent_id}/logs{rest:path}` -> `/system/v1/agent/{agent_id}/logs`."""
+    return re.sub(r"\{[a-z_]+:path\}$", "", route.path).rstrip("/")
+
+
+def _relayed(paths: Json, routes: list[RouteInfo], relay_route: RouteInfo, relay: Relay) -> None:
+    prefix = _prefix(relay_route)
+    for node_route in node_routes():
+        spec = NODE_OPS.get(node_route.name)
+        if spec is None or spec.reading is None:
+            continue  # the node's own metrics are not a log route
+        template = prefix + node_route.path_format
+        if _served_by(routes, template) != relay_route.name:
+            continue
+        op = reading_operation(
+            spec.reading,
+            operation_id=f"{relay.key}_{node_route.name}",
+            summary=f"{relay.whose}: {spec.summary[0].lower()}{spec.summary[1:]}",
+            description=spec.description,
+            template=template,
+            path_params=GATEWAY_PATH_PARAMS,
+        )
+        _finish(op, template, "logs", LOG_ERRORS)
+        paths.setdefault(template, {})["get"] = op
+
+
+def _tasks(paths: Json, routes: list[RouteInfo], route: RouteInfo) -> None:
+    prefix = re.sub(r"\{[a-z_]+:path\}$", "", route.path)
+    for rest in TASK_FILES:
+        template = prefix + rest
+        if _served_by(routes, template) != route.name:
+            continue
+        file = TASK_FILES[rest]
+        op = reading_operation(
+            Reading.V2_TASK_FILE,
+            operation_id=TASK_OPS[rest],
+            summary=f"A task's {file}, by task id or name",
+            description=(
+                f"The task's {file}, from its agent's journal (dcos-log v2 discovery: where "
+                "dcos-log answered 303 to the agent's route, the gateway reads it itself)."
+            ),
+            template=template,
+            path_params=GATEWAY_PATH_PARAMS,
+        )
+        _finish(op, template, "logs", (*LOG_ERRORS, "AmbiguousTask"))
+        paths.setdefault(template, {})["get"] = op
+
+
+def _served_by(routes: list[RouteInfo], template: str) -> str | None:
+    found = handler(routes, sample_path(template))
+    return found.name if found else None
+
+
+def _other(route: RouteInfo, method: str, fastapi_op: Json) -> Json:
+    """An IAM, discovery, ops or unknown route: FastAPI's parameters, our answers."""
+    spec = iam.OPS.get(route.name)
+    if spec is not None and route.path_format.startswith("/acs/api/v1/"):
+        op = iam.operation(route.name, route.path_format, spec)
+        _finish(
+            op, route.path_format, "iam", spec.errors, permission=iam.PERMISSIONS.get(route.name)
+        )
+        return op
+    if route.name in UNAVAILABLE:
+        op = {
+            "operationId": route.name,
+            "summary": UNAVAILABLE[route.name].split(":")[0],
+            "description": UNAVAILABLE[route.name],
+            "parameters": _undeclared(route, {}),
+            "responses": {},
+        }
+        _finish(op, route.path_format, "logs", ("ClusterUnavailable",))
+        return op
+    plain = PLAIN.get((method, route.path_format))
+    if plain is not None:
+        op = _plain(fastapi_op, plain)
+        tag = "ops" if plain.operation_id in ("healthz", "readyz", "metrics") else "discovery"
+        _finish(op, route.path_format, tag, plain.errors)
+        return op
+    return _unknown(route, fastapi_op)
+
+
+def _plain(fastapi_op: Json, plain: Plain) -> Json:
+    op = {k: v for k, v in fastapi_op.items() if k not in ("responses", "operationId", "summary")}
+    for parameter in op.get("parameters", []):
+        parameter["schema"].pop("title", None)
+    schema = plain.schema or {"type": "string" if plain.media == TEXT else "object"}
+    description = plain.description or plain.summary
+    op.update(
+        operationId=plain.operation_id,
+        summary=plain.summary,
+        responses={
+            "200": {"description": description, "content": {plain.media: {"schema": schema}}}
+        },
+    )
+    return op
+
+
+def _unknown(route: RouteInfo, fastapi_op: Json) -> Json:
+    """A route no table here knows: documented from FastAPI, secured, with the usual errors."""
+    op = copy.deepcopy(fastapi_op)
+    op["operationId"] = route.name
+    op.pop("x-logway-reading", None)
+    reading = fastapi_op.get("x-logway-reading")
+    op["responses"].pop("422", None)
+    op["parameters"] = op.get("parameters", []) + _undeclared(route, op)
+    errors: tuple[str, ...] = ("Unauthorized", "Forbidden")
+    if reading is not None:
+        known = reading_operation(
+            Reading(reading),
+            operation_id=route.name,
+            summary=op.get("summary", route.name),
+            description=op.get("description", ""),
+            template=route.path_format,
+        )
+        names = {p["name"] for p in op.get("parameters", [])}
+        op["parameters"] = op.get("parameters", []) + [
+            p for p in known["parameters"] if p.get("name") not in names and "$ref" in p
+        ]
+        op["responses"] = known["responses"]
+        op["x-logway-reading"] = reading
+        errors = LOG_ERRORS
+    elif op.get("parameters"):
+        errors = ("BadRequest", *errors)
+    tag = "logs" if route.path_format.startswith("/system/") else "other"
+    _finish(op, route.path_format, tag, errors)
+    return op
+
+
+def _undeclared(route: RouteInfo, op: Json) -> list[Json]:
+    """Path placeholders the endpoint does not take as arguments (a `{rest:path}` it reads
+    from the request), which FastAPI leaves undeclared."""
+    declared = {p["name"] for p in op.get("parameters", []) if p.get("in") == "path"}
+    rest = {m[1] for m in PLACEHOLDER.finditer(route.path) if m[0].endswith(":path}")}
+    return [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": (
+                "The rest of the path: empty, or starting with `/`."
+                if name in rest
+                else "A path segment."
+            ),
+        }
+        for name in PLACEHOLDER.findall(route.path_format)
+        if name not in declared
+    ]
+
+
+def _finish(
+    op: Json, template: str, tag: str, errors: tuple[str, ...], *, permission: str | None = None
+) -> None:
+    """Tags, errors, the permission and the security: none for a public route; 401 for any
+    other, and 403 where a permission is checked (the route table's, or the IAM's guards')."""
+    op["tags"] = [tag]
+    op["responses"].update(common.errors(*errors))
+    matched = match_route(sample_path(template))
+    requirement = matched.rule.requirement if matched is not None else None
+    if permission is None and requirement is not None:
+        permission = requirement.describe()
+    if permission is not None:
+        op["x-logway-permission"] = permission
+        who = f"Who may call it: {permission}."
+        op["description"] = f"{op['description']}\n\n{who}" if op.get("description") else who
+    if isinstance(requirement, Public) or template in EXTRA_PUBLIC:
+        op["security"] = []
+        return
+    op["security"] = common.SECURED
+    op["responses"].update(common.errors("Unauthorized"))
+    if not isinstance(requirement, Authenticated):
+        op["responses"].update(common.errors("Forbidden"))
+
+
+def _unique_operation_ids(paths: Json) -> None:
+    """A name two operations share gets each one's path and method appended."""
+    seen: dict[str, int] = {}
+    for ops in paths.values():
+        for op in ops.values():
+            seen[op["operationId"]] = seen.get(op["operationId"], 0) + 1
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            if seen[op["operationId"]] > 1:
+                slug = re.sub(r"\W+", "_", path).strip("_")
+                op["operationId"] = f"{op['operationId']}_{slug}_{method}"

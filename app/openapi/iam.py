@@ -1,0 +1,302 @@
+"""The embedded IAM's API (DC/OS IAM compatible, `app.iam`), as OpenAPI.
+
+Its routes read their JSON bodies by hand (after authenticating the caller), so FastAPI
+documents neither bodies nor answers: the request schemas come from the pydantic models the
+routes validate with (`app.iam.bodies`), the response schemas are those of `app.iam.views`
+(tests/openapi checks real views against them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from app.authz.model import Action
+from app.iam.bodies import DescriptionBody, LoginBody, UserBody
+from app.openapi.routes import path_parameters
+
+Json = dict[str, Any]
+
+BODIES: tuple[type[BaseModel], ...] = (LoginBody, UserBody, DescriptionBody)
+
+
+def _string(description: str) -> Json:
+    return {"type": "string", "description": description}
+
+
+def _object(properties: Json, *, optional: tuple[str, ...] = ()) -> Json:
+    required = [name for name in properties if name not in optional]
+    return {"type": "object", "properties": properties, "required": required}
+
+
+def _ref(name: str) -> Json:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _listing(item: str) -> Json:
+    return _object({"array": {"type": "array", "items": _ref(item)}})
+
+
+_ACTIONS = {
+    "type": "array",
+    "items": _object(
+        {
+            "name": _ref("Action"),
+            "url": _string("The grant's URL (PUT grants, DELETE revokes)."),
+        }
+    ),
+}
+_HELD = {
+    "rid": _string("The resource id."),
+    "description": _string("The ACL's description."),
+    "aclurl": _string("The ACL's URL."),
+    "actions": _ACTIONS,
+}
+
+SCHEMAS: Json = {
+    "Action": {"type": "string", "enum": [a.value for a in Action]},
+    "AuthToken": _object({"token": _string("A JWT (RS256); send it as `token=<JWT>`.")}),
+    "Jwks": _object(
+        {
+            "keys": {
+                "type": "array",
+                "items": _object(
+                    {name: {"type": "string"} for name in ("kty", "alg", "use", "kid", "n", "e")}
+                ),
+            }
+        }
+    ),
+    "RotatedKey": _object({"kid": _string("The new signing key's id.")}),
+    "PolicyDecision": _object({"allowed": {"type": "boolean"}}),
+    "User": _object(
+        {
+            "uid": {"type": "string"},
+            "description": {"type": "string"},
+            "url": {"type": "string"},
+            "is_remote": {"type": "boolean"},
+            "is_service": {"type": "boolean", "description": "A service account (public key)."},
+            "provider_type": {"type": "string"},
+            "provider_id": {"type": "string"},
+            "public_key": _string("A service account's RSA public key (PEM)."),
+        },
+        optional=("public_key",),
+    ),
+    "UserList": _listing("User"),
+    "Group": _object(
+        {"gid": {"type": "string"}, "description": {"type": "string"}, "url": {"type": "string"}}
+    ),
+    "GroupList": _listing("Group"),
+    "Acl": _object(
+        {"rid": {"type": "string"}, "description": {"type": "string"}, "url": {"type": "string"}}
+    ),
+    "AclList": _listing("Acl"),
+    "UserGroups": _object(
+        {
+            "array": {
+                "type": "array",
+                "items": _object({"membershipurl": {"type": "string"}, "group": _ref("Group")}),
+            }
+        }
+    ),
+    "GroupMembers": _object(
+        {
+            "array": {
+                "type": "array",
+                "items": _object({"membershipurl": {"type": "string"}, "user": _ref("User")}),
+            }
+        }
+    ),
+    "HeldPermission": _object(_HELD),
+    "GroupHeldPermission": _object(
+        {**_HELD, "gid": {"type": "string"}, "groupurl": {"type": "string"}}
+    ),
+    "UserPermissions": _object(
+        {
+            "direct": {"type": "array", "items": _ref("HeldPermission")},
+            "groups": {"type": "array", "items": _ref("GroupHeldPermission")},
+        }
+    ),
+    "GroupPermissions": _listing("HeldPermission"),
+    "AclPermissions": _object(
+        {
+            "users": {
+                "type": "array",
+                "items": _object(
+                    {"uid": {"type": "string"}, "userurl": {"type": "string"}, "actions": _ACTIONS}
+                ),
+            },
+            "groups": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "gid": {"type": "string"},
+                        "groupurl": {"type": "string"},
+                        "actions": _ACTIONS,
+                    }
+                ),
+            },
+        }
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class IamOp:
+    summary: str
+    status: str = "200"  # the success status
+    answer: str | None = None  # its JSON body's schema
+    body: type[BaseModel] | None = None
+    errors: tuple[str, ...] = ("BadRequest", "NotFound")
+    description: str | None = None
+
+
+_CREATE = ("BadRequest", "Conflict")
+_ADMIN_OPS: dict[str, IamOp] = {
+    "list_users": IamOp(
+        "Users, or service accounts with `type=service`", answer="UserList", errors=("BadRequest",)
+    ),
+    "create_user": IamOp(
+        "Create a user (password) or a service account (public_key)",
+        status="201",
+        body=UserBody,
+        errors=_CREATE,
+    ),
+    "get_user": IamOp("A user or service account", answer="User"),
+    "update_user": IamOp(
+        "Change a description, password or public key",
+        status="204",
+        body=UserBody,
+        errors=("BadRequest", "NotFound", "Conflict"),
+    ),
+    "delete_user": IamOp("Delete a user or service account", status="204"),
+    "user_groups": IamOp("The groups a user is in", answer="UserGroups"),
+    "user_permissions": IamOp(
+        "What a user holds, directly and through groups", answer="UserPermissions"
+    ),
+    "list_groups": IamOp("Groups", answer="GroupList", errors=()),
+    "create_group": IamOp("Create a group", status="201", body=DescriptionBody, errors=_CREATE),
+    "get_group": IamOp("A group", answer="Group"),
+    "update_group": IamOp("Change a group's description", status="204", body=DescriptionBody),
+    "delete_group": IamOp("Delete a group", status="204"),
+    "group_members": IamOp("A group's members", answer="GroupMembers"),
+    "add_member": IamOp(
+        "Add a user to a group", status="204", errors=("BadRequest", "NotFound", "Conflict")
+    ),
+    "remove_member": IamOp("Remove a user from a group", status="204"),
+    "group_permissions": IamOp("What a group holds", answer="GroupPermissions"),
+    "list_acls": IamOp("ACLs", answer="AclList", errors=()),
+    "create_acl": IamOp("Create an ACL", status="201", body=DescriptionBody, errors=_CREATE),
+    "get_acl": IamOp("An ACL", answer="Acl"),
+    "update_acl": IamOp("Change an ACL's description", status="204", body=DescriptionBody),
+    "delete_acl": IamOp("Delete an ACL and its grants", status="204"),
+    "acl_permissions": IamOp("Who holds what on an ACL", answer="AclPermissions"),
+    "grant_user": IamOp(
+        "Grant a user an action on an ACL",
+        status="204",
+        errors=("BadRequest", "NotFound", "Conflict"),
+    ),
+    "revoke_user": IamOp("Revoke a user's action on an ACL", status="204"),
+    "grant_group": IamOp(
+        "Grant a group an action on an ACL",
+        status="204",
+        errors=("BadRequest", "NotFound", "Conflict"),
+    ),
+    "revoke_group": IamOp("Revoke a group's action on an ACL", status="204"),
+    "rotate_keys": IamOp(
+        "Make a new token signing key",
+        answer="RotatedKey",
+        errors=(),
+        description="The old key stays in the JWKS until the tokens it signed have expired.",
+    ),
+    "policyquery": IamOp(
+        "May `uid` do `action` on `rid`?",
+        answer="PolicyDecision",
+        errors=("BadRequest",),
+        description="Admin Router's question to the IAM; an unknown uid holds nothing.",
+    ),
+}
+_PUBLIC_OPS: dict[str, IamOp] = {
+    "login": IamOp(
+        "Log in with a password, or a service account's login token",
+        answer="AuthToken",
+        body=LoginBody,
+        errors=("BadRequest", "LoginFailed", "TooManyRequests"),
+        description=(
+            "Give `uid` and either `password` or `token` (a service login JWT the account signed "
+            'with its private key: `{"uid": <uid>, "exp": <unix time>}`, RS256). The answer\'s '
+            "token is also set as the `dcos-acs-auth-cookie` cookie."
+        ),
+    ),
+    "logout": IamOp("Clear the auth cookie", errors=()),
+    "jwks": IamOp("The keys that verify the IAM's tokens", answer="Jwks", errors=()),
+}
+OPS: dict[str, IamOp] = {**_ADMIN_OPS, **_PUBLIC_OPS}
+
+# What the route table (app.authz.routes) does not say: these routes have their own guards.
+PERMISSIONS = {
+    "rotate_keys": "`dcos:superuser` full",
+    "policyquery": "`dcos:superuser` full or `dcos:iam:policyquery` read",
+    "logout": "anyone, no token",
+}
+
+_PATH_PARAMS = {
+    "uid": _string("A user's or service account's id: letters, digits and `. _ @ -`."),
+    "gid": _string("A group's id: letters, digits and `. _ @ -`."),
+    "rid": _string(
+        "A resource id, `dcos:`-prefixed (`dcos:adminrouter:ops:system-logs`); a `/` in it "
+        "may be sent as is, as `%2F` or as DC/OS's `%252F`."
+    ),
+    "action": _ref("Action"),
+}
+_QUERY: dict[str, list[Json]] = {
+    "list_users": [
+        {
+            "name": "type",
+            "in": "query",
+            "schema": {"type": "string", "enum": ["service"]},
+            "description": "`service`: the service accounts instead of the users.",
+        }
+    ],
+    "policyquery": [
+        {"name": name, "in": "query", "required": True, "schema": schema}
+        for name, schema in (
+            ("rid", {"type": "string", "maxLength": 1024}),
+            ("uid", {"type": "string", "maxLength": 1024}),
+            ("action", _ref("Action")),
+        )
+    ],
+}
+
+
+def operation(name: str, template: str, op: IamOp) -> Json:
+    """The IAM operation `name` (its route's function), without security and error entries."""
+    parameters = path_parameters(template, _PATH_PARAMS)
+    success: Json = {"description": op.summary}
+    if op.answer is not None:
+        success["content"] = {"application/json": {"schema": _ref(op.answer)}}
+    if name == "login":
+        success["headers"] = {
+            "Set-Cookie": {
+                "description": "`dcos-acs-auth-cookie=<JWT>; HttpOnly; SameSite=Strict; Path=/`",
+                "schema": {"type": "string"},
+            }
+        }
+    out: Json = {
+        "operationId": name,
+        "summary": op.summary,
+        "parameters": parameters + _QUERY.get(name, []),
+        "responses": {op.status: success},
+    }
+    if op.description:
+        out["description"] = op.description
+    if op.body is not None:
+        out["requestBody"] = {
+            "required": name == "login",
+            "content": {"application/json": {"schema": _ref(op.body.__name__)}},
+        }
+    return out
+
+
+def body_schemas() -> Json:
+    return {model.__name__: model.model_json_schema() for model in BODIES}

@@ -1,0 +1,312 @@
+"""How a log route reads the journal, as OpenAPI: its query parameters and headers (the rules
+of `app.node.params`), and its responses in the three media types of `app.journal.encoders`.
+
+The node reader's routes are plain `Request` handlers, so FastAPI sees none of this; each
+route is given one `Reading` (see `app.openapi.node`), and the gateway's relayed routes reuse
+the node reader's."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from app.journal.encoders import JSON, SSE, TEXT
+from app.node.params import INT64_MAX, UINT64_MAX
+from app.node.routes import ALLOWED_FIELDS, TASK_FILES
+
+Json = dict[str, Any]
+
+
+class Reading(enum.StrEnum):
+    V1_RANGE = "v1-range"  # a finite read, v1 parameters
+    V1_DOWNLOAD = "v1-download"  # the same, gzipped as a file
+    V1_STREAM = "v1-stream"  # follows
+    V1_FIELDS = "v1-fields"  # a field's values, JSON
+    V2_COMPONENT = "v2-component"  # v2 parameters; follows with Accept: text/event-stream
+    V2_TASK_FILE = "v2-task-file"  # the same over a task's stdout/stderr lines
+
+    @property
+    def is_log(self) -> bool:
+        """Serves entries in the three media types (not a field list or a gzip file)."""
+        return self not in (Reading.V1_FIELDS, Reading.V1_DOWNLOAD)
+
+
+def _query(name: str, schema: Json, description: str, **extra: Any) -> Json:
+    return {"name": name, "in": "query", "schema": schema, "description": description, **extra}
+
+
+_UINT = {"type": "integer", "minimum": 0, "maximum": UINT64_MAX}
+_TIME = {"type": "string", "examples": ["2026-11-24T10:00:00Z", "1795514400000000"]}
+
+# components/parameters
+PARAMETERS: Json = {
+    "filter": _query(
+        "filter",
+        {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*:"}},
+        "`FIELD:value`, repeatable: journal entries whose FIELD (upper-cased) has that value. "
+        "Values of one field are ORed, different fields ANDed (journald's rule); the value "
+        "may contain `:`. On a task's route a filter can only narrow the task's lines: one "
+        "contradicting the path's ids is a 400.",
+        style="form",
+        explode=True,
+        examples={"unit": {"value": ["_SYSTEMD_UNIT:dcos-mesos-master.service"]}},
+    ),
+    "cursor": _query(
+        "cursor",
+        {"type": "string"},
+        "A journald cursor (`s=…;i=…;b=…;m=…;t=…;x=…`, from an entry's `cursor` or an SSE "
+        "`id`): the read starts at the entry after it. Percent-escapes in the value are "
+        "decoded once more, as dcos-log did.",
+    ),
+    "limit": _query("limit", _UINT, "At most this many entries; 0 or absent: no limit."),
+    "skip_next": _query("skip_next", _UINT, "Skip this many entries forward first."),
+    "skip_prev": _query(
+        "skip_prev",
+        _UINT,
+        "Step this many entries back first; without `cursor`, from the tail: "
+        "`skip_prev=10` reads the last ten entries.",
+    ),
+    "read_reverse": _query(
+        "read_reverse", {"type": "boolean"}, "Newest first (`1`, `t`, `true`, …)."
+    ),
+    "since": _query(
+        "since", _TIME, "Entries at or after this time: RFC 3339 with a zone, or unix µs."
+    ),
+    "until": _query(
+        "until", _TIME, "Entries at or before this time: RFC 3339 with a zone, or unix µs."
+    ),
+    "postfix": _query(
+        "postfix", {"type": "string"}, "Appended to the download's file name (`-<postfix>`)."
+    ),
+    "cursorV2": _query(
+        "cursor",
+        {"type": "string", "examples": ["BEG", "END"]},
+        "`BEG`: from the first entry; `END`: from the last one (as `skip=-1`); or a journald "
+        "cursor, read from the entry after it. Percent-escapes are decoded once more.",
+    ),
+    "skip": _query(
+        "skip",
+        {"type": "integer", "minimum": -INT64_MAX, "maximum": INT64_MAX},
+        "Positive: skip this many entries forward; negative: step back this many, so "
+        "`cursor=END&skip=-10` (or `skip=-10`) reads the last ten entries.",
+    ),
+    "Last-Event-ID": {
+        "name": "Last-Event-ID",
+        "in": "header",
+        "schema": {"type": "string"},
+        "description": (
+            "The SSE `id` (a journald cursor) the client saw last: the read resumes right "
+            "after it and `cursor`/skips are ignored, so a reconnecting follower repeats no "
+            "entry and loses none."
+        ),
+    },
+}
+
+_V1 = ("filter", "cursor", "limit", "skip_next", "skip_prev", "read_reverse", "since", "until")
+_V1_STREAM = ("filter", "cursor", "skip_next", "skip_prev", "since", "until", "Last-Event-ID")
+_V2 = ("filter", "cursorV2", "skip", "limit", "since", "until", "Last-Event-ID")
+_PARAMETERS_OF: dict[Reading, tuple[str, ...]] = {
+    Reading.V1_RANGE: _V1,
+    Reading.V1_DOWNLOAD: (*_V1, "postfix"),
+    Reading.V1_STREAM: _V1_STREAM,
+    Reading.V1_FIELDS: (),
+    Reading.V2_COMPONENT: _V2,
+    Reading.V2_TASK_FILE: _V2,
+}
+
+
+def parameters(reading: Reading) -> list[Json]:
+    return [{"$ref": f"#/components/parameters/{name}"} for name in _PARAMETERS_OF[reading]]
+
+
+_FIELD_VALUE = {
+    "anyOf": [
+        {"type": "string"},
+        {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 255}},
+    ],
+    "description": "UTF-8 text, or the value's bytes when it is not UTF-8 (journalctl's form).",
+}
+_TASK_EVENT_FIELDS = ("AGENT_ID", "CONTAINER_ID", "EXECUTOR_ID", "FILE", "FRAMEWORK_ID", "MESSAGE")
+
+# components/schemas
+SCHEMAS: Json = {
+    "TaskFile": {"type": "string", "enum": sorted(TASK_FILES)},
+    "JournalFieldName": {"type": "string", "enum": list(ALLOWED_FIELDS)},
+    "JournalEntry": {
+        "type": "object",
+        "description": (
+            "One journal entry, as dcos-log wrote it. An `application/json` log body is NDJSON: "
+            "one such object per line, each line ending in a newline, not a JSON array. An "
+            "SSE event's `data:` is one such object."
+        ),
+        "properties": {
+            "fields": {
+                "type": "object",
+                "additionalProperties": _FIELD_VALUE,
+                "description": "Every field of the entry (MESSAGE, _SYSTEMD_UNIT, …).",
+            },
+            "cursor": {"type": "string", "description": "The entry's journald cursor."},
+            "monotonic_timestamp": {"type": "integer", "description": "µs since boot."},
+            "realtime_timestamp": {"type": "integer", "description": "µs since the epoch."},
+        },
+        "required": ["fields", "cursor", "monotonic_timestamp", "realtime_timestamp"],
+        "examples": [
+            {
+                "fields": {"MESSAGE": "hello", "_SYSTEMD_UNIT": "dcos-mesos-slave.service"},
+                "cursor": "s=6d2c;i=1a;b=2f4e;m=3c8a1;t=5f8e0c2b1a000;x=9e1",
+                "monotonic_timestamp": 248_993,
+                "realtime_timestamp": 1_795_514_400_000_000,
+            }
+        ],
+    },
+    "TaskFileEvent": {
+        "type": "object",
+        "description": (
+            "The `data:` of a v2 task file SSE event (dcos-log's shape): the line and the ids "
+            'of the task it came from; `""` for an id the entry lacks.'
+        ),
+        "properties": {
+            "fields": {
+                "type": "object",
+                "properties": {name: _FIELD_VALUE for name in _TASK_EVENT_FIELDS},
+                "required": list(_TASK_EVENT_FIELDS),
+            }
+        },
+        "required": ["fields"],
+    },
+}
+
+_ENTRY = "#/components/schemas/JournalEntry"
+_TEXT = {
+    "type": "string",
+    "description": (
+        "One line per entry that has a MESSAGE: `YYYY-MM-DD HH:MM:SS: MESSAGE` (the node's "
+        "local time); entries without MESSAGE are left out."
+    ),
+    "examples": ["2026-11-24 10:00:00: hello\n"],
+}
+_LINES = {
+    "type": "string",
+    "description": "The task's lines as it wrote them, `MESSAGE` and a newline each.",
+    "examples": ["hello\n"],
+}
+_PING = "`: ping` comments while idle (the heartbeat) keep proxies from closing the stream."
+
+
+def _sse(description: str, example: str, *, data: str = "JournalEntry") -> Json:
+    # `x-sse-data`: the schema of each event's `data:` (OpenAPI 3.1 cannot say it otherwise).
+    return {
+        "schema": {"type": "string", "description": description, "examples": [example]},
+        "x-sse-data": f"#/components/schemas/{data}",
+    }
+
+
+_EXAMPLE_ID = "s=6d2c;i=1a;b=2f4e;m=3c8a1;t=5f8e0c2b1a000;x=9e1"
+_EXAMPLE_DATA = (
+    '{"fields":{"MESSAGE":"hello"},"cursor":"…","monotonic_timestamp":1,"realtime_timestamp":2}'
+)
+_SSE_RANGE = _sse(
+    "One event per entry, `data: <JournalEntry>` and a blank line; no `id:` on a range.",
+    f"data: {_EXAMPLE_DATA}\n\n",
+)
+_SSE_FOLLOW = _sse(
+    "One event per entry, `id: <cursor>` then `data: <JournalEntry>` and a blank line; "
+    f"send the last id back as `Last-Event-ID` to resume. {_PING}",
+    f"id: {_EXAMPLE_ID}\ndata: {_EXAMPLE_DATA}\n\n",
+)
+_SSE_TASK = _sse(
+    "One event per line, `id: <cursor>` then `data: <TaskFileEvent>` and a blank line; "
+    f"send the last id back as `Last-Event-ID` to resume. {_PING}",
+    f'id: {_EXAMPLE_ID}\ndata: {{"fields":{{"AGENT_ID":"…","CONTAINER_ID":"…",'
+    f'"EXECUTOR_ID":"…","FILE":"stdout","FRAMEWORK_ID":"…","MESSAGE":"hello"}}}}\n\n',
+    data="TaskFileEvent",
+)
+_NDJSON = {"schema": {"$ref": _ENTRY}}
+
+_SKIP_HEADERS: Json = {
+    "X-Journal-Skip-Next": {
+        "description": "Entries actually skipped forward; fewer than asked: the head was hit.",
+        "schema": {"type": "integer"},
+    },
+    "X-Journal-Skip-Prev": {
+        "description": "Entries actually stepped back; fewer than asked: the tail was hit.",
+        "schema": {"type": "integer"},
+    },
+}
+_NEGOTIATION = (
+    "The body's format follows the `Accept` header: `text/plain` (the default, also for "
+    "anything unrecognised), `application/json` (NDJSON: one JournalEntry object per line, "
+    "not an array) or `text/event-stream`."
+)
+
+
+def _content(text: Json, sse: Json) -> Json:
+    # Order matters to SDK generators (`common.render`): the default first.
+    return {TEXT: {"schema": text}, JSON: _NDJSON, SSE: sse}
+
+
+def responses(reading: Reading) -> Json:
+    """The success responses of a reading (errors are added by the document's owner)."""
+    empty = {"204": {"description": "No entry matched (or none has a MESSAGE, for text)."}}
+    if reading is Reading.V1_RANGE:
+        return {
+            "200": {
+                "description": f"The entries, oldest first unless `read_reverse`. {_NEGOTIATION}",
+                "headers": _SKIP_HEADERS,
+                "content": _content(_TEXT, _SSE_RANGE),
+            },
+            **empty,
+        }
+    if reading is Reading.V1_STREAM:
+        return {
+            "200": {
+                "description": (
+                    "The entries, then new ones as they are written: the response does not "
+                    "end while the client reads (nor after its token expires: it then ends, "
+                    f"and an SSE client reconnects with a fresh token). {_NEGOTIATION}"
+                ),
+                "headers": {
+                    **_SKIP_HEADERS,
+                    "X-Accel-Buffering": {"schema": {"type": "string", "const": "no"}},
+                },
+                "content": _content(_TEXT, _SSE_FOLLOW),
+            }
+        }
+    if reading in (Reading.V2_COMPONENT, Reading.V2_TASK_FILE):
+        task = reading is Reading.V2_TASK_FILE
+        return {
+            "200": {
+                "description": (
+                    "With `Accept: text/event-stream` the read follows (new entries as they "
+                    "are written, until the client leaves or its token expires); with any "
+                    f"other Accept it is a finite range. {_NEGOTIATION}"
+                    + (" As text, a task's lines are written as it wrote them." if task else "")
+                ),
+                "content": _content(_LINES if task else _TEXT, _SSE_TASK if task else _SSE_FOLLOW),
+            },
+            **empty,
+        }
+    if reading is Reading.V1_DOWNLOAD:
+        return {
+            "200": {
+                "description": (
+                    "The range in the format `Accept` asks for (text by default), gzipped, "
+                    "as a file to save."
+                ),
+                "headers": {
+                    "Content-Disposition": {
+                        "description": "`attachment; filename=<name>.log.gz`",
+                        "schema": {"type": "string"},
+                    }
+                },
+                "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
+            },
+            **empty,
+        }
+    return {
+        "200": {
+            "description": "The field's distinct values in this journal.",
+            "content": {JSON: {"schema": {"type": "array", "items": {"type": "string"}}}},
+        },
+        "204": {"description": "The field has no value in this journal."},
+    }
