@@ -86,7 +86,9 @@ def test_every_name_in_the_example_is_a_setting(example: Path) -> None:
 def test_each_entry_states_the_real_default_and_a_meaning(example: Path) -> None:
     entries = documented(example.read_text())
     for setting in EXAMPLES[example]():
-        entry = entries[setting.env]
+        entry = entries.get(setting.env)
+        if entry is None:
+            continue  # test_every_setting_is_documented names it
         assert entry.default == setting.default_text, setting.env
         assert entry.meaning, f"{setting.env}: say what it means"
         assert "TODO" not in entry.meaning, f"{setting.env}: say what it means"
@@ -115,8 +117,8 @@ def test_each_commented_value_is_valid(example: Path, monkeypatch: pytest.Monkey
     active = assignments(text)
     entries = documented(text)
     for setting in EXAMPLES[example]():
-        entry: Entry = entries[setting.env]
-        if entry.active:
+        entry: Entry | None = entries.get(setting.env)
+        if entry is None or entry.active:
             continue
         (cls,) = _classes_of([setting])
         value = getattr(
