@@ -1,15 +1,16 @@
 """`logway dev`: a whole local cluster behind the gateway (what `make run` starts).
 
 The cluster (a Mesos master simulator, agents on their own loopback addresses, one journald
-namespace and node reader per node, sample tasks under `logway ship`) is described in
-`app.devcluster.cluster` and run by `app.devcluster.supervisor`; this is the command line.
-Ctrl-C, SIGTERM or SIGHUP stops everything it started.
+namespace and node reader per node, sample tasks under `logway ship`, bootstrapped
+identities) is described in `app.devcluster.cluster` and run by `app.devcluster.supervisor`;
+this is the command line. Once everything answers it writes `<data dir>/cluster.json` and the
+dcos CLI configs (`app.devcluster.manifest`), and prints commands per identity. Ctrl-C, SIGTERM
+or SIGHUP stops everything it started and removes those files.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -19,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from app.devcluster import cluster as devcluster
-from app.devcluster.accounts import superuser_password, write_private
+from app.devcluster import manifest
+from app.devcluster.accounts import kept_password, superuser_password_path
 from app.devcluster.banner import banner
-from app.devcluster.cluster import SUPERUSER, DevClusterConfig
+from app.devcluster.cluster import DEFAULT_AGENTS, MAX_AGENTS, DevClusterConfig
 from app.devcluster.supervisor import DevClusterError, Interrupted, Supervisor
 
 DEFAULTS = DevClusterConfig()
@@ -33,12 +35,21 @@ def add_parser(commands: Any) -> None:
         "dev", help="run a local cluster behind the gateway (what `make run` starts)"
     )
     p.add_argument("--master-ip", default=DEFAULTS.master_ip, help="Mesos, gateway and reader")
-    p.add_argument(
+    agents = p.add_mutually_exclusive_group()
+    agents.add_argument(
+        "--agents",
+        type=_agent_count,
+        default=None,
+        metavar="N",
+        help=f"N agents at the addresses after the master's (default {DEFAULT_AGENTS}: "
+        "127.0.0.2, 127.0.0.3)",
+    )
+    agents.add_argument(
         "--agent-ip",
         action="append",
         default=None,
         metavar="IP",
-        help="one agent per address (repeatable; default 127.0.0.2 and 127.0.0.3)",
+        help="one agent per address instead (repeatable)",
     )
     p.add_argument("--mesos-port", type=int, default=DEFAULTS.mesos_port)
     p.add_argument("--reader-port", type=int, default=DEFAULTS.reader_port)
@@ -51,16 +62,13 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if os.geteuid() != 0:
-        print(
-            "logway dev needs root: it starts systemd-journald namespaces (run `sudo make run`).",
-            file=sys.stderr,
-        )
-        return 1
     try:
+        agent_ips = args.agent_ip or devcluster.consecutive_ips(
+            args.master_ip, args.agents or DEFAULT_AGENTS
+        )
         config = DevClusterConfig(
             master_ip=args.master_ip,
-            agent_ips=tuple(args.agent_ip or DEFAULTS.agent_ips),
+            agent_ips=tuple(agent_ips),
             mesos_port=args.mesos_port,
             reader_port=args.reader_port,
             gateway_port=args.gateway_port,
@@ -70,9 +78,13 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"logway dev: {exc}", file=sys.stderr)
         return 2
+    if os.geteuid() != 0:
+        print(
+            "logway dev needs root: it starts systemd-journald namespaces (run `sudo make run`).",
+            file=sys.stderr,
+        )
+        return 1
     password = _password(config.data_dir)
-    login_body = config.data_dir / "superuser-login.json"
-    write_private(login_body, json.dumps({"uid": SUPERUSER, "password": password}) + "\n")
     cluster = devcluster.build(config, python=sys.executable)
 
     interrupt = threading.Event()
@@ -88,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     code = 0
     try:
-        print(banner(cluster, password=password, login_body=login_body, logway=_logway()))
+        manifest.write(cluster, supervisor.identities, master_id=supervisor.master_id)
+        logway, path = _logway()
+        print(banner(cluster, supervisor.identities, logway=logway, path=path))
         sys.stdout.flush()
         while not interrupt.wait(WATCH_INTERVAL):
             exited = supervisor.exited()
@@ -97,20 +111,35 @@ def run(args: argparse.Namespace) -> int:
                 code = 1
                 break
     finally:
+        manifest.remove(config.data_dir)  # stale once the cluster is gone
         supervisor.stop()
     return code
 
 
+def _agent_count(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_AGENTS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_AGENTS}")
+    return count
+
+
 def _password(data_dir: Path) -> str:
-    path = data_dir / "superuser-password"
+    path = superuser_password_path(data_dir)
     store = data_dir / "gateway"
     if not path.exists() and store.exists():
         # The store's superuser was made with a password nobody has any more.
         print(f"logway dev: no {path}: starting over with a new IAM store", file=sys.stderr)
         shutil.rmtree(store)
-    return superuser_password(path)
+    return kept_password(path)
 
 
-def _logway() -> str:
+def _logway() -> tuple[str, Path | None]:
+    """How a shell runs logway: the venv's script once its directory is on PATH, else this
+    interpreter with `-m` (from the checkout)."""
     script = Path(sys.executable).with_name("logway")
-    return str(script) if script.exists() else f"{sys.executable} -m app.cli.main"
+    if script.exists():
+        return "logway", script.parent
+    return f"{sys.executable} -m app.cli.main", None

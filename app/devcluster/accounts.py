@@ -1,31 +1,78 @@
-"""The dev cluster's IAM accounts: the superuser's kept password, and the gateway's service
-account, made through the gateway's own IAM API as an operator would."""
+"""The dev cluster's identities, made through the gateway's own IAM API as an operator would:
+the superuser (the gateway makes it from its kept password), a user who may read the /dev/*
+tasks' logs only, a service account reading every log with its private key on disk, and the
+gateway's own service account.
+
+Secrets are generated once and kept under the data directory (0600), so a second `make run`
+logs in with the same passwords and key. An account an earlier run made (409) is brought in
+line with what is on disk: its password or public key is set again, so a lost key file means a
+new key, not an account nobody can log in as.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from app.authz.routes import SYSTEM_LOGS_RID, TASK_APP_RID
+from app.cli.iam import rid_path
+from app.cli.login import service_login_token
+from app.devcluster.cluster import DEV_USER, GATEWAY_UID, OPS_ACCOUNT, SUPERUSER
+
 SERVICE_KEY_BITS = 2048
+API = "/acs/api/v1"
+DEV_GRANT = f"{TASK_APP_RID}:/dev"  # covers /dev/worker and /dev/batch, not /prod/web
+READ = "read"
+CREATED, NO_CONTENT, CONFLICT = 201, 204, 409
 
 
 class AccountError(RuntimeError):
     pass
 
 
-def superuser_password(path: Path) -> str:
-    """Generated once and kept (0600), so `make run` logs in with the same password each time."""
+@dataclass(frozen=True, kw_only=True)
+class Identity:
+    uid: str
+    token: str
+    password: str | None = None  # a user's
+    private_key_path: Path | None = None  # a service account's
+
+
+@dataclass(frozen=True, kw_only=True)
+class Identities:
+    superuser: Identity
+    dev: Identity
+    service: Identity
+
+
+def superuser_password_path(data_dir: Path) -> Path:
+    return data_dir / "superuser-password"
+
+
+def kept_password(path: Path) -> str:
+    """Generated once and kept (0600), so every run logs in with the same password."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(12) + "\n")
+        write_private(path, secrets.token_urlsafe(12) + "\n")
     return path.read_text().strip()
+
+
+def kept_private_key(path: Path) -> str:
+    """The PEM public key of the RSA key kept (0600) in `path`, made if missing."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_private(path, _private_pem(_fresh_key()).decode())
+    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(loaded, rsa.RSAPrivateKey):
+        raise AccountError(f"{path} is not an RSA private key: remove it to get a new one")
+    return _public_pem(loaded.public_key()).decode()
 
 
 def write_private(path: Path, text: str) -> None:
@@ -36,30 +83,113 @@ def write_private(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
+def bootstrap(
+    client: httpx.Client, gateway: str, data_dir: Path, superuser_password: str
+) -> Identities:
+    """Every identity of the dev cluster, made or brought in line, each with a fresh token."""
+    admin = Admin(client, gateway, login(client, gateway, SUPERUSER, superuser_password))
+    admin.ensure_service_account(GATEWAY_UID, _public_pem(_fresh_key().public_key()).decode())
+
+    dev_password = kept_password(data_dir / f"{DEV_USER}-password")
+    admin.ensure_user(DEV_USER, "reads the /dev/* tasks' logs", password=dev_password)
+    admin.grant(DEV_GRANT, DEV_USER, READ)
+
+    key_path = data_dir / f"{OPS_ACCOUNT}-private-key.pem"
+    admin.ensure_user(OPS_ACCOUNT, "reads every log", public_key=kept_private_key(key_path))
+    admin.grant(SYSTEM_LOGS_RID, OPS_ACCOUNT, READ)
+
+    dev_token = login(client, gateway, DEV_USER, dev_password)
+    return Identities(
+        superuser=Identity(uid=SUPERUSER, token=admin.token, password=superuser_password),
+        dev=Identity(uid=DEV_USER, token=dev_token, password=dev_password),
+        service=Identity(
+            uid=OPS_ACCOUNT,
+            token=service_login(client, gateway, OPS_ACCOUNT, key_path),
+            private_key_path=key_path,
+        ),
+    )
+
+
 def login(client: httpx.Client, gateway: str, uid: str, password: str) -> str:
-    r = client.post(f"{gateway}/acs/api/v1/auth/login", json={"uid": uid, "password": password})
+    r = client.post(f"{gateway}{API}/auth/login", json={"uid": uid, "password": password})
     if r.status_code != 200:
         raise AccountError(
             f"login as {uid!r} failed ({r.status_code}): the IAM store was made with another "
             "password; remove the dev data directory to start over"
         )
+    return _token(r)
+
+
+def service_login(client: httpx.Client, gateway: str, uid: str, private_key: Path) -> str:
+    """A service account's token: a login token signed with its private key (as `dcos auth
+    login --private-key` and `logway login --service-account` do)."""
+    body = {"uid": uid, "token": service_login_token(uid, private_key)}
+    r = client.post(f"{gateway}{API}/auth/login", json=body)
+    if r.status_code != 200:
+        raise AccountError(f"service login as {uid!r} failed ({r.status_code}): {r.text}")
+    return _token(r)
+
+
+class Admin:
+    """IAM calls with the superuser's token, each one idempotent."""
+
+    def __init__(self, client: httpx.Client, gateway: str, token: str) -> None:
+        self._client = client
+        self._api = f"{gateway}{API}"
+        self._headers = {"Authorization": f"token={token}"}
+        self.token = token
+
+    def ensure_user(
+        self,
+        uid: str,
+        description: str,
+        *,
+        password: str | None = None,
+        public_key: str | None = None,
+    ) -> None:
+        """The user (password) or service account (public key), with exactly these secrets."""
+        body = {"description": description}
+        body |= {"password": password} if password is not None else {}
+        body |= {"public_key": public_key} if public_key is not None else {}
+        url = f"{self._api}/users/{quote(uid, safe='')}"
+        if self._call("PUT", url, body, CREATED, CONFLICT) == CONFLICT:
+            self._call("PATCH", url, body, NO_CONTENT)
+
+    def ensure_service_account(self, uid: str, public_key: str) -> None:
+        """A service account nobody logs in as: one an earlier run made is left as it is."""
+        url = f"{self._api}/users/{quote(uid, safe='')}"
+        body = {"description": "the gateway towards node readers", "public_key": public_key}
+        self._call("PUT", url, body, CREATED, CONFLICT)
+
+    def grant(self, rid: str, uid: str, action: str) -> None:
+        acl = f"{self._api}/acls/{rid_path(rid)}"
+        self._call("PUT", acl, {"description": rid}, CREATED, CONFLICT)
+        self._call("PUT", f"{acl}/users/{quote(uid, safe='')}/{action}", None, NO_CONTENT, CONFLICT)
+
+    def _call(self, method: str, url: str, body: object, *expected: int) -> int:
+        r = self._client.request(method, url, json=body, headers=self._headers)
+        if r.status_code not in expected:
+            path = url.removeprefix(self._api)
+            raise AccountError(f"{method} {API}{path} failed ({r.status_code}): {r.text}")
+        return r.status_code
+
+
+def _token(r: httpx.Response) -> str:
     token: str = r.json()["token"]
     return token
 
 
-def ensure_service_account(client: httpx.Client, gateway: str, admin_token: str, uid: str) -> None:
-    """The gateway's service account, so the IAM lists the uid its node-reader tokens carry.
+def _fresh_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=SERVICE_KEY_BITS)
 
-    The gateway signs those tokens itself with the IAM's keys; nobody needs to log in as this
-    account, so its private key is never kept."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=SERVICE_KEY_BITS)
-    pem = key.public_key().public_bytes(
+
+def _private_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _public_pem(key: rsa.RSAPublicKey) -> bytes:
+    return key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    r = client.put(
-        f"{gateway}/acs/api/v1/users/{uid}",
-        json={"description": "the gateway towards node readers", "public_key": pem.decode()},
-        headers={"Authorization": f"token={admin_token}"},
-    )
-    if r.status_code not in (201, 409):  # 409: made by an earlier run
-        raise AccountError(f"creating service account {uid!r} failed ({r.status_code}): {r.text}")

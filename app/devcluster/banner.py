@@ -1,114 +1,172 @@
-"""What `logway dev` prints once the cluster answers: where everything is, and commands that
-work as pasted (tests/cli/test_dev.py runs every curl line)."""
+"""What `logway dev` prints once the cluster answers: where everything is, and per identity
+commands that work as pasted (tests/cli/test_dev.py runs every curl line, the `logway logs`
+lines and the dcos CLI lines)."""
 
 from __future__ import annotations
 
 import shlex
 from pathlib import Path
 
-from app.devcluster.cluster import DEV_API, DEV_BATCH, PROD_WEB, SUPERUSER, DevCluster, SampleTask
+from app.devcluster import manifest
+from app.devcluster.accounts import Identities
+from app.devcluster.cluster import (
+    DEV_BATCH,
+    DEV_WORKER,
+    PROD_WEB,
+    DevCluster,
+    SampleTask,
+)
 
 DCOS_CLI = Path("/tmp/dcos-cli/bin")  # noqa: S108 (where install-dcos-cli.sh puts it)
 INSTALL_DCOS_CLI = "bash ../shared/tools/install-dcos-cli.sh"
 AUTH = '-H "Authorization: token=$LOGWAY_TOKEN"'
 JSON = "-H 'Accept: application/json'"
 SSE = "-H 'Accept: text/event-stream'"
-READ_LOGIN_ANSWER = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"token\"])'"
+STATUS = "-w '\\nHTTP %{http_code}\\n'"  # the body, then the status on a line of its own
+READ_MANIFEST = (  # argv: cluster.json, identity
+    "python3 -c 'import json,sys; "
+    'print(json.load(open(sys.argv[1]))["identities"][sys.argv[2]]["token"])\''
+)
 
 
-def banner(cluster: DevCluster, *, password: str, login_body: Path, logway: str) -> str:
-    """`login_body`: a 0600 file with the superuser's login JSON; `logway`: how to run it."""
-    gw = cluster.gateway_url
-    config = cluster.config
-    api, web, pod = (cluster.task_for(app) for app in (DEV_API, PROD_WEB, DEV_BATCH))
-    s0, s1 = api.agent, web.agent
+def banner(cluster: DevCluster, identities: Identities, *, logway: str, path: Path | None) -> str:
+    """`logway`: how to run logway in a shell, once `path` (the venv's scripts) is on PATH."""
+    gw, data_dir = cluster.gateway_url, cluster.config.data_dir
+    cluster_json = manifest.manifest_path(data_dir)
+    worker = cluster.task_for(DEV_WORKER)
+    webs = cluster.tasks_of(PROD_WEB)
+    loader, reporter = cluster.tasks_of(DEV_BATCH)[:2]
+    s0, last = cluster.agents[0], cluster.agents[-1]
     system = f"{gw}/system/v1"
+    agent_logs = f"{system}/agent/{{}}/logs/v1"
 
     def curl(url: str, *options: str) -> str:
         return " ".join(["curl", "-s", *options, AUTH, shlex.quote(url)])
 
+    def task_range(task: SampleTask, n: int) -> str:
+        return f"{agent_logs.format(task.agent_id)}/range/{task.v1_path}?skip_prev={n}"
+
+    def v2(task: str, file: str, n: int) -> str:
+        return f"{system}/logs/v2/task/{task}/file/{file}?cursor=END&skip=-{n}"
+
+    def token(who: str) -> str:
+        return f"export LOGWAY_TOKEN=$({READ_MANIFEST} {shlex.quote(str(cluster_json))} {who})"
+
+    def dcos(who: str, command: str) -> str:
+        config = shlex.quote(str(manifest.dcos_config_path(data_dir, who)))
+        return f"DCOS_CONFIG={config} dcos {command}"
+
+    def section(title: str, *commands: tuple[str, str]) -> list[str]:
+        lines = ["", title]
+        for comment, command in commands:
+            lines += [f"# {comment}"] if comment else []
+            lines.append(f"  {command}")
+        return lines
+
     nodes = [
-        f"  master  {config.master_ip:<10} Mesos master simulator {cluster.mesos_url} (leader), "
-        f"node reader {cluster.master.reader_url}, journal namespace {cluster.master.namespace}"
+        f"  master  {cluster.master.ip:<10} Mesos master simulator {cluster.mesos_url} "
+        f"(leader), node reader {cluster.master.reader_url}, journal {cluster.master.namespace}"
     ]
-    for agent in cluster.agents:
-        nodes.append(
-            f"  {agent.name:<7} {agent.ip:<10} agent {agent.agent_id}, "
-            f"node reader {agent.reader_url}, journal namespace {agent.namespace}"
-        )
-    tasks = [
-        f"  {t.app_id:<11} {t.task.id}  (name {t.task.name}, on {t.agent.name}"
-        + (", a pod task in a nested container)" if t.task.executor_id else ")")
-        for t in cluster.tasks
+    nodes += [
+        f"  {a.name:<7} {a.ip:<10} agent {a.agent_id}, node reader {a.reader_url}, "
+        f"journal {a.namespace}"
+        for a in cluster.agents
     ]
-    login_url = f"{gw}/acs/api/v1/auth/login"
-    export = (
-        f"export LOGWAY_TOKEN=$(curl -s -H 'Content-Type: application/json' "
-        f"-d @{shlex.quote(str(login_body))} {login_url} | {READ_LOGIN_ANSWER})"
+    apps = [
+        f"  {PROD_WEB:<12} role {webs[0].role:<5} task {webs[0].task.name} on "
+        f"{', '.join(t.agent.name for t in webs)} (one per agent)",
+        f"  {DEV_WORKER:<12} role {worker.role:<5} task {worker.task.name} on {worker.agent.name}",
+        f"  {DEV_BATCH:<12} role {loader.role:<5} pod tasks {loader.task.name}, "
+        f"{reporter.task.name} on {loader.agent.name} (nested containers of one executor)",
+    ]
+    service = identities.service
+    key = shlex.quote(str(service.private_key_path))
+    search = ":".join(shlex.quote(str(d)) for d in (*([path] if path else []), DCOS_CLI))
+    setup = (
+        f"export LOGWAY_URL={gw} PATH={search}:$PATH "
+        f"DCOS_DIR={shlex.quote(str(manifest.dcos_dir(data_dir)))}"
     )
-    dcos_dir = '"$DCOS_DIR/clusters/logway-dev"'
-    dcos_setup = (
-        f"export PATH={DCOS_CLI}:$PATH DCOS_DIR=$(mktemp -d) && mkdir -p {dcos_dir} && "
-        f'touch {dcos_dir}/attached && printf \'[core]\\ndcos_url = "%s"\\n'
-        f'dcos_acs_token = "%s"\\n\' {gw} "$LOGWAY_TOKEN" > {dcos_dir}/dcos.toml && '
-        f"chmod 600 {dcos_dir}/dcos.toml"  # the CLI refuses a config others may read
-    )
-    agent_logs = f"{system}/agent/{{}}/logs/v1"
-
-    def task_range(task: SampleTask) -> str:
-        return f"{agent_logs.format(task.agent_id)}/range/{task.v1_path}?skip_prev=5"
-
-    v2_task = f"{system}/logs/v2/task/{api.task.name}/file/stdout?cursor=END&skip=-5"
-    commands = [
-        (
-            "the master's journal (its mesos-master service)",
-            curl(f"{system}/logs/v1/range/?skip_prev=5"),
-        ),
-        (
-            f"agent {s0.name}'s whole journal",
-            curl(f"{agent_logs.format(api.agent_id)}/range/?skip_prev=10"),
-        ),
-        (
-            f"the {api.app_id} task's lines through its agent (v1, NDJSON)",
-            curl(task_range(api), JSON),
-        ),
-        (
-            f"the pod task {pod.app_id}/{pod.task.name} (container id: parent.child)",
-            curl(task_range(pod)),
-        ),
-        (
-            "the leading Mesos master's journal",
-            curl(f"{system}/leader/mesos/logs/v1/range/?skip_prev=5"),
-        ),
-        (
-            f"follow agent {s1.name}'s journal live (SSE; Ctrl-C to stop)",
-            curl(f"{agent_logs.format(web.agent_id)}/stream/?skip_prev=3", "-N", SSE),
-        ),
-        (f"task {api.task.name}'s stdout, found by name (v2), the last 5 lines", curl(v2_task)),
-    ]
     lines = [
         "",
-        f"Logway dev cluster is up: gateway {gw}, superuser {SUPERUSER!r} password {password!r}.",
+        f"Logway dev cluster is up: gateway {gw}. For scripts: {cluster_json} (0600, tokens).",
         "",
         *nodes,
         "",
-        f"Marathon ({api.framework_id}) runs, under `logway ship` on their agents:",
-        *tasks,
+        f"Marathon ({worker.framework_id}), each task under `logway ship`, writing to stdout "
+        "and stderr:",
+        *apps,
         "",
-        "# a token for the curl lines (or `logway login` for `logway iam …`)",
-        f"  {export}",
-        f"  echo {shlex.quote(password)} | {logway} login --url {gw} "
-        f"--username {SUPERUSER} --password-stdin",
+        "Identities:",
+        f"  superuser        {identities.superuser.uid:<11} password "
+        f"{identities.superuser.password}",
+        f"  user             {identities.dev.uid:<11} password {identities.dev.password} "
+        "(only /dev/* task logs)",
+        f"  service account  {service.uid:<11} private key {service.private_key_path} (every log)",
+        "",
+        f"# for `logway logs` and the dcos CLI (needs {INSTALL_DCOS_CLI}); then a token below",
+        f"  {setup}",
     ]
-    for comment, command in commands:
-        lines += [f"# {comment}", f"  {command}"]
-    lines += [
-        f"# the dcos CLI, with the token above (needs the CLI: {INSTALL_DCOS_CLI})",
-        f"  {dcos_setup}",
-        f"  dcos task log --follow {api.task.id.split('.')[0]}",
-        "  dcos node log --leader",
-        "",
-        "Ctrl-C stops everything.",
-        "",
-    ]
+    lines += section(
+        "== as the superuser",
+        ("", token("superuser")),
+        ("the leading master's journal", curl(f"{system}/leader/mesos/logs/v1/range/?skip_prev=5")),
+        (
+            f"agent {s0.name}'s whole journal",
+            curl(f"{agent_logs.format(s0.agent_id)}/range/?skip_prev=10"),
+        ),
+        (
+            f"{worker.task.name}'s lines through its agent (v1, NDJSON)",
+            curl(task_range(worker, 5), JSON),
+        ),
+        (
+            f"the pod task {loader.task.name} (container id: parent.child)",
+            curl(task_range(loader, 5)),
+        ),
+        (
+            f"follow agent {last.name}'s journal live (SSE; Ctrl-C to stop)",
+            curl(f"{agent_logs.format(last.agent_id)}/stream/?skip_prev=3", "-N", SSE),
+        ),
+        (
+            f"{loader.task.name}'s stderr, found by name (v2)",
+            curl(v2(loader.task.name, "stderr", 5)),
+        ),
+        ("", f"{logway} logs leader -n 5"),
+        ("", f"{logway} logs agent {s0.agent_id} --unit {s0.service.unit} -n 3"),
+        ("", f"{logway} logs task {loader.task.name} stderr -n 3"),
+        ("", f"{logway} logs task {worker.task.name} -f"),
+        ("", dcos("superuser", "node log --leader --lines=3")),
+        ("", dcos("superuser", f"task log --lines=3 {loader.task.name}")),
+        (
+            "`logway iam …` needs a stored login",
+            f"echo {shlex.quote(identities.superuser.password or '')} | {logway} login "
+            f"--url {gw} --username {identities.superuser.uid} --password-stdin",
+        ),
+    )
+    denied = webs[0]
+    lines += section(
+        f"== as {identities.dev.uid}: /dev/* task logs",
+        ("", token("dev")),
+        ("", curl(v2(worker.task.name, "stdout", 3))),
+        ("", f"{logway} logs task {reporter.task.name} -n 3"),
+        ("", dcos("dev", f"task log --lines=3 {reporter.task.name}")),
+        (
+            f"denied (403): {PROD_WEB} and whole journals; `logway logs` exits 3, the dcos CLI "
+            "prints its authorization error",
+            curl(v2(denied.task.id, "stdout", 3), STATUS),
+        ),
+        ("", curl(f"{system}/logs/v1/range/?skip_prev=3", STATUS)),
+        ("", f"{logway} logs task {denied.task.id} -n 3"),
+        ("", dcos("dev", "node log --leader --lines=3")),
+    )
+    lines += section(
+        f"== as the service account {service.uid}: every log",
+        ("", token("service")),
+        ("the master's journal", curl(f"{system}/logs/v1/range/?skip_prev=5")),
+        ("", f"{logway} logs master -n 3"),
+        (
+            "a token of its own: a login signed with its private key",
+            f"{logway} login --url {gw} --service-account {service.uid} --private-key {key}",
+        ),
+    )
+    lines += ["", "Ctrl-C stops everything.", ""]
     return "\n".join(lines)

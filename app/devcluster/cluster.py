@@ -1,6 +1,7 @@
 """What `logway dev` runs: one master and its agents, each at its own loopback address with its
-own journald namespace and node reader, a Marathon framework with sample apps and a pod, and a
-system service writing on every node. Plain values; `app.devcluster.supervisor` runs them.
+own journald namespace and node reader, a Marathon framework with sample apps and a pod, a
+system service writing on every node, and the identities an operator would make. Plain values;
+`app.devcluster.supervisor` runs them.
 
 The Mesos ids are the simulator's (fresh per run), and each sample task ships its output with
 exactly those ids, so the gateway's task routes find the lines the simulator's state names.
@@ -8,6 +9,7 @@ exactly those ids, so the gateway's task routes find the lines the simulator's s
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +18,36 @@ from app.devcluster.mesos.model import new_id
 
 GATEWAY_UID = "logway-gateway"  # GatewaySettings.service_uid: the uid node readers allow
 SUPERUSER = "admin"  # IamSettings' default superuser uid
+DEV_USER = "dev"  # a user who may read the /dev/* tasks' logs only
+OPS_ACCOUNT = "logway-ops"  # a service account reading every log, with its key on disk
 MARATHON = "marathon"
 SAMPLE_TASK = "app.devcluster.sample_task"  # run with `python -m`
-DEV_API, PROD_WEB, DEV_BATCH = "/dev/api", "/prod/web", "/dev/batch"  # the sample apps and pod
+PROD_WEB = "/prod/web"  # one instance on every agent, role "prod"
+DEV_WORKER = "/dev/worker"  # one instance, role "dev"
+DEV_BATCH = "/dev/batch"  # a pod: POD_CONTAINERS in nested containers of one executor
+PROD_ROLE, DEV_ROLE = "prod", "dev"
+POD_CONTAINERS = ("loader", "reporter")
+MAX_AGENTS = 50
+DEFAULT_AGENTS = 2
+
+
+def consecutive_ips(master_ip: str, count: int) -> tuple[str, ...]:
+    """`count` agent addresses right after the master's (127.0.0.1 → 127.0.0.2, .3, …)."""
+    if not 1 <= count <= MAX_AGENTS:
+        raise ValueError(f"the number of agents must be 1 to {MAX_AGENTS}, not {count}")
+    try:
+        master = ipaddress.IPv4Address(master_ip)
+    except ValueError:
+        raise ValueError(
+            f"the master's address must be an IPv4 address, not {master_ip!r}"
+        ) from None
+    last = master + count
+    if last.packed[:3] != master.packed[:3] or last.packed[3] == 255:
+        raise ValueError(
+            f"{count} agents after {master_ip} run past {master_ip.rsplit('.', 1)[0]}.254: "
+            "choose another --master-ip or give --agent-ip"
+        )
+    return tuple(str(master + i) for i in range(1, count + 1))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,7 +55,7 @@ class DevClusterConfig:
     """Addresses and places; the defaults are what `make run` uses."""
 
     master_ip: str = "127.0.0.1"
-    agent_ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3")
+    agent_ips: tuple[str, ...] = consecutive_ips("127.0.0.1", DEFAULT_AGENTS)
     mesos_port: int = 5050
     reader_port: int = 61001  # every node reader's, as on DC/OS (Admin Router's agent port)
     gateway_port: int = 8000
@@ -36,6 +65,8 @@ class DevClusterConfig:
     def __post_init__(self) -> None:
         if not self.agent_ips:
             raise ValueError("the dev cluster needs at least one agent")
+        if len(self.agent_ips) > MAX_AGENTS:
+            raise ValueError(f"the dev cluster runs at most {MAX_AGENTS} agents")
         ips = (self.master_ip, *self.agent_ips)
         if len(set(ips)) != len(ips):
             raise ValueError("the master and every agent need their own address")
@@ -75,6 +106,10 @@ class SampleTask:
     app_id: str  # what the gateway's index derives from the Marathon task id
     agent: Node
     argv: tuple[str, ...]  # what runs as the task
+
+    @property
+    def role(self) -> str:
+        return self.task.role
 
     @property
     def executor_id(self) -> str:
@@ -127,11 +162,16 @@ class DevCluster:
     def jwks_url(self) -> str:
         return f"{self.gateway_url}/acs/api/v1/auth/jwks"
 
+    def tasks_of(self, app_id: str) -> tuple[SampleTask, ...]:
+        """The app's instances (one per agent for PROD_WEB), or the pod's tasks, in order."""
+        found = tuple(task for task in self.tasks if task.app_id == app_id)
+        if not found:
+            raise KeyError(app_id)
+        return found
+
     def task_for(self, app_id: str) -> SampleTask:
-        for task in self.tasks:
-            if task.app_id == app_id:
-                return task
-        raise KeyError(app_id)
+        """The app's first instance, or the pod's first task."""
+        return self.tasks_of(app_id)[0]
 
 
 MASTER_SERVICE = SystemService(
@@ -171,12 +211,10 @@ def build(config: DevClusterConfig, *, python: str) -> DevCluster:
     sim.agents = [SimAgent(f"{sim.master_id}-S{i}", a.ip) for i, a in enumerate(agents)]
     sim.frameworks = [marathon]
 
-    def on(index: int) -> Node:
-        return agents[index % len(agents)]
-
-    def app_task(app_id: str, agent: Node, what: str) -> SampleTask:
+    def app_task(app_id: str, role: str, agent: Node, what: str) -> SampleTask:
         # Marathon's task ids for apps: `<group>_<app>.<uuid>`; its task names: the app id's
-        # segments reversed and dotted (`PathId.toHostname`).
+        # segments reversed and dotted (`PathId.toHostname`). Marathon (MULTI_ROLE) reserves
+        # each task's resources for the app's role, so Mesos reports the role per task.
         segments = app_id.strip("/").split("/")
         task = SimTask(
             f"{'_'.join(segments)}.{new_id()}",
@@ -184,33 +222,38 @@ def build(config: DevClusterConfig, *, python: str) -> DevCluster:
             marathon.id,
             sim.agents[agents.index(agent)].id,
             containers=(new_id(),),
+            role=role,
         )
         return SampleTask(
             task=task, app_id=app_id, agent=agent, argv=(python, "-m", SAMPLE_TASK, app_id, what)
         )
 
-    def pod_task(pod_id: str, container: str, agent: Node, what: str) -> SampleTask:
-        # A Marathon pod: the default executor `instance-<pod>.<uuid>` in the parent container,
-        # each pod container a task `<pod>.instance-<uuid>.<name>` in a nested container.
+    def pod_tasks(pod_id: str, role: str, agent: Node, what: str) -> list[SampleTask]:
+        # A Marathon pod instance: the default executor `instance-<pod>.<uuid>` in the parent
+        # container, each pod container a task `<pod>.instance-<uuid>.<name>` (named after the
+        # container) in a nested container of its own.
         safe = "_".join(pod_id.strip("/").split("/"))
-        instance = new_id()
-        task = SimTask(
-            f"{safe}.instance-{instance}.{container}",
-            container,
-            marathon.id,
-            sim.agents[agents.index(agent)].id,
-            executor_id=f"instance-{safe}.{instance}",
-            containers=(new_id(), new_id()),
-        )
-        label = f"{pod_id}/{container}"
-        return SampleTask(
-            task=task, app_id=pod_id, agent=agent, argv=(python, "-m", SAMPLE_TASK, label, what)
-        )
+        instance, parent = new_id(), new_id()
+        tasks = []
+        for container in POD_CONTAINERS:
+            task = SimTask(
+                f"{safe}.instance-{instance}.{container}",
+                container,
+                marathon.id,
+                sim.agents[agents.index(agent)].id,
+                executor_id=f"instance-{safe}.{instance}",
+                containers=(parent, new_id()),
+                role=role,
+            )
+            label = f"{pod_id}/{container}"
+            argv = (python, "-m", SAMPLE_TASK, label, what)
+            tasks.append(SampleTask(task=task, app_id=pod_id, agent=agent, argv=argv))
+        return tasks
 
     tasks = (
-        app_task(DEV_API, on(0), "request served"),
-        app_task(PROD_WEB, on(1), "page rendered"),
-        pod_task(DEV_BATCH, "worker", on(1), "job done"),
+        *(app_task(PROD_WEB, PROD_ROLE, agent, "page rendered") for agent in agents),
+        app_task(DEV_WORKER, DEV_ROLE, agents[0], "job done"),
+        *pod_tasks(DEV_BATCH, DEV_ROLE, agents[-1], "batch step"),
     )
     sim.tasks = [t.task for t in tasks]
     return DevCluster(config=config, sim=sim, master=master, agents=agents, tasks=tasks)

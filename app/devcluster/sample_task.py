@@ -1,5 +1,5 @@
 """`python -m app.devcluster.sample_task LABEL WHAT`: the dev cluster's sample task. A line a
-second on stdout (`LABEL WHAT <n>`), and every fifth second a warning on stderr, until killed."""
+second on stdout (`LABEL WHAT <n>`), and every other second a warning on stderr, until killed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import time
 
 PERIOD = 1.0
-WARN_EVERY = 5
+WARN_EVERY = 2
 
 
 def main(argv: list[str]) -> int:

@@ -1,5 +1,5 @@
 """Runs a `DevCluster`, each part after what it needs, and stops everything it started in
-reverse order: journald namespaces → Mesos simulator → gateway (IAM, JWKS) → the IAM accounts →
+reverse order: journald namespaces → Mesos simulator → gateway (IAM, JWKS) → the identities →
 node readers (they fetch the gateway's JWKS: started once it answers, because a reader that
 found no keys waits out a refresh cooldown before trying again) → sample tasks under
 `logway ship` and the system services → ready once every node and task answers through the
@@ -28,7 +28,8 @@ from types import TracebackType
 import httpx
 
 from app.devcluster import accounts
-from app.devcluster.cluster import GATEWAY_UID, SUPERUSER, DevCluster
+from app.devcluster.accounts import Identities
+from app.devcluster.cluster import GATEWAY_UID, DevCluster
 from app.devcluster.commands import gateway_argv, node_argv, ship_argv
 from app.devcluster.journald import JournaldError, JournaldNamespace
 from app.devcluster.mesos import MesosSimulator
@@ -82,10 +83,26 @@ class Supervisor:
         self._interrupt = interrupt or threading.Event()
         self._env = dict(os.environ if env is None else env)
         self._started = _Started()
+        self._identities: Identities | None = None
 
     @property
     def gateway_data_dir(self) -> Path:
         return self.cluster.config.data_dir / "gateway"
+
+    @property
+    def identities(self) -> Identities:
+        """The bootstrapped identities and their tokens (once `start()` got that far)."""
+        if self._identities is None:
+            raise DevClusterError("the identities are made during start-up")
+        return self._identities
+
+    @property
+    def master_id(self) -> str:
+        """The running master's Mesos id (its `/master/state` `id`)."""
+        simulator = self._started.simulator
+        if simulator is None or simulator.controls is None:
+            raise DevClusterError("the Mesos simulator is not running")
+        return simulator.controls.masters[0].id
 
     # Start -----------------------------------------------------------------------------------
 
@@ -104,11 +121,11 @@ class Supervisor:
         self._start_simulator()
         with httpx.Client(timeout=HTTP_TIMEOUT) as client:
             self._start_gateway(client)
-            token = self._make_accounts(client)
+            self._identities = self._make_identities(client)
             self._start_readers(client)
             self._start_tasks()
             self._started.services = ServiceWriter(self.cluster.nodes).start()
-            self._wait_ready(client, token)
+            self._wait_ready(client, self._identities.superuser.token)
 
     def _start_namespaces(self) -> None:
         for node in self.cluster.nodes:
@@ -151,15 +168,12 @@ class Supervisor:
             [gateway],
         )
 
-    def _make_accounts(self, client: httpx.Client) -> str:
-        """The superuser's token, once the gateway's service account exists."""
-        url = self.cluster.gateway_url
+    def _make_identities(self, client: httpx.Client) -> Identities:
+        data_dir, url = self.cluster.config.data_dir, self.cluster.gateway_url
         try:
-            token = accounts.login(client, url, SUPERUSER, self._password)
-            accounts.ensure_service_account(client, url, token, GATEWAY_UID)
-        except (accounts.AccountError, httpx.HTTPError) as exc:
+            return accounts.bootstrap(client, url, data_dir, self._password)
+        except (accounts.AccountError, httpx.HTTPError, OSError) as exc:
             raise DevClusterError(str(exc)) from exc
-        return token
 
     def _start_readers(self, client: httpx.Client) -> None:
         nodes, jwks_url = self.cluster.nodes, self.cluster.jwks_url

@@ -1,6 +1,9 @@
-"""`logway dev` (what `make run` starts), end to end: a real `logway dev` process on its own
-addresses and ports; every command it prints is run as printed (bash, curl) and must show
-the sample lines it promises; SIGINT then leaves no process, namespace or listener behind."""
+"""`logway dev` (what `make run` starts), end to end: a real `logway dev --agents 3` process on
+its own addresses and ports. Every command it prints is run as printed (bash, curl, `logway
+logs`, the dcos CLI) under the identity whose section prints it, and must show what it
+promises; `cluster.json` describes the running cluster and its tokens and key work; the `dev`
+user reads the /dev/* tasks only. SIGINT then leaves no process, namespace, listener or
+`cluster.json` behind, and a second run on the same data directory reuses the identities."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -16,24 +20,64 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from app.cli.login import service_login_token
 from app.devcluster.banner import DCOS_CLI
 from app.devcluster.journald import JournaldNamespace
-from app.gateway.logs import router as gateway_logs
-from app.node.routes import router as node_routes
 from tests.conftest import free_port, journald_available, new_namespace_name
 from tests.gateway.support import port_free_on
 
 pytestmark = pytest.mark.skipif(not journald_available(), reason="needs root and journald")
 
-MASTER, AGENTS = "127.0.0.31", ("127.0.0.32", "127.0.0.33")
+MASTER = "127.0.0.31"
+AGENTS = ("127.0.0.32", "127.0.0.33", "127.0.0.34")  # what `--agents 3` picks after MASTER
+RERUN_AGENT = "127.0.0.35"  # the second run's single agent (`--agent-ip`)
 READY_TIMEOUT = 180.0  # the whole cluster, on a busy 2-core machine
 COMMAND_TIMEOUT = 30.0
 DCOS = DCOS_CLI / "dcos"
 ROOT = Path(__file__).resolve().parents[2]
+FAST_HASHING = {"LOGWAY_IAM_SCRYPT_LOG2_N": "12"}  # for tests only
+DENIED_BY_CLI = "You are not authorized to perform this operation."
+
+# Each printed command, by the section (identity) that prints it. The first test checks that
+# these are exactly the printed commands, so none goes untested.
+SU, DEV, OPS = "superuser", "dev", "service"
+SU_LEADER = (SU, r"^curl .*/system/v1/leader/mesos/logs/v1/range/\?skip_prev=5'$")
+SU_AGENT = (SU, r"^curl .*/system/v1/agent/[^/]+-S0/logs/v1/range/\?skip_prev=10'$")
+SU_WORKER_V1 = (SU, r"^curl .*Accept: application/json.*/executor/dev_worker\.")
+SU_POD_V1 = (SU, r"^curl -s -H .*/executor/instance-dev_batch\.")
+SU_FOLLOW = (SU, r"^curl -s -N -H 'Accept: text/event-stream'.*-S2/logs/v1/stream/\?skip_prev=3'$")
+SU_V2 = (SU, r"^curl .*/system/v1/logs/v2/task/loader/file/stderr\?cursor=END&skip=-5'$")
+SU_LOGS_LEADER = (SU, r"^logway logs leader -n 5$")
+SU_LOGS_AGENT = (SU, r"^logway logs agent \S+-S0 --unit dcos-mesos-slave\.service -n 3$")
+SU_LOGS_TASK = (SU, r"^logway logs task loader stderr -n 3$")
+SU_LOGS_FOLLOW = (SU, r"^logway logs task worker\.dev -f$")
+SU_DCOS_LEADER = (SU, r"^DCOS_CONFIG=\S+/dcos-superuser\.toml dcos node log --leader --lines=3$")
+SU_DCOS_TASK = (SU, r"^DCOS_CONFIG=\S+/dcos-superuser\.toml dcos task log --lines=3 loader$")
+SU_LOGIN = (SU, r"^echo \S+ \| logway login --url \S+ --username admin --password-stdin$")
+DEV_V2 = (DEV, r"^curl -s -H .*/logs/v2/task/worker\.dev/file/stdout\?cursor=END&skip=-3'$")
+DEV_LOGS = (DEV, r"^logway logs task reporter -n 3$")
+DEV_DCOS_TASK = (DEV, r"^DCOS_CONFIG=\S+/dcos-dev\.toml dcos task log --lines=3 reporter$")
+DEV_DENIED_TASK = (DEV, r"^curl -s -w .*/system/v1/logs/v2/task/prod_web\.[^/]+/file/stdout")
+DEV_DENIED_SYSTEM = (DEV, r"^curl -s -w .*/system/v1/logs/v1/range/\?skip_prev=3'$")
+DEV_DENIED_LOGS = (DEV, r"^logway logs task prod_web\.\S+ -n 3$")
+DEV_DENIED_DCOS = (DEV, r"^DCOS_CONFIG=\S+/dcos-dev\.toml dcos node log --leader --lines=3$")
+OPS_MASTER = (OPS, r"^curl .*/system/v1/logs/v1/range/\?skip_prev=5'$")
+OPS_LOGS = (OPS, r"^logway logs master -n 3$")
+OPS_LOGIN = (OPS, r"^logway login --url \S+ --service-account logway-ops --private-key \S+$")
+PRINTED = (
+    SU_LEADER, SU_AGENT, SU_WORKER_V1, SU_POD_V1, SU_FOLLOW, SU_V2, SU_LOGS_LEADER,
+    SU_LOGS_AGENT, SU_LOGS_TASK, SU_LOGS_FOLLOW, SU_DCOS_LEADER, SU_DCOS_TASK, SU_LOGIN,
+    DEV_V2, DEV_LOGS, DEV_DCOS_TASK, DEV_DENIED_TASK, DEV_DENIED_SYSTEM, DEV_DENIED_LOGS,
+    DEV_DENIED_DCOS, OPS_MASTER, OPS_LOGS, OPS_LOGIN,
+)  # fmt: skip
+SECTIONS = {SU: "== as the superuser", DEV: "== as dev:", OPS: "== as the service account"}
+TOKEN_LINE = r"^export LOGWAY_TOKEN="
+SETUP_LINE = r"^export LOGWAY_URL="
 
 
 @dataclass
@@ -44,24 +88,51 @@ class Dev:
     ports: dict[str, int]
     output: list[str] = field(default_factory=list)
     banner_done: threading.Event = field(default_factory=threading.Event)
+    first_manifest: dict[str, Any] = field(default_factory=dict)
+    first_key: bytes = b""
 
     @property
     def lines(self) -> list[str]:
         return [ln.strip() for ln in list(self.output)]
 
-    def command(self, pattern: str) -> str:
-        """The one printed command line matching `pattern` (a regex)."""
-        found = [ln for ln in self.lines if re.search(pattern, ln)]
-        assert len(found) == 1, (pattern, found)
+    def section(self, who: str) -> list[str]:
+        """The lines under `who`'s heading, up to the next heading or the end."""
+        lines = self.lines
+        start = next(i for i, ln in enumerate(lines) if ln.startswith(SECTIONS[who]))
+        found = []
+        for line in lines[start + 1 :]:
+            if line.startswith("== ") or line == "Ctrl-C stops everything.":
+                break
+            found.append(line)
+        return found
+
+    def commands(self, who: str) -> list[str]:
+        return [ln for ln in self.section(who) if ln and not ln.startswith("#")]
+
+    def command(self, printed: tuple[str, str]) -> str:
+        """The one command line of the section matching the pattern."""
+        who, pattern = printed
+        found = [ln for ln in self.commands(who) if re.search(pattern, ln)]
+        assert len(found) == 1, (printed, found)
         return found[0]
 
     @property
-    def curls(self) -> list[str]:
-        return [ln for ln in self.lines if ln.startswith("curl ")]
+    def setup(self) -> str:
+        found = [ln for ln in self.lines if re.search(SETUP_LINE, ln)]
+        assert len(found) == 1, found
+        return found[0]
 
     @property
     def mesos_url(self) -> str:
         return f"http://{MASTER}:{self.ports['mesos']}"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.data_dir / "cluster.json"
+
+    def manifest(self) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads(self.manifest_path.read_text())
+        return doc
 
 
 def drain(dev: Dev) -> None:
@@ -74,22 +145,15 @@ def drain(dev: Dev) -> None:
     dev.banner_done.set()  # exited: let the waiter see it
 
 
-@pytest.fixture(scope="module")
-def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
-    data_dir = tmp_path_factory.mktemp("dev") / "data"
-    namespace = new_namespace_name()
-    ports = {
-        "mesos": free_port(MASTER),
-        "gateway": free_port(MASTER),
-        "reader": port_free_on((MASTER, *AGENTS)),  # every reader listens on one port
-    }
+def start_dev(data_dir: Path, namespace: str, ports: dict[str, int], *agents: str) -> Dev:
+    """`logway dev` on MASTER with `agents` (`--agent-ip` each), or `--agents 3`."""
     argv = [
         sys.executable,
         "-m",
         "app.cli.main",
         "dev",
         f"--master-ip={MASTER}",
-        *(f"--agent-ip={ip}" for ip in AGENTS),
+        *([f"--agent-ip={ip}" for ip in agents] if agents else ["--agents=3"]),
         f"--mesos-port={ports['mesos']}",
         f"--gateway-port={ports['gateway']}",
         f"--reader-port={ports['reader']}",
@@ -102,32 +166,55 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
         stderr=subprocess.STDOUT,
         text=True,
         cwd=ROOT,
-        env={**os.environ, "LOGWAY_IAM_SCRYPT_LOG2_N": "12"},  # fast hashing for tests only
+        env={**os.environ, **FAST_HASHING},
     )
     run = Dev(proc, namespace, data_dir, ports)
-    reader = threading.Thread(target=drain, args=(run,), daemon=True)
-    reader.start()
+    threading.Thread(target=drain, args=(run,), daemon=True).start()
+    return run
+
+
+def wait_banner(run: Dev) -> None:
+    assert run.banner_done.wait(READY_TIMEOUT), "no banner:\n" + "".join(run.output)
+    assert run.proc.poll() is None, "logway dev exited:\n" + "".join(run.output)
+
+
+def end(run: Dev) -> None:
+    if run.proc.poll() is None:  # the tests normally stop it
+        run.proc.send_signal(signal.SIGINT)
+        try:
+            run.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            run.proc.kill()
+            run.proc.wait()
+    if run.proc.stdout:
+        run.proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
+    data_dir = tmp_path_factory.mktemp("dev") / "data"
+    ports = {
+        "mesos": free_port(MASTER),
+        "gateway": free_port(MASTER),
+        "reader": port_free_on((MASTER, *AGENTS, RERUN_AGENT)),  # every reader on one port
+    }
+    run = start_dev(data_dir, new_namespace_name(), ports)
     try:
-        assert run.banner_done.wait(READY_TIMEOUT), "no banner:\n" + "".join(run.output)
-        assert proc.poll() is None, "logway dev exited:\n" + "".join(run.output)
+        wait_banner(run)
+        run.first_manifest = run.manifest()
+        key = run.first_manifest["identities"]["service"]["private_key_path"]
+        run.first_key = Path(key).read_bytes()
         yield run
     finally:
-        if proc.poll() is None:  # the last test normally stops it
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        reader.join(10)
-        if proc.stdout:
-            proc.stdout.close()
+        end(run)
 
 
-def sh(dev: Dev, *commands: str, env: dict[str, str] | None = None) -> str:
-    """The token line, then `commands`, as pasted into bash; their stdout."""
-    script = " && ".join([dev.command(r"^export LOGWAY_TOKEN="), *commands])
-    done = subprocess.run(
+def sh(
+    dev: Dev, who: str, *commands: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The setup line, `who`'s token line, then `commands`, as pasted into bash."""
+    script = " && ".join([dev.setup, dev.command((who, TOKEN_LINE)), *commands])
+    return subprocess.run(
         ["bash", "-c", script],
         capture_output=True,
         text=True,
@@ -135,38 +222,56 @@ def sh(dev: Dev, *commands: str, env: dict[str, str] | None = None) -> str:
         env=env,
         cwd="/",  # the printed commands work from anywhere
     )
-    assert done.returncode == 0, (script, done.stderr)
+
+
+def out(dev: Dev, who: str, *commands: str, env: dict[str, str] | None = None) -> str:
+    done = sh(dev, who, *commands, env=env)
+    assert done.returncode == 0, (commands, done.stdout, done.stderr)
     return done.stdout
 
 
-def run_until(dev: Dev, command: str, done: Callable[[str], bool]) -> str:
+def run_until(dev: Dev, who: str, command: str, done: Callable[[str], bool]) -> str:
     """Run `command` until its output satisfies `done`: right after start-up the sample tasks
     and services may not have written as many lines as a command asks for."""
     deadline = time.monotonic() + COMMAND_TIMEOUT
     while True:
-        out = sh(dev, command)
-        if done(out) or time.monotonic() > deadline:
-            return out
+        got = out(dev, who, command)
+        if done(got) or time.monotonic() > deadline:
+            return got
         time.sleep(0.5)
 
 
-def text_lines(out: str) -> list[str]:
+def following(dev: Dev, who: str, command: str, seconds: int = 8) -> str:
+    """What a command that never ends by itself prints in `seconds` (124: timeout stopped it)."""
+    return out(dev, who, f"{{ timeout {seconds} {command} || [ $? = 124 ]; }}")
+
+
+def text_lines(got: str) -> list[str]:
     """Messages of text-format lines (`YYYY-MM-DD HH:MM:SS: MESSAGE`)."""
-    lines = out.splitlines()
-    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d: ", ln) for ln in lines), out
+    lines = got.splitlines()
+    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d: ", ln) for ln in lines), got
     return [ln.split(": ", 1)[1] for ln in lines]
 
 
-def sim_task(dev: Dev, id_prefix: str) -> dict[str, object]:
-    state = httpx.get(f"{dev.mesos_url}/master/state", timeout=10).json()
-    tasks = [t for f in state["frameworks"] for t in f["tasks"] if t["id"].startswith(id_prefix)]
-    assert len(tasks) == 1, tasks
-    task: dict[str, object] = tasks[0]
-    return task
+def n_lines(n: int, *needles: str) -> Callable[[str], bool]:
+    def check(got: str) -> bool:
+        lines = got.splitlines()
+        return len(lines) == n and all(any(x in ln for x in needles) for ln in lines)
+
+    return check
 
 
-def container_chain(task: dict[str, object]) -> str:
-    cid = task["statuses"][0]["container_status"]["container_id"]  # type: ignore[index]
+def mesos_state(dev: Dev) -> dict[str, Any]:
+    state: dict[str, Any] = httpx.get(f"{dev.mesos_url}/master/state", timeout=10).json()
+    return state
+
+
+def sim_tasks(dev: Dev) -> dict[str, dict[str, Any]]:
+    return {t["id"]: t for f in mesos_state(dev)["frameworks"] for t in f["tasks"]}
+
+
+def container_chain(task: dict[str, Any]) -> str:
+    cid = task["statuses"][0]["container_status"]["container_id"]
     chain = []
     while cid:
         chain.append(cid["value"])
@@ -174,54 +279,67 @@ def container_chain(task: dict[str, object]) -> str:
     return ".".join(reversed(chain))
 
 
-def test_every_curl_line_is_one_this_test_runs(dev: Dev) -> None:
-    covered = (
-        r"/system/v1/logs/v1/range/\?skip_prev=5'$",
-        r"/system/v1/agent/[^/]+/logs/v1/range/\?skip_prev=10'$",
-        r"Accept: application/json.*/logs/v1/range/framework/.*/executor/dev_api\.",
-        r"/logs/v1/range/framework/.*/executor/instance-dev_batch\.",
-        r"/system/v1/leader/mesos/logs/v1/range/\?skip_prev=5'$",
-        r"-N -H 'Accept: text/event-stream'.*/logs/v1/stream/\?skip_prev=3'$",
-        r"/system/v1/logs/v2/task/api\.dev/file/stdout\?cursor=END&skip=-5'$",
+def gateway_get(dev: Dev, token: str, path: str) -> httpx.Response:
+    url = dev.manifest()["gateway_url"] + path
+    return httpx.get(url, headers={"Authorization": f"token={token}"}, timeout=30)
+
+
+def manifest_task(dev: Dev, prefix: str) -> dict[str, Any]:
+    found = [t for t in dev.manifest()["tasks"] if t["id"].startswith(prefix)]
+    assert len(found) == 1, found
+    task: dict[str, Any] = found[0]
+    return task
+
+
+def v1_task_path(task: dict[str, Any]) -> str:
+    return (
+        f"/system/v1/agent/{task['agent_id']}/logs/v1/range/framework/{task['framework_id']}"
+        f"/executor/{task['executor_id']}/container/{task['container_id']}?skip_prev=3"
     )
-    assert sorted(dev.curls) == sorted(dev.command(pattern) for pattern in covered)
-    token = sh(dev, 'echo "$LOGWAY_TOKEN"').strip()
-    assert token.count(".") == 2  # a JWT
+
+
+# The printed commands ----------------------------------------------------------------------
+
+
+def test_every_printed_command_is_one_this_test_runs(dev: Dev) -> None:
+    for who in SECTIONS:
+        tested = [dev.command(p) for p in PRINTED if p[0] == who]
+        assert sorted(dev.commands(who)) == sorted([dev.command((who, TOKEN_LINE)), *tested])
+    assert "/.venv/bin:" in dev.setup  # `logway` on PATH, as printed
+    for who in SECTIONS:
+        token = out(dev, who, 'echo "$LOGWAY_TOKEN"').strip()
+        assert token == dev.manifest()["identities"][who]["token"]
 
 
 def test_master_and_leader_journals_show_the_master_service(dev: Dev) -> None:
     # journald's own first lines ("Journal started", …) come before the service's.
-    def five_service_lines(out: str) -> bool:
-        lines = out.splitlines()
-        return len(lines) == 5 and all(": mesos-master: allocation cycle " in ln for ln in lines)
-
-    for pattern in (r"/system/v1/logs/v1/range/\?", r"/leader/mesos/logs/v1/range/"):
-        messages = text_lines(run_until(dev, dev.command(pattern), five_service_lines))
+    for who, pattern in (SU_LEADER, OPS_MASTER):
+        check = n_lines(5, ": mesos-master: allocation cycle ")
+        messages = text_lines(run_until(dev, who, dev.command((who, pattern)), check))
         assert len(messages) == 5, messages
         assert all(m.startswith("mesos-master: allocation cycle ") for m in messages), messages
 
 
 def test_an_agents_whole_journal_has_its_tasks_and_service(dev: Dev) -> None:
-    # Ten lines from a task and a service each writing every second: both are there.
-    def both(out: str) -> bool:
-        return "/dev/api request served " in out and "mesos-agent: status update round " in out
+    # S0 runs a /prod/web instance and /dev/worker; ten lines of three writers hold two of them.
+    def both(got: str) -> bool:
+        return "/dev/worker " in got and "mesos-agent: status update round " in got
 
-    out = run_until(dev, dev.command(r"/logs/v1/range/\?skip_prev=10'$"), both)
-    messages = text_lines(out)
+    messages = text_lines(run_until(dev, SU, dev.command(SU_AGENT), both))
     assert len(messages) == 10, messages
-    assert any(m.startswith("/dev/api request served ") for m in messages), messages
+    assert any(m.startswith("/dev/worker job done ") for m in messages), messages
     assert any(m.startswith("mesos-agent: status update round ") for m in messages), messages
-    assert not any(m.startswith(("/prod/web", "/dev/batch", "mesos-master")) for m in messages)
+    assert not any(m.startswith(("/dev/batch", "mesos-master")) for m in messages), messages
 
 
 def test_a_tasks_v1_range_has_its_lines_under_the_simulators_ids(dev: Dev) -> None:
-    out = run_until(dev, dev.command(r"executor/dev_api\."), lambda o: len(o.splitlines()) == 5)
-    entries = [json.loads(line)["fields"] for line in out.splitlines()]
-    assert len(entries) == 5, out
-    task = sim_task(dev, "dev_api.")
+    got = run_until(dev, SU, dev.command(SU_WORKER_V1), lambda o: len(o.splitlines()) == 5)
+    entries = [json.loads(line)["fields"] for line in got.splitlines()]
+    assert len(entries) == 5, got
+    [task] = [t for t in sim_tasks(dev).values() if t["id"].startswith("dev_worker.")]
+    assert {f["STREAM"] for f in entries} <= {"STDOUT", "STDERR"}
     for fields in entries:
-        assert fields["MESSAGE"].startswith("/dev/api "), fields
-        assert fields["STREAM"] in ("STDOUT", "STDERR")
+        assert fields["MESSAGE"].startswith("/dev/worker "), fields
         assert fields["FRAMEWORK_ID"] == task["framework_id"]
         assert fields["AGENT_ID"] == task["slave_id"]
         assert fields["TASK_ID"] == task["id"]
@@ -231,22 +349,27 @@ def test_a_tasks_v1_range_has_its_lines_under_the_simulators_ids(dev: Dev) -> No
 
 
 def test_a_pod_tasks_nested_container_route(dev: Dev) -> None:
-    command = dev.command(r"executor/instance-dev_batch\.")
-    task = sim_task(dev, "dev_batch.instance-")
-    chain = container_chain(task)
-    assert chain.count(".") == 1  # parent.child
-    assert f"/executor/{task['executor_id']}/container/{chain}?" in command
-    messages = text_lines(run_until(dev, command, lambda out: len(out.splitlines()) == 5))
+    command = dev.command(SU_POD_V1)
+    pod = [t for t in sim_tasks(dev).values() if t["id"].startswith("dev_batch.instance-")]
+    assert sorted(t["name"] for t in pod) == ["loader", "reporter"]
+    loader, reporter = sorted(pod, key=lambda t: str(t["name"]))
+    assert loader["executor_id"] == reporter["executor_id"]  # one executor, two containers
+    chain = container_chain(loader)
+    parent, child = chain.split(".")
+    assert container_chain(reporter).split(".")[0] == parent
+    assert container_chain(reporter).split(".")[1] != child
+    assert f"/executor/{loader['executor_id']}/container/{chain}?" in command
+    messages = text_lines(run_until(dev, SU, command, lambda got: len(got.splitlines()) == 5))
     assert len(messages) == 5, messages
-    assert all(m.startswith("/dev/batch/worker ") for m in messages), messages
+    assert all(m.startswith("/dev/batch/loader ") for m in messages), messages
 
 
 def test_the_follow_line_streams_new_lines(dev: Dev) -> None:
-    script = f"{dev.command(r'^export LOGWAY_TOKEN=')} && {dev.command(r'/v1/stream/')}"
+    script = " && ".join([dev.setup, dev.command((SU, TOKEN_LINE)), dev.command(SU_FOLLOW)])
     proc = subprocess.Popen(
         ["bash", "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True
     )
-    events: list[dict[str, object]] = []
+    events: list[dict[str, Any]] = []
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + COMMAND_TIMEOUT
@@ -262,41 +385,199 @@ def test_the_follow_line_streams_new_lines(dev: Dev) -> None:
         if proc.stdout:
             proc.stdout.close()
     assert len(events) == 5, events
-    messages = [e["fields"]["MESSAGE"] for e in events]  # type: ignore[index]
-    assert all(m.startswith(("/prod/web ", "/dev/batch/worker ", "mesos-agent:")) for m in messages)
+    messages = [e["fields"]["MESSAGE"] for e in events]
+    # S2 runs a /prod/web instance and the pod.
+    assert all(m.startswith(("/prod/web ", "/dev/batch/", "mesos-agent:")) for m in messages)
     stamps = [int(str(e["realtime_timestamp"])) for e in events]
     assert stamps == sorted(stamps)
 
 
-V2_READY = any("/v2/task/" in getattr(r, "path", "") for r in gateway_logs.routes) and any(
-    "/v2/task/frameworks/" in getattr(r, "path", "") for r in node_routes.routes
-)
+def test_the_v2_line_reads_a_pod_tasks_stderr_by_name(dev: Dev) -> None:
+    check = n_lines(5, "/dev/batch/loader warning ")
+    messages = run_until(dev, SU, dev.command(SU_V2), check).splitlines()
+    assert len(messages) == 5, messages
+    assert all(re.fullmatch(r"/dev/batch/loader warning \d+: slow upstream", m) for m in messages)
 
 
-@pytest.mark.skipif(not V2_READY, reason="the gateway's or the node's v2 task route is missing")
-def test_the_v2_task_line_reads_the_tasks_stdout_by_name(dev: Dev) -> None:
-    messages = sh(dev, dev.command(r"/logs/v2/task/")).splitlines()
-    assert 1 <= len(messages) <= 5, messages
-    assert all(re.fullmatch(r"/dev/api request served \d+", m) for m in messages), messages
+def test_the_login_lines_log_in(dev: Dev, tmp_path: Path) -> None:
+    for who, printed, uid in ((SU, SU_LOGIN, "admin"), (OPS, OPS_LOGIN, "logway-ops")):
+        config = tmp_path / who
+        got = out(
+            dev, who, dev.command(printed), env={**os.environ, "XDG_CONFIG_HOME": str(config)}
+        )
+        assert f"as {uid}" in got, got
+        stored = json.loads((config / "logway" / "credentials.json").read_text())
+        assert stored["uid"] == uid
+        # The stored token works: the service account may read the master's journal.
+        if who == OPS:
+            system = "/system/v1/logs/v1/range/?skip_prev=1"
+            assert gateway_get(dev, stored["token"], system).status_code == 200
 
 
-def test_the_login_line_logs_in(dev: Dev, tmp_path: Path) -> None:
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
-    out = sh(dev, dev.command(r" login --url "), env=env)
-    assert "logged in" in out
-    assert (tmp_path / "logway" / "credentials.json").exists()
+# The dev user's view -------------------------------------------------------------------------
+
+
+def test_the_dev_lines_work_and_the_denied_ones_show_403(dev: Dev) -> None:
+    check = n_lines(3, "/dev/worker job done ")
+    lines = run_until(dev, DEV, dev.command(DEV_V2), check).splitlines()
+    assert len(lines) == 3, lines
+    assert all(re.fullmatch(r"/dev/worker job done \d+", ln) for ln in lines), lines
+    for printed in (DEV_DENIED_TASK, DEV_DENIED_SYSTEM):
+        got = out(dev, DEV, dev.command(printed))
+        assert got.endswith("\nHTTP 403\n"), got
+        assert "`dev` lacks the permission this route needs" in got, got
+
+
+def test_the_dev_user_reads_dev_tasks_only(dev: Dev) -> None:
+    doc = dev.manifest()
+    token = doc["identities"]["dev"]["token"]
+    assert {t["app_id"] for t in doc["tasks"]} == {"/prod/web", "/dev/worker", "/dev/batch"}
+    for task in doc["tasks"]:
+        expected = 200 if task["app_id"].startswith("/dev/") else 403
+        v2 = f"/system/v1/logs/v2/task/{task['id']}/file/stdout?cursor=END&skip=-1"
+        for path in (v1_task_path(task), v2):
+            assert gateway_get(dev, token, path).status_code == expected, (task, path)
+    whole = ["/system/v1/logs/v1/range/?skip_prev=1", "/system/v1/leader/mesos/logs/v1/range/"]
+    whole += [f"/system/v1/agent/{a['id']}/logs/v1/range/?skip_prev=1" for a in doc["agents"]]
+    for path in whole:
+        assert gateway_get(dev, token, path).status_code == 403, path
+    # Discovery shows dev the tasks it may read, and no others.
+    state = gateway_get(dev, token, "/mesos/master/state").json()
+    seen = {t["id"] for f in state["frameworks"] for t in f["tasks"]}
+    assert seen == {t["id"] for t in doc["tasks"] if t["role"] == "dev"}
+
+
+# cluster.json ------------------------------------------------------------------------------
+
+
+def test_cluster_json_describes_the_running_cluster(dev: Dev) -> None:
+    assert stat.S_IMODE(dev.manifest_path.stat().st_mode) == 0o600
+    doc = dev.manifest()
+    state = mesos_state(dev)
+    assert doc["gateway_url"] == f"http://{MASTER}:{dev.ports['gateway']}"
+    reader = dev.ports["reader"]
+    assert doc["master"] == {
+        "id": state["id"],
+        "reader_url": f"http://{MASTER}:{reader}",
+        "journal_namespace": f"{dev.namespace}-master",
+    }
+    assert doc["agents"] == [
+        {"id": a["id"], "reader_url": f"http://{ip}:{reader}", "journal_namespace": ns}
+        for a, ip, ns in zip(
+            state["slaves"], AGENTS, [f"{dev.namespace}-s{i}" for i in range(3)], strict=True
+        )
+    ]
+    tasks = sim_tasks(dev)
+    assert {t["id"] for t in doc["tasks"]} == set(tasks)
+    for entry in doc["tasks"]:
+        task = tasks[entry["id"]]
+        assert entry["name"] == task["name"]
+        assert entry["role"] == task["role"]
+        assert entry["agent_id"] == task["slave_id"]
+        assert entry["framework_id"] == task["framework_id"]
+        assert entry["executor_id"] == (task["executor_id"] or task["id"])
+        assert entry["container_id"] == container_chain(task)
+    assert {(t["app_id"], t["role"]) for t in doc["tasks"]} == {
+        ("/prod/web", "prod"),
+        ("/dev/worker", "dev"),
+        ("/dev/batch", "dev"),
+    }
+    config = Path(doc["dcos_config"])
+    assert config.name == "dcos-superuser.toml"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert doc["identities"]["superuser"]["token"] in config.read_text()
+
+
+def test_prod_web_runs_on_every_agent(dev: Dev) -> None:
+    doc = dev.manifest()
+    webs = [t for t in doc["tasks"] if t["app_id"] == "/prod/web"]
+    assert sorted(t["agent_id"] for t in webs) == sorted(a["id"] for a in doc["agents"])
+    assert {t["name"] for t in webs} == {"web.prod"}
+    token = doc["identities"]["superuser"]["token"]
+    for task in webs:
+        response = gateway_get(dev, token, v1_task_path(task))
+        assert response.status_code == 200
+        assert "/prod/web page rendered" in response.text or "/prod/web warning" in response.text
+
+
+def test_cluster_json_tokens_and_key_work(dev: Dev) -> None:
+    doc = dev.manifest()
+    ids = doc["identities"]
+    gateway = doc["gateway_url"]
+    assert gateway_get(dev, ids["superuser"]["token"], "/acs/api/v1/users").status_code == 200
+    assert gateway_get(dev, ids["dev"]["token"], "/acs/api/v1/users").status_code == 403
+    system = "/system/v1/logs/v1/range/?skip_prev=1"
+    assert gateway_get(dev, ids["service"]["token"], system).status_code == 200
+    for who in (SU, DEV):
+        login = {"uid": ids[who]["uid"], "password": ids[who]["password"]}
+        r = httpx.post(f"{gateway}/acs/api/v1/auth/login", json=login, timeout=30)
+        assert r.status_code == 200, (who, r.text)
+    key = Path(ids["service"]["private_key_path"])
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    body = {"uid": "logway-ops", "token": service_login_token("logway-ops", key)}
+    r = httpx.post(f"{gateway}/acs/api/v1/auth/login", json=body, timeout=30)
+    assert r.status_code == 200, r.text
+    assert gateway_get(dev, r.json()["token"], system).status_code == 200
+
+
+# Real clients --------------------------------------------------------------------------------
+
+
+def logway_logs_available() -> bool:
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli.main", "logs", "--help"],
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    return done.returncode == 0
+
+
+def test_the_logway_logs_lines(dev: Dev) -> None:
+    if not logway_logs_available():
+        pytest.skip("`logway logs` is not there yet")
+    leader = run_until(
+        dev, SU, dev.command(SU_LOGS_LEADER), n_lines(5, "mesos-master: allocation cycle ")
+    )
+    assert n_lines(5, "mesos-master: allocation cycle ")(leader), leader
+    agent = run_until(
+        dev, SU, dev.command(SU_LOGS_AGENT), n_lines(3, "mesos-agent: status update round ")
+    )
+    assert n_lines(3, "mesos-agent: status update round ")(agent), agent
+    check = n_lines(3, "/dev/batch/loader warning ")
+    assert check(run_until(dev, SU, dev.command(SU_LOGS_TASK), check))
+    # -f: the last ten lines, then new ones.
+    followed = following(dev, SU, dev.command(SU_LOGS_FOLLOW)).splitlines()
+    assert len(followed) > 10, followed
+    assert all("/dev/worker job done " in ln for ln in followed), followed
+    check = n_lines(3, "/dev/batch/reporter batch step ")
+    assert check(run_until(dev, DEV, dev.command(DEV_LOGS), check))
+    denied = sh(dev, DEV, dev.command(DEV_DENIED_LOGS))
+    assert denied.returncode == 3, denied
+    assert denied.stdout == ""
+    check = n_lines(3, "mesos-master: allocation cycle ")
+    assert check(run_until(dev, OPS, dev.command(OPS_LOGS), check))
 
 
 def test_the_dcos_cli_lines(dev: Dev) -> None:
     if not DCOS.exists():
         pytest.skip("the dcos CLI is not installed (bash ../shared/tools/install-dcos-cli.sh)")
-    setup = dev.command(r"^export PATH=.*DCOS_DIR=")
-    leader = sh(dev, setup, dev.command(r"^dcos node log --leader$"))
-    assert "mesos-master: allocation cycle" in leader, leader
-    follow = dev.command(r"^dcos task log --follow ")
-    # --follow never ends by itself: 124 is timeout's status for "had to stop it".
-    out = sh(dev, setup, f"{{ timeout 8 {follow} || [ $? = 124 ]; }}")
-    assert "/dev/api request served" in out, out
+    leader = out(dev, SU, dev.command(SU_DCOS_LEADER)).splitlines()
+    assert len(leader) == 3, leader
+    assert all("mesos-master: allocation cycle" in ln for ln in leader), leader
+    for who, printed, label in ((SU, SU_DCOS_TASK, "loader"), (DEV, DEV_DCOS_TASK, "reporter")):
+        lines = out(dev, who, dev.command(printed)).splitlines()
+        assert len(lines) == 3, (who, lines)
+        assert all(re.fullmatch(rf"/dev/batch/{label} batch step \d+", ln) for ln in lines), lines
+    denied = sh(dev, DEV, dev.command(DEV_DENIED_DCOS))
+    assert denied.returncode == 1, denied
+    assert DENIED_BY_CLI in denied.stderr, denied.stderr
+    assert denied.stdout == ""
+    # The CLI took each identity's config: nothing moved into a cluster directory of its own.
+    assert list((dev.data_dir / "dcos-cli").iterdir()) == []
+
+
+# Stop, and run again ---------------------------------------------------------------------------
 
 
 def _descendants(pid: int) -> dict[int, str]:
@@ -325,16 +606,23 @@ def _start_time(pid: int) -> str | None:
         return None
 
 
+def assert_all_free(hosts_ports: list[tuple[str, int]]) -> None:
+    for host, port in hosts_ports:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT: none listens
+            s.bind((host, port))
+
+
 def test_sigint_stops_every_process_and_namespace(dev: Dev) -> None:
-    # Runs last (file order): it ends the module's cluster.
+    # Runs after the tests above (file order): it ends the module's cluster.
     children = _descendants(dev.proc.pid)
     names = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ") for pid in children]
-    # 3 journalds, a gateway, 3 readers, 3 shippers and their 3 tasks.
-    assert len(children) == 13, names
+    # 4 journalds, a gateway, 4 readers, 6 shippers (3 web, worker, 2 pod tasks) and their tasks.
+    assert len(children) == 21, names
     dev.proc.send_signal(signal.SIGINT)
     assert dev.proc.wait(60) == 0, "".join(dev.output)
     assert [pid for pid, start in children.items() if _start_time(pid) == start] == []
-    for node in ("master", "s0", "s1"):
+    for node in ("master", "s0", "s1", "s2"):
         ns = JournaldNamespace(f"{dev.namespace}-{node}")
         assert not ns.directory.exists()
         assert not ns.runtime_dir.exists()
@@ -343,9 +631,44 @@ def test_sigint_stops_every_process_and_namespace(dev: Dev) -> None:
         ["pgrep", "-f", dev.namespace], capture_output=True, text=True
     ).stdout.split()
     assert leftovers == []
-    for host, port in [(MASTER, dev.ports["mesos"]), (MASTER, dev.ports["gateway"])] + [
-        (host, dev.ports["reader"]) for host in (MASTER, *AGENTS)
-    ]:
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT: none listens
-            s.bind((host, port))
+    assert_all_free(
+        [(MASTER, dev.ports["mesos"]), (MASTER, dev.ports["gateway"])]
+        + [(host, dev.ports["reader"]) for host in (MASTER, *AGENTS)]
+    )
+    # Stale once the cluster is gone; the kept secrets stay for the next run.
+    assert not dev.manifest_path.exists()
+    assert not (dev.data_dir / "dcos-superuser.toml").exists()
+    assert not (dev.data_dir / "dcos-dev.toml").exists()
+    assert (dev.data_dir / "superuser-password").exists()
+
+
+def test_a_second_run_reuses_the_identities_and_replaces_a_lost_key(dev: Dev) -> None:
+    assert dev.proc.poll() is not None, "needs the first run stopped"
+    first = dev.first_manifest["identities"]
+    key = Path(first["service"]["private_key_path"])
+    key.unlink()  # the account exists in the IAM store; its key is gone
+    again = start_dev(dev.data_dir, new_namespace_name(), dev.ports, RERUN_AGENT)
+    try:
+        wait_banner(again)
+        doc = again.manifest()
+        ids = doc["identities"]
+        assert [a["reader_url"] for a in doc["agents"]] == [
+            f"http://{RERUN_AGENT}:{dev.ports['reader']}"
+        ]
+        for who in (SU, DEV):
+            assert ids[who]["password"] == first[who]["password"]
+        assert ids["service"]["private_key_path"] == str(key)
+        assert key.read_bytes() != dev.first_key  # a new key, and the account took it
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+        system = "/system/v1/logs/v1/range/?skip_prev=1"
+        assert gateway_get(again, ids["service"]["token"], system).status_code == 200
+        assert gateway_get(again, ids["dev"]["token"], system).status_code == 403
+        worker = manifest_task(again, "dev_worker.")
+        assert gateway_get(again, ids["dev"]["token"], v1_task_path(worker)).status_code == 200
+        # The first run's tokens are still good: same IAM store, same signing keys.
+        assert gateway_get(again, first["superuser"]["token"], system).status_code == 200
+        again.proc.send_signal(signal.SIGINT)
+        assert again.proc.wait(60) == 0, "".join(again.output)
+        assert not again.manifest_path.exists()
+    finally:
+        end(again)
