@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tomllib
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,46 +21,12 @@ from app.core.config import GatewaySettings
 from app.devcluster.mesos import MesosSimulator, SimCluster
 from tests.conftest import free_port
 from tests.deploy.catalog import DEPLOY, ROOT, all_settings
+from tests.deploy.dockerfile import LAST_STAGE, of
 from tests.gateway.support import DEAD_MESOS, wait_for
 from tests.support.gateway import gateway
 
-DOCKERFILE = DEPLOY / "Dockerfile"
 IGNORE = DEPLOY / "Dockerfile.dockerignore"
 PASSWORD = "deploy healthcheck password"
-
-
-@dataclass(frozen=True)
-class Instruction:
-    stage: int
-    name: str
-    args: str
-
-
-def instructions(text: str) -> list[Instruction]:
-    found: list[Instruction] = []
-    stage = -1
-    pending = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not pending and (not line or line.startswith("#")):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        line, pending = pending + line, ""
-        name, _, args = line.partition(" ")
-        if name.upper() == "FROM":
-            stage += 1
-        found.append(Instruction(stage, name.upper(), args.strip()))
-    return found
-
-
-PARSED = instructions(DOCKERFILE.read_text())
-LAST_STAGE = max(i.stage for i in PARSED)
-
-
-def of(name: str, stage: int | None = None) -> list[str]:
-    return [i.args for i in PARSED if i.name == name and (stage is None or i.stage == stage)]
 
 
 def copied_sources() -> list[str]:

@@ -17,7 +17,7 @@ from app.cli.main import build_parser
 from app.core.config import GatewaySettings
 from app.gateway.app import create_app, iam_settings
 from tests.deploy.catalog import DEPLOY, all_settings
-from tests.deploy.test_dockerfile import of
+from tests.deploy.dockerfile import of
 
 APP = DEPLOY / "marathon-gateway.json"
 OPERATORS = {"UNIQUE", "CLUSTER", "GROUP_BY", "LIKE", "UNLIKE", "MAX_PER", "IS"}
