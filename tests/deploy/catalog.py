@@ -8,6 +8,7 @@ env-file skeleton for the settings an example does not document yet.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import json
 import sys
@@ -57,7 +58,8 @@ def render(value: Any) -> str:
     return str(value)
 
 
-def settings_classes() -> list[type[BaseSettings]]:
+@functools.cache
+def settings_classes() -> tuple[type[BaseSettings], ...]:
     found: list[type[BaseSettings]] = []
     for path in sorted((ROOT / "app").rglob("*.py")):
         tree = ast.parse(path.read_text(), filename=str(path))
@@ -70,7 +72,7 @@ def settings_classes() -> list[type[BaseSettings]]:
         if names:
             module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
             found.extend(getattr(module, name) for name in names)
-    return found
+    return tuple(found)
 
 
 def _base_name(node: ast.expr) -> str | None:

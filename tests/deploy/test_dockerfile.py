@@ -1,4 +1,4 @@
-"""deploy/Dockerfile, checked without docker (not installed here; the image is not built):
+"""deploy/Dockerfile, checked without a Docker daemon (none here; the image is not built):
 what it copies exists and enters the build context, the entry point runs, the runtime stage is
 non-root and compiler-free, and its HEALTHCHECK script tells a ready gateway from one that is
 not, against a real gateway."""
