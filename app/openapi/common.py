@@ -127,6 +127,12 @@ RESPONSES: Json = {
         "Too many failed logins for this uid or address: wait `Retry-After` seconds.",
         headers={"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
     ),
+    "MergeLimit": _problem(
+        "Over a merged read's limits: too many merged streams held by this caller, or too "
+        "many agents for one read (narrow it with `filter=AGENT_ID:…`); the message says "
+        "which. Retry after `Retry-After` seconds.",
+        headers={"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+    ),
     "BadGateway": _upstream(
         "The node reader could not be reached, refused the gateway's credential, or cut its "
         "answer short before the first byte."
@@ -170,6 +176,7 @@ STATUS = {
     "Conflict": "409",
     "AmbiguousTask": "409",
     "TooManyRequests": "429",
+    "MergeLimit": "429",
     "BadGateway": "502",
     "ClusterUnavailable": "503",
     "JournalUnavailable": "503",

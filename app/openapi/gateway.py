@@ -51,6 +51,13 @@ RELAYS = {
 }
 TASK_ROUTE = "task_file"  # `/system/v1/logs/v2/task/{task}{rest:path}`
 TASK_OPS = {"": "task_log", "/file/stdout": "task_stdout", "/file/stderr": "task_stderr"}
+# The merged role and app reads (app/gateway/merged.py), by route name.
+MERGED = {
+    "role_range": (Reading.MERGED_RANGE, "A role's tasks on every agent, merged: a range"),
+    "role_stream": (Reading.MERGED_STREAM, "A role's tasks on every agent, merged: followed"),
+    "app_range": (Reading.MERGED_RANGE, "An app's or group's tasks, merged: a range"),
+    "app_stream": (Reading.MERGED_STREAM, "An app's or group's tasks, merged: followed"),
+}
 # Routes left out, and why.
 OMIT = {"other_metadata": "only answers 404 for metadata the gateway does not have"}
 # Routes that, once the caller may call them, always answer 503 (the message says why).
@@ -69,6 +76,15 @@ GATEWAY_PATH_PARAMS: Json = {
         "pattern": "^[0-9a-zA-Z-]+$",
         "description": "A Mesos agent id (`dcos node`); unknown: 404.",
     },
+    "role": {"type": "string", "description": "A Mesos role (`prod`)."},
+    "app_id": {
+        "type": "string",
+        "pattern": "^/",
+        "description": (
+            "An absolute Marathon app id, `/` included: `/prod/web`; a group covers its "
+            "apps (`/prod`)."
+        ),
+    },
     "task": {
         "type": "string",
         "description": (
@@ -86,6 +102,7 @@ LOG_ERRORS = (
     "ClusterUnavailable",
     "GatewayTimeout",
 )
+MERGED_ERRORS = (*LOG_ERRORS, "MergeLimit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +309,18 @@ def _other(route: RouteInfo, method: str, fastapi_op: Json) -> Json:
         _finish(
             op, route.path_format, "iam", spec.errors, permission=iam.PERMISSIONS.get(route.name)
         )
+        return op
+    if route.name in MERGED and route.path_format.startswith("/system/"):
+        reading, summary = MERGED[route.name]
+        op = reading_operation(
+            reading,
+            operation_id=route.name,
+            summary=summary,
+            description="",
+            template=route.path_format,
+            path_params=GATEWAY_PATH_PARAMS,
+        )
+        _finish(op, route.path_format, "logs", MERGED_ERRORS)
         return op
     if route.name in UNAVAILABLE:
         op = {

@@ -24,6 +24,8 @@ class Reading(enum.StrEnum):
     V1_FIELDS = "v1-fields"  # a field's values, JSON
     V2_COMPONENT = "v2-component"  # v2 parameters; follows with Accept: text/event-stream
     V2_TASK_FILE = "v2-task-file"  # the same over a task's stdout/stderr lines
+    MERGED_RANGE = "merged-range"  # a role's or app's tasks on every agent, merged in order
+    MERGED_STREAM = "merged-stream"  # the same, followed
 
     @property
     def is_log(self) -> bool:
@@ -90,6 +92,22 @@ PARAMETERS: Json = {
         "Positive: skip this many entries forward; negative: step back this many, so "
         "`cursor=END&skip=-10` (or `skip=-10`) reads the last ten entries.",
     ),
+    "mergedCursor": _query(
+        "cursor",
+        {"type": "string", "pattern": "^m1\\."},
+        "The SSE `id` of an entry of an earlier merged read of the same role or app (a "
+        "composite cursor, `m1.…`, holding every agent's position): the read continues after "
+        "it. Not combinable with `skip_prev`/`skip_next`.",
+    ),
+    "mergedLastEventId": {
+        "name": "Last-Event-ID",
+        "in": "header",
+        "schema": {"type": "string", "pattern": "^m1\\."},
+        "description": (
+            "The composite SSE `id` the client saw last: the merged stream resumes right after "
+            "it on every agent, `cursor` and skips ignored."
+        ),
+    },
     "Last-Event-ID": {
         "name": "Last-Event-ID",
         "in": "header",
@@ -105,6 +123,7 @@ PARAMETERS: Json = {
 _V1 = ("filter", "cursor", "limit", "skip_next", "skip_prev", "read_reverse", "since", "until")
 _V1_STREAM = ("filter", "cursor", "skip_next", "skip_prev", "since", "until", "Last-Event-ID")
 _V2 = ("filter", "cursorV2", "skip", "limit", "since", "until", "Last-Event-ID")
+_MERGED = ("filter", "mergedCursor", "skip_prev", "since", "until")
 _PARAMETERS_OF: dict[Reading, tuple[str, ...]] = {
     Reading.V1_RANGE: _V1,
     Reading.V1_DOWNLOAD: (*_V1, "postfix"),
@@ -112,6 +131,8 @@ _PARAMETERS_OF: dict[Reading, tuple[str, ...]] = {
     Reading.V1_FIELDS: (),
     Reading.V2_COMPONENT: _V2,
     Reading.V2_TASK_FILE: _V2,
+    Reading.MERGED_RANGE: (*_MERGED, "skip_next", "limit"),
+    Reading.MERGED_STREAM: (*_MERGED, "mergedLastEventId"),
 }
 
 
@@ -221,6 +242,13 @@ _SSE_TASK = _sse(
     f'"EXECUTOR_ID":"…","FILE":"stdout","FRAMEWORK_ID":"…","MESSAGE":"hello"}}}}\n\n',
     data="TaskFileEvent",
 )
+_SSE_MERGED = _sse(
+    "One event per entry, `id: <composite cursor>` (`m1.…`: every agent's position, on "
+    "ranges too, so a client can follow on from a range's last id) then `data: "
+    "<JournalEntry>` and a blank line; comments (`: …`) name agents that could not be read "
+    f"and keep the stream open while idle. {_PING}",
+    f"id: m1.eyJvIjoxLCJhIjp7fX0\ndata: {_EXAMPLE_DATA}\n\n",
+)
 _NDJSON = {"schema": {"$ref": _ENTRY}}
 
 _SKIP_HEADERS: Json = {
@@ -286,6 +314,30 @@ def responses(reading: Reading) -> Json:
             },
             **empty,
         }
+    if reading in (Reading.MERGED_RANGE, Reading.MERGED_STREAM):
+        follow = reading is Reading.MERGED_STREAM
+        merged = (
+            "The journal entries of every task of the role or app the caller may read (the "
+            "others left out), from every agent they run on, merged in time order"
+        )
+        answer: Json = {
+            "200": {
+                "description": (
+                    f"{merged}; then new ones as they are written, tasks and agents joining and "
+                    f"leaving as the cluster changes. {_NEGOTIATION}"
+                    if follow
+                    else f"{merged}. {_NEGOTIATION}"
+                ),
+                "content": _content(_TEXT, _SSE_MERGED),
+            }
+        }
+        if follow:
+            answer["200"]["headers"] = {
+                "X-Accel-Buffering": {"schema": {"type": "string", "const": "no"}}
+            }
+        else:
+            answer.update(empty)
+        return answer
     if reading is Reading.V1_DOWNLOAD:
         return {
             "200": {

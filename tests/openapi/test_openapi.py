@@ -130,7 +130,7 @@ def test_every_log_route_has_three_media_types_and_its_errors(name: str) -> None
             assert status in op["responses"], (method, path, status)
         names = {p.get("name") or p["$ref"].rsplit("/", 1)[1] for p in op["parameters"]}
         assert "filter" in names, path
-        assert names & {"cursor", "cursorV2"}, path
+        assert names & {"cursor", "cursorV2", "mergedCursor"}, path
     assert logs >= (25 if name == "gateway.json" else 8)
 
 
