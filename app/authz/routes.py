@@ -88,7 +88,20 @@ class TaskAccess:
         )
 
 
-Requirement = Public | Authenticated | AnyOf | TaskAccess
+@dataclass(frozen=True, slots=True)
+class MergedTasks:
+    """A merged role or app read: `TaskAccess` decided per task of the role or app; the
+    tasks the caller may not read are left out, and none at all is 403 (app/gateway/merged.py).
+    """
+
+    def describe(self) -> str:
+        return (
+            f"per task, as on the task routes ({TaskAccess().describe()}); the tasks the caller "
+            "may not read are left out, none at all is 403"
+        )
+
+
+Requirement = Public | Authenticated | AnyOf | TaskAccess | MergedTasks
 
 # `{name}`: one path segment; `{name:path}`: the rest of the path, empty or starting with '/'.
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)(:path)?\}")
@@ -122,6 +135,7 @@ class RouteMatch:
 
 
 _TASK = TaskAccess()
+_MERGED = MergedTasks()
 _WHOLE_NODE = AnyOf((SYSTEM_LOGS,))
 _IAM_ADMIN = AnyOf((SUPERUSER,))
 _AUTHN = Authenticated()
@@ -152,6 +166,26 @@ ROUTES: tuple[RouteRule, ...] = (
         f"{_MASTER_LOGS}/v2/task/{{task_id}}{{file:path}}",
         "A task's `file/stdout` or `file/stderr` by id or name, from its agent's journal",
         _TASK,
+    ),
+    RouteRule(
+        f"{_MASTER_LOGS}/v1/role/{{role}}/range/",
+        "A Mesos role's tasks on every agent, merged in time order",
+        _MERGED,
+    ),
+    RouteRule(
+        f"{_MASTER_LOGS}/v1/role/{{role}}/stream/",
+        "The same, followed; resumable by the composite cursor in each event's `id`",
+        _MERGED,
+    ),
+    RouteRule(
+        f"{_MASTER_LOGS}/v1/app{{app_id:path}}/range/",
+        "A Marathon app's tasks and its descendants' (`/prod` covers `/prod/web`), merged",
+        _MERGED,
+    ),
+    RouteRule(
+        f"{_MASTER_LOGS}/v1/app{{app_id:path}}/stream/",
+        "The same, followed; resumable by the composite cursor in each event's `id`",
+        _MERGED,
     ),
     RouteRule(
         f"{_AGENT_LOGS}{{path:path}}",

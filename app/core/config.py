@@ -64,3 +64,15 @@ class GatewaySettings(BaseSettings):
     mesos_request_timeout: float = Field(default=60.0, gt=0)
     # Least time between two refreshes that requests for an unknown agent or task trigger.
     mesos_refresh_min_interval: float = Field(default=5.0, ge=0)
+    # Merged role and app reads (`/system/v1/logs/v1/{role|app}/…`, app/gateway/merged.py).
+    # A stream holds each entry at most this long (seconds) to put the agents in time order.
+    merge_reorder_window: float = Field(default=0.25, ge=0, le=10)
+    # Agents one merged read may span, and merged streams one identity may hold open at once
+    # on this gateway process; over either: 429 with Retry-After.
+    merge_max_agents: int = Field(default=64, ge=1)
+    merge_max_streams_per_identity: int = Field(default=8, ge=1)
+    # How often a merged stream looks at the cluster state for tasks and agents that came or
+    # went (the state itself is polled every `mesos_poll_period`).
+    merge_membership_period: float = Field(default=1.0, gt=0)
+    # The largest `skip_prev` of a merged read: each agent is asked for that many entries.
+    merge_max_skip_prev: int = Field(default=100_000, ge=1)

@@ -20,6 +20,8 @@ from app.core.config import GatewaySettings
 from app.core.problems import install_error_handlers
 from app.gateway.discovery import router as discovery_router
 from app.gateway.logs import router as logs_router
+from app.gateway.merged import MergeLimits
+from app.gateway.merged import router as merged_router
 from app.gateway.metrics import GatewayMetrics, RequestMetrics
 from app.gateway.ops import router as ops_router
 from app.gateway.service_token import ServiceToken
@@ -93,9 +95,13 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     app.state.cluster_settings = cluster_config
     app.state.metrics = GatewayMetrics()
     app.state.proxy_metrics = ProxyMetrics()
+    app.state.merge_limits = MergeLimits()
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     install_error_handlers(app)
-    app.include_router(logs_router)  # first: the hot routes match in fewer tries
+    # Merged role/app reads before the log routes, whose `/system/v1/logs/{rest}` would
+    # take them for the master's own journal.
+    app.include_router(merged_router)
+    app.include_router(logs_router)  # early: the hot routes match in fewer tries
     app.include_router(iam_router(iam, authorizer))
     app.include_router(discovery_router)
     app.include_router(ops_router)

@@ -51,6 +51,13 @@ class ProxyMetrics:
     resumes: int = 0
     stalled_clients: int = 0
     upstream_errors: Counter[str] = field(default_factory=Counter)
+    # Merged role/app reads (app/proxy/merge*.py): their streams, the entries they merged,
+    # entries released behind later ones, and agents that became unavailable mid-stream.
+    merged_active_streams: int = 0
+    merged_streams_total: int = 0
+    merged_entries: int = 0
+    merged_late_entries: int = 0
+    merged_source_failures: int = 0
 
     def upstream_error(self, kind: str) -> None:
         self.upstream_errors[kind] += 1
@@ -75,6 +82,18 @@ class ProxyMetrics:
         lines += [
             f'{PREFIX}_upstream_errors_total{{kind="{kind}"}} {count}'
             for kind, count in sorted(self.upstream_errors.items())
+        ]
+        lines += [
+            f"# TYPE {PREFIX}_merged_active_streams gauge",
+            f"{PREFIX}_merged_active_streams {self.merged_active_streams}",
+            f"# TYPE {PREFIX}_merged_streams_total counter",
+            f"{PREFIX}_merged_streams_total {self.merged_streams_total}",
+            f"# TYPE {PREFIX}_merged_entries_total counter",
+            f"{PREFIX}_merged_entries_total {self.merged_entries}",
+            f"# TYPE {PREFIX}_merged_late_entries_total counter",
+            f"{PREFIX}_merged_late_entries_total {self.merged_late_entries}",
+            f"# TYPE {PREFIX}_merged_source_failures_total counter",
+            f"{PREFIX}_merged_source_failures_total {self.merged_source_failures}",
         ]
         return "\n".join(lines) + "\n"
 

@@ -1,0 +1,305 @@
+"""Merged role and app reads (issue 6): one range or stream over every agent that runs the
+role's or app's tasks, in time order, resumable by a composite cursor.
+
+    /system/v1/logs/v1/role/{role}/range/    /system/v1/logs/v1/role/{role}/stream/
+    /system/v1/logs/v1/app/{app_id…}/range/  /system/v1/logs/v1/app/{app_id…}/stream/
+
+The node reader's v1 parameters, where they make sense for a merged whole:
+
+* `filter=FIELD:value` narrows. On CONTAINER_ID, EXECUTOR_ID, FRAMEWORK_ID and AGENT_ID it
+  narrows the task set here (intersected with what the caller may read, never forwarded);
+  on any other field it is forwarded to every node reader, where it is ANDed.
+* `skip_prev=N`: the last N of the merged whole (at most `merge_max_skip_prev`);
+  `skip_next=N` (ranges): the merged whole without its first N; `limit` (ranges).
+* `since`/`until` (RFC 3339 or unix µs), forwarded.
+* `cursor=` or, on streams, `Last-Event-ID` (which wins, and turns the skips off): a
+  composite cursor from an earlier merged read's SSE `id`. Not combinable with skips.
+* `read_reverse` is refused: a merged whole is read forwards.
+
+Order: 401 (no or bad token), 400 (parameters), 403 (no task the caller may read), 429
+(caps), then the read. Caps are per gateway process.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from app.authz import is_canonical, match_route
+from app.authz.routes import TASK_APP_RID, MergedTasks
+from app.core.config import GatewaySettings
+from app.core.errors import BadRequest, NotFound
+from app.core.problems import problem
+from app.gateway.deps import AuthorizerDep, CallerDep, ClusterDep, ProxyDep, ServiceTokenDep
+from app.gateway.merge_plan import MergeScope, Planner, capped, split_filters
+from app.journal.encoders import negotiate
+from app.node.params import parse_filters, parse_time, parse_uint
+from app.proxy.fanin import MergePlan, Requester, SourceOpener, Start
+from app.proxy.merge_cursor import CompositeCursor, decode_cursor
+from app.proxy.merge_entry import MergedEncoder, MergedEntry, Positions
+from app.proxy.merge_range import Starts, last_entries, merged_range, open_all
+from app.proxy.merge_stream import MergedStreamResponse, StreamOptions
+
+router = APIRouter()
+
+PREFIX = "/system/v1/logs/v1"
+MAX_ROLE = 256
+STREAMS_RETRY_AFTER = 5  # seconds: another stream of this caller may end by then
+AGENTS_RETRY_AFTER = 60  # seconds: the role or app may shrink, or the limit be raised
+STREAM_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Access-Control-Allow-Origin": "*",
+    "X-Accel-Buffering": "no",
+}
+
+
+@router.get(PREFIX + "/role/{role}/range/")
+async def role_range(
+    request: Request,
+    role: str,
+    caller: CallerDep,
+    authorizer: AuthorizerDep,
+    cluster: ClusterDep,
+    proxy: ProxyDep,
+    service_token: ServiceTokenDep,
+) -> Response:
+    """The role's tasks' journal lines on every agent, merged in time order."""
+    scope = _scope(request, "role", role)
+    planner = _planner(request, scope, caller.uid, authorizer, cluster)
+    return await _read(request, planner, proxy, service_token, stream=False)
+
+
+@router.get(PREFIX + "/role/{role}/stream/")
+async def role_stream(
+    request: Request,
+    role: str,
+    caller: CallerDep,
+    authorizer: AuthorizerDep,
+    cluster: ClusterDep,
+    proxy: ProxyDep,
+    service_token: ServiceTokenDep,
+) -> Response:
+    """The same, followed: tasks and agents join and leave as the cluster state changes."""
+    scope = _scope(request, "role", role)
+    planner = _planner(request, scope, caller.uid, authorizer, cluster)
+    return await _read(request, planner, proxy, service_token, stream=True)
+
+
+@router.get(PREFIX + "/app{app_id:path}/range/")
+async def app_range(
+    request: Request,
+    app_id: str,
+    caller: CallerDep,
+    authorizer: AuthorizerDep,
+    cluster: ClusterDep,
+    proxy: ProxyDep,
+    service_token: ServiceTokenDep,
+) -> Response:
+    """The app's (and its descendants') tasks' journal lines, merged in time order."""
+    scope = _scope(request, "app", app_id)
+    planner = _planner(request, scope, caller.uid, authorizer, cluster)
+    return await _read(request, planner, proxy, service_token, stream=False)
+
+
+@router.get(PREFIX + "/app{app_id:path}/stream/")
+async def app_stream(
+    request: Request,
+    app_id: str,
+    caller: CallerDep,
+    authorizer: AuthorizerDep,
+    cluster: ClusterDep,
+    proxy: ProxyDep,
+    service_token: ServiceTokenDep,
+) -> Response:
+    """The same, followed."""
+    scope = _scope(request, "app", app_id)
+    planner = _planner(request, scope, caller.uid, authorizer, cluster)
+    return await _read(request, planner, proxy, service_token, stream=True)
+
+
+def _scope(request: Request, kind: str, value: str) -> MergeScope:
+    matched = match_route(request.scope["path"])
+    if matched is None or not isinstance(matched.rule.requirement, MergedTasks):
+        raise NotFound("no such route")  # dot or empty segments, as on every route
+    if kind == "role":
+        if len(value) > MAX_ROLE or not value.isprintable():
+            raise BadRequest("invalid role in path", parameter="role")
+    elif not value.startswith("/") or not is_canonical(f"{TASK_APP_RID}:{value}"):
+        raise BadRequest(
+            f"invalid app id `{value}`: an absolute Marathon app id such as `/prod/web`",
+            parameter="app_id",
+        )
+    return MergeScope(kind, value)
+
+
+def _planner(
+    request: Request, scope: MergeScope, uid: str, authorizer: AuthorizerDep, cluster: ClusterDep
+) -> Planner:
+    narrowing, forwarded = split_filters(parse_filters(request.query_params.getlist("filter")))
+    return Planner(scope, narrowing, uid, authorizer, cluster, forwarded=forwarded)
+
+
+def _settings(request: Request) -> GatewaySettings:
+    settings: GatewaySettings = request.app.state.settings
+    return settings
+
+
+def _too_many(message: str, retry_after: int) -> Response:
+    response = problem(429, message)
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def _cursor(request: Request, *, stream: bool) -> CompositeCursor | None:
+    last_event_id = request.headers.get("last-event-id") if stream else None
+    if last_event_id:
+        return decode_cursor(last_event_id, parameter="Last-Event-ID")
+    raw = request.query_params.get("cursor")
+    return decode_cursor(raw, parameter="cursor") if raw else None
+
+
+async def _read(
+    request: Request,
+    planner: Planner,
+    proxy: ProxyDep,
+    service_token: ServiceTokenDep,
+    *,
+    stream: bool,
+) -> Response:
+    settings = _settings(request)
+    params = request.query_params
+    if params.get("read_reverse"):
+        raise BadRequest(
+            "`read_reverse` is not supported on merged reads", parameter="read_reverse"
+        )
+    limit = parse_uint(params, "limit")
+    skip_next = parse_uint(params, "skip_next")
+    skip_prev = parse_uint(params, "skip_prev")
+    since, until = parse_time(params, "since"), parse_time(params, "until")
+    if stream and limit:
+        raise BadRequest("Unable to stream events with `limit` parameter", parameter="limit")
+    if stream and skip_next:
+        raise BadRequest("`skip_next` is not supported on merged streams", parameter="skip_next")
+    if skip_prev > settings.merge_max_skip_prev:
+        raise BadRequest(
+            f"`skip_prev` is at most {settings.merge_max_skip_prev} on merged reads "
+            "(merge_max_skip_prev)",
+            parameter="skip_prev",
+        )
+    cursor = _cursor(request, stream=stream)
+    if cursor is not None and request.headers.get("last-event-id") and stream:
+        skip_prev = skip_next = 0  # a resume: exactly after the id, as on the node
+    elif cursor is not None and (skip_prev or skip_next):
+        raise BadRequest(
+            "`skip_prev`/`skip_next` cannot be combined with a merged-stream cursor",
+            parameter="cursor",
+        )
+    media = negotiate(request.headers.get("accept"))
+
+    plan = await planner.plan()  # 403 when the caller may read none of the tasks
+    limits: MergeLimits = request.app.state.merge_limits
+    if stream and limits.streams[planner.uid] >= settings.merge_max_streams_per_identity:
+        return _too_many(
+            f"`{planner.uid}` already holds {limits.streams[planner.uid]} merged streams, the "
+            f"limit per identity (merge_max_streams_per_identity="
+            f"{settings.merge_max_streams_per_identity}); close one or retry later",
+            STREAMS_RETRY_AFTER,
+        )
+    if len(plan.sources) > settings.merge_max_agents:
+        return _too_many(
+            f"{planner.scope.describe()} spans {len(plan.sources)} agents, over the limit of "
+            f"{settings.merge_max_agents} agents per merged read (merge_max_agents); narrow "
+            "it with `filter=AGENT_ID:…`",
+            AGENTS_RETRY_AFTER,
+        )
+
+    requester = Requester(
+        uid=planner.uid,
+        client=request.client.host if request.client else None,
+        scheme=request.url.scheme,
+        token=service_token,
+        filters=planner.forwarded,
+        until=until,
+    )
+    opener = SourceOpener(proxy.upstream, requester)
+    encoder = MergedEncoder(media)
+    if cursor is not None:
+        positions = Positions(cursor.origin, cursor.positions)
+        starts = Starts(
+            {agent: Start(cursor=c) for agent, c in cursor.positions.items()},
+            Start(since=cursor.origin),
+        )
+    else:
+        positions = Positions(since)
+        starts = Starts({}, Start(since=since))
+    if not stream:
+        return await merged_range(
+            plan,
+            opener,
+            encoder,
+            positions,
+            starts,
+            skip_prev=skip_prev,
+            skip_next=skip_next,
+            limit=limit,
+            metrics=proxy.metrics,
+        )
+
+    prelude: list[MergedEntry] = []
+    unavailable: dict[str, str] = {}
+    if skip_prev:
+        opened, unavailable = await open_all(plan, opener, starts, skip_prev=skip_prev)
+        tail = await last_entries(opened, skip_prev)
+        unavailable.update(tail.failed)
+        prelude = tail.kept
+        origin = prelude[0].ts if len(prelude) >= skip_prev else since
+        positions = Positions(origin, tail.dropped)
+        starts = Starts(
+            {agent: Start(cursor=c) for agent, c in tail.last.items()}, Start(since=origin)
+        )
+
+    uid = planner.uid
+
+    async def replan() -> MergePlan:
+        nonlocal plan
+        plan = capped(await planner.plan(), settings.merge_max_agents, keep=plan.sources)
+        return plan
+
+    limits.streams[uid] += 1
+    return MergedStreamResponse(
+        plan=plan,
+        replan=replan,
+        opener=opener,
+        encoder=encoder,
+        positions=positions,
+        starts=starts,
+        prelude=prelude,
+        notes=[f"agent {a} unavailable: {why}" for a, why in sorted(unavailable.items())],
+        headers={**STREAM_HEADERS, "Content-Type": encoder.media_type},
+        options=StreamOptions(
+            window=settings.merge_reorder_window,
+            membership_period=settings.merge_membership_period,
+            send_timeout=proxy.send_timeout,
+        ),
+        metrics=proxy.metrics,
+        on_close=_releaser(limits, uid),
+    )
+
+
+class MergeLimits:
+    """Merged streams open per identity on this process."""
+
+    def __init__(self) -> None:
+        self.streams: Counter[str] = Counter()
+
+
+def _releaser(limits: MergeLimits, uid: str) -> Callable[[], None]:
+    def release() -> None:
+        limits.streams[uid] -= 1
+        if limits.streams[uid] <= 0:
+            del limits.streams[uid]
+
+    return release

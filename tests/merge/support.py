@@ -1,0 +1,341 @@
+"""A small cluster for the merged-read tests, every part real: one journald namespace and one
+`logway node` per agent on 127.0.0.81-.84, the Mesos simulator on .85, `logway gateway`s on
+.86/.87, users and grants made through the IAM API.
+
+    S0 (.81)  /prod/web  role prod      /dev/worker     role dev
+    S1 (.82)  /prod/web  role prod      /devops/api     role dev
+    S2 (.83)  /prod/web  role prod      /production/api role prod
+    S3 (.84)  (not in the cluster until a test adds it)
+
+Tests write task lines with the shipper's fields plus `TEST_RUN=<their own id>` and read
+with `filter=TEST_RUN:<id>`, so they never see each other's lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+import httpx
+import orjson
+
+from app.devcluster.journald import JournaldNamespace
+from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimFramework, SimTask
+from tests.conftest import new_namespace_name
+from tests.gateway.support import GATEWAY_UID, Reader, add_user, grant, login, port_free_on
+from tests.support.gateway import gateway as support_gateway
+from tests.support.journal import Sender
+
+PASSWORD = "admin password for merge tests"
+HOSTS = ("127.0.0.81", "127.0.0.82", "127.0.0.83", "127.0.0.84")
+MESOS_HOST, GATEWAY_HOST, CAPPED_HOST = "127.0.0.85", "127.0.0.86", "127.0.0.87"
+MASTER_ID = "6a1e5c0d-0000-4000-8000-0000000f0081"
+AGENTS = tuple(f"{MASTER_ID}-S{i}" for i in range(len(HOSTS)))
+MARATHON = f"{MASTER_ID}-0000"
+RUN = "TEST_RUN"
+PREFIX = "/system/v1/logs/v1"
+DEADLINE = 60.0  # for whatever a test waits on
+LOG_TAIL = 6000
+T = TypeVar("T")
+
+# The gateway under test refreshes its cluster state and its streams' membership fast.
+GATEWAY_ENV = {
+    "LOGWAY_GATEWAY_MESOS_POLL_PERIOD": "0.3",
+    "LOGWAY_GATEWAY_MESOS_REFRESH_MIN_INTERVAL": "0.2",
+    "LOGWAY_GATEWAY_MERGE_MEMBERSHIP_PERIOD": "0.2",
+    "LOGWAY_GATEWAY_MERGE_MAX_STREAMS_PER_IDENTITY": "4",
+}
+CAPPED_ENV = {
+    **GATEWAY_ENV,
+    "LOGWAY_GATEWAY_MERGE_MAX_STREAMS_PER_IDENTITY": "1",
+    "LOGWAY_GATEWAY_MERGE_MAX_AGENTS": "2",
+}
+
+
+@dataclass(frozen=True)
+class TaskDef:
+    app: str
+    role: str
+    agent: int
+    name: str
+
+    @property
+    def task_id(self) -> str:
+        return f"{self.app.strip('/').replace('/', '_')}.instance-{self.name}"
+
+    @property
+    def executor(self) -> str:
+        return f"{self.task_id}.exec"
+
+    @property
+    def container(self) -> str:
+        return f"c-{self.name}"
+
+    @property
+    def agent_id(self) -> str:
+        return AGENTS[self.agent]
+
+    def sim(self) -> SimTask:
+        return SimTask(
+            self.task_id,
+            self.app.rsplit("/", 1)[1],
+            MARATHON,
+            self.agent_id,
+            executor_id=self.executor,
+            containers=(self.container,),
+            labels={"DCOS_SPACE": self.app},
+            role=self.role,
+        )
+
+
+WEB = tuple(TaskDef("/prod/web", "prod", i, f"web-{i}") for i in range(3))
+DEV = TaskDef("/dev/worker", "dev", 0, "dev-0")
+DEVOPS = TaskDef("/devops/api", "dev", 1, "devops-1")
+PRODUCTION = TaskDef("/production/api", "prod", 2, "production-2")
+TASKS = (*WEB, DEV, DEVOPS, PRODUCTION)
+LATE_WEB = TaskDef("/prod/web", "prod", 3, "web-3")  # on S3, added by tests
+
+
+def sim_cluster() -> SimCluster:
+    cluster = SimCluster(master_id=MASTER_ID)
+    cluster.agents = [SimAgent(a, h) for a, h in zip(AGENTS[:3], HOSTS[:3], strict=True)]
+    cluster.frameworks = [SimFramework(MARATHON, "marathon", role="prod")]
+    cluster.tasks = [task.sim() for task in TASKS]
+    return cluster
+
+
+@dataclass
+class Env:
+    tmp: Path
+    base: str
+    sim: MesosSimulator
+    readers: dict[str, Reader]  # by agent id
+    senders: dict[str, Sender]  # by agent id
+    admin: dict[str, str]
+    service: dict[str, str]  # the gateway's uid: reads the node readers directly
+    users: dict[str, dict[str, str]]  # uid -> headers
+    reader_port: int
+    _seq: dict[str, int] = field(default_factory=dict)
+
+    def get(self, path: str, headers: Mapping[str, str], **params: object) -> httpx.Response:
+        return httpx.get(self.base + path, headers=dict(headers), params=params, timeout=30)  # type: ignore[arg-type]
+
+    def write(self, task: TaskDef, run: str, count: int = 1) -> list[int]:
+        """`count` lines of `task` into its agent's journal; returns their SEQ numbers
+        (increasing per task and run)."""
+        key = f"{run}/{task.name}"
+        first = self._seq.get(key, 0)
+        sender = self.senders[task.agent_id]
+        for n in range(first, first + count):
+            sender.send(
+                {
+                    "MESSAGE": f"{task.app} {task.name} line {n}",
+                    "AGENT_ID": task.agent_id,
+                    "FRAMEWORK_ID": MARATHON,
+                    "EXECUTOR_ID": task.executor,
+                    "CONTAINER_ID": task.container,
+                    "SYSLOG_IDENTIFIER": "merge-test",
+                    "STREAM": "STDOUT",
+                    RUN: run,
+                    "SEQ": str(n),
+                }
+            )
+        self._seq[key] = first + count
+        return list(range(first, first + count))
+
+    def sync(self) -> None:
+        for sender in self.senders.values():
+            sender.sync()
+
+    def direct(self, task: TaskDef, run: str) -> list[dict[str, object]]:
+        """The task's lines of `run`, read from its node reader directly (NDJSON)."""
+        query = {"filter": [f"CONTAINER_ID:{task.container}", f"{RUN}:{run}"]}
+        r = httpx.get(
+            self.readers[task.agent_id].url + "/v1/range/",
+            params=query,
+            headers={**self.service, "Accept": "application/json"},
+            timeout=30,
+        )
+        assert r.status_code in (200, 204), r.text
+        return [orjson.loads(line) for line in r.content.splitlines() if line]
+
+    @contextlib.contextmanager
+    def gateway(self, env: Mapping[str, str], host: str) -> Iterator[str]:
+        log = self.tmp / f"gateway-{host}.log"
+        try:
+            with support_gateway(
+                self.tmp / "gateway",
+                f"--mesos={self.sim.urls[0]}",
+                f"--reader-port={self.reader_port}",
+                password=PASSWORD,
+                host=host,
+                extra_env=dict(env),
+                log_path=log,
+            ) as base:
+                yield base
+        except BaseException:
+            print(f"--- {log.name} ---\n{log.read_text(errors='replace')[-LOG_TAIL:]}")
+            raise
+
+
+@contextlib.contextmanager
+def merge_env(tmp: Path) -> Iterator[Env]:
+    port = port_free_on(HOSTS)
+    with contextlib.ExitStack() as stack:
+        namespaces = [stack.enter_context(JournaldNamespace(new_namespace_name())) for _ in HOSTS]
+        sim = stack.enter_context(MesosSimulator(sim_cluster(), masters=[(MESOS_HOST, 0)]))
+        env = Env(tmp, "", sim, {}, {}, {}, {}, {}, port)
+        base = stack.enter_context(env.gateway(GATEWAY_ENV, GATEWAY_HOST))
+        env.base = base
+        jwks = f"{base}/acs/api/v1/auth/jwks"
+        for agent, host, ns in zip(AGENTS, HOSTS, namespaces, strict=True):
+            reader = Reader(ns.name, host, port, jwks, tmp / f"reader-{host}.log")
+            stack.callback(reader.stop)
+            env.readers[agent] = reader.start()
+            env.senders[agent] = sender = Sender(ns)
+            stack.callback(sender.close)
+        env.admin = login(base, "admin", PASSWORD)
+        env.service = add_user(base, env.admin, GATEWAY_UID, "gateway test password")
+        env.users["dev"] = add_user(base, env.admin, "dev", "dev password")
+        grant(base, env.admin, "dcos:mesos:agent:task:app_id:/dev", "dev")
+        env.users["prodrole"] = add_user(base, env.admin, "prodrole", "prodrole password")
+        grant(base, env.admin, "dcos:mesos:agent:framework:role:prod", "prodrole")
+        env.users["nobody"] = add_user(base, env.admin, "nobody", "nobody password")
+        wait_for("the gateway's first cluster state", lambda: _ready(env))
+        yield env
+
+
+def _ready(env: Env) -> bool | None:
+    r = env.get(f"{PREFIX}/app/prod/web/range/", env.admin, limit=1)
+    return r.status_code in (200, 204) or None
+
+
+def new_run() -> str:
+    return uuid.uuid4().hex
+
+
+def wait_for(what: str, check: Callable[[], T | None], *, timeout: float = DEADLINE) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found is not None:
+            return found
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+# Reading merged streams ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    fields: dict[str, str]
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """(container, SEQ): which line of which task."""
+        return self.fields["CONTAINER_ID"], int(self.fields["SEQ"])
+
+
+class Stream:
+    """A merged SSE stream read in a thread, so a test can wait for events with deadlines."""
+
+    def __init__(self, url: str, headers: Mapping[str, str], **params: object) -> None:
+        self.events: list[Event] = []
+        self.comments: list[str] = []
+        self.status: int | None = None
+        self.error: BaseException | None = None
+        self._client = httpx.Client(timeout=httpx.Timeout(30.0, read=None))
+        request = self._client.build_request(
+            "GET",
+            url,
+            headers={**headers, "Accept": "text/event-stream"},
+            params=params,  # type: ignore[arg-type]
+        )
+        self._response = self._client.send(request, stream=True)
+        self.status = self._response.status_code
+        self._thread = threading.Thread(target=self._read, name="merged-stream", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        event_id: str | None = None
+        data: bytes | None = None
+        try:
+            for line in self._response.iter_lines():
+                if line == "":
+                    if data is not None and event_id is not None:
+                        fields = orjson.loads(data)["fields"]
+                        self.events.append(Event(event_id, fields))
+                    event_id = data = None
+                elif line.startswith("id: "):
+                    event_id = line[4:]
+                elif line.startswith("data: "):
+                    data = line[6:].encode()
+                elif line.startswith(":"):
+                    self.comments.append(line[1:].strip())
+        except (httpx.HTTPError, OSError) as exc:  # closed by the test, or broken
+            self.error = exc
+
+    def wait(self, what: str, check: Callable[[Stream], bool], timeout: float = DEADLINE) -> None:
+        wait_for(what, lambda: check(self) or None, timeout=timeout)
+
+    def count(self, n: int, timeout: float = DEADLINE) -> None:
+        self.wait(f"{n} events (have {len(self.events)})", lambda s: len(s.events) >= n, timeout)
+
+    @property
+    def last_id(self) -> str:
+        return self.events[-1].id
+
+    def close(self) -> None:
+        self._response.close()
+        self._client.close()
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Writer:
+    """Writes lines of `tasks` round-robin in a thread until the `with` block ends."""
+
+    def __init__(self, env: Env, tasks: tuple[TaskDef, ...], run: str, pause: float = 0.01):
+        self.env, self.tasks, self.run, self.pause = env, tasks, run, pause
+        self.written: dict[str, int] = {t.container: 0 for t in tasks}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._write, name="merge-writer")
+
+    def _write(self) -> None:
+        while not self._stop.is_set():
+            for task in self.tasks:
+                self.env.write(task, self.run, 3)
+                self.written[task.container] += 3
+            time.sleep(self.pause)
+
+    def total(self) -> int:
+        return sum(self.written.values())
+
+    def more_than(self, n: int) -> bool | None:
+        return self.total() > n or None
+
+    def __enter__(self) -> Writer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
