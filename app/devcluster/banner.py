@@ -130,11 +130,11 @@ def banner(cluster: DevCluster, identities: Identities, *, logway: str, path: Pa
             f"{loader.task.name}'s stderr, found by name (v2)",
             curl(v2(loader.task.name, "stderr", 5)),
         ),
-        ("", f"{logway} logs leader -n 5"),
+        ("`logway logs` (LOGWAY_URL, LOGWAY_TOKEN)", f"{logway} logs leader -n 5"),
         ("", f"{logway} logs agent {s0.agent_id} --unit {s0.service.unit} -n 3"),
         ("", f"{logway} logs task {loader.task.name} stderr -n 3"),
         ("", f"{logway} logs task {worker.task.name} -f"),
-        ("", dcos("superuser", "node log --leader --lines=3")),
+        ("the dcos CLI, this identity's config", dcos("superuser", "node log --leader --lines=3")),
         ("", dcos("superuser", f"task log --lines=3 {loader.task.name}")),
         (
             "`logway iam …` needs a stored login",
@@ -146,8 +146,11 @@ def banner(cluster: DevCluster, identities: Identities, *, logway: str, path: Pa
     lines += section(
         f"== as {identities.dev.uid}: /dev/* task logs",
         ("", token("dev")),
-        ("", curl(v2(worker.task.name, "stdout", 3))),
-        ("", f"{logway} logs task {reporter.task.name} -n 3"),
+        (f"{worker.task.name}'s stdout by name (v2)", curl(v2(worker.task.name, "stdout", 3))),
+        (
+            "the pod task's lines, with logway and the dcos CLI",
+            f"{logway} logs task {reporter.task.name} -n 3",
+        ),
         ("", dcos("dev", f"task log --lines=3 {reporter.task.name}")),
         (
             f"denied (403): {PROD_WEB} and whole journals; `logway logs` exits 3, the dcos CLI "

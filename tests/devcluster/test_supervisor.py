@@ -17,7 +17,7 @@ from tests.conftest import free_port, journald_available, new_namespace_name
 
 pytestmark = pytest.mark.skipif(not journald_available(), reason="needs root and journald")
 
-MASTER, AGENTS = "127.0.0.41", ("127.0.0.42", "127.0.0.43")
+MASTER, AGENTS = "127.0.0.36", ("127.0.0.37", "127.0.0.38")  # apart from other modules' clusters
 
 
 def dev_cluster(data_dir: Path) -> DevCluster:
