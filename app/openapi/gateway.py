@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from fastapi import FastAPI
+
 from app.authz.routes import Authenticated, Public, match_route
 from app.core.config import GatewaySettings
 from app.gateway.app import create_app
@@ -24,7 +26,7 @@ from app.gateway.logs import TASK_FILES
 from app.journal.encoders import TEXT
 from app.openapi import common, iam
 from app.openapi.node import NODE_OPS, PATH_PARAMS, components, node_routes, reading_operation
-from app.openapi.readings import Reading
+from app.openapi.readings import PARAMETERS, Reading, parameters, responses
 from app.openapi.routes import (
     PLACEHOLDER,
     RouteInfo,
@@ -220,15 +222,18 @@ TAGS = [
 ]
 
 
-def gateway_document() -> Json:
-    # No settings from the environment: the document must not depend on who runs it.
-    app = create_app(GatewaySettings.model_construct())  # nothing is opened before its lifespan
+def gateway_document(app: FastAPI | None = None) -> Json:
+    """The document of `app`, by default the gateway built with its default settings (none
+    from the environment: the document must not depend on who runs it)."""
+    if app is None:
+        app = create_app(GatewaySettings.model_construct())  # nothing opened before lifespan
     routes = routes_of(app)
     fastapi = fastapi_document(app, routes)
     paths: Json = {}
+    node = node_routes()
     for route in routes:
         if route.name in RELAYS:
-            _relayed(paths, routes, route, RELAYS[route.name])
+            _relayed(paths, routes, node, route, RELAYS[route.name])
         elif route.name == TASK_ROUTE:
             _tasks(paths, routes, route)
         elif route.api and route.in_schema and route.name not in OMIT:
@@ -253,9 +258,16 @@ def _prefix(route: RouteInfo) -> str:
     return re.sub(r"\{[a-z_]+:path\}$", "", route.path).rstrip("/")
 
 
-def _relayed(paths: Json, routes: list[RouteInfo], relay_route: RouteInfo, relay: Relay) -> None:
+def _relayed(
+    paths: Json,
+    routes: list[RouteInfo],
+    node: list[RouteInfo],
+    relay_route: RouteInfo,
+    relay: Relay,
+) -> None:
+    """One operation per node reader route that reaches `relay_route` through the gateway."""
     prefix = _prefix(relay_route)
-    for node_route in node_routes():
+    for node_route in node:
         spec = NODE_OPS.get(node_route.name)
         if spec is None or spec.reading is None:
             continue  # the node's own metrics are not a log route
@@ -367,18 +379,14 @@ def _unknown(route: RouteInfo, fastapi_op: Json) -> Json:
     op["parameters"] = op.get("parameters", []) + _undeclared(route, op)
     errors: tuple[str, ...] = ("Unauthorized", "Forbidden")
     if reading is not None:
-        known = reading_operation(
-            Reading(reading),
-            operation_id=route.name,
-            summary=op.get("summary", route.name),
-            description=op.get("description", ""),
-            template=route.path_format,
-        )
-        names = {p["name"] for p in op.get("parameters", [])}
-        op["parameters"] = op.get("parameters", []) + [
-            p for p in known["parameters"] if p.get("name") not in names and "$ref" in p
+        # The reading's parameters, but those the route declares itself.
+        names = {p["name"] for p in op["parameters"]}
+        op["parameters"] += [
+            p
+            for p in parameters(Reading(reading))
+            if PARAMETERS[p["$ref"].rsplit("/", 1)[1]]["name"] not in names
         ]
-        op["responses"] = known["responses"]
+        op["responses"] = responses(Reading(reading))
         op["x-logway-reading"] = reading
         errors = LOG_ERRORS
     elif op.get("parameters"):

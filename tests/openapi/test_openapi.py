@@ -12,15 +12,19 @@ from typing import Any
 
 import jsonschema
 import pytest
+from fastapi import Query
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
+from starlette.responses import Response
 
 from app.authz.model import Action
 from app.authz.routes import ROUTES, Public, match_route
+from app.core.config import GatewaySettings
+from app.gateway.app import create_app
 from app.iam import views
 from app.iam.records import Ace, Acl, Group, HeldPermission, User
 from app.journal.encoders import FileEventEncoder
 from app.journal.entry import Entry
-from app.openapi import DOCUMENTS, render
+from app.openapi import DOCUMENTS, gateway_document, render
 from app.openapi.common import SECURED
 from app.openapi.readings import Reading
 from app.openapi.routes import sample_path
@@ -253,3 +257,31 @@ def test_real_journal_entries_match_their_schemas(gateway: dict[str, Any]) -> No
     _validator(gateway, "TaskFileEvent").validate(json.loads(data.removeprefix("data: ")))
     with pytest.raises(jsonschema.ValidationError):
         _validator(gateway, "JournalEntry").validate({"fields": {}})
+
+
+def test_a_new_route_is_picked_up_and_can_say_it_is_a_reading() -> None:
+    app = create_app(GatewaySettings.model_construct())
+
+    @app.get(
+        "/system/v1/logs/v9/thing/{name}/range/", openapi_extra={"x-logway-reading": "v1-range"}
+    )
+    async def thing_range(name: str, limit: int = Query(0)) -> Response:
+        raise NotImplementedError
+
+    @app.get("/system/v1/logs/v9/other/{name}")
+    async def other(name: str) -> Response:
+        raise NotImplementedError
+
+    document = gateway_document(app)
+    validate(document, cls=OpenAPIV31SpecValidator)
+    marked = document["paths"]["/system/v1/logs/v9/thing/{name}/range/"]["get"]
+    assert list(marked["responses"]["200"]["content"]) == LOG_MEDIA
+    assert marked["security"] == SECURED
+    assert {"400", "401", "403", "503"} <= set(marked["responses"])
+    names = [p.get("name") or p["$ref"].rsplit("/", 1)[1] for p in marked["parameters"]]
+    assert names.count("limit") == 1  # declared by the route, not added twice
+    assert {"filter", "cursor", "skip_prev"} <= set(names)
+    unmarked = document["paths"]["/system/v1/logs/v9/other/{name}"]["get"]
+    assert unmarked["security"] == SECURED
+    assert "x-logway-reading" not in unmarked
+    assert {"401", "403"} <= set(unmarked["responses"])
