@@ -6,8 +6,9 @@ through the gateway.
         [-o text|json|raw] [--url URL]
 
 Options go before or after the source. Exit status: 0, 1 for an error (the gateway
-unreachable, not found, ambiguous, any other error answer), 2 for bad usage, 3 when the
-gateway denies the caller (401/403). Ctrl-C ends a follow with 0.
+unreachable, not found, ambiguous, any other error answer), 2 for bad usage (the options, or
+a 400 from the gateway about them), 3 when the gateway denies the caller (401/403). Ctrl-C
+ends a follow with 0.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ the token: LOGWAY_TOKEN, else `logway login`'s (sent only to the URL it was issu
 -o text: journalctl's short format (a task's own lines as written); json: each entry as the
 gateway sends it (a followed task's entries are its file events); raw: messages only.
 On a terminal, text has colours (not with NO_COLOR) and a header per source.
-exit status: 0 ok, 1 error, 2 bad usage, 3 denied."""
+exit status: 0 ok, 1 error, 2 bad usage (also a 400 from the gateway), 3 denied."""
 
 # (option strings, add_argument keywords); the defaults apply when an option is not given
 # anywhere, and the `after` copies (given after the source) win over those given before.

@@ -75,6 +75,9 @@ def check(response: httpx.Response) -> None:
         return
     response.read()
     message = response.text.strip()[:MAX_ERROR_CHARS] or response.reason_phrase
+    if status == 400:
+        # Options the gateway refused (a filter contradicting the route, say): bad usage.
+        raise CliError(f"bad request (400): {message}", EXIT_USAGE)
     if status == 401:
         sent = "authorization" in response.request.headers
         hint = "" if sent else " (no token: set LOGWAY_TOKEN or run `logway login`)"

@@ -474,7 +474,7 @@ def answer(status: int, body: str, *, token: bool = True) -> httpx.Response:
         (401, "Authentication required\n", EXIT_DENIED, "not authenticated (401)"),
         (403, "`u` lacks the permission\n", EXIT_DENIED, "denied (403): `u` lacks the permission"),
         (404, "task `x` not found\n", EXIT_ERROR, "not found (404): task `x` not found"),
-        (400, "Incorrect filter\n", EXIT_ERROR, "the gateway answered 400: Incorrect filter"),
+        (400, "Incorrect filter\n", EXIT_USAGE, "bad request (400): Incorrect filter"),
         (503, "cluster state not loaded\n", EXIT_ERROR, "503: cluster state not loaded"),
         (500, "", EXIT_ERROR, "500: Internal Server Error"),
     ],
