@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 HEARTBEAT_INTERVAL = 15.0
@@ -39,7 +40,8 @@ class NodeSettings(BaseSettings):
 
 
 class GatewaySettings(BaseSettings):
-    """`logway gateway`: where it listens and where its state (IAM store, keys) lives."""
+    """`logway gateway`: where it listens, and either where its embedded IAM's state (store,
+    keys) lives or which remote IAM it uses (`iam_url`, app/gateway/remote_iam.py)."""
 
     model_config = SettingsConfigDict(env_prefix="LOGWAY_GATEWAY_", frozen=True)
 
@@ -76,3 +78,25 @@ class GatewaySettings(BaseSettings):
     merge_membership_period: float = Field(default=1.0, gt=0)
     # The largest `skip_prev` of a merged read: each agent is asked for that many entries.
     merge_max_skip_prev: int = Field(default=100_000, ge=1)
+    # A remote DC/OS-style IAM shared by every replica (another gateway's embedded IAM, or
+    # DC/OS's): logins are forwarded there, tokens verified by its JWKS, decisions asked of its
+    # policy query. None: the embedded IAM in `data_dir`.
+    iam_url: str | None = None
+    # With `iam_url`: the PEM private key of the `service_uid` service account, whose public
+    # key is registered at that IAM (the gateway logs in with it).
+    service_private_key: Path | None = None
+    # With `iam_url`: seconds a policy-query decision is reused (a revoke bites within this).
+    iam_cache_ttl: float = Field(default=5.0, ge=0, le=300)
+
+    @field_validator("iam_url")
+    @classmethod
+    def _iam_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        # `.port` raises ValueError itself on a port out of range or not a number.
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.port == 0:
+            raise ValueError("iam_url must be an http(s) URL with a host")
+        if parts.query or parts.fragment:
+            raise ValueError("iam_url must not carry a query or fragment")
+        return value.rstrip("/")
