@@ -1,8 +1,10 @@
-"""`logway gateway`: the cluster gateway (the embedded IAM and the cluster log routes)."""
+"""`logway gateway`: the cluster gateway (the IAM, embedded or remote, and the cluster log
+routes)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +49,14 @@ def run(args: argparse.Namespace) -> int:
         "reader_port": args.reader_port,
         "master_reader_url": args.master_reader_url,
     }
-    settings = GatewaySettings(**{k: v for k, v in given.items() if v is not None})
+    try:
+        settings = GatewaySettings(**{k: v for k, v in given.items() if v is not None})
+        app = create_app(settings)
+    except ValueError as exc:  # pydantic's ValidationError is one too
+        print(f"logway gateway: invalid configuration: {exc}", file=sys.stderr)
+        return 2
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=args.log_level.lower(),

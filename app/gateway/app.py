@@ -1,5 +1,6 @@
-"""The gateway's FastAPI shell: the embedded IAM (login, JWKS, admin API) and the cluster log
-routes (`app.gateway.logs`) over the Mesos cluster state and the node reader proxy.
+"""The gateway's FastAPI shell: the IAM (embedded: login, JWKS, admin API; or a remote one
+that replicas share, `app.gateway.remote_iam`) and the cluster log routes (`app.gateway.logs`)
+over the Mesos cluster state and the node reader proxy.
 
 The gateway starts even when no Mesos master answers: the IAM works, and the log routes
 answer 503 naming the cluster state's last error until a poll succeeds."""
@@ -8,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 
 import httpx
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
-from app.authz import AclAuthorizer
+from app.authn import Authenticator
+from app.authz import AclAuthorizer, Authorizer
 from app.cluster import ClusterSettings, ClusterState
 from app.core.config import GatewaySettings
 from app.core.problems import install_error_handlers
@@ -24,7 +27,9 @@ from app.gateway.merged import MergeLimits
 from app.gateway.merged import router as merged_router
 from app.gateway.metrics import GatewayMetrics, RequestMetrics
 from app.gateway.ops import router as ops_router
-from app.gateway.service_token import ServiceToken
+from app.gateway.ops import store_problem
+from app.gateway.remote_iam import RemoteIam
+from app.gateway.service_token import ServiceCredential, ServiceToken
 from app.iam import Iam, IamSettings, bootstrap, iam_router
 from app.proxy import HttpUpstream, Proxy, ProxyMetrics, new_upstream_client
 
@@ -38,7 +43,9 @@ def iam_settings(settings: GatewaySettings) -> IamSettings:
     )
 
 
-def cluster_settings(settings: GatewaySettings, service_token: ServiceToken) -> ClusterSettings:
+def cluster_settings(
+    settings: GatewaySettings, service_token: ServiceCredential
+) -> ClusterSettings:
     return ClusterSettings(
         masters=settings.mesos_masters,
         reader_scheme=settings.reader_scheme,
@@ -52,44 +59,69 @@ def cluster_settings(settings: GatewaySettings, service_token: ServiceToken) -> 
     )
 
 
+@asynccontextmanager
+async def embedded_iam(iam: Iam) -> AsyncIterator[None]:
+    async with iam:
+        created = await bootstrap(iam)
+        if created is not None:
+            log.warning("created superuser %r on an empty IAM store", created.uid)
+            if created.generated_password is not None:
+                # Shown once, on the terminal only: never through logging.
+                print(
+                    f"\nLogway superuser: uid {created.uid!r}, "
+                    f"password {created.generated_password!r} (shown once)\n",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        yield
+
+
 def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
-    iam = iam or Iam(iam_settings(settings))
-    authorizer = AclAuthorizer(iam.store)
-    service_token = ServiceToken(iam.issuer, settings.service_uid)
+    """Raises ValueError, naming the setting, on settings that cannot work."""
+    remote = RemoteIam.from_settings(settings)
+    authenticator: Authenticator
+    authorizer: Authorizer
+    service_token: ServiceCredential
+    iam_routes: APIRouter
+    iam_problem: Callable[[], Awaitable[str | None]]
+    iam_lifespan: AbstractAsyncContextManager[object]
+    if remote is None:
+        iam = iam or Iam(iam_settings(settings))
+        authenticator, authorizer = iam.authenticator, AclAuthorizer(iam.store)
+        service_token = ServiceToken(iam.issuer, settings.service_uid)
+        iam_routes, iam_problem = iam_router(iam, authorizer), partial(store_problem, iam.store)
+        iam_lifespan = embedded_iam(iam)
+    else:
+        authenticator, authorizer = remote.authenticator, remote.authorizer
+        service_token = remote.service_token
+        iam_routes, iam_problem, iam_lifespan = remote.router(), remote.problem, remote
     cluster_config = cluster_settings(settings, service_token)  # invalid settings fail here
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        assert iam is not None
-        async with iam:
-            created = await bootstrap(iam)
-            if created is not None:
-                log.warning("created superuser %r on an empty IAM store", created.uid)
-                if created.generated_password is not None:
-                    # Shown once, on the terminal only: never through logging.
-                    print(
-                        f"\nLogway superuser: uid {created.uid!r}, "
-                        f"password {created.generated_password!r} (shown once)\n",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-            async with httpx.AsyncClient() as mesos, new_upstream_client() as upstream:
-                cluster = ClusterState(cluster_config, mesos)
-                app.state.cluster = cluster
-                app.state.proxy = Proxy(
-                    HttpUpstream(upstream),
-                    metrics=app.state.proxy_metrics,
-                    send_timeout=settings.client_send_timeout,
-                )
-                await cluster.start()
-                try:
-                    yield
-                finally:
-                    await cluster.close()
+        async with (
+            iam_lifespan,
+            httpx.AsyncClient() as mesos,
+            new_upstream_client() as upstream,
+        ):
+            cluster = ClusterState(cluster_config, mesos)
+            app.state.cluster = cluster
+            app.state.proxy = Proxy(
+                HttpUpstream(upstream),
+                metrics=app.state.proxy_metrics,
+                send_timeout=settings.client_send_timeout,
+            )
+            await cluster.start()
+            try:
+                yield
+            finally:
+                await cluster.close()
 
     app = FastAPI(title="Logway gateway", version="1", lifespan=lifespan, redirect_slashes=False)
-    app.state.iam = iam
+    app.state.iam = iam  # None with a remote IAM
+    app.state.authenticator = authenticator
     app.state.authorizer = authorizer
+    app.state.iam_problem = iam_problem
     app.state.settings = settings
     app.state.service_token = service_token
     app.state.cluster_settings = cluster_config
@@ -102,7 +134,7 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     # take them for the master's own journal.
     app.include_router(merged_router)
     app.include_router(logs_router)  # early: the hot routes match in fewer tries
-    app.include_router(iam_router(iam, authorizer))
+    app.include_router(iam_routes)
     app.include_router(discovery_router)
     app.include_router(ops_router)
     return app

@@ -9,21 +9,22 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.authn import Identity
+from app.authn import Authenticator, Identity
 from app.authn.errors import TokenRejected
 from app.authz import Authorizer
 from app.authz.audit import audit
 from app.authz.model import Action, Decision
 from app.cluster import ClusterState
 from app.core.errors import Unauthenticated
-from app.gateway.service_token import ServiceToken
+from app.gateway.service_token import ServiceCredential
 from app.proxy import Proxy
 
 
 async def _identity(request: Request) -> Identity:
     """The verified caller, or 401; every refusal is counted and audited by its reason."""
+    authenticator: Authenticator = request.app.state.authenticator
     try:
-        found = await request.app.state.iam.authenticator.authenticate(request)
+        found = await authenticator.authenticate(request)
     except TokenRejected as exc:
         _refused(request, exc.reason.name.lower())
         raise
@@ -55,8 +56,8 @@ async def _proxy(request: Request) -> Proxy:
     return proxy
 
 
-async def _service_token(request: Request) -> ServiceToken:
-    token: ServiceToken = request.app.state.service_token
+async def _service_token(request: Request) -> ServiceCredential:
+    token: ServiceCredential = request.app.state.service_token
     return token
 
 
@@ -64,4 +65,4 @@ CallerDep = Annotated[Identity, Depends(_identity)]
 AuthorizerDep = Annotated[Authorizer, Depends(_authorizer)]
 ClusterDep = Annotated[ClusterState, Depends(_cluster)]
 ProxyDep = Annotated[Proxy, Depends(_proxy)]
-ServiceTokenDep = Annotated[ServiceToken, Depends(_service_token)]
+ServiceTokenDep = Annotated[ServiceCredential, Depends(_service_token)]

@@ -1,5 +1,6 @@
 """Operating the gateway: `/metrics` (Prometheus), `/healthz` (the process answers) and
-`/readyz` (it can serve logs: a usable cluster state and a working IAM store)."""
+`/readyz` (it can serve logs: a usable cluster state and a working IAM, i.e. the embedded IAM's
+store or a remote IAM's JWKS)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.responses import PlainTextResponse, Response
 from app.gateway.deps import AuthorizerDep, CallerDep, ClusterDep
 from app.gateway.logs import authorize
 from app.gateway.metrics import GatewayMetrics
+from app.iam import IamStore
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -51,9 +53,17 @@ async def not_ready(request: Request) -> list[str]:
     hard_limit = state.cluster_settings.hard_limit
     if age is None or age > hard_limit:
         problems.append(f"cluster state unusable ({state.cluster.last_error or 'too old'})")
+    iam_problem: str | None = await state.iam_problem()
+    if iam_problem is not None:
+        problems.append(iam_problem)
+    return problems
+
+
+async def store_problem(store: IamStore) -> str | None:
+    """The embedded IAM's readiness: its store answers."""
     try:
-        await state.iam.store.has_users()
+        await store.has_users()
     except Exception as exc:  # any failure of the store means: not ready
         log.warning("IAM store check failed: %s", type(exc).__name__)
-        problems.append("IAM store unreachable")
-    return problems
+        return "IAM store unreachable"
+    return None

@@ -1,15 +1,28 @@
 """The gateway's own credential towards node readers (and Mesos): a token for
-`settings.service_uid` from the embedded IAM, cached and renewed well before it expires."""
+`settings.service_uid` from the embedded IAM, cached and renewed well before it expires.
+With a remote IAM it comes from a service login there instead (app/gateway/service_login.py)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from app.iam.tokens import IssuedToken, TokenIssuer
 
 # Renew once less than this share of the token's lifetime is left.
 RENEW_FRACTION = 0.5
+
+
+class ServiceCredential(Protocol):
+    """What routes, the proxy, the Mesos client and the authorizer ask of the gateway's own
+    credential, whichever IAM issues it."""
+
+    uid: str
+
+    async def __call__(self) -> str: ...
+
+    def invalidate(self) -> None: ...
 
 
 class ServiceToken:

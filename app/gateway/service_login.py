@@ -1,0 +1,220 @@
+"""The gateway's own token from a remote IAM: a service login there (reference §5) with the
+`service_uid` account's private key, cached and renewed at half its life.
+
+    POST <iam>/acs/api/v1/auth/login  {"uid": ..., "token": RS256 {uid, exp} signed by the key}
+    -> {"token": <the IAM's auth token>}
+
+The answer is verified against the IAM's JWKS (the verifier callers' tokens go through) before
+it is used: its `exp` sets the renewal, and a token whose key the IAM stops publishing (an IAM
+reset with new keys) is replaced at once, as the embedded `ServiceToken` follows a rotation,
+instead of being refused by every node reader until its renewal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from jose import jws
+from jose.backends.cryptography_backend import CryptographyRSAKey
+
+from app.authn import Claims, TokenRejected
+from app.authn.verify import ALGORITHM, MIN_RSA_BITS
+from app.core.errors import Unavailable
+from app.gateway.service_token import RENEW_FRACTION
+
+log = logging.getLogger(__name__)
+
+LOGIN_PATH = "/acs/api/v1/auth/login"
+# As the dcos CLI's service login tokens (reference §5): only good for this one exchange.
+LOGIN_TOKEN_LIFETIME = 300
+LOGIN_TIMEOUT = 10.0
+MAX_ANSWER_BYTES = 64 * 1024
+# After a failed login, the least wait before the next attempt: a wrong key or a missing
+# account must not hammer the IAM (which would lock the uid out with 429s besides).
+RETRY_INTERVAL = 5.0
+
+
+class TokenVerifier(Protocol):
+    async def verify(self, token: str) -> Claims: ...
+
+
+class ServiceKey:
+    """The service account's private key, loaded and checked once, at start-up."""
+
+    def __init__(self, pem: bytes, *, source: str) -> None:
+        try:
+            key = load_pem_private_key(pem, password=None)
+        except (ValueError, TypeError) as exc:
+            # Never the parser's text: it might quote the file.
+            raise ValueError(f"{source}: not an unencrypted PEM private key") from exc
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError(f"{source}: not an RSA private key (service login is RS256)")
+        if key.key_size < MIN_RSA_BITS:
+            raise ValueError(f"{source}: RSA key of {key.key_size} bits (minimum {MIN_RSA_BITS})")
+        self._signer = CryptographyRSAKey(key, ALGORITHM)
+
+    @classmethod
+    def from_file(cls, path: Path) -> ServiceKey:
+        try:
+            pem = path.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+        key = cls(pem, source=str(path))
+        if path.stat().st_mode & 0o077:
+            log.warning("%s is readable by group or others: make it mode 0600", path)
+        return key
+
+    def login_token(self, uid: str, *, now: float) -> str:
+        """A service login token: header {alg: RS256, typ: JWT}, claims {uid, exp}."""
+        claims = {"uid": uid, "exp": int(now) + LOGIN_TOKEN_LIFETIME}
+        token: str = jws.sign(claims, self._signer, algorithm=ALGORITHM)
+        return token
+
+
+class _LoginFailed(Exception):
+    pass
+
+
+class RemoteServiceToken:
+    """A `ServiceCredential`: `await token()` -> the current auth token for `uid`."""
+
+    def __init__(
+        self,
+        iam_url: str,
+        uid: str,
+        key: ServiceKey,
+        *,
+        client: httpx.AsyncClient,
+        verifier: TokenVerifier,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        base = httpx.URL(iam_url)
+        self.url = base.copy_with(path=base.path.rstrip("/") + LOGIN_PATH)
+        self.uid = uid
+        self._key = key
+        self._client = client
+        self._verifier = verifier
+        self._clock = clock
+        self._monotonic = monotonic
+        self._lock = asyncio.Lock()
+        self._current: str | None = None
+        self._exp = 0.0
+        self._renew_at = 0.0
+        self._retry_at = -math.inf  # monotonic
+        self._last_failure = ""
+
+    async def __call__(self) -> str:
+        current = await self._usable(renewing=True)
+        if current is not None:
+            return current
+        async with self._lock:
+            # Whoever waited here behind a login finds it done.
+            current = await self._usable(renewing=True)
+            if current is not None:
+                return current
+            fallback = await self._usable(renewing=False)
+            if self._monotonic() < self._retry_at:
+                return self._or_fail(fallback)
+            try:
+                self._current, self._exp = await self._login()
+            except _LoginFailed as exc:
+                self._retry_at = self._monotonic() + RETRY_INTERVAL
+                self._last_failure = str(exc)
+                kept = "keeping the current token" if fallback else "no token"
+                log.warning(
+                    "service login of %r at %s failed: %s; %s", self.uid, self.url, exc, kept
+                )
+                return self._or_fail(fallback)
+            now = self._clock()
+            self._renew_at = now + max(self._exp - now, 0.0) * (1 - RENEW_FRACTION)
+            return self._current
+
+    def invalidate(self) -> None:
+        """Log in again on the next call."""
+        self._current = None
+
+    async def _usable(self, *, renewing: bool) -> str | None:
+        """The current token if it is still good: before its renewal time (`renewing`) or
+        before it expires, and signed with a key the IAM still publishes."""
+        current = self._current
+        if current is None or self._clock() >= (self._renew_at if renewing else self._exp):
+            return None
+        try:
+            await self._verifier.verify(current)
+        except TokenRejected:
+            if self._current is current:
+                self._current = None
+            return None
+        except Unavailable:
+            pass  # the JWKS cannot be fetched now: the readers keep their keys too
+        return current
+
+    def _or_fail(self, fallback: str | None) -> str:
+        if fallback is None:
+            raise Unavailable(f"service login at the IAM failed: {self._last_failure}")
+        return fallback
+
+    async def _login(self) -> tuple[str, float]:
+        body = {"uid": self.uid, "token": self._key.login_token(self.uid, now=self._clock())}
+        request = httpx.Request(
+            "POST",
+            self.url,
+            json=body,
+            headers={"Accept": "application/json"},
+            extensions={"timeout": httpx.Timeout(LOGIN_TIMEOUT).as_dict()},
+        )
+        try:
+            response = await self._client.send(
+                request, auth=None, follow_redirects=False, stream=True
+            )
+            try:
+                if response.status_code != 200:
+                    raise _LoginFailed(f"HTTP {response.status_code}")
+                answer = await _read_bounded(response)
+            finally:
+                await response.aclose()
+        except httpx.TimeoutException:
+            raise _LoginFailed(f"timed out after {LOGIN_TIMEOUT} s") from None
+        except httpx.HTTPError as exc:
+            raise _LoginFailed(f"cannot reach the IAM ({type(exc).__name__})") from None
+        token = _token_of(answer)
+        try:
+            claims = await self._verifier.verify(token)
+        except TokenRejected as exc:
+            raise _LoginFailed(f"its token does not verify by its JWKS ({exc.reason})") from None
+        except Unavailable:
+            raise _LoginFailed("its JWKS cannot be fetched to verify the token") from None
+        if claims.uid != self.uid:
+            raise _LoginFailed("its token is for another uid")
+        return token, float(claims.exp)
+
+
+async def _read_bounded(response: httpx.Response) -> bytes:
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES:
+            raise _LoginFailed(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+    return bytes(body)
+
+
+def _token_of(answer: bytes) -> str:
+    try:
+        document = json.loads(answer)
+    except (ValueError, RecursionError):
+        raise _LoginFailed("answer is not JSON") from None
+    token = document.get("token") if isinstance(document, dict) else None
+    if not isinstance(token, str) or not token:
+        raise _LoginFailed("answer has no token")
+    return token
