@@ -19,11 +19,10 @@ import orjson
 
 from app.cli.credentials import Credentials
 from app.cli.http import EXIT_DENIED, EXIT_USAGE, CliError
-from app.cli.logs_source import Request, Source, Window
+from app.cli.logs_output import BadEntry
+from app.cli.logs_source import JSON, SSE, Request, Source, Window
 from app.cli.logs_sse import SseParser
 
-JSON = "application/json"
-SSE = "text/event-stream"
 CONNECT_TIMEOUT = 10.0
 # The node reader sends an SSE ping after 15 s without entries; four missed pings mean the
 # connection is dead even if no error says so (a silently dropped peer, a stuck proxy).
@@ -129,14 +128,32 @@ def read_range(
 
 def last_cursor(client: httpx.Client, source: Source, window: Window) -> str | None:
     """The cursor of the window's newest entry (None when it has none): where `-n 0
-    --follow` starts, so that it prints only what comes after."""
-    found: list[bytes] = []
-    newest = Window(lines=1, since=window.since, filters=window.filters)
-    read_range(client, source.route.range(newest), found.extend)
-    if not found:
+    --follow` starts, so that it prints only what comes after. From an SSE range, the
+    event's id if it has one (a merged read's composite cursor), else the entry's own."""
+    route = source.route
+    newest = route.range(Window(lines=1, since=window.since, filters=window.filters))
+    response = _get(client, newest, {"Accept": route.newest_accept})
+    try:
+        check(response)
+        body = response.read()
+    finally:
+        response.close()
+    if response.headers.get("content-type", "").startswith(SSE):
+        events = SseParser().feed(body + b"\n\n")
+        if events and events[-1].id:
+            return events[-1].id
+        lines = [event.data for event in events]
+    else:
+        lines = [line for line in body.split(b"\n") if line.strip()]
+    if not lines:
         return None
-    cursor = orjson.loads(found[-1]).get("cursor")
-    return cursor if isinstance(cursor, str) else None
+    try:
+        cursor = orjson.loads(lines[-1]).get("cursor")
+    except (orjson.JSONDecodeError, AttributeError):
+        cursor = None
+    if not isinstance(cursor, str):
+        raise BadEntry(f"no cursor in the newest entry: {lines[-1][:80]!r}")
+    return cursor
 
 
 def follow(
@@ -172,6 +189,8 @@ def follow(
                     parser = SseParser()
                     for chunk in response.iter_bytes():
                         events = parser.feed(chunk)
+                        while parser.comments:
+                            note(parser.comments.pop(0))
                         if events:
                             entries([event.data for event in events])
                             delay = BACKOFF_FIRST  # the connection was worth having

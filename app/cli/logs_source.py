@@ -6,8 +6,10 @@ Two dialects of the same node reader (reference/dcos-logs-api.md §1.3, §2.2): 
 task's stdout/stderr) has one URL whose Accept header decides between range and follow, and
 counts back with a negative `skip`. Both take `cursor`, `since` and `filter`.
 
-A new kind of source (the merged `role` and `app` streams, say) is one `SourceKind` in
-`SOURCE_KINDS`: its positional arguments and a function building its `Source`.
+A kind of source is one `SourceKind` in `SOURCE_KINDS`: its positional arguments and a
+function building its `Source`. The merged `role` and `app` reads (every agent's lines of a
+Mesos role's or a Marathon app's tasks, in time order, resumable by a composite cursor) are
+v1 routes like a node's.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ DEFAULT_LINES = 10  # as `journalctl` and `dcos node log`/`dcos task log`
 TASK_FILES = ("stdout", "stderr")
 MASTER_LOGS = "/system/v1/logs"
 LEADER_LOGS = "/system/v1/leader/mesos/logs"
+JSON = "application/json"
+SSE = "text/event-stream"
 
 # The node reader's rule for filter fields (app/node/params.py), checked here so that a bad
 # --filter is a usage error (exit 2) before anything is sent.
@@ -131,6 +135,11 @@ class Request:
 
 
 class Route(Protocol):
+    @property
+    def newest_accept(self) -> str:
+        """The format in which a range's newest entry tells where to follow on from."""
+        ...
+
     def range(self, window: Window) -> Request: ...
 
     def stream(self, window: Window) -> Request: ...
@@ -138,9 +147,12 @@ class Route(Protocol):
 
 @dataclass(frozen=True)
 class V1Route:
-    """`<base>/range/` and `<base>/stream/`; last N is `skip_prev=N`."""
+    """`<base>/range/` and `<base>/stream/`; last N is `skip_prev=N`. A merged read's
+    entries carry node cursors, and only its SSE ids (on ranges too) the composite cursor
+    it resumes from; a node's v1 range sends SSE without ids, its entries with cursors."""
 
     base: str  # e.g. /system/v1/logs/v1
+    newest_accept: str = SSE
 
     def range(self, window: Window) -> Request:
         return Request(f"{self.base}/range/", tuple(self._params(window)))
@@ -160,6 +172,7 @@ class V2Route:
     """One URL for range and follow (the Accept header decides); last N is `skip=-N`."""
 
     path: str
+    newest_accept: str = JSON  # SSE would follow
 
     def range(self, window: Window) -> Request:
         return Request(self.path, tuple(self._params(window)))
@@ -249,9 +262,28 @@ def _leader(args: SourceArgs) -> Source:
     return node_source("leader", LEADER_LOGS, args.unit)
 
 
-def _task(args: SourceArgs) -> Source:
+def _no_unit(args: SourceArgs, what: str) -> None:
     if args.unit is not None:
-        raise usage("--unit applies to agent, master and leader logs, not to a task")
+        raise usage(f"--unit applies to agent, master and leader logs, not to {what}")
+
+
+def _role(args: SourceArgs) -> Source:
+    _no_unit(args, "a role")
+    role = args.values["role"]
+    return Source(label=f"role {role}", route=V1Route(f"{MASTER_LOGS}/v1/role/{_seg(role)}"))
+
+
+def _app(args: SourceArgs) -> Source:
+    _no_unit(args, "an app")
+    # Marathon app ids are absolute; `prod/web` means `/prod/web`. The gateway takes the id's
+    # slashes as path separators and refuses ids that are not canonical.
+    app_id = "/" + args.values["app_id"].strip("/")
+    route = V1Route(f"{MASTER_LOGS}/v1/app{quote(app_id, safe='/')}")
+    return Source(label=f"app {app_id}", route=route)
+
+
+def _task(args: SourceArgs) -> Source:
+    _no_unit(args, "a task")
     task, file = args.values["task"], args.values["file"]
     # The gateway finds the task by id or name (409 when several match).
     route = V2Route(f"{MASTER_LOGS}/v2/task/{_seg(task)}/file/{file}")
@@ -275,6 +307,18 @@ SOURCE_KINDS: tuple[SourceKind, ...] = (
             Positional("file", "stdout (default) or stderr", TASK_FILES, "stdout"),
         ),
         _task,
+    ),
+    SourceKind(
+        "role",
+        "every task of a Mesos role, all agents merged in time order",
+        (Positional("role", "the Mesos role, e.g. prod"),),
+        _role,
+    ),
+    SourceKind(
+        "app",
+        "every task of a Marathon app or group, all agents merged in time order",
+        (Positional("app_id", "the app or group id, e.g. /prod/web or /prod"),),
+        _app,
     ),
 )
 

@@ -3,7 +3,8 @@
 
 Only whole events come out, each with the last event id as of its dispatch: an event cut off
 by a lost connection never reaches the caller, so resuming with `Last-Event-ID` set to the
-last dispatched id neither loses nor repeats one.
+last dispatched id neither loses nor repeats one. Comments other than the keepalive (a merged
+read's "agent … unavailable") are kept in `comments` for the caller to show.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 MAX_EVENT_BYTES = 16 * 1024 * 1024  # far above a journal entry (journald caps one at 768 MiB,
 # but the node reader's lines are task lines and unit messages)
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+KEEPALIVE = "ping"
 
 
 class SseError(ValueError):
@@ -29,6 +31,7 @@ class Event:
 class SseParser:
     def __init__(self, *, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
         self.last_id: str | None = None  # as of the last dispatched event
+        self.comments: list[str] = []
         self._max = max_event_bytes
         self._buffer = bytearray()
         self._data: list[bytes] = []
@@ -55,7 +58,10 @@ class SseParser:
         if not line:
             return self._dispatch()
         if line.startswith(b":"):
-            return None  # a comment: the server's keepalive
+            comment = line[1:].decode("utf-8", "replace").strip()
+            if comment and comment != KEEPALIVE:
+                self.comments.append(comment)
+            return None
         name, _, value = line.partition(b":")
         if value.startswith(b" "):
             value = value[1:]

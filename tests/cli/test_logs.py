@@ -21,6 +21,7 @@ from app.cli.logs_output import (
     DIM,
     RED,
     YELLOW,
+    BadEntry,
     JsonFormatter,
     LogEntry,
     Printer,
@@ -28,9 +29,18 @@ from app.cli.logs_output import (
     Style,
     TextFormatter,
 )
-from app.cli.logs_read import BACKOFF_FIRST, BACKOFF_MAX, Target, check, follow, ndjson
+from app.cli.logs_read import (
+    BACKOFF_FIRST,
+    BACKOFF_MAX,
+    Target,
+    check,
+    follow,
+    last_cursor,
+    ndjson,
+)
 from app.cli.logs_source import (
     DEFAULT_LINES,
+    Request,
     SourceArgs,
     V1Route,
     V2Route,
@@ -209,6 +219,23 @@ def test_v2_route_parameters() -> None:
             "/system/v1/logs/v2/task/web.prod/file/stderr",
             "task web.prod stderr",
         ),
+        ("role", {"role": "prod"}, None, "/system/v1/logs/v1/role/prod/range/", "role prod"),
+        ("role", {"role": "a/b"}, None, "/system/v1/logs/v1/role/a%2Fb/range/", "role a/b"),
+        (
+            "app",
+            {"app_id": "/prod/web"},
+            None,
+            "/system/v1/logs/v1/app/prod/web/range/",
+            "app /prod/web",
+        ),
+        (
+            "app",
+            {"app_id": "prod/web/"},
+            None,
+            "/system/v1/logs/v1/app/prod/web/range/",
+            "app /prod/web",
+        ),
+        ("app", {"app_id": "/a b"}, None, "/system/v1/logs/v1/app/a%20b/range/", "app /a b"),
         (
             "task",
             {"task": "a b/c", "file": "stdout"},
@@ -227,10 +254,22 @@ def test_sources(
     assert (source.task_file is not None) == (kind == "task")
 
 
-def test_a_task_has_no_unit() -> None:
+@pytest.mark.parametrize(
+    "values", [{"task": "t", "file": "stdout"}, {"role": "prod"}, {"app_id": "/prod"}]
+)
+def test_only_nodes_have_units(values: dict[str, str]) -> None:
+    kind = {"task": "task", "role": "role", "app_id": "app"}[next(iter(values))]
     with pytest.raises(CliError) as err:
-        build("task", "u.service", task="t", file="stdout")
+        build(kind, "u.service", **values)
     assert err.value.code == EXIT_USAGE
+    assert "--unit" in str(err.value)
+
+
+def test_merged_streams_follow_on_from_a_v1_stream_url() -> None:
+    route = build("role", role="prod").route
+    assert route.stream(Window(lines=0, cursor="m1.x")) == Request(
+        "/system/v1/logs/v1/role/prod/stream/", (("cursor", "m1.x"),)
+    )
 
 
 def test_a_task_header_names_the_task_and_agent_of_its_first_line() -> None:
@@ -278,6 +317,12 @@ def test_sse_cr_at_a_chunk_end_waits_for_a_possible_lf() -> None:
     parser = SseParser()
     assert parser.feed(b"data: x\r") == []
     assert parser.feed(b"\n\r\n") == [Event(b"x", None)]
+
+
+def test_sse_comments_other_than_the_keepalive_are_kept() -> None:
+    parser = SseParser()
+    parser.feed(b": ping\n\n: agent S1 unavailable: refused\n\n:\n\ndata: x\n\n")
+    assert parser.comments == ["agent S1 unavailable: refused"]
 
 
 def test_sse_refuses_an_endless_event() -> None:
@@ -615,6 +660,12 @@ def test_follow_resumes_after_the_last_whole_event() -> None:
     assert sleeps == [BACKOFF_FIRST, 1, 2, BACKOFF_FIRST, 1]
 
 
+def test_follow_shows_the_gateways_comments() -> None:
+    script: Script = [sse(b": ping\n\n: agent S1 unavailable\n\n" + event("c1", "one"))]
+    _, _, notes, _ = run_follow(script, stop_after=1)
+    assert notes == ["agent S1 unavailable"]
+
+
 def test_follow_backoff_is_bounded() -> None:
     script: Script = [sse(event("c1", "one"), httpx.ReadError("reset"))]
     script += [refused] * 8
@@ -723,3 +774,56 @@ def test_options_go_before_or_after_the_source() -> None:
     assert planned("-o", "json", "master", "-o", "raw").output == "raw"  # the later one
     assert planned("--unit", "x", "leader").source.label == "leader, unit x.service"
     assert planned("leader", "--url", "http://a").target == Target("http://a", None)
+
+
+# --- Where `-n 0 --follow` starts ---------------------------------------------------------------
+
+
+def newest(
+    kind: str, answer: Callable[[httpx.Request], httpx.Response], **values: str
+) -> tuple[str | None, httpx.Request]:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return answer(request)
+
+    client = httpx.Client(base_url="http://gw", transport=httpx.MockTransport(handler))
+    cursor = last_cursor(client, build(kind, **values), Window(lines=0, filters=(("A", "1"),)))
+    return cursor, seen[0]
+
+
+def body(media: str, data: bytes) -> Callable[[httpx.Request], httpx.Response]:
+    return lambda _: httpx.Response(200, headers={"content-type": media}, content=data)
+
+
+def test_a_node_follows_on_from_its_newest_entrys_cursor() -> None:
+    entry = b'data: {"fields":{"MESSAGE":"m"},"cursor":"s=1;i=2"}\n\n'
+    cursor, request = newest("master", body("text/event-stream", entry))
+    assert cursor == "s=1;i=2"
+    assert request.url.path == "/system/v1/logs/v1/range/"
+    assert request.url.params.multi_items() == [("skip_prev", "1"), ("filter", "A:1")]
+    assert request.headers["accept"] == "text/event-stream"  # a range: no follow on v1
+
+
+def test_a_merged_read_follows_on_from_the_composite_id() -> None:
+    event = b'id: m1.abc\ndata: {"fields":{"MESSAGE":"m"},"cursor":"s=1;i=2"}\n\n'
+    cursor, _ = newest("app", body("text/event-stream", event), app_id="/prod")
+    assert cursor == "m1.abc"
+
+
+def test_a_v2_source_follows_on_from_its_json_cursor() -> None:
+    ndjson_body = b'{"fields":{},"cursor":"s=0"}\n{"fields":{},"cursor":"s=9"}\n'
+    cursor, request = newest("task", body("application/json", ndjson_body), task="t", file="stdout")
+    assert cursor == "s=9"
+    assert request.headers["accept"] == "application/json"  # SSE would follow on v2
+    assert request.url.params.get("skip") == "-1"
+
+
+def test_nothing_yet_means_from_the_start_and_errors_are_errors() -> None:
+    assert newest("master", lambda _: httpx.Response(204))[0] is None
+    with pytest.raises(BadEntry):
+        newest("master", body("text/event-stream", b'data: {"fields":{}}\n\n'))
+    with pytest.raises(CliError) as err:
+        newest("master", status(403, "no"))
+    assert err.value.code == EXIT_DENIED

@@ -335,6 +335,46 @@ def test_json_and_raw(dev: Dev) -> None:
     )
 
 
+def test_role_and_app_merge_every_agent(dev: Dev) -> None:
+    tasks = dev.cluster.tasks
+    role = dev.dev_task.task.role
+    assert role
+    in_role = {t.task.id for t in tasks if t.task.role == role}
+    out = ok(logs(dev, "role", role, "-n", "8", "-o", "json"))
+    found = [orjson.loads(line) for line in out]
+    assert len(found) == 8
+    assert {e["fields"]["TASK_ID"] for e in found} <= in_role
+    times = [e["realtime_timestamp"] for e in found]
+    assert times == sorted(times)  # one time order across agents
+    prod = [t for t in tasks if t.app_id == PROD_WEB]
+    for task in prod:
+        wait_lines(dev, task, "stdout", 5)
+    # Without the leading slash too; a group covers its apps.
+    for app in (PROD_WEB.lstrip("/"), PROD_WEB.rsplit("/", 1)[0]):
+        out = ok(logs(dev, "app", app, "-n", "12", "-o", "json"))
+        found = [orjson.loads(line) for line in out]
+        assert len(found) == 12
+        assert {e["fields"]["TASK_ID"] for e in found} == {t.task.id for t in prod}
+    text = ok(logs(dev, "app", PROD_WEB, "-n", "3"))
+    assert len(text) == 3
+    names = {f" {t.task.name}[" for t in prod}
+    assert all(SHORT_LINE.match(line) and any(n in line for n in names) for line in text), text
+
+
+def test_a_merged_follow_of_new_lines_only(dev: Dev) -> None:
+    """`-n 0 -f` on a merged read starts from the composite cursor of its newest entry."""
+    path = f"/system/v1/logs/v1/app{PROD_WEB}/range/"
+    before = {e["cursor"] for e in entries(dev, path, skip_prev=200)}
+    with running(
+        argv("app", PROD_WEB, "-f", "-n", "0", "-o", "json"), command_env(dev, dev.token)
+    ) as r:
+        r.wait_out(4)
+        assert r.interrupt() == 0
+    followed = [orjson.loads(line)["cursor"] for line in r.out]
+    assert not set(followed) & before
+    assert len(set(followed)) == len(followed)
+
+
 # --- Follow ------------------------------------------------------------------------------------
 
 
@@ -427,6 +467,29 @@ def test_follow_new_lines_only(dev: Dev) -> None:
     assert cursors.index(followed[0]["cursor"]) > cursors.index(before[-1]["cursor"])
 
 
+def test_a_reader_that_goes_away_ends_a_follow_quietly(dev: Dev) -> None:
+    """`logway logs … -f | head -1`: the next write finds the pipe closed."""
+    proc = subprocess.Popen(
+        argv("master", "-f", "-n", "1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=command_env(dev, dev.token),
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    try:
+        assert proc.stdout.readline()
+        proc.stdout.close()
+        assert proc.wait(COMMAND_TIMEOUT) == 0  # the master's service writes every second
+        assert proc.stderr.read() == b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+
 class Relay:
     """A TCP relay on MASTER to the gateway that the test can cut: close every connection
     (the client sees its stream end mid-response), and stop or start listening (refused)."""
@@ -501,14 +564,14 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
         src.close()
 
 
-def test_follow_survives_cuts_without_losing_or_repeating_a_line(dev: Dev) -> None:
-    task = dev.dev_task
-    wait_lines(dev, task, "stdout", 3)
+def follow_through_cuts(dev: Dev, *args: str) -> Running:
+    """`logway logs … -f` through a relay cut twice: its connections closed while it still
+    listens, then closed and refused until a reconnect attempt was refused. The finished
+    process, interrupted once it printed three more lines after each cut."""
     relay = Relay((MASTER, dev.cluster.config.gateway_port))
     relay.listen()
     try:
-        args = argv("task", task.task.id, "-f", "-n", "3", "--url", relay.url)
-        with running(args, command_env(dev, dev.token)) as r:
+        with running(argv(*args, "-f", "--url", relay.url), command_env(dev, dev.token)) as r:
             r.wait_out(5)
             relay.cut()  # the stream ends mid-response; reconnecting works at once
             r.wait_err("reconnected")
@@ -526,7 +589,30 @@ def test_follow_survives_cuts_without_losing_or_repeating_a_line(dev: Dev) -> No
     notes = [line for line in r.err if "reconnecting in" in line]
     assert len(notes) >= 2, r.err
     assert all(line.startswith("logway logs: ") for line in r.err), r.err
+    return r
+
+
+def test_a_task_follow_survives_cuts_without_losing_or_repeating_a_line(dev: Dev) -> None:
+    task = dev.dev_task
+    wait_lines(dev, task, "stdout", 3)
+    r = follow_through_cuts(dev, "task", task.task.id, "-n", "3")
     assert_run_of(r.out, messages(dev, task))
+
+
+def test_a_merged_follow_survives_cuts_without_losing_or_repeating_a_line(dev: Dev) -> None:
+    """A whole app on every agent: the relay cuts a stream resumed by a composite cursor."""
+    r = follow_through_cuts(dev, "app", PROD_WEB, "-n", "3", "-o", "json")
+    followed = [orjson.loads(line) for line in r.out]
+    cursors = [e["cursor"] for e in followed]
+    assert len(set(cursors)) == len(cursors)  # nothing twice
+    merged = entries(dev, f"/system/v1/logs/v1/app{PROD_WEB}/range/", skip_prev=2000)
+    agents = {e["fields"]["AGENT_ID"] for e in followed}
+    assert agents <= {t.agent_id for t in dev.cluster.tasks if t.app_id == PROD_WEB}
+    for agent in agents:  # nothing missing in between, agent by agent
+        assert_run_of(
+            [e["cursor"] for e in followed if e["fields"]["AGENT_ID"] == agent],
+            [e["cursor"] for e in merged if e["fields"]["AGENT_ID"] == agent],  # type: ignore[index]
+        )
 
 
 # --- Who may read, and errors ----------------------------------------------------------------
@@ -555,6 +641,14 @@ def test_denied_is_exit_3(dev: Dev, users: dict[str, str]) -> None:
     for args in (("task", prod.task.id), ("agent", prod.agent_id), ("master",)):
         done = logs(dev, *args, token=users["devs"])
         assert done.returncode == 3, (args, done.stderr)
+    # Merged reads: the tasks the caller may read, 403 when there are none.
+    devs_role = ok(logs(dev, "role", own.task.role, "-n", "5", "-o", "json", token=users["devs"]))
+    dev_ids = {t.task.id for t in dev.cluster.tasks if t.app_id.startswith("/dev/")}
+    assert {orjson.loads(line)["fields"]["TASK_ID"] for line in devs_role} <= dev_ids
+    for args in (("role", prod.task.role), ("app", PROD_WEB)):
+        done = logs(dev, *args, token=users["devs"])
+        assert done.returncode == 3, (args, done.stderr)
+        assert "denied (403)" in done.stderr
     anonymous = logs(dev, "master", token=None)
     assert anonymous.returncode == 3
     assert "not authenticated (401)" in anonymous.stderr
