@@ -1,7 +1,8 @@
-"""`logway logs`: read or follow a node's journal, a systemd unit's or a task's output
-through the gateway.
+"""`logway logs`: read or follow a node's journal, a systemd unit's, a task's output, or
+every task of a role or app merged across agents, through the gateway.
 
     logway logs agent AGENT_ID | master | leader | task NAME_OR_ID [stdout|stderr]
+                | role ROLE | app APP_ID
         [-f] [-n N|all] [--since WHEN] [--filter FIELD:VALUE]... [--unit UNIT]
         [-o text|json|raw] [--url URL]
 
@@ -47,6 +48,8 @@ examples:
   logway logs leader --unit dcos-mesos-master -n 50
   logway logs agent <id> --since 10m --filter STREAM:STDERR -o json
   logway logs master --since 2026-01-02T15:04:05Z -n all
+  logway logs app /prod -f                  every /prod task on every agent, merged
+  logway logs role dev -n 50 -o json
 
 -n defaults to 10 (with --since: every line since then); -n 0 -f prints only new lines.
 --unit reads one systemd unit's lines (UNIT or _SYSTEMD_UNIT; `.service` is added when the
@@ -75,7 +78,7 @@ _OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
             "values are ORed, fields ANDed)",
         },
     ),
-    (("--unit",), {"metavar": "UNIT", "help": "one systemd unit's lines (not for a task)"}),
+    (("--unit",), {"metavar": "UNIT", "help": "one systemd unit's lines (agent, master, leader)"}),
     (
         ("-o", "--output"),
         {"choices": OUTPUTS, "default": "text", "help": "text (default), json or raw"},
@@ -89,7 +92,8 @@ def add_parser(commands: Any) -> None:
     p: argparse.ArgumentParser = commands.add_parser(
         "logs",
         help="read or follow logs through the gateway",
-        description="Read or follow a node's, a systemd unit's or a task's logs.",
+        description="Read or follow a node's, a systemd unit's, a task's, a role's or an "
+        "app's logs.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -4,8 +4,9 @@
 A follow resumes where it stopped: after a refused or reset connection, a read error or
 timeout, or a stream the gateway ended, it reconnects with `Last-Event-ID` set to the id of
 the last whole event it printed (the node reader resumes right after that entry), waiting a
-little longer each time up to `BACKOFF_MAX`. It gives up only when the gateway answers with
-an error that waiting cannot fix (a 4xx), and never while the user still wants lines.
+little longer each time up to `BACKOFF_MAX`, for as long as the user wants lines. It gives
+up only when the gateway answers with an error that waiting cannot fix: any status but
+502/503/504 (the gateway up, the node not), e.g. a 401 once the token has expired.
 """
 
 from __future__ import annotations
@@ -208,8 +209,8 @@ def follow(
 
 
 def describe(exc: httpx.TransportError) -> str:
-    if isinstance(exc, httpx.ConnectError):
-        return f"cannot connect ({exc})"
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return f"cannot connect ({exc or 'timed out'})"
     if isinstance(exc, httpx.TimeoutException):
         return f"no data for {READ_TIMEOUT:g} s"
     if isinstance(exc, httpx.RemoteProtocolError):

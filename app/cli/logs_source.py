@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from urllib.parse import quote
 
@@ -39,6 +39,7 @@ SSE = "text/event-stream"
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _RELATIVE = re.compile(r"(?:(\d+)([smhdw]))+")
 _RELATIVE_PART = re.compile(r"(\d+)([smhdw])")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # systemd's unit types: a --unit without one of these gets `.service`, as `dcos node log
 # --component` does.
@@ -107,7 +108,9 @@ def parse_since(raw: str, *, now: float | None = None) -> int:
             f"--since {raw!r}: expected RFC 3339 (2026-01-02T15:04:05Z) "
             "or a time ago (30s, 10m, 2h, 1d)"
         ) from None
-    return int(parsed.timestamp() * 1_000_000)  # naive: astimezone's local time
+    if parsed.tzinfo is None:
+        parsed = parsed.astimezone()  # the local time zone
+    return (parsed - _EPOCH) // timedelta(microseconds=1)  # exact, unlike float seconds
 
 
 def parse_filter(raw: str) -> tuple[str, str]:
