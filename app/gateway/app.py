@@ -117,7 +117,17 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
             finally:
                 await cluster.close()
 
-    app = FastAPI(title="Logway gateway", version="1", lifespan=lifespan, redirect_slashes=False)
+    # No /docs or /openapi.json: openapi/gateway.json is the complete document (`make openapi`),
+    # and every path the gateway serves is in its route table (public ones by decision).
+    app = FastAPI(
+        title="Logway gateway",
+        version="1",
+        lifespan=lifespan,
+        redirect_slashes=False,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.iam = iam  # None with a remote IAM
     app.state.authenticator = authenticator
     app.state.authorizer = authorizer

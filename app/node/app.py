@@ -55,6 +55,11 @@ def create_app(settings: NodeSettings) -> FastAPI:
         lifespan=lifespan,
         redirect_slashes=False,
         dependencies=[Depends(require_caller)],
+        # Starlette serves /docs and /openapi.json outside the dependencies, so they would be
+        # open to anyone; openapi/node.json is the document (`make openapi`).
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.authenticator = None  # set in the lifespan unless --no-auth
     app.state.heartbeat = settings.heartbeat_interval

@@ -142,3 +142,9 @@ def test_refused_credentials_are_audited_without_the_token(
     assert expected in text
     assert secret not in text
     assert "c2VjcmV0" not in text
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json"])
+def test_no_framework_documents(cluster_gateway: tuple[str, Path], path: str) -> None:
+    # Not in the route table, so not served: openapi/gateway.json is the document.
+    assert httpx.get(f"{cluster_gateway[0]}{path}", timeout=10).status_code == 404

@@ -94,3 +94,10 @@ def test_a_stream_ends_when_the_token_expires(base: str, keys: DevKeys) -> None:
         for _ in r.iter_bytes():
             pass
     assert time.monotonic() - started < 8
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json"])
+def test_no_framework_documents_outside_the_authentication(base: str, path: str) -> None:
+    # Starlette would serve these without the app's dependencies; openapi/node.json is the
+    # document.
+    assert httpx.get(f"{base}{path}", timeout=10).status_code == 404
