@@ -1,0 +1,220 @@
+"""The gateway's token from a remote IAM (`RemoteServiceToken`): one service login, reused,
+renewed at half its life, replaced when the IAM stops publishing its key, kept through a
+failed renewal; and the key it logs in with (`ServiceKey`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jose import jwt
+
+from app.authn import Claims, Reason, TokenRejected
+from app.core.errors import Unavailable
+from app.gateway.service_login import (
+    LOGIN_TOKEN_LIFETIME,
+    RETRY_INTERVAL,
+    RemoteServiceToken,
+    ServiceKey,
+)
+
+UID = "logway-gateway"
+LIFETIME = 3600
+
+
+def pem_of(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+PUBLIC_PEM = RSA_KEY.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+)
+
+
+@dataclass
+class Clock:
+    now: float = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class FakeIam:
+    """Logins answer `"<uid>|<exp>|<n>"` tokens; the verifier reads them back. `down` refuses
+    connections; `unpublished` tokens fail verification as with a key the IAM dropped."""
+
+    clock: Clock
+    uid: str = UID
+    logins: list[dict[str, str]] = field(default_factory=list)
+    down: bool = False
+    status: int = 200
+    unpublished: set[str] = field(default_factory=set)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("refused", request=request)
+        assert request.url.path == "/acs/api/v1/auth/login"
+        self.logins.append(json.loads(request.content))
+        if self.status != 200:
+            return httpx.Response(self.status, text="Login failed")
+        exp = int(self.clock()) + LIFETIME
+        return httpx.Response(200, json={"token": f"{self.uid}|{exp}|{len(self.logins)}"})
+
+    async def verify(self, token: str) -> Claims:
+        uid, exp, _ = token.split("|")
+        if token in self.unpublished:
+            raise TokenRejected(Reason.UNKNOWN_KID)
+        if self.clock() >= int(exp):
+            raise TokenRejected(Reason.EXPIRED)
+        return Claims(uid=uid, exp=int(exp))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def iam(clock: Clock) -> FakeIam:
+    return FakeIam(clock)
+
+
+@pytest.fixture
+async def token(iam: FakeIam, clock: Clock) -> AsyncIterator[RemoteServiceToken]:
+    key = ServiceKey(pem_of(RSA_KEY), source="test key")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(iam)) as client:
+        yield RemoteServiceToken(
+            "http://iam.test/",
+            UID,
+            key,
+            client=client,
+            verifier=iam,
+            clock=clock,
+            monotonic=clock,  # one fake clock for both
+        )
+
+
+async def test_one_login_reused_then_renewed_at_half_life(
+    token: RemoteServiceToken, iam: FakeIam, clock: Clock
+) -> None:
+    first = await token()
+    assert first.endswith("|1")
+    clock.now += LIFETIME * 0.5 - 1
+    assert await token() == first
+    clock.now += 2
+    second = await token()
+    assert second.endswith("|2")
+    assert len(iam.logins) == 2
+    token.invalidate()
+    assert (await token()).endswith("|3")
+
+
+async def test_the_login_is_a_service_login_signed_with_the_key(
+    token: RemoteServiceToken, iam: FakeIam, clock: Clock
+) -> None:
+    await token()
+    (body,) = iam.logins
+    assert body["uid"] == UID
+    # The fake clock is in 1970: the signature is checked, not the expiry against today.
+    claims = jwt.decode(
+        body["token"], PUBLIC_PEM.decode(), algorithms=["RS256"], options={"verify_exp": False}
+    )
+    assert claims == {"uid": UID, "exp": int(clock.now) + LOGIN_TOKEN_LIFETIME}
+    assert jwt.get_unverified_header(body["token"]) == {"alg": "RS256", "typ": "JWT"}
+
+
+async def test_concurrent_callers_share_one_login(token: RemoteServiceToken, iam: FakeIam) -> None:
+    tokens = await asyncio.gather(*(token() for _ in range(20)))
+    assert set(tokens) == {tokens[0]}
+    assert len(iam.logins) == 1
+
+
+async def test_a_token_whose_key_the_iam_dropped_is_replaced_at_once(
+    token: RemoteServiceToken, iam: FakeIam
+) -> None:
+    first = await token()
+    iam.unpublished.add(first)
+    second = await token()
+    assert second != first
+    assert len(iam.logins) == 2
+
+
+async def test_a_failed_renewal_keeps_the_valid_token_and_retries_later(
+    token: RemoteServiceToken, iam: FakeIam, clock: Clock
+) -> None:
+    first = await token()
+    clock.now += LIFETIME * 0.75
+    iam.down = True
+    assert await token() == first
+    clock.now += RETRY_INTERVAL / 2
+    assert await token() == first  # no new attempt before the retry interval
+    iam.down = False
+    assert await token() == first
+    assert len(iam.logins) == 1
+    clock.now += RETRY_INTERVAL
+    assert (await token()).endswith("|2")
+
+
+async def test_no_token_at_all_is_503_and_the_iam_is_not_hammered(
+    token: RemoteServiceToken, iam: FakeIam, clock: Clock
+) -> None:
+    iam.status = 401
+    with pytest.raises(Unavailable, match="service login at the IAM failed: HTTP 401"):
+        await token()
+    with pytest.raises(Unavailable):
+        await token()
+    assert len(iam.logins) == 1
+    clock.now += RETRY_INTERVAL
+    iam.status = 200
+    assert (await token()).endswith("|2")
+
+
+async def test_an_expired_token_is_never_handed_out(
+    token: RemoteServiceToken, iam: FakeIam, clock: Clock
+) -> None:
+    await token()
+    iam.down = True
+    clock.now += LIFETIME + 1
+    with pytest.raises(Unavailable, match="cannot reach the IAM"):
+        await token()
+
+
+async def test_a_token_for_another_uid_is_refused(token: RemoteServiceToken, iam: FakeIam) -> None:
+    iam.uid = "someone-else"
+    with pytest.raises(Unavailable, match="another uid"):
+        await token()
+
+
+def test_the_key_must_be_an_unencrypted_rsa_key_of_2048_bits(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not an unencrypted PEM private key"):
+        ServiceKey(b"-----BEGIN NONSENSE-----", source="k")
+    encrypted = RSA_KEY.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret"),
+    )
+    with pytest.raises(ValueError, match="not an unencrypted PEM private key"):
+        ServiceKey(encrypted, source="k")
+    with pytest.raises(ValueError, match="not an RSA private key"):
+        ServiceKey(pem_of(ec.generate_private_key(ec.SECP256R1())), source="k")
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    with pytest.raises(ValueError, match="1024 bits"):
+        ServiceKey(pem_of(small), source="k")
+    with pytest.raises(ValueError, match="cannot read"):
+        ServiceKey.from_file(tmp_path / "missing.pem")
+    path = tmp_path / "key.pem"
+    path.write_bytes(pem_of(RSA_KEY))
+    assert ServiceKey.from_file(path).login_token(UID, now=0)
