@@ -8,10 +8,12 @@ answer 503 naming the cluster state's last error until a poll succeeds."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
+from pathlib import Path
 
 import httpx
 from fastapi import APIRouter, FastAPI
@@ -34,6 +36,8 @@ from app.iam import Iam, IamSettings, bootstrap, iam_router
 from app.proxy import HttpUpstream, Proxy, ProxyMetrics, new_upstream_client
 
 log = logging.getLogger("logway.gateway")
+# Beside the IAM store, when the superuser password was generated.
+SUPERUSER_PASSWORD_FILE = "superuser-password"  # noqa: S105 (a file name)
 
 
 def iam_settings(settings: GatewaySettings) -> IamSettings:
@@ -66,14 +70,25 @@ async def embedded_iam(iam: Iam) -> AsyncIterator[None]:
         if created is not None:
             log.warning("created superuser %r on an empty IAM store", created.uid)
             if created.generated_password is not None:
-                # Shown once, on the terminal only: never through logging.
-                print(
-                    f"\nLogway superuser: uid {created.uid!r}, "
-                    f"password {created.generated_password!r} (shown once)\n",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                _hand_over(created.uid, created.generated_password, iam.settings.db_path.parent)
         yield
+
+
+def _hand_over(uid: str, password: str, data_dir: Path) -> None:
+    """A generated superuser password goes to a 0600 file beside the IAM store, never through
+    logging, and to stderr only when that is a terminal: under systemd or Marathon stderr is a
+    journal that Logway itself serves."""
+    path = data_dir / SUPERUSER_PASSWORD_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(password + "\n")
+    shown = f", password {password!r}" if sys.stderr.isatty() else ""
+    print(
+        f"\nLogway superuser: uid {uid!r}{shown}; the password is in {path} (0600): "
+        "read it, change it, delete the file\n",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
