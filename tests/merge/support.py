@@ -14,6 +14,7 @@ with `filter=TEST_RUN:<id>`, so they never see each other's lines.
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 import uuid
@@ -295,9 +296,16 @@ class Stream:
         return self.events[-1].id
 
     def close(self) -> None:
+        """Leave as a client does: the socket shut, which also wakes the reading thread."""
+        network = self._response.extensions.get("network_stream")
+        sock = network.get_extra_info("socket") if network is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._thread.join(timeout=10)
+        assert not self._thread.is_alive(), "the stream's reader did not stop"
         self._response.close()
         self._client.close()
-        self._thread.join(timeout=10)
 
     def __enter__(self) -> Stream:
         return self
