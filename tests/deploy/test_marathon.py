@@ -1,4 +1,4 @@
-"""deploy/marathon-gateway.json: a plausible Marathon app whose health checks, ports, volume
+"""deploy/marathon-gateway.json: a plausible Marathon app whose health checks, ports, secret
 and environment agree with the gateway's real settings and routes."""
 
 from __future__ import annotations
@@ -10,17 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.routing import Match
 
 from app.cli.main import build_parser
 from app.core.config import GatewaySettings
-from app.gateway.app import create_app, iam_settings
+from app.gateway.app import create_app
 from tests.deploy.catalog import DEPLOY, all_settings
 from tests.deploy.dockerfile import of
 
 APP = DEPLOY / "marathon-gateway.json"
 OPERATORS = {"UNIQUE", "CLUSTER", "GROUP_BY", "LIKE", "UNLIKE", "MAX_PER", "IS"}
+# Where the Mesos containerizer mounts the sandbox in a container with an image: relative
+# volume paths (file-based secrets among them) land under it.
+SANDBOX = Path("/mnt/mesos/sandbox")
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +45,22 @@ def settings(app: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> GatewaySet
     return GatewaySettings()
 
 
+@pytest.fixture
+def runnable(settings: GatewaySettings, tmp_path: Path) -> GatewaySettings:
+    """Those settings with a real key file where the secret would be mounted."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path / "gateway-service.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+    return settings.model_copy(update={"service_private_key": path})
+
+
 def serves(app: Starlette, path: str) -> bool:
     scope = {"type": "http", "path": path, "method": "GET", "root_path": "", "path_params": {}}
     return any(route.matches(scope)[0] == Match.FULL for route in app.router.routes)
@@ -54,7 +75,9 @@ def test_serves_matches_only_real_routes(tmp_path: Path) -> None:
 def test_runs_several_gateway_replicas_from_the_image(app: dict[str, Any]) -> None:
     assert re.fullmatch(r"(/[a-z0-9]([a-z0-9-]*[a-z0-9])?)+", app["id"])
     assert app["instances"] >= 2
-    assert app["container"]["type"] == "DOCKER"
+    # The Mesos containerizer running the Docker image: file-based secrets need it (the Docker
+    # containerizer has none), and it runs the image's entrypoint as Docker would.
+    assert app["container"]["type"] == "MESOS"
     assert app["container"]["docker"]["image"]
     assert "cmd" not in app, "args, not cmd: the image's ENTRYPOINT is the logway command"
     assert json.loads(of("ENTRYPOINT")[-1]) == ["logway"]
@@ -69,45 +92,50 @@ def test_env_names_only_real_settings_as_strings(app: dict[str, Any]) -> None:
     assert "LOGWAY_IAM_SUPERUSER_PASSWORD" not in app["env"], "readable by every Marathon reader"
 
 
-def test_env_is_valid_for_every_replica(app: dict[str, Any], settings: GatewaySettings) -> None:
-    assert settings.host == "0.0.0.0"
-    assert settings.mesos_masters == ("http://leader.mesos:5050",)
-    iam = iam_settings(settings)  # the IAM settings are built from the same environment
-    assert iam.superuser_uid == app["env"]["LOGWAY_IAM_SUPERUSER_UID"]
-    assert iam.db_path.parent == settings.data_dir
+def test_env_is_valid_for_every_replica(app: dict[str, Any], runnable: GatewaySettings) -> None:
+    assert runnable.host == "0.0.0.0"
+    assert runnable.mesos_masters == ("http://leader.mesos:5050",)
+    create_app(runnable)  # remote-IAM mode: URL and key accepted as a replica reads them
+    assert not any(name.startswith("LOGWAY_IAM_") for name in app["env"]), (
+        "the embedded IAM's settings: unused by replicas of a remote IAM"
+    )
 
 
 def test_health_check_asks_readyz_on_the_gateway_port(
-    app: dict[str, Any], settings: GatewaySettings, tmp_path: Path
+    app: dict[str, Any], runnable: GatewaySettings
 ) -> None:
     (check,) = app["healthChecks"]
     assert check["protocol"] == "MESOS_HTTP"
     assert check["path"] == "/readyz"
-    assert serves(create_app(settings.model_copy(update={"data_dir": tmp_path})), check["path"])
+    assert serves(create_app(runnable), check["path"])
     # MESOS_HTTP runs in the container's network namespace: the container port.
     mapping = app["container"]["portMappings"][check["portIndex"]]
-    assert mapping["containerPort"] == settings.port
-    assert check["gracePeriodSeconds"] >= 30, "start-up: IAM store and the first Mesos poll"
+    assert mapping["containerPort"] == runnable.port
+    assert check["gracePeriodSeconds"] >= 30, "start-up: the IAM's JWKS and the first Mesos poll"
     assert 0 < check["timeoutSeconds"] < check["intervalSeconds"]
     assert check["maxConsecutiveFailures"] >= 1
 
 
-def test_replicas_share_one_iam_store(app: dict[str, Any], settings: GatewaySettings) -> None:
-    """Every replica must use one IAM (same users, grants and signing keys, so a token from one
-    replica is valid on all and the node readers trust all of them). Today that is the embedded
-    store in one host directory: SQLite WAL and flock'd key files work between processes on
-    one host only. So the replicas share a hostPath volume and are held to one host."""
+def test_replicas_share_one_remote_iam_one_per_host(
+    app: dict[str, Any], settings: GatewaySettings
+) -> None:
+    """Every replica uses one IAM (same users, grants and signing keys, so a token from one
+    replica is valid on all and the node readers trust all of them): a remote IAM over HTTP.
+    Replicas then hold no state, so they spread one per host, with no shared volume."""
+    assert settings.iam_url is not None
+    assert settings.iam_url.startswith(("http://", "https://"))
+    # The service account's key: a file-based secret, mounted in the sandbox.
     (volume,) = app["container"]["volumes"]
-    assert volume["containerPath"] == str(settings.data_dir)
-    assert volume["mode"] == "RW"
-    assert volume["hostPath"].startswith("/")
+    assert "hostPath" not in volume, "no state shared through the host"
+    assert not volume["containerPath"].startswith("/"), "relative: in the sandbox"
+    assert settings.service_private_key == SANDBOX / volume["containerPath"]
+    assert app["secrets"][volume["secret"]]["source"]
     constraints = app["constraints"]
     for constraint in constraints:
         assert constraint[1] in OPERATORS
         assert all(isinstance(part, str) for part in constraint)
-    assert any(c[1] == "CLUSTER" for c in constraints), "replicas must land on one host"
-    assert not any(c[0] == "hostname" and c[1] == "UNIQUE" for c in constraints)
-    # On one host, several replicas need dynamic host ports.
+    assert ["hostname", "UNIQUE"] in constraints, "one replica per host"
+    assert not any(c[1] == "CLUSTER" for c in constraints)
     assert all(m.get("hostPort", 0) == 0 for m in app["container"]["portMappings"])
 
 
@@ -145,5 +173,5 @@ def test_upgrades_keep_capacity(app: dict[str, Any]) -> None:
 
 
 def test_settings_fixture_reads_the_app_env(settings: GatewaySettings) -> None:
-    # Guards the fixture: the document's data dir differs from the default one.
-    assert settings.data_dir != Path(".logway/gateway")
+    # Guards the fixture: the document's remote IAM is not the default embedded one.
+    assert settings.iam_url is not None
