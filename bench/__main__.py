@@ -1,5 +1,5 @@
 """`python -m bench [--entries N] [--runs N] [--followers N] [--skip-peers] [--load-seconds S]
-[--only logs|identity|gateway]`."""
+[--merged-rate N] [--merged-seconds S] [--only logs|identity|gateway|merged]`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from app.devcluster.journald import JournaldNamespace
-from bench import gateway, identity, report, sections
+from bench import gateway, identity, merged, report, sections
 from bench.fill import KeepAlive, fill
 from bench.report import Verdict
 from bench.servers import gatewayd, node_reader
@@ -53,10 +53,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="seconds per load run in the gateway section",
     )
     p.add_argument(
+        "--merged-rate",
+        type=positive,
+        default=merged.RATE,
+        help="entries/s over the three agents in the merged section",
+    )
+    p.add_argument(
+        "--merged-seconds",
+        type=positive_seconds,
+        default=merged.SECONDS,
+        help="seconds of writing per run in the merged section",
+    )
+    p.add_argument(
         "--only",
-        choices=("logs", "identity", "gateway"),
+        choices=("logs", "identity", "gateway", "merged"),
         help="run one part: the node reader (logs), token/authorization/login (identity), "
-        "or the gateway against nginx proxy_pass and the direct node reader (gateway)",
+        "the gateway against nginx proxy_pass and the direct node reader (gateway), or a "
+        "merged app stream over three agents (merged)",
     )
     return p.parse_args(argv)
 
@@ -127,6 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.only in (None, "gateway"):
             plan = gateway.Plan(entries=args.entries, runs=args.runs, seconds=args.load_seconds)
             verdicts += gateway.run(plan)
+        if args.only in (None, "merged"):
+            verdicts += merged.run(
+                merged.Plan(rate=args.merged_rate, seconds=args.merged_seconds, runs=args.runs)
+            )
     except KeyboardInterrupt:
         print("\ninterrupted; everything started was stopped", file=sys.stderr)
         return 130

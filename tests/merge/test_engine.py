@@ -29,8 +29,8 @@ def journals(seed: int, agents: int = 4, per_agent: int = 300) -> dict[str, list
 
 def brute_force(sources: dict[str, list[MergedEntry]]) -> list[MergedEntry]:
     """A k-way merge spelled out: repeatedly take the smallest head (ts, agent)."""
-    heads = {agent: 0 for agent in sources}
-    out = []
+    heads = dict.fromkeys(sources, 0)
+    out: list[MergedEntry] = []
     while True:
         live = [(sources[a][i].ts, a) for a, i in heads.items() if i < len(sources[a])]
         if not live:

@@ -35,16 +35,16 @@ def brute_force(env: Env, tasks: tuple[TaskDef, ...], run: str) -> list[tuple[st
     for entries in per_agent.values():  # one agent's containers: back into journal order
         entries.sort(key=lambda e: int(str(e["cursor"]).split(";")[1][2:], 16))
     heads = dict.fromkeys(per_agent, 0)
-    out = []
+    out: list[tuple[str, str]] = []
     while True:
         live = [
-            (per_agent[a][i]["realtime_timestamp"], a)
+            (int(str(per_agent[a][i]["realtime_timestamp"])), a)
             for a, i in heads.items()
             if i < len(per_agent[a])
         ]
         if not live:
             return out
-        _, agent = min(live)  # type: ignore[type-var]
+        _, agent = min(live)
         out.append((agent, str(per_agent[agent][heads[agent]]["cursor"])))
         heads[agent] += 1
 

@@ -1,0 +1,406 @@
+"""The merged-stream section (`--only merged`): one app's stream merged over three agents.
+
+Every part real and started here: three journald namespaces (one per agent), a node reader
+on each (127.0.0.24-.26, trusting only the gateway's uid), the Mesos simulator (.27) naming
+an app with one task per agent, and the gateway (.28). A writer process paces task lines
+into the three journals at `rate` entries/s in all, each stamped with its send time and a
+sequence number per agent; the client follows the app's merged SSE stream, as a user with
+only that app's permission, from before the first line until every line arrived (or a
+grace period passed).
+
+Figures per run: end-to-end latency p50/p99 (send → client, journald's notification delay
+and the reorder window included), lines lost and duplicated, and the gateway's CPU per
+1,000 entries/s. Medians of `runs` runs are judged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import secrets
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import httpx
+import orjson
+
+from app.devcluster.journald import JournaldNamespace
+from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimFramework, SimTask
+from bench import report
+from bench.fill import KeepAlive, NativeWriter
+from bench.report import Verdict
+from bench.servers import Server, ServerError, cpu_seconds, free_port, logway_gateway, node_reader
+
+READER_HOSTS = ("127.0.0.24", "127.0.0.25", "127.0.0.26")
+MESOS_HOST = "127.0.0.27"
+GATEWAY_HOST = "127.0.0.28"
+MASTER_ID = "b0e5c1a2-0000-4000-8000-0000000e4e6d"
+MARATHON = f"{MASTER_ID}-0000"
+APP = "/bench/merged"
+GATEWAY_UID = "logway-gateway"  # GatewaySettings.service_uid
+READER_UID = "bench-merged"  # may read the app's tasks, nothing else
+JWKS_PATH = "/acs/api/v1/auth/jwks"
+STREAM_PATH = f"/system/v1/logs/v1/app{APP}/stream/"
+RUN_FIELD, SENT_FIELD, SEQ_FIELD = "BENCH_RUN", "BENCH_SENT_NS", "BENCH_SEQ"
+TICK = 0.005  # the writer sends what is due every 5 ms
+P99_TARGET_MS = 400.0
+RATE = 10_000  # entries/s over the three agents
+SECONDS = 10.0  # of writing, per run
+READY_TIMEOUT = 60.0
+_FILLER = "merged bench line, as long as a typical service log line, give or take a word"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    rate: int = RATE
+    seconds: float = SECONDS
+    runs: int = 3
+    grace: float = 10.0  # after the writer stops, for the last lines to arrive
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    id: str
+    host: str
+    container: str
+    socket: Path
+
+
+@dataclass(frozen=True, slots=True)
+class MergedCluster:
+    agents: tuple[Agent, ...]
+    gateway: Server
+    readers: tuple[Server, ...]
+    token: str  # READER_UID's
+    service_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    sent: int
+    received: int
+    lost: int
+    duplicated: int
+    p50_ms: float
+    p99_ms: float
+    gateway_cpu: float  # fraction of one core while the lines flowed
+    rate: float  # entries/s the writer achieved
+
+    @property
+    def cpu_per_thousand(self) -> float:
+        return self.gateway_cpu / (self.rate / 1000) if self.rate else float("nan")
+
+
+def _login(http: httpx.Client, uid: str, password: str) -> str:
+    r = http.post("/acs/api/v1/auth/login", json={"uid": uid, "password": password})
+    r.raise_for_status()
+    token: str = r.json()["token"]
+    return token
+
+
+def _user(http: httpx.Client, admin: str, uid: str, grant: str | None = None) -> str:
+    password = secrets.token_urlsafe(24)
+    headers = {"Authorization": f"token={admin}"}
+    http.put(
+        f"/acs/api/v1/users/{uid}", json={"password": password}, headers=headers
+    ).raise_for_status()
+    if grant is not None:
+        acl = f"/acs/api/v1/acls/{grant}"
+        if http.put(acl, json={}, headers=headers).status_code not in (201, 409):
+            raise ServerError(f"cannot create the ACL {grant}")
+        http.put(f"{acl}/users/{uid}/read", headers=headers).raise_for_status()
+    return _login(http, uid, password)
+
+
+def _sim_cluster(agents: tuple[Agent, ...]) -> SimCluster:
+    cluster = SimCluster(master_id=MASTER_ID)
+    cluster.agents = [SimAgent(a.id, a.host) for a in agents]
+    cluster.frameworks = [SimFramework(MARATHON, "marathon", role="bench")]
+    cluster.tasks = [
+        SimTask(
+            f"bench_merged.instance-{i}",
+            "merged",
+            MARATHON,
+            a.id,
+            executor_id=f"bench_merged.instance-{i}.exec",
+            containers=(a.container,),
+            labels={"DCOS_SPACE": APP},
+        )
+        for i, a in enumerate(agents)
+    ]
+    return cluster
+
+
+@contextlib.contextmanager
+def merged_cluster() -> Iterator[MergedCluster]:
+    password = secrets.token_urlsafe(24)
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="logway-bench-merged-")))
+        agents = []
+        namespaces = []
+        for i, host in enumerate(READER_HOSTS):
+            ns = stack.enter_context(JournaldNamespace(f"benchmg{os.getpid()}x{i}"))
+            stack.enter_context(KeepAlive(ns.runtime_dir / "stdout"))
+            namespaces.append(ns)
+            container = f"bench-merged-{i}-{uuid.uuid4()}"
+            agents.append(Agent(f"{MASTER_ID}-S{i}", host, container, ns.socket))
+        reader_port = free_port(READER_HOSTS[0])
+        sim = stack.enter_context(
+            MesosSimulator(_sim_cluster(tuple(agents)), masters=[(MESOS_HOST, 0)])
+        )
+        gw = stack.enter_context(
+            logway_gateway(
+                tmp / "gateway",
+                host=GATEWAY_HOST,
+                mesos=sim.urls[0],
+                reader_port=reader_port,
+                password=password,
+            )
+        )
+        gw.start(JWKS_PATH)
+        with httpx.Client(base_url=gw.base_url, timeout=30) as http:
+            admin = _login(http, "admin", password)
+            service_token = _user(http, admin, GATEWAY_UID)
+            token = _user(http, admin, READER_UID, f"dcos:mesos:agent:task:app_id:{APP}")
+        auth = (f"--jwks-url={gw.base_url}{JWKS_PATH}", f"--allow-uid={GATEWAY_UID}")
+        readers = []
+        for agent, ns in zip(agents, namespaces, strict=True):
+            reader = stack.enter_context(
+                node_reader(ns.name, host=agent.host, port=reader_port, auth=auth)
+            )
+            reader.start("/v1/fields/STREAM", headers={"Authorization": f"token={service_token}"})
+            readers.append(reader)
+        _wait_planned(gw.base_url, token)
+        print(
+            f"Mesos simulator {sim.urls[0]} (app {APP}, one task on each of "
+            f"{len(agents)} agents); gateway pid {gw.pid} at {gw.base_url}; node readers "
+            + ", ".join(f"pid {r.pid} at {r.base_url}" for r in readers),
+            flush=True,
+        )
+        yield MergedCluster(tuple(agents), gw, tuple(readers), token, service_token)
+
+
+def _wait_planned(base_url: str, token: str) -> None:
+    """The gateway answers 503 until its first Mesos poll."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    url = f"{base_url}/system/v1/logs/v1/app{APP}/range/?limit=1"
+    while True:
+        r = httpx.get(url, headers={"Authorization": f"token={token}"}, timeout=10)
+        if r.status_code in (200, 204):
+            return
+        if time.monotonic() > deadline:
+            raise ServerError(f"the gateway never planned the app: {r.status_code} {r.text}")
+        time.sleep(0.1)
+
+
+# The writer: a process of its own, so that the client's parsing does not pace it -------------
+
+
+def _datagram(agent: Agent, run: str, seq: int) -> bytes:
+    return (
+        f"AGENT_ID={agent.id}\nFRAMEWORK_ID={MARATHON}\nEXECUTOR_ID={agent.container}.exec\n"
+        f"CONTAINER_ID={agent.container}\nSYSLOG_IDENTIFIER=bench-merged\nSTREAM=STDOUT\n"
+        f"{RUN_FIELD}={run}\n{SEQ_FIELD}={seq}\n{SENT_FIELD}={time.time_ns()}\n"
+        f"MESSAGE=line {seq:07d} {_FILLER}\n"
+    ).encode()
+
+
+def _write(
+    agents: tuple[Agent, ...], run: str, rate: int, seconds: float, done: Connection
+) -> None:
+    writers = [NativeWriter(a.socket) for a in agents]
+    sent = [0] * len(agents)
+    total = 0
+    started = time.monotonic()
+    try:
+        while True:
+            elapsed = time.monotonic() - started
+            if elapsed >= seconds:
+                break
+            due = int(elapsed * rate) - total
+            for _ in range(due):
+                i = total % len(agents)
+                writers[i].send(_datagram(agents[i], run, sent[i]))
+                sent[i] += 1
+                total += 1
+            time.sleep(TICK)
+    finally:
+        for writer in writers:
+            writer.close()
+        done.send((sent, time.monotonic() - started))
+        done.close()
+
+
+# The client --------------------------------------------------------------------------------
+
+
+async def _follow(
+    url: str, token: str, run: str, received: list[tuple[str, int, float]], opened: asyncio.Event
+) -> None:
+    """Append (agent, seq, latency ms) per event until cancelled."""
+    headers = {"Authorization": f"token={token}", "Accept": "text/event-stream"}
+    params = {"filter": f"{RUN_FIELD}:{run}"}
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None)) as client,
+        client.stream("GET", url, headers=headers, params=params) as response,
+    ):
+        if response.status_code != 200:
+            raise ServerError(f"merged stream answered {response.status_code}")
+        opened.set()
+        pending = b""
+        async for chunk in response.aiter_raw():
+            arrived = time.time_ns()
+            events = (pending + chunk).split(b"\n\n")
+            pending = events.pop()
+            for event in events:
+                cut = event.find(b"\ndata: ")
+                if cut < 0:
+                    continue
+                fields = orjson.loads(event[cut + 7 :])["fields"]
+                latency = (arrived - int(fields[SENT_FIELD])) / 1e6
+                received.append((fields["AGENT_ID"], int(fields[SEQ_FIELD]), latency))
+
+
+async def _followed(cluster: MergedCluster) -> None:
+    """Every node reader serves the gateway's follow (so the first line is not missed)."""
+    headers = {"Authorization": f"token={cluster.service_token}"}
+    deadline = time.monotonic() + READY_TIMEOUT
+    async with httpx.AsyncClient(timeout=10) as client:
+        for reader in cluster.readers:
+            while True:
+                text = (await client.get(f"{reader.base_url}/metrics", headers=headers)).text
+                if "logway_node_followers 0" not in text:
+                    break
+                if time.monotonic() > deadline:
+                    raise ServerError("the gateway never followed every node reader")
+                await asyncio.sleep(0.05)
+
+
+def _percentile(sorted_values: list[float], p: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, round(p / 100 * (len(sorted_values) - 1)))]
+
+
+async def _run(cluster: MergedCluster, plan: Plan) -> RunResult:
+    run = uuid.uuid4().hex
+    received: list[tuple[str, int, float]] = []
+    opened = asyncio.Event()
+    url = cluster.gateway.base_url + STREAM_PATH
+    follower = asyncio.create_task(_follow(url, cluster.token, run, received, opened))
+    try:
+        await asyncio.wait_for(opened.wait(), READY_TIMEOUT)
+        await _followed(cluster)
+        mine, theirs = multiprocessing.Pipe(duplex=False)
+        writer = multiprocessing.get_context("fork").Process(
+            target=_write, args=(cluster.agents, run, plan.rate, plan.seconds, theirs)
+        )
+        cpu_before, wall_before = cpu_seconds(cluster.gateway.pid), time.monotonic()
+        writer.start()
+        theirs.close()
+        while not mine.poll():
+            await asyncio.sleep(0.05)
+        sent, wrote_for = mine.recv()
+        await asyncio.to_thread(writer.join)
+        total = sum(sent)
+        deadline = time.monotonic() + plan.grace
+        while len(received) < total and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        cpu = cpu_seconds(cluster.gateway.pid) - cpu_before
+        wall = time.monotonic() - wall_before
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+    counts = Counter((agent, seq) for agent, seq, _ in received)
+    expected = {
+        (a.id, n) for a, count in zip(cluster.agents, sent, strict=True) for n in range(count)
+    }
+    latencies = sorted(latency for _, _, latency in received)
+    return RunResult(
+        sent=total,
+        received=len(received),
+        lost=len(expected - counts.keys()),
+        duplicated=sum(n - 1 for n in counts.values() if n > 1) + len(counts.keys() - expected),
+        p50_ms=_percentile(latencies, 50),
+        p99_ms=_percentile(latencies, 99),
+        gateway_cpu=cpu / wall,
+        rate=total / wrote_for,
+    )
+
+
+def run(plan: Plan) -> list[Verdict]:
+    print(
+        report.section(
+            f"merged stream: app over {len(READER_HOSTS)} agents, {plan.rate:,} entries/s, "
+            f"{plan.seconds:g} s x {plan.runs}"
+        ),
+        flush=True,
+    )
+    results: list[RunResult] = []
+    with merged_cluster() as cluster:
+        for index in range(plan.runs):
+            result = asyncio.run(_run(cluster, plan))
+            results.append(result)
+            print(
+                f"run {index + 1}: sent {result.sent:,} at {result.rate:,.0f}/s, received "
+                f"{result.received:,}, lost {result.lost}, duplicated {result.duplicated}, "
+                f"latency p50 {result.p50_ms:.1f} ms p99 {result.p99_ms:.1f} ms, gateway "
+                f"{result.gateway_cpu * 100:.1f}% of a core "
+                f"({result.cpu_per_thousand * 100:.2f}% per 1,000 entries/s)",
+                flush=True,
+            )
+    rows = [
+        [
+            str(i + 1),
+            f"{r.sent:,}",
+            report.rate(r.rate),
+            f"{r.lost}",
+            f"{r.duplicated}",
+            f"{r.p50_ms:.1f}",
+            f"{r.p99_ms:.1f}",
+            f"{r.cpu_per_thousand * 100:.2f}%",
+        ]
+        for i, r in enumerate(results)
+    ]
+    header = ["run", "sent", "rate", "lost", "dup", "p50 ms", "p99 ms", "gw CPU/1k/s"]
+    print(report.table(header, rows))
+    p50 = report.median([r.p50_ms for r in results])
+    p99 = report.median([r.p99_ms for r in results])
+    cpu = report.median([r.cpu_per_thousand for r in results])
+    lost = sum(r.lost for r in results)
+    duplicated = sum(r.duplicated for r in results)
+    print(
+        f"medians: latency p50 {p50:.1f} ms, p99 {p99:.1f} ms; gateway CPU "
+        f"{cpu * 100:.2f}% of a core per 1,000 entries/s; lost {lost}, duplicated {duplicated}"
+    )
+    return [
+        report.below(
+            f"merged stream p99 latency at {plan.rate:,}/s over 3 agents < {P99_TARGET_MS:.0f} ms",
+            p99,
+            P99_TARGET_MS,
+            "{:.1f} ms",
+        ),
+        Verdict("merged stream p50 latency (median of runs)", f"{p50:.1f} ms", "info"),
+        report.holds(
+            "merged stream: no entry lost or duplicated",
+            lost == 0 and duplicated == 0,
+            f"lost {lost}, duplicated {duplicated}",
+        ),
+        Verdict(
+            "merged stream: gateway CPU per 1,000 entries/s",
+            f"{cpu * 100:.2f}% of a core",
+            "info",
+        ),
+    ]
+
+
+__all__ = ["P99_TARGET_MS", "RATE", "SECONDS", "Plan", "RunResult", "merged_cluster", "run"]

@@ -1,0 +1,34 @@
+"""The merged bench section sets up its three-agent cluster (journald namespaces, node
+readers, Mesos simulator, gateway) and produces its figures: a smoke test at a tiny rate,
+with no timing thresholds. `make bench` is where the figures are judged."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bench import merged
+from bench.report import PASS
+from tests.conftest import journald_available
+
+TINY = merged.Plan(rate=200, seconds=1.0, runs=1, grace=30.0)
+MILLIS = re.compile(r"\d+\.\d ms")
+
+
+@pytest.mark.skipif(not journald_available(), reason="needs root and systemd-journald")
+def test_merged_section_measures_latency_completeness_and_cpu(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    verdicts = {v.target: v for v in merged.run(TINY)}
+    out = capsys.readouterr().out
+    assert len(verdicts) == 4, verdicts
+    complete = verdicts["merged stream: no entry lost or duplicated"]
+    assert complete.outcome == PASS, out
+    assert complete.measured == "lost 0, duplicated 0"
+    (p99,) = [v for name, v in verdicts.items() if "p99 latency" in name]
+    assert MILLIS.fullmatch(p99.measured), p99
+    assert MILLIS.fullmatch(verdicts["merged stream p50 latency (median of runs)"].measured)
+    cpu = verdicts["merged stream: gateway CPU per 1,000 entries/s"].measured
+    assert re.fullmatch(r"\d+\.\d\d% of a core", cpu), cpu
+    assert re.search(r"run 1: sent \d+ at [\d,]+/s, received \d+, lost 0, duplicated 0", out), out
