@@ -32,7 +32,7 @@ from app.authn.extract import AUTH_COOKIE
 from app.core.errors import BadRequest, NotFound
 from app.iam.views import PREFIX
 from app.proxy.errors import UpstreamTimeout, UpstreamUnreachable
-from app.proxy.headers import Headers, connection_named, keeps_location
+from app.proxy.headers import Headers, connection_named, response_headers
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,10 @@ CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
 NODE = "iam"  # how the upstream is named in error bodies and logs
 
-REQUEST_HEADERS = frozenset(
+IAM_REQUEST_HEADERS = frozenset(
     {b"accept", b"accept-language", b"authorization", b"content-type", b"origin", b"user-agent"}
 )
-RESPONSE_HEADERS = frozenset(
+IAM_RESPONSE_HEADERS = frozenset(
     {
         b"content-type",
         b"content-length",
@@ -104,7 +104,9 @@ class IamForwarder:
             status_code=response.status_code,
             background=BackgroundTask(response.aclose),
         )
-        answer.raw_headers = _response_headers(response.headers.raw)
+        answer.raw_headers = response_headers(
+            response.headers.raw, allowed=IAM_RESPONSE_HEADERS, prefixes=()
+        )
         return answer
 
 
@@ -143,7 +145,7 @@ def _request_headers(request: Request) -> Headers:
     out: Headers = [
         (name, value)
         for raw_name, value in incoming
-        if (name := raw_name.lower()) in REQUEST_HEADERS and name not in hop
+        if (name := raw_name.lower()) in IAM_REQUEST_HEADERS and name not in hop
     ]
     cookie = _auth_cookie(value for name, value in incoming if name.lower() == b"cookie")
     if cookie is not None and b"cookie" not in hop:
@@ -163,20 +165,6 @@ def _auth_cookie(values: Iterable[bytes]) -> bytes | None:
             if name.strip() == _AUTH_COOKIE:
                 return pair.strip()
     return None
-
-
-def _response_headers(upstream: list[tuple[bytes, bytes]]) -> Headers:
-    hop = connection_named(upstream)
-    out: Headers = []
-    for raw_name, value in upstream:
-        name = raw_name.lower()
-        if name in hop:
-            continue
-        if name in RESPONSE_HEADERS or (
-            name == b"location" and keeps_location(value.decode("latin-1"))
-        ):
-            out.append((name, value))
-    return out
 
 
 async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:

@@ -151,7 +151,14 @@ def keeps_location(value: str) -> bool:
     return not url.scheme and not url.host
 
 
-def response_headers(upstream: Sequence[tuple[bytes, bytes]]) -> Headers:
+def response_headers(
+    upstream: Sequence[tuple[bytes, bytes]],
+    *,
+    allowed: frozenset[bytes] = RESPONSE_HEADERS,
+    prefixes: tuple[bytes, ...] = _RESPONSE_PREFIXES,
+) -> Headers:
+    """The upstream's headers a client may see: `allowed` ones, those starting with one of
+    `prefixes`, and a `Location` naming no host; never one that `Connection` names."""
     named = connection_named(upstream)
     out: Headers = []
     for raw_name, value in upstream:
@@ -159,8 +166,8 @@ def response_headers(upstream: Sequence[tuple[bytes, bytes]]) -> Headers:
         if name in named:
             continue
         if (
-            name in RESPONSE_HEADERS
-            or name.startswith(_RESPONSE_PREFIXES)
+            name in allowed
+            or name.startswith(prefixes)
             or (name == b"location" and keeps_location(value.decode("latin-1")))
         ):
             out.append((name, value))

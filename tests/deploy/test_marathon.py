@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.routing import Match
 
 from app.cli.main import build_parser
 from app.core.config import GatewaySettings
 from app.gateway.app import create_app
+from tests.authn.tokens import Signer
 from tests.deploy.catalog import DEPLOY, all_settings
 from tests.deploy.dockerfile import of
 
@@ -48,15 +47,8 @@ def settings(app: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> GatewaySet
 @pytest.fixture
 def runnable(settings: GatewaySettings, tmp_path: Path) -> GatewaySettings:
     """Those settings with a real key file where the secret would be mounted."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     path = tmp_path / "gateway-service.pem"
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    path.write_bytes(Signer.generate("unused").private_pem)
     path.chmod(0o600)
     return settings.model_copy(update={"service_private_key": path})
 

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.devcluster.commands import logway_argv
 from app.devcluster.journald import JournaldNamespace
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimFramework, SimTask
+from tests.authn.tokens import Signer
 from tests.conftest import free_port, journald_available, new_namespace_name
 from tests.gateway.support import GATEWAY_UID, Reader, grant, port_free_on, wait_for
 from tests.support.journal import Sender
@@ -141,18 +140,10 @@ class Env:
 
 def new_key(path: Path) -> str:
     """A 2048-bit RSA key written to `path` (0600); returns the public key's PEM."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+    signer = Signer.generate("unused")
     path.touch(mode=0o600)
-    path.write_bytes(pem)
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return public.decode()
+    path.write_bytes(signer.private_pem)
+    return signer.public_pem.decode()
 
 
 def login(base: str, uid: str, password: str) -> dict[str, str]:

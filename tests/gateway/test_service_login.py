@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from jose import jwt
 
 from app.authn import Claims, Reason, TokenRejected
@@ -24,23 +24,13 @@ from app.gateway.service_login import (
     RemoteServiceToken,
     ServiceKey,
 )
+from tests.authn.tokens import Signer
 
 UID = "logway-gateway"
 LIFETIME = 3600
 
 
-def pem_of(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-PUBLIC_PEM = RSA_KEY.public_key().public_bytes(
-    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-)
+SIGNER = Signer.generate("unused")
 
 
 @dataclass
@@ -94,7 +84,7 @@ def iam(clock: Clock) -> FakeIam:
 
 @pytest.fixture
 async def token(iam: FakeIam, clock: Clock) -> AsyncIterator[RemoteServiceToken]:
-    key = ServiceKey(pem_of(RSA_KEY), source="test key")
+    key = ServiceKey(SIGNER.private_pem, source="test key")
     async with httpx.AsyncClient(transport=httpx.MockTransport(iam)) as client:
         yield RemoteServiceToken(
             "http://iam.test/",
@@ -130,7 +120,10 @@ async def test_the_login_is_a_service_login_signed_with_the_key(
     assert body["uid"] == UID
     # The fake clock is in 1970: the signature is checked, not the expiry against today.
     claims = jwt.decode(
-        body["token"], PUBLIC_PEM.decode(), algorithms=["RS256"], options={"verify_exp": False}
+        body["token"],
+        SIGNER.public_pem.decode(),
+        algorithms=["RS256"],
+        options={"verify_exp": False},
     )
     assert claims == {"uid": UID, "exp": int(clock.now) + LOGIN_TOKEN_LIFETIME}
     assert jwt.get_unverified_header(body["token"]) == {"alg": "RS256", "typ": "JWT"}
@@ -201,20 +194,24 @@ async def test_a_token_for_another_uid_is_refused(token: RemoteServiceToken, iam
 def test_the_key_must_be_an_unencrypted_rsa_key_of_2048_bits(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not an unencrypted PEM private key"):
         ServiceKey(b"-----BEGIN NONSENSE-----", source="k")
-    encrypted = RSA_KEY.private_bytes(
+    encrypted = SIGNER.private_key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(b"secret"),
     )
     with pytest.raises(ValueError, match="not an unencrypted PEM private key"):
         ServiceKey(encrypted, source="k")
+    ec_pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
     with pytest.raises(ValueError, match="not an RSA private key"):
-        ServiceKey(pem_of(ec.generate_private_key(ec.SECP256R1())), source="k")
-    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+        ServiceKey(ec_pem, source="k")
     with pytest.raises(ValueError, match="1024 bits"):
-        ServiceKey(pem_of(small), source="k")
+        ServiceKey(Signer.generate("small", bits=1024).private_pem, source="k")
     with pytest.raises(ValueError, match="cannot read"):
         ServiceKey.from_file(tmp_path / "missing.pem")
     path = tmp_path / "key.pem"
-    path.write_bytes(pem_of(RSA_KEY))
+    path.write_bytes(SIGNER.private_pem)
     assert ServiceKey.from_file(path).login_token(UID, now=0)
