@@ -13,10 +13,8 @@ what it sends up to and including the cursor's own entry is dropped: exact eithe
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from urllib.parse import quote
 
 import anyio
@@ -25,7 +23,7 @@ from app.journal.encoders import JSON, SSE
 from app.proxy.call import TokenProvider, Upstream, UpstreamCall, UpstreamResponse
 from app.proxy.errors import UpstreamError
 from app.proxy.merge_cursor import after, cursor_realtime
-from app.proxy.merge_entry import BadEntry, EventParser, LineParser, MergedEntry
+from app.proxy.merge_entry import LineParser, MergedEntry
 
 log = logging.getLogger(__name__)
 
@@ -180,113 +178,7 @@ async def range_batches(opened: Opened, agent: str) -> AsyncIterator[list[Merged
     parser.close()
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Delays between attempts to reach an agent again; no limit on their number, since a
-    merged stream keeps waiting for an agent as long as the cluster state lists it."""
-
-    first: float = 0.2
-    longest: float = 5.0
-
-    def delays(self) -> Iterator[float]:
-        delay = self.first
-        while True:
-            yield delay
-            delay = min(delay * 2, self.longest)
-
-
-class FeedSink(Protocol):
-    async def deliver(self, agent: str, entries: list[MergedEntry]) -> None:
-        """Take an agent's entries (in its journal order); may wait (backpressure)."""
-        ...
-
-    def unavailable(self, agent: str, why: str) -> None: ...
-
-    def available(self, agent: str) -> None: ...
-
-
-@dataclass
-class AgentFeed:
-    """Follows one agent for a merged stream until cancelled: reconnects after failures
-    (with `backoff`) from the last entry it received, and re-reads with new containers when
-    retargeted, from the same place."""
-
-    spec: SourceSpec
-    start: Start
-    opener: SourceOpener
-    sink: FeedSink
-    backoff: Backoff = field(default_factory=Backoff)
-    clock: Callable[[], float] = time.monotonic
-    cursor: str | None = None  # the last entry received
-    _scope: anyio.CancelScope | None = None
-    _down: bool = False
-
-    def retarget(self, spec: SourceSpec) -> None:
-        """Read other containers from now on (or another address), without a gap."""
-        if spec == self.spec:
-            return
-        self.spec = spec
-        if self._scope is not None:
-            self._scope.cancel()
-
-    async def run(self) -> None:
-        delays = self.backoff.delays()
-        while True:
-            with anyio.CancelScope() as scope:
-                self._scope = scope
-                why, delivered = await self._attempt()
-                if delivered:
-                    delays = self.backoff.delays()
-                if not self._down:
-                    self._down = True
-                    self.sink.unavailable(self.spec.agent_id, why)
-                log.info("agent %s: %s", self.spec.agent_id, why)
-                await anyio.sleep(next(delays))
-            self._scope = None
-
-    def _start(self) -> Start:
-        return Start(cursor=self.cursor) if self.cursor is not None else self.start
-
-    async def _attempt(self) -> tuple[str, bool]:
-        """Read until the stream fails; why it ended, and whether it was ever open."""
-        try:
-            opened = await self.opener.open(self.spec, self._start(), stream=True)
-        except UpstreamError as exc:
-            return exc.message, False
-        response = opened.response
-        try:
-            if response.status_code != 200 or response.media_type != SSE:
-                return await refusal(response), False
-            if self._down:
-                self._down = False
-                self.sink.available(self.spec.agent_id)
-            await self._read(opened)
-            return "its event stream ended", True
-        except UpstreamError as exc:
-            return exc.message, True
-        except BadEntry as exc:
-            return f"its log reader sent a malformed entry ({exc})", True
-        finally:
-            await close_quietly(response)
-
-    async def _read(self, opened: Opened) -> None:
-        agent = self.spec.agent_id
-        parser = EventParser(agent)
-        guard = opened.guard
-        clock = self.clock
-        async for chunk in opened.response.chunks():
-            batch = parser.feed(chunk, clock())
-            if guard is not None:
-                batch, guard = past_guard(batch, guard)
-            if batch:
-                self.cursor = batch[-1].cursor
-                await self.sink.deliver(agent, batch)
-
-
 __all__ = [
-    "AgentFeed",
-    "Backoff",
-    "FeedSink",
     "MergePlan",
     "Opened",
     "Requester",

@@ -25,9 +25,10 @@ _DATA = b"\ndata: "
 
 
 class MergedEntry:
-    """One entry from one agent. `ts` orders the merge; `cursor` resumes the agent."""
+    """One entry from one agent. `ts` orders the merge; `cursor` resumes the agent, unless
+    the entry is a `catchup` one (read behind the agent's position: it must not move it)."""
 
-    __slots__ = ("agent", "arrived", "cursor", "data", "ts")
+    __slots__ = ("agent", "arrived", "catchup", "cursor", "data", "ts")
 
     def __init__(self, agent: str, cursor: str, data: bytes, arrived: float = 0.0) -> None:
         self.agent = agent
@@ -38,6 +39,7 @@ class MergedEntry:
             raise BadEntry(f"malformed cursor {cursor[:80]!r}") from None
         self.data = data if _AGENT_KEY in data else _with_agent(data, agent)
         self.arrived = arrived
+        self.catchup = False
 
     def __repr__(self) -> str:
         return f"MergedEntry({self.agent!r}, ts={self.ts})"
@@ -146,7 +148,8 @@ class Positions:
         self.cursors: dict[str, str] = dict(positions or {})
 
     def advance(self, entry: MergedEntry) -> None:
-        self.cursors[entry.agent] = entry.cursor
+        if not entry.catchup:
+            self.cursors[entry.agent] = entry.cursor
 
     def encoded(self) -> str:
         return encode_cursor(self.origin, self.cursors)

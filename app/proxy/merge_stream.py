@@ -33,9 +33,10 @@ from starlette.types import Receive, Scope, Send
 from app.core.config import HEARTBEAT_INTERVAL
 from app.core.errors import Forbidden, LogwayError
 from app.journal.encoders import SSE
-from app.proxy.fanin import AgentFeed, Backoff, MergePlan, SourceOpener, SourceSpec, Start
+from app.proxy.fanin import MergePlan, SourceOpener, SourceSpec, Start
 from app.proxy.merge import Reorderer
 from app.proxy.merge_entry import MergedEncoder, MergedEntry, Positions
+from app.proxy.merge_feed import AgentFeed, Backoff
 from app.proxy.merge_range import Starts
 from app.proxy.metrics import ProxyMetrics
 
@@ -145,7 +146,9 @@ class _Run:
 
     def _start(self, spec: SourceSpec, start: Start) -> None:
         agent = spec.agent_id
-        feed = AgentFeed(spec, start, self._opener, self, self._options.backoff)
+        feed = AgentFeed(
+            spec, start, self._opener, self, self._options.backoff, origin=self._starts.default
+        )
         self._reorderer.add(agent)
         self._space[agent] = asyncio.Event()
         self._feeds[agent] = (feed, asyncio.create_task(feed.run(), name=f"merge-feed-{agent}"))

@@ -75,14 +75,16 @@ Script = Callable[[UpstreamCall], UpstreamResponse]
 @dataclass
 class FakeUpstream:
     """Answers each `open` with the next scripted reply for that node (an exception raises
-    it); records every call."""
+    it), from the queue `"<node> range"` for range reads when there is one; records every
+    call."""
 
     replies: dict[str, list[UpstreamResponse | Exception]] = field(default_factory=dict)
     calls: list[tuple[str, UpstreamCall]] = field(default_factory=list)
 
     async def open(self, node_base_url: str, call: UpstreamCall) -> UpstreamResponse:
         self.calls.append((node_base_url, call))
-        queue = self.replies.get(call.node, [])
+        queue = self.replies.get(f"{call.node} range") if call.path == "/v1/range/" else None
+        queue = queue if queue is not None else self.replies.get(call.node, [])
         if not queue:
             raise UpstreamUnreachable("cannot connect to the node's log reader", node=call.node)
         reply = queue.pop(0)

@@ -102,6 +102,7 @@ DEVOPS = TaskDef("/devops/api", "dev", 1, "devops-1")
 PRODUCTION = TaskDef("/production/api", "prod", 2, "production-2")
 TASKS = (*WEB, DEV, DEVOPS, PRODUCTION)
 LATE_WEB = TaskDef("/prod/web", "prod", 3, "web-3")  # on S3, added by tests
+SECOND_WEB = TaskDef("/prod/web", "prod", 0, "web-0b")  # a second instance on S0, likewise
 
 
 def sim_cluster() -> SimCluster:

@@ -114,3 +114,12 @@ def test_ndjson_and_text() -> None:
     assert lines.count(b"\n") == 1
     assert lines.endswith(b": \xff\x00A\n")
     assert MergedEncoder(TEXT).heartbeat() is None
+
+
+def test_catch_up_entries_move_no_position() -> None:
+    positions = Positions(None, {"S0": cursor(9, 90)})
+    behind = entry("S0", 4, 40)
+    behind.catchup = True
+    out = MergedEncoder(SSE).encode([behind], positions)
+    assert positions.cursors == {"S0": cursor(9, 90)}
+    assert out.startswith(b"id: " + positions.encoded().encode() + b"\n")

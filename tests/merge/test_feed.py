@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 import pytest
 
 from app.proxy.errors import UpstreamBroken
-from app.proxy.fanin import AgentFeed, Backoff, Requester, SourceOpener, SourceSpec, Start
+from app.proxy.fanin import Requester, SourceOpener, SourceSpec, Start
 from app.proxy.merge_entry import MergedEntry
-from tests.merge.fakes import BROKEN, FakeUpstream, cursor, response, sse_event
+from app.proxy.merge_feed import AgentFeed, Backoff
+from tests.merge.fakes import BROKEN, FakeUpstream, cursor, entry_json, response, sse_event
 
 FAST = Backoff(first=0.001, longest=0.005)
 SPEC = SourceSpec("S0", "http://127.0.0.81:1", ("c-1",))
@@ -119,26 +120,38 @@ async def test_a_refused_cursor_is_read_from_its_time_without_repeats() -> None:
     assert sink.events == []
 
 
-async def test_retarget_rereads_the_new_containers_from_the_same_place() -> None:
+async def test_retarget_rereads_and_catches_up_the_new_containers() -> None:
     upstream = FakeUpstream()
     upstream.replies["S0"] = [
         response(200, [sse_event("S0", 1, 10)], hold=True),
-        response(200, [sse_event("S0", 2, 20)], hold=True),
+        response(200, [sse_event("S0", 3, 30)], hold=True),
+    ]
+    # c-2 wrote entry 0 before the feed's place (entry 1) and entry 2 after it.
+    before = entry_json("S0", 0, 5, "c-2 early", CONTAINER_ID="c-2")
+    later = entry_json("S0", 2, 20, "c-2 later", CONTAINER_ID="c-2")
+    upstream.replies["S0 range"] = [
+        response(200, [before + b"\n" + later + b"\n"], media_type="application/json")
     ]
     sink = Sink()
-    feed = AgentFeed(SPEC, Start(), opener(upstream), sink, FAST)
+    origin = Start(since=3)
+    feed = AgentFeed(SPEC, Start(), opener(upstream), sink, FAST, origin=origin)
     task = asyncio.create_task(feed.run())
     try:
         await until("the first entry", lambda: len(sink.entries) == 1)
         feed.retarget(SourceSpec("S0", SPEC.reader_url, ("c-1", "c-2")))
-        await until("the retargeted read", lambda: len(sink.entries) == 2)
+        await until("the re-read and the catch-up", lambda: len(sink.entries) == 3)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert len(upstream.calls) == 2
     assert sink.events == []  # a retarget is no outage
-    assert query(upstream, 1) == {
-        "filter": ["CONTAINER_ID:c-1", "CONTAINER_ID:c-2"],
-        "cursor": [cursor(1, 10)],
-    }
-    assert query(upstream, 0) == {"filter": ["CONTAINER_ID:c-1"]}  # head: no cursor, no since
+    by_cursor = {e.cursor: e for e in sink.entries}
+    assert set(by_cursor) == {cursor(1, 10), cursor(0, 5), cursor(3, 30)}
+    assert by_cursor[cursor(0, 5)].catchup  # behind the agent's place: moves no position
+    assert not by_cursor[cursor(3, 30)].catchup
+    assert feed.cursor == cursor(3, 30)
+    calls = {(c.path, c.query.decode()) for _, c in upstream.calls}
+    assert ("/v1/stream/", "filter=CONTAINER_ID%3Ac-1") in calls  # from the head
+    both = "filter=CONTAINER_ID%3Ac-1&filter=CONTAINER_ID%3Ac-2"
+    assert ("/v1/stream/", f"{both}&cursor={quote(cursor(1, 10), safe='')}") in calls
+    assert ("/v1/range/", "filter=CONTAINER_ID%3Ac-2&since=3") in calls
+    assert len(calls) == 3

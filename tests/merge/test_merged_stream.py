@@ -22,6 +22,7 @@ from tests.merge.support import (
     LATE_WEB,
     PREFIX,
     RUN,
+    SECOND_WEB,
     WEB,
     Env,
     Event,
@@ -178,6 +179,38 @@ def test_a_task_on_a_new_agent_joins_live_and_after_a_resume(env: Env) -> None:
     finally:
         env.sim.remove_task(LATE_WEB.task_id)
         env.sim.remove_agent(AGENTS[3])
+
+
+def test_a_task_starting_on_an_agent_already_streaming_brings_its_earlier_lines(
+    env: Env,
+) -> None:
+    run = new_run()
+    tasks = (*WEB, SECOND_WEB)
+    try:
+        with stream(env, run) as s:
+            env.write(WEB[0], run, 3)
+            s.count(3)
+            # Lines before the gateway knows the task: behind S0's place when it joins.
+            env.write(SECOND_WEB, run, 4)
+            env.write(WEB[0], run, 3)
+            s.count(6)
+            env.sim.add_task(SECOND_WEB.sim())
+            s.wait(
+                "the new task's lines",
+                lambda s: (
+                    sum(e.fields["CONTAINER_ID"] == SECOND_WEB.container for e in s.events) == 4
+                ),
+            )
+            env.write(SECOND_WEB, run, 2)
+            env.write(WEB[1], run, 2)
+            until_all(env, s, [], run, tasks)
+            seen = list(s.events)
+        for task in tasks:
+            env.write(task, run, 3)
+        with stream(env, run, {"Last-Event-ID": seen[-1].id}) as resumed:
+            until_all(env, resumed, seen, run, tasks)
+    finally:
+        env.sim.remove_task(SECOND_WEB.task_id)
 
 
 def test_an_agent_added_while_the_client_was_away_is_read_from_the_streams_start(env: Env) -> None:
