@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -153,12 +154,79 @@ def _too_many(message: str, retry_after: int) -> Response:
     return response
 
 
-def _cursor(request: Request, *, stream: bool) -> CompositeCursor | None:
+@dataclass(frozen=True, slots=True)
+class ReadParams:
+    limit: int
+    skip_next: int
+    skip_prev: int
+    since: int | None
+    until: int | None
+    cursor: CompositeCursor | None
+    media: str
+
+
+def _params(request: Request, settings: GatewaySettings, *, stream: bool) -> ReadParams:
+    params = request.query_params
+    if params.get("read_reverse"):
+        raise BadRequest(
+            "`read_reverse` is not supported on merged reads", parameter="read_reverse"
+        )
+    limit = parse_uint(params, "limit")
+    skip_next = parse_uint(params, "skip_next")
+    skip_prev = parse_uint(params, "skip_prev")
+    if stream and limit:
+        raise BadRequest("Unable to stream events with `limit` parameter", parameter="limit")
+    if stream and skip_next:
+        raise BadRequest("`skip_next` is not supported on merged streams", parameter="skip_next")
+    if skip_prev > settings.merge_max_skip_prev:
+        raise BadRequest(
+            f"`skip_prev` is at most {settings.merge_max_skip_prev} on merged reads "
+            "(merge_max_skip_prev)",
+            parameter="skip_prev",
+        )
     last_event_id = request.headers.get("last-event-id") if stream else None
+    raw_cursor = params.get("cursor")
+    cursor = None
     if last_event_id:
-        return decode_cursor(last_event_id, parameter="Last-Event-ID")
-    raw = request.query_params.get("cursor")
-    return decode_cursor(raw, parameter="cursor") if raw else None
+        cursor = decode_cursor(last_event_id, parameter="Last-Event-ID")
+        skip_prev = 0  # a resume: exactly after the id (the node's rule too)
+    elif raw_cursor:
+        cursor = decode_cursor(raw_cursor, parameter="cursor")
+        if skip_prev or skip_next:
+            raise BadRequest(
+                "`skip_prev`/`skip_next` cannot be combined with a merged-stream cursor",
+                parameter="cursor",
+            )
+    return ReadParams(
+        limit=limit,
+        skip_next=skip_next,
+        skip_prev=skip_prev,
+        since=parse_time(params, "since"),
+        until=parse_time(params, "until"),
+        cursor=cursor,
+        media=negotiate(request.headers.get("accept")),
+    )
+
+
+def _over_cap(
+    plan: MergePlan, planner: Planner, limits: MergeLimits, settings: GatewaySettings, stream: bool
+) -> Response | None:
+    held = limits.streams[planner.uid]
+    if stream and held >= settings.merge_max_streams_per_identity:
+        return _too_many(
+            f"`{planner.uid}` already holds {held} merged streams, the limit per identity "
+            f"(merge_max_streams_per_identity={settings.merge_max_streams_per_identity}); "
+            "close one or retry later",
+            STREAMS_RETRY_AFTER,
+        )
+    if len(plan.sources) > settings.merge_max_agents:
+        return _too_many(
+            f"{planner.scope.describe()} spans {len(plan.sources)} agents, over the limit of "
+            f"{settings.merge_max_agents} agents per merged read (merge_max_agents); narrow "
+            "it with `filter=AGENT_ID:…`",
+            AGENTS_RETRY_AFTER,
+        )
+    return None
 
 
 async def _read(
@@ -170,71 +238,30 @@ async def _read(
     stream: bool,
 ) -> Response:
     settings = _settings(request)
-    params = request.query_params
-    if params.get("read_reverse"):
-        raise BadRequest(
-            "`read_reverse` is not supported on merged reads", parameter="read_reverse"
-        )
-    limit = parse_uint(params, "limit")
-    skip_next = parse_uint(params, "skip_next")
-    skip_prev = parse_uint(params, "skip_prev")
-    since, until = parse_time(params, "since"), parse_time(params, "until")
-    if stream and limit:
-        raise BadRequest("Unable to stream events with `limit` parameter", parameter="limit")
-    if stream and skip_next:
-        raise BadRequest("`skip_next` is not supported on merged streams", parameter="skip_next")
-    if skip_prev > settings.merge_max_skip_prev:
-        raise BadRequest(
-            f"`skip_prev` is at most {settings.merge_max_skip_prev} on merged reads "
-            "(merge_max_skip_prev)",
-            parameter="skip_prev",
-        )
-    cursor = _cursor(request, stream=stream)
-    if cursor is not None and request.headers.get("last-event-id") and stream:
-        skip_prev = skip_next = 0  # a resume: exactly after the id, as on the node
-    elif cursor is not None and (skip_prev or skip_next):
-        raise BadRequest(
-            "`skip_prev`/`skip_next` cannot be combined with a merged-stream cursor",
-            parameter="cursor",
-        )
-    media = negotiate(request.headers.get("accept"))
-
+    p = _params(request, settings, stream=stream)
     plan = await planner.plan()  # 403 when the caller may read none of the tasks
     limits: MergeLimits = request.app.state.merge_limits
-    if stream and limits.streams[planner.uid] >= settings.merge_max_streams_per_identity:
-        return _too_many(
-            f"`{planner.uid}` already holds {limits.streams[planner.uid]} merged streams, the "
-            f"limit per identity (merge_max_streams_per_identity="
-            f"{settings.merge_max_streams_per_identity}); close one or retry later",
-            STREAMS_RETRY_AFTER,
-        )
-    if len(plan.sources) > settings.merge_max_agents:
-        return _too_many(
-            f"{planner.scope.describe()} spans {len(plan.sources)} agents, over the limit of "
-            f"{settings.merge_max_agents} agents per merged read (merge_max_agents); narrow "
-            "it with `filter=AGENT_ID:…`",
-            AGENTS_RETRY_AFTER,
-        )
-
+    refused = _over_cap(plan, planner, limits, settings, stream)
+    if refused is not None:
+        return refused
     requester = Requester(
         uid=planner.uid,
         client=request.client.host if request.client else None,
         scheme=request.url.scheme,
         token=service_token,
         filters=planner.forwarded,
-        until=until,
+        until=p.until,
     )
     opener = SourceOpener(proxy.upstream, requester)
-    encoder = MergedEncoder(media)
-    if cursor is not None:
-        positions = Positions(cursor.origin, cursor.positions)
+    encoder = MergedEncoder(p.media)
+    if p.cursor is not None:
+        positions = Positions(p.cursor.origin, p.cursor.positions)
         starts = Starts(
-            {agent: Start(cursor=c) for agent, c in cursor.positions.items()},
-            Start(since=cursor.origin),
+            {agent: Start(cursor=c) for agent, c in p.cursor.positions.items()},
+            Start(since=p.cursor.origin),
         )
     else:
-        positions = Positions(since)
-        starts = Starts({}, Start(since=since))
+        positions, starts = Positions(p.since), Starts({}, Start(since=p.since))
     if not stream:
         return await merged_range(
             plan,
@@ -242,51 +269,53 @@ async def _read(
             encoder,
             positions,
             starts,
-            skip_prev=skip_prev,
-            skip_next=skip_next,
-            limit=limit,
+            skip_prev=p.skip_prev,
+            skip_next=p.skip_next,
+            limit=p.limit,
             metrics=proxy.metrics,
         )
+    release = limits.hold(planner.uid)  # before any await, so the cap cannot be overrun
+    try:
+        prelude: list[MergedEntry] = []
+        unavailable: dict[str, str] = {}
+        if p.skip_prev:
+            # The last N of the merged whole, then each agent follows on from its own last.
+            opened, unavailable = await open_all(plan, opener, starts, skip_prev=p.skip_prev)
+            tail = await last_entries(opened, p.skip_prev)
+            unavailable.update(tail.failed)
+            prelude = tail.kept
+            origin = prelude[0].ts if len(prelude) >= p.skip_prev else p.since
+            positions = Positions(origin, tail.dropped)
+            starts = Starts(
+                {agent: Start(cursor=c) for agent, c in tail.last.items()}, Start(since=origin)
+            )
 
-    prelude: list[MergedEntry] = []
-    unavailable: dict[str, str] = {}
-    if skip_prev:
-        opened, unavailable = await open_all(plan, opener, starts, skip_prev=skip_prev)
-        tail = await last_entries(opened, skip_prev)
-        unavailable.update(tail.failed)
-        prelude = tail.kept
-        origin = prelude[0].ts if len(prelude) >= skip_prev else since
-        positions = Positions(origin, tail.dropped)
-        starts = Starts(
-            {agent: Start(cursor=c) for agent, c in tail.last.items()}, Start(since=origin)
+        async def replan() -> MergePlan:
+            nonlocal plan
+            plan = capped(await planner.plan(), settings.merge_max_agents, keep=plan.sources)
+            return plan
+
+        return MergedStreamResponse(
+            plan=plan,
+            replan=replan,
+            opener=opener,
+            encoder=encoder,
+            positions=positions,
+            starts=starts,
+            prelude=prelude,
+            notes=[f"agent {a} unavailable: {why}" for a, why in sorted(unavailable.items())],
+            headers={**STREAM_HEADERS, "Content-Type": encoder.media_type},
+            options=StreamOptions(
+                window=settings.merge_reorder_window,
+                membership_period=settings.merge_membership_period,
+                send_timeout=proxy.send_timeout,
+            ),
+            metrics=proxy.metrics,
+            on_close=release,
         )
-
-    uid = planner.uid
-
-    async def replan() -> MergePlan:
-        nonlocal plan
-        plan = capped(await planner.plan(), settings.merge_max_agents, keep=plan.sources)
-        return plan
-
-    limits.streams[uid] += 1
-    return MergedStreamResponse(
-        plan=plan,
-        replan=replan,
-        opener=opener,
-        encoder=encoder,
-        positions=positions,
-        starts=starts,
-        prelude=prelude,
-        notes=[f"agent {a} unavailable: {why}" for a, why in sorted(unavailable.items())],
-        headers={**STREAM_HEADERS, "Content-Type": encoder.media_type},
-        options=StreamOptions(
-            window=settings.merge_reorder_window,
-            membership_period=settings.merge_membership_period,
-            send_timeout=proxy.send_timeout,
-        ),
-        metrics=proxy.metrics,
-        on_close=_releaser(limits, uid),
-    )
+    except BaseException:
+        release()
+        raise
 
 
 class MergeLimits:
@@ -295,11 +324,13 @@ class MergeLimits:
     def __init__(self) -> None:
         self.streams: Counter[str] = Counter()
 
+    def hold(self, uid: str) -> Callable[[], None]:
+        """Count one more stream of `uid`; the function returned (call it once) releases it."""
+        self.streams[uid] += 1
 
-def _releaser(limits: MergeLimits, uid: str) -> Callable[[], None]:
-    def release() -> None:
-        limits.streams[uid] -= 1
-        if limits.streams[uid] <= 0:
-            del limits.streams[uid]
+        def release() -> None:
+            self.streams[uid] -= 1
+            if self.streams[uid] <= 0:
+                del self.streams[uid]
 
-    return release
+        return release
