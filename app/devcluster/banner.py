@@ -134,6 +134,11 @@ def banner(cluster: DevCluster, identities: Identities, *, logway: str, path: Pa
         ("", f"{logway} logs agent {s0.agent_id} --unit {s0.service.unit} -n 3"),
         ("", f"{logway} logs task {loader.task.name} stderr -n 3"),
         ("", f"{logway} logs task {worker.task.name} -f"),
+        (
+            f"every {PROD_WEB} instance (one per agent) as one stream in time order (Ctrl-C)",
+            f"{logway} logs app /prod -f",
+        ),
+        ("", curl(f"{system}/logs/v1/app/prod/stream/?skip_prev=5", "-N", SSE)),
         ("the dcos CLI, this identity's config", dcos("superuser", "node log --leader --lines=3")),
         ("", dcos("superuser", f"task log --lines=3 {loader.task.name}")),
         (
@@ -152,6 +157,10 @@ def banner(cluster: DevCluster, identities: Identities, *, logway: str, path: Pa
             f"{logway} logs task {reporter.task.name} -n 3",
         ),
         ("", dcos("dev", f"task log --lines=3 {reporter.task.name}")),
+        (
+            "the role's tasks this user may read, merged across agents",
+            f"{logway} logs role dev -n 5",
+        ),
         (
             f"denied (403): {PROD_WEB} and whole journals; `logway logs` exits 3, the dcos CLI "
             "prints its authorization error",

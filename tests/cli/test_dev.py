@@ -56,11 +56,17 @@ SU_LOGS_LEADER = (SU, r"^logway logs leader -n 5$")
 SU_LOGS_AGENT = (SU, r"^logway logs agent \S+-S0 --unit dcos-mesos-slave\.service -n 3$")
 SU_LOGS_TASK = (SU, r"^logway logs task loader stderr -n 3$")
 SU_LOGS_FOLLOW = (SU, r"^logway logs task worker\.dev -f$")
+SU_LOGS_APP = (SU, r"^logway logs app /prod -f$")
+SU_APP_STREAM = (
+    SU,
+    r"^curl -s -N -H 'Accept: text/event-stream'.*/logs/v1/app/prod/stream/\?skip_prev=5'$",
+)
 SU_DCOS_LEADER = (SU, r"^DCOS_CONFIG=\S+/dcos-superuser\.toml dcos node log --leader --lines=3$")
 SU_DCOS_TASK = (SU, r"^DCOS_CONFIG=\S+/dcos-superuser\.toml dcos task log --lines=3 loader$")
 SU_LOGIN = (SU, r"^echo \S+ \| logway login --url \S+ --username admin --password-stdin$")
 DEV_V2 = (DEV, r"^curl -s -H .*/logs/v2/task/worker\.dev/file/stdout\?cursor=END&skip=-3'$")
 DEV_LOGS = (DEV, r"^logway logs task reporter -n 3$")
+DEV_ROLE = (DEV, r"^logway logs role dev -n 5$")
 DEV_DCOS_TASK = (DEV, r"^DCOS_CONFIG=\S+/dcos-dev\.toml dcos task log --lines=3 reporter$")
 DEV_DENIED_TASK = (DEV, r"^curl -s -w .*/system/v1/logs/v2/task/prod_web\.[^/]+/file/stdout")
 DEV_DENIED_SYSTEM = (DEV, r"^curl -s -w .*/system/v1/logs/v1/range/\?skip_prev=3'$")
@@ -71,9 +77,9 @@ OPS_LOGS = (OPS, r"^logway logs master -n 3$")
 OPS_LOGIN = (OPS, r"^logway login --url \S+ --service-account logway-ops --private-key \S+$")
 PRINTED = (
     SU_LEADER, SU_AGENT, SU_WORKER_V1, SU_POD_V1, SU_FOLLOW, SU_V2, SU_LOGS_LEADER,
-    SU_LOGS_AGENT, SU_LOGS_TASK, SU_LOGS_FOLLOW, SU_DCOS_LEADER, SU_DCOS_TASK, SU_LOGIN,
-    DEV_V2, DEV_LOGS, DEV_DCOS_TASK, DEV_DENIED_TASK, DEV_DENIED_SYSTEM, DEV_DENIED_LOGS,
-    DEV_DENIED_DCOS, OPS_MASTER, OPS_LOGS, OPS_LOGIN,
+    SU_LOGS_AGENT, SU_LOGS_TASK, SU_LOGS_FOLLOW, SU_LOGS_APP, SU_APP_STREAM, SU_DCOS_LEADER,
+    SU_DCOS_TASK, SU_LOGIN, DEV_V2, DEV_LOGS, DEV_ROLE, DEV_DCOS_TASK, DEV_DENIED_TASK,
+    DEV_DENIED_SYSTEM, DEV_DENIED_LOGS, DEV_DENIED_DCOS, OPS_MASTER, OPS_LOGS, OPS_LOGIN,
 )  # fmt: skip
 SECTIONS = {SU: "== as the superuser", DEV: "== as dev:", OPS: "== as the service account"}
 TOKEN_LINE = r"^export LOGWAY_TOKEN="
@@ -523,19 +529,7 @@ def test_cluster_json_tokens_and_key_work(dev: Dev) -> None:
 # Real clients --------------------------------------------------------------------------------
 
 
-def logway_logs_available() -> bool:
-    done = subprocess.run(
-        [sys.executable, "-m", "app.cli.main", "logs", "--help"],
-        capture_output=True,
-        cwd=ROOT,
-        timeout=60,
-    )
-    return done.returncode == 0
-
-
 def test_the_logway_logs_lines(dev: Dev) -> None:
-    if not logway_logs_available():
-        pytest.skip("`logway logs` is not there yet")
     leader = run_until(
         dev, SU, dev.command(SU_LOGS_LEADER), n_lines(5, "mesos-master: allocation cycle ")
     )
@@ -557,6 +551,52 @@ def test_the_logway_logs_lines(dev: Dev) -> None:
     assert denied.stdout == ""
     check = n_lines(3, "mesos-master: allocation cycle ")
     assert check(run_until(dev, OPS, dev.command(OPS_LOGS), check))
+
+
+def test_the_merged_lines_follow_prod_web_on_every_agent_as_one_stream(dev: Dev) -> None:
+    agents = {a["id"] for a in dev.manifest()["agents"]}
+    # logway logs app /prod -f: the last ten lines, then new ones, from every agent's instance.
+    followed = following(dev, SU, dev.command(SU_LOGS_APP)).splitlines()
+    assert len(followed) > 10, followed
+    assert all(": /prod/web " in ln for ln in followed), followed
+    pids = {re.search(r"web\.prod\[(\d+)\]:", ln).group(1) for ln in followed}  # type: ignore[union-attr]
+    assert len(pids) == len(agents), followed  # one shipper per agent
+    # curl: SSE events with composite ids, in time order, each naming its agent.
+    script = " && ".join([dev.setup, dev.command((SU, TOKEN_LINE)), dev.command(SU_APP_STREAM)])
+    proc = subprocess.Popen(
+        ["bash", "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    events: list[tuple[str, dict[str, Any]]] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + COMMAND_TIMEOUT
+        last_id = ""
+        while len(events) < 5 + 2 * len(agents) and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line, "the stream ended"
+            if line.startswith("id: "):
+                last_id = line[len("id: ") :].strip()
+            elif line.startswith("data: "):
+                events.append((last_id, json.loads(line[len("data: ") :])))
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+        if proc.stdout:
+            proc.stdout.close()
+    assert len(events) == 5 + 2 * len(agents), events
+    assert all(i.startswith("m1.") for i, _ in events)
+    assert len({i for i, _ in events}) == len(events)
+    fields = [e["fields"] for _, e in events]
+    assert all(f["MESSAGE"].startswith("/prod/web ") for f in fields)
+    assert {f["AGENT_ID"] for f in fields} == agents
+    stamps = [int(str(e["realtime_timestamp"])) for _, e in events]
+    assert stamps == sorted(stamps)
+
+
+def test_the_dev_users_role_line_reads_only_dev_tasks(dev: Dev) -> None:
+    check = n_lines(5, ": /dev/")
+    got = run_until(dev, DEV, dev.command(DEV_ROLE), check)
+    assert check(got), got
 
 
 def test_the_dcos_cli_lines(dev: Dev) -> None:
