@@ -180,6 +180,9 @@ class _Run:
             except LogwayError as exc:
                 log.info("merged stream keeps its agents: %s", exc.message)
                 continue
+            except Exception:  # a bug: keep streaming what we have, and say so in the log
+                log.exception("merged stream: planning failed, keeping its agents")
+                continue
             if plan != self._plan:
                 self.apply(plan)
                 self._wake.set()
