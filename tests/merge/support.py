@@ -31,6 +31,7 @@ from app.devcluster.journald import JournaldNamespace
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimFramework, SimTask
 from tests.conftest import new_namespace_name
 from tests.gateway.support import GATEWAY_UID, Reader, add_user, grant, login, port_free_on
+from tests.gateway.support import wait_for as gateway_wait_for
 from tests.support.gateway import gateway as support_gateway
 from tests.support.journal import Sender
 
@@ -224,13 +225,8 @@ def new_run() -> str:
 
 
 def wait_for(what: str, check: Callable[[], T | None], *, timeout: float = DEADLINE) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found is not None:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+    """`tests.gateway.support.wait_for`, with this package's longer deadline."""
+    return gateway_wait_for(what, check, timeout=timeout)
 
 
 # Reading merged streams ---------------------------------------------------------------------

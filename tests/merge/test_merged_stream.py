@@ -6,6 +6,7 @@ none twice over all connections of a test, each task's lines in the order writte
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 
@@ -319,3 +320,25 @@ def test_metrics_count_merged_streams_and_entries(env: Env) -> None:
         s.count(4)
         assert metric("merged_active_streams") >= 1
         assert metric("merged_entries_total") >= entries + 4
+
+
+def test_a_client_leaving_closes_every_upstream(env: Env) -> None:
+    run = new_run()
+
+    def followers(agent: str) -> int:
+        text = httpx.get(f"{env.readers[agent].url}/metrics", headers=env.service, timeout=10).text
+        found = re.search(r"^logway_node_followers (\d+)$", text, re.M)
+        assert found, text
+        return int(found.group(1))
+
+    with stream(env, run) as s:
+        for task in WEB:
+            env.write(task, run, 1)
+        s.count(3)
+        assert all(followers(agent) >= 1 for agent in AGENTS[:3])
+
+    def closed(agent: str) -> bool | None:
+        return followers(agent) == 0 or None
+
+    for agent in AGENTS[:3]:
+        wait_for(f"{agent}'s follow closed", functools.partial(closed, agent))
