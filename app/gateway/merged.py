@@ -47,6 +47,12 @@ from app.proxy.merge_stream import MergedStreamResponse, StreamOptions
 router = APIRouter()
 
 PREFIX = "/system/v1/logs/v1"
+ROUTES = (
+    "/role/{role}/range/",
+    "/role/{role}/stream/",
+    "/app{app_id:path}/range/",
+    "/app{app_id:path}/stream/",
+)
 MAX_ROLE = 256
 STREAMS_RETRY_AFTER = 5  # seconds: another stream of this caller may end by then
 AGENTS_RETRY_AFTER = 60  # seconds: the role or app may shrink, or the limit be raised
@@ -119,6 +125,17 @@ async def app_stream(
     scope = _scope(request, "app", app_id)
     planner = _planner(request, scope, caller.uid, authorizer, cluster)
     return await _read(request, planner, proxy, service_token, stream=True)
+
+
+async def _get_only() -> Response:
+    # Without this, HEAD would fall through to the master's whole-journal route.
+    response = problem(405, "merged reads answer GET only")
+    response.headers["Allow"] = "GET"
+    return response
+
+
+for _path in ROUTES:
+    router.add_api_route(PREFIX + _path, _get_only, methods=["HEAD"], include_in_schema=False)
 
 
 def _scope(request: Request, kind: str, value: str) -> MergeScope:

@@ -3,6 +3,7 @@ others; none at all is 403 with the same words whether the role or app exists or
 
 from __future__ import annotations
 
+import httpx
 import orjson
 import pytest
 
@@ -84,3 +85,11 @@ def test_a_grant_on_the_whole_scope_reads_an_empty_one(env: Env) -> None:
         env.get(f"{PREFIX}/app/dev/worker/range/", env.users["dev"], filter="X:y").status_code
         == 204
     )
+
+
+def test_other_methods_are_405(env: Env) -> None:
+    for path in ("/app/prod/range/", "/role/prod/stream/"):
+        r = httpx.head(env.base + PREFIX + path, headers=env.admin, timeout=10)
+        assert r.status_code == 405
+        assert r.headers["allow"] == "GET"
+        assert httpx.post(env.base + PREFIX + path, headers=env.admin).status_code == 405
