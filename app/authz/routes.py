@@ -200,7 +200,7 @@ ROUTES: tuple[RouteRule, ...] = (
     ),
     RouteRule(
         "/system/v1/leader/marathon/logs{path:path}",
-        "The Marathon leader's whole journal",
+        "The Marathon leader's whole journal: 503, Logway does not resolve that leader",
         _WHOLE_NODE,
     ),
     RouteRule("/acs/api/v1/auth/login", "Log in: password or service login token", Public()),
