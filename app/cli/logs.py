@@ -198,7 +198,7 @@ def _run(args: argparse.Namespace) -> int:
     p = plan(args, os.environ)
     source, window = p.source, p.window
     style = Style.for_terminal(p.output, sys.stdout.isatty(), os.environ)
-    formatter = formatter_for(p.output, style, task_file=source.task_file)
+    formatter = formatter_for(p.output, style, task_file=source.task_file, per_task=source.merged)
     printer = Printer(sys.stdout.buffer, formatter, style, source.header)
     with p.target.client() as client:
         if window.lines == 0:

@@ -1,9 +1,11 @@
 """How `logway logs` prints entries: `text` (journalctl's short format; a task's own lines),
 `json` (the gateway's object, byte for byte, one per line) or `raw` (the message bytes).
 
-On a terminal, text output gets colours and a header per source; piped, or with `NO_COLOR`
-set (https://no-color.org), it stays plain. Control characters in a message are escaped on a
-terminal, so a log line cannot move the cursor or retitle the window.
+On a terminal, text output gets colours and a header per source, and a merged role or app
+read a short prefix per task in the task's own colour; piped, or with `NO_COLOR` set
+(https://no-color.org), it stays plain (the prefix stays with `NO_COLOR`). Control characters
+in a message are escaped on a terminal, so a log line cannot move the cursor or retitle the
+window.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from app.cli.logs_source import Fields
 OUTPUTS = ("text", "json", "raw")
 
 DIM, BOLD, RED, YELLOW, RESET = "\x1b[2m", "\x1b[1m", "\x1b[31m", "\x1b[33m", "\x1b[0m"
+# One per task of a merged read, in the order tasks first appear (red and yellow mean stderr
+# and warnings, so not here): green, blue, magenta, cyan and their bright forms.
+TASK_COLOURS = ("\x1b[32m", "\x1b[34m", "\x1b[35m", "\x1b[36m", "\x1b[92m", "\x1b[94m")
+TASK_TAG = 6  # characters of the container id that tell a task's instances apart
 PRIORITY_ERROR = 3  # syslog err: this and below (crit, alert, emerg) in red
 PRIORITY_WARNING = 4
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # not \t, \n
@@ -104,9 +110,15 @@ class TextFormatter:
     """`Mon DD HH:MM:SS host ident[pid]: message` in local time, as `journalctl -o short`;
     a task's stdout/stderr (`task_file`) as the task wrote it. No MESSAGE, no line."""
 
-    def __init__(self, style: Style, *, task_file: str | None = None) -> None:
+    def __init__(
+        self, style: Style, *, task_file: str | None = None, per_task: bool = False
+    ) -> None:
         self._style = style
         self._task_file = task_file
+        # A merged read on a terminal: each line starts with its task's short name in the
+        # task's own colour (`web.prod:2056a8 `), so interleaved tasks can be told apart.
+        self._per_task = per_task and style.header
+        self._task_colours: dict[str, str] = {}
 
     def format(self, entry: LogEntry) -> bytes | None:
         message = entry.message
@@ -123,7 +135,20 @@ class TextFormatter:
             text = self._style.paint(YELLOW, text)
         if self._task_file is not None:
             return f"{text}\n".encode()
-        return f"{self._prefix(entry)}{text}\n".encode()
+        return f"{self._task(entry)}{self._prefix(entry)}{text}\n".encode()
+
+    def _task(self, entry: LogEntry) -> str:
+        """`name:container` of a merged read's line, in its task's colour; "" otherwise."""
+        if not self._per_task:
+            return ""
+        container = entry.field("CONTAINER_ID") or ""
+        name = entry.field("SYSLOG_IDENTIFIER") or entry.field("TASK_ID") or "?"
+        # A nested container is `parent.child`: the child tells a pod's tasks apart.
+        tag = container.rsplit(".", 1)[-1][:TASK_TAG]
+        colour = self._task_colours.setdefault(
+            container, TASK_COLOURS[len(self._task_colours) % len(TASK_COLOURS)]
+        )
+        return self._style.paint(colour, f"{name}:{tag}" if tag else name) + " "
 
     def _prefix(self, entry: LogEntry) -> str:
         parts = []
@@ -140,12 +165,14 @@ class TextFormatter:
         return " ".join(parts) + " " if parts else ""
 
 
-def formatter_for(output: str, style: Style, *, task_file: str | None) -> Formatter:
+def formatter_for(
+    output: str, style: Style, *, task_file: str | None, per_task: bool = False
+) -> Formatter:
     if output == "json":
         return JsonFormatter()
     if output == "raw":
         return RawFormatter()
-    return TextFormatter(style, task_file=task_file)
+    return TextFormatter(style, task_file=task_file, per_task=per_task)
 
 
 class Printer:

@@ -201,6 +201,7 @@ class Source:
     label: str
     route: Route
     task_file: str | None = None
+    merged: bool = False  # several tasks in one read: on a terminal, a prefix per task
 
     def header(self, first: Fields | None) -> str:
         """The one-line header; a task's names the agent its first line came from."""
@@ -273,7 +274,8 @@ def _no_unit(args: SourceArgs, what: str) -> None:
 def _role(args: SourceArgs) -> Source:
     _no_unit(args, "a role")
     role = args.values["role"]
-    return Source(label=f"role {role}", route=V1Route(f"{MASTER_LOGS}/v1/role/{_seg(role)}"))
+    route = V1Route(f"{MASTER_LOGS}/v1/role/{_seg(role)}")
+    return Source(label=f"role {role}", route=route, merged=True)
 
 
 def _app(args: SourceArgs) -> Source:
@@ -282,7 +284,7 @@ def _app(args: SourceArgs) -> Source:
     # slashes as path separators and refuses ids that are not canonical.
     app_id = "/" + args.values["app_id"].strip("/")
     route = V1Route(f"{MASTER_LOGS}/v1/app{quote(app_id, safe='/')}")
-    return Source(label=f"app {app_id}", route=route)
+    return Source(label=f"app {app_id}", route=route, merged=True)
 
 
 def _task(args: SourceArgs) -> Source:

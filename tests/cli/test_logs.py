@@ -20,6 +20,7 @@ from app.cli.logs_output import (
     BOLD,
     DIM,
     RED,
+    TASK_COLOURS,
     YELLOW,
     BadEntry,
     JsonFormatter,
@@ -388,6 +389,29 @@ def test_text_colours_on_a_terminal() -> None:
     node_stderr = TextFormatter(tty).format(entry(MESSAGE="oops", STREAM="STDERR"))
     assert node_stderr is not None
     assert RED.encode() in node_stderr
+
+
+@pytest.mark.usefixtures("utc")
+def test_a_merged_read_prefixes_each_task_in_its_own_colour_on_a_terminal() -> None:
+    web0 = {"SYSLOG_IDENTIFIER": "web.prod", "CONTAINER_ID": "2056a8a1-15c2"}
+    web1 = {"SYSLOG_IDENTIFIER": "web.prod", "CONTAINER_ID": "d3660689-cb5b"}
+    pod = {"SYSLOG_IDENTIFIER": "loader", "CONTAINER_ID": "475e8cb3.77c1132c-485a"}
+    tty = TextFormatter(Style.for_terminal("text", True, {}), per_task=True)
+    lines = [tty.format(entry(MESSAGE=m, **f)) for m, f in [("a", web0), ("b", web1), ("c", web0)]]
+    green, blue = TASK_COLOURS[:2]
+    stamp = f"{DIM}Jan 15 08:00:00\x1b[0m"
+    assert lines[0] == f"{green}web.prod:2056a8\x1b[0m {stamp} web.prod: a\n".encode()
+    assert lines[1] == f"{blue}web.prod:d36606\x1b[0m {stamp} web.prod: b\n".encode()
+    assert lines[2] is not None
+    assert lines[2].startswith(f"{green}web.prod:2056a8".encode())  # the same task, same colour
+    nested = tty.format(entry(MESSAGE="d", **pod))
+    assert nested is not None
+    assert nested.startswith(f"{TASK_COLOURS[2]}loader:77c113".encode())  # the child container
+    no_colour = TextFormatter(Style.for_terminal("text", True, {"NO_COLOR": "1"}), per_task=True)
+    plain = no_colour.format(entry(MESSAGE="a", **web0))
+    assert plain == b"web.prod:2056a8 Jan 15 08:00:00 web.prod: a\n"
+    piped = TextFormatter(Style(), per_task=True)
+    assert piped.format(entry(MESSAGE="a", **web0)) == b"Jan 15 08:00:00 web.prod: a\n"
 
 
 def test_a_task_text_line_is_what_the_task_wrote() -> None:

@@ -797,6 +797,19 @@ def test_colours_and_header_on_a_terminal_only(dev: Dev) -> None:
     assert code == 0
     assert b"\x1b" not in plain
     assert plain.splitlines()[0] == header
+    # A merged read: each line starts with its task's name and container in the task's colour.
+    prod = [t for t in dev.cluster.tasks if t.app_id == PROD_WEB]
+    code, merged = on_terminal(argv("app", PROD_WEB, "-n", "12"), env)
+    assert code == 0
+    body = merged.splitlines()[1:]
+    assert len(body) == 12
+    tags = {
+        f"{t.task.name}:{t.container_id.rsplit('.', 1)[-1][:6]}".encode(): i
+        for i, t in enumerate(prod)
+    }
+    prefixes = {line.split(b"\x1b[0m", 1)[0] for line in body}
+    assert {p[5:] for p in prefixes} <= set(tags), prefixes  # after the 5-byte colour code
+    assert len({p[:5] for p in prefixes}) == len(prefixes)  # one colour per task
     code, as_json = on_terminal(argv("master", "-n", "2", "-o", "json"), env)
     assert code == 0
     assert b"\x1b" not in as_json
