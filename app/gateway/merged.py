@@ -39,9 +39,16 @@ from app.gateway.merge_plan import MergeScope, Planner, capped, split_filters
 from app.journal.encoders import negotiate
 from app.node.params import parse_filters, parse_time, parse_uint
 from app.proxy.fanin import MergePlan, Requester, SourceOpener, Start
-from app.proxy.merge_cursor import CompositeCursor, decode_cursor
+from app.proxy.merge_cursor import AgentState, CompositeCursor, decode_cursor
 from app.proxy.merge_entry import MergedEncoder, MergedEntry, Positions
-from app.proxy.merge_range import Starts, last_entries, merged_range, open_all
+from app.proxy.merge_range import (
+    Starts,
+    begin_all,
+    covers,
+    last_entries,
+    merged_range,
+    open_all,
+)
 from app.proxy.merge_stream import MergedStreamResponse, StreamOptions
 
 router = APIRouter()
@@ -272,11 +279,8 @@ async def _read(
     opener = SourceOpener(proxy.upstream, requester)
     encoder = MergedEncoder(p.media)
     if p.cursor is not None:
-        positions = Positions(p.cursor.origin, p.cursor.positions)
-        starts = Starts(
-            {agent: Start(cursor=c) for agent, c in p.cursor.positions.items()},
-            Start(since=p.cursor.origin),
-        )
+        positions = Positions.resumed(p.cursor)
+        starts = Starts(p.cursor.states(), Start(since=p.cursor.origin))
     else:
         positions, starts = Positions(p.since), Starts({}, Start(since=p.since))
     if not stream:
@@ -298,13 +302,19 @@ async def _read(
         if p.skip_prev:
             # The last N of the merged whole, then each agent follows on from its own last.
             opened, unavailable = await open_all(plan, opener, starts, skip_prev=p.skip_prev)
-            tail = await last_entries(opened, p.skip_prev)
+            agent_covers = covers(plan, starts, positions)
+            tail = await last_entries(opened, p.skip_prev, agent_covers)
             unavailable.update(tail.failed)
             prelude = tail.kept
             origin = prelude[0].ts if len(prelude) >= p.skip_prev else p.since
             positions = Positions(origin, tail.dropped)
+            begin_all(positions, agent_covers)
             starts = Starts(
-                {agent: Start(cursor=c) for agent, c in tail.last.items()}, Start(since=origin)
+                {
+                    agent: AgentState(c, agent_covers[agent].members)
+                    for agent, c in tail.last.items()
+                },
+                Start(since=origin),
             )
 
         async def replan() -> MergePlan:

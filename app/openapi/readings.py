@@ -94,15 +94,16 @@ PARAMETERS: Json = {
     ),
     "mergedCursor": _query(
         "cursor",
-        {"type": "string", "pattern": "^m1\\."},
+        {"type": "string", "pattern": "^m[12]\\."},
         "The SSE `id` of an entry of an earlier merged read of the same role or app (a "
-        "composite cursor, `m1.…`, holding every agent's position): the read continues after "
-        "it. Not combinable with `skip_prev`/`skip_next`.",
+        "composite cursor, `m2.…`, holding every agent's position and which of its containers "
+        "that position covers; the older `m1.…` ids are still accepted): the read continues "
+        "after it. Not combinable with `skip_prev`/`skip_next`.",
     ),
     "mergedLastEventId": {
         "name": "Last-Event-ID",
         "in": "header",
-        "schema": {"type": "string", "pattern": "^m1\\."},
+        "schema": {"type": "string", "pattern": "^m[12]\\."},
         "description": (
             "The composite SSE `id` the client saw last: the merged stream resumes right after "
             "it on every agent, `cursor` and skips ignored."
@@ -243,11 +244,11 @@ _SSE_TASK = _sse(
     data="TaskFileEvent",
 )
 _SSE_MERGED = _sse(
-    "One event per entry, `id: <composite cursor>` (`m1.…`: every agent's position, on "
+    "One event per entry, `id: <composite cursor>` (`m2.…`: every agent's position, on "
     "ranges too, so a client can follow on from a range's last id) then `data: "
     "<JournalEntry>` and a blank line; comments (`: …`) name agents that could not be read "
     f"and keep the stream open while idle. {_PING}",
-    f"id: m1.eyJvIjoxLCJhIjp7fX0\ndata: {_EXAMPLE_DATA}\n\n",
+    f"id: m2.eyJvIjoxLCJhIjp7fSwiYyI6e30sImQiOnt9fQ\ndata: {_EXAMPLE_DATA}\n\n",
 )
 _NDJSON = {"schema": {"$ref": _ENTRY}}
 

@@ -23,7 +23,7 @@ from app.journal.encoders import JSON, SSE
 from app.proxy.call import TokenProvider, Upstream, UpstreamCall, UpstreamResponse
 from app.proxy.errors import UpstreamError
 from app.proxy.merge_cursor import after, cursor_realtime
-from app.proxy.merge_entry import LineParser, MergedEntry
+from app.proxy.merge_entry import Cover, LineParser, MergedEntry
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +165,11 @@ def past_guard(entries: list[MergedEntry], guard: str) -> tuple[list[MergedEntry
     return [], guard
 
 
-async def range_batches(opened: Opened, agent: str) -> AsyncIterator[list[MergedEntry]]:
-    """A 200 NDJSON range body as batches of entries; raises `UpstreamError`/`BadEntry`."""
+async def range_batches(
+    opened: Opened, agent: str, cover: Cover | None = None
+) -> AsyncIterator[list[MergedEntry]]:
+    """A 200 NDJSON range body as batches of entries (each stamped with `cover`, what the
+    read covers); raises `UpstreamError`/`BadEntry`."""
     parser = LineParser(agent)
     guard = opened.guard
     async for chunk in opened.response.chunks():
@@ -174,6 +177,9 @@ async def range_batches(opened: Opened, agent: str) -> AsyncIterator[list[Merged
         if guard is not None:
             batch, guard = past_guard(batch, guard)
         if batch:
+            if cover is not None:
+                for entry in batch:
+                    entry.cover = cover
             yield batch
     parser.close()
 

@@ -10,13 +10,24 @@ entry without an `AGENT_ID` field gets one, so that every merged entry names its
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 import orjson
 
 from app.journal.encoders import JSON, SSE, TEXT, TextEncoder
 from app.journal.entry import Entry, go_json
-from app.proxy.merge_cursor import cursor_realtime, encode_cursor
+from app.proxy.merge_cursor import (
+    MAX_MEMBERS,
+    AgentState,
+    CompositeCursor,
+    Debt,
+    cursor_realtime,
+    digests,
+    encode_cursor,
+    pack,
+    unpack,
+)
 
 _CURSOR_KEY = b',"cursor":"'
 _AGENT_KEY = b'"AGENT_ID":'
@@ -24,11 +35,30 @@ _ID = b"id: "
 _DATA = b"\ndata: "
 
 
-class MergedEntry:
-    """One entry from one agent. `ts` orders the merge; `cursor` resumes the agent, unless
-    the entry is a `catchup` one (read behind the agent's position: it must not move it)."""
+class Cover:
+    """The containers a read of an agent covers (their digests, and those packed)."""
 
-    __slots__ = ("agent", "arrived", "catchup", "cursor", "data", "ts")
+    __slots__ = ("members", "packed")
+
+    def __init__(self, containers: Iterable[str]) -> None:
+        self.members = digests(containers)
+        # None: too many to carry in a cursor (the coverage is then unknown: MAX_MEMBERS).
+        self.packed = pack(self.members) if len(self.members) <= MAX_MEMBERS else None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Cover) and other.members == self.members
+
+    def __hash__(self) -> int:
+        return hash(self.members)
+
+
+class MergedEntry:
+    """One entry from one agent. `ts` orders the merge; `cursor` resumes the agent, and
+    `cover` (when known) says which containers the read that brought it covers — unless
+    the entry pays off a `debt` (read behind the agent's position by a catch-up: it moves
+    only that debt's progress, and the `settles` one, the last, pays it off)."""
+
+    __slots__ = ("agent", "arrived", "cover", "cursor", "data", "debt", "settles", "ts")
 
     def __init__(self, agent: str, cursor: str, data: bytes, arrived: float = 0.0) -> None:
         self.agent = agent
@@ -39,7 +69,13 @@ class MergedEntry:
             raise BadEntry(f"malformed cursor {cursor[:80]!r}") from None
         self.data = data if _AGENT_KEY in data else _with_agent(data, agent)
         self.arrived = arrived
-        self.catchup = False
+        self.cover: Cover | None = None
+        self.debt: Debt | None = None
+        self.settles = False
+
+    @property
+    def catchup(self) -> bool:
+        return self.debt is not None
 
     def __repr__(self) -> str:
         return f"MergedEntry({self.agent!r}, ts={self.ts})"
@@ -141,18 +177,97 @@ class EventParser:
 
 
 class Positions:
-    """Where the client stands: the last delivered entry of every agent, and the origin."""
+    """Where the client stands: the last delivered entry of every agent, which containers
+    that place covers, what is owed behind it, and the origin (the composite cursor's
+    parts, see `app.proxy.merge_cursor`). Advanced in delivery order by the encoder; debts
+    are added as soon as they arise (a debt never reaches past the agent's place, so it is
+    exact whenever it is recorded)."""
 
     def __init__(self, origin: int | None, positions: Mapping[str, str] | None = None) -> None:
         self.origin = origin
         self.cursors: dict[str, str] = dict(positions or {})
+        self.members: dict[str, str] = {}  # agent -> packed digests; absent: unknown
+        self.debts: dict[str, dict[int, Debt]] = {}
+        self._settled: set[int] = set()
+        self._debts_encoded: dict[str, list[list[str | None]]] = {}
+
+    @classmethod
+    def resumed(cls, cursor: CompositeCursor) -> Positions:
+        positions = cls(cursor.origin, cursor.positions)
+        positions.members = {agent: pack(m) for agent, m in cursor.members.items()}
+        for agent, debts in cursor.debts.items():
+            for debt in debts:
+                positions.owe(agent, debt)
+        return positions
 
     def advance(self, entry: MergedEntry) -> None:
-        if not entry.catchup:
-            self.cursors[entry.agent] = entry.cursor
+        agent = entry.agent
+        debt = entry.debt
+        if debt is None:
+            self.cursors[agent] = entry.cursor
+            cover = entry.cover
+            if cover is not None:
+                if cover.packed is None:
+                    self.members.pop(agent, None)
+                else:
+                    self.members[agent] = cover.packed
+        elif entry.settles:
+            self.settle(agent, debt)
+        elif debt.id not in self._settled:
+            self._set_debt(agent, replace(debt, start=entry.cursor))
+
+    def begin(self, agent: str, cover: Cover) -> None:
+        """A read of `agent` starts with `cover`: where the coverage was unknown (an `m1`
+        cursor, a `skip_prev` start), it is what is read now."""
+        if agent not in self.members and agent in self.cursors and cover.packed is not None:
+            self.members[agent] = cover.packed
+
+    def owe(self, agent: str, debt: Debt) -> None:
+        """`debt` arose (a catch-up starts); one already known keeps its progress."""
+        if debt.id not in self._settled and debt.id not in self.debts.get(agent, {}):
+            self._set_debt(agent, debt)
+
+    def settle(self, agent: str, debt: Debt) -> None:
+        """`debt` is paid off: its containers are covered up to the agent's place."""
+        self._settled.add(debt.id)
+        owed = self.debts.get(agent)
+        if owed is not None and owed.pop(debt.id, None) is not None:
+            self._debts_changed(agent)
+        known = self.members.get(agent)
+        if known is not None:
+            members = unpack(known) | debt.members
+            if len(members) <= MAX_MEMBERS:
+                self.members[agent] = pack(members)
+            else:
+                del self.members[agent]
+
+    def _set_debt(self, agent: str, debt: Debt) -> None:
+        self.debts.setdefault(agent, {})[debt.id] = debt
+        self._debts_changed(agent)
+
+    def _debts_changed(self, agent: str) -> None:
+        owed = self.debts.get(agent)
+        if owed:
+            self._debts_encoded[agent] = [d.encoded() for d in owed.values()]
+        else:
+            self.debts.pop(agent, None)
+            self._debts_encoded.pop(agent, None)
+
+    def state(self, agent: str) -> AgentState | None:
+        cursor = self.cursors.get(agent)
+        if cursor is None:
+            return None
+        members = self.members.get(agent)
+        owed = tuple(self.debts.get(agent, {}).values())
+        return AgentState(cursor, None if members is None else unpack(members), owed)
 
     def encoded(self) -> str:
-        return encode_cursor(self.origin, self.cursors)
+        debts = self._debts_encoded
+        if not debts.keys() <= self.cursors.keys():
+            # Owed before the agent's first entry was delivered: on a resume that agent is
+            # read from the origin anyway.
+            debts = {agent: d for agent, d in debts.items() if agent in self.cursors}
+        return encode_cursor(self.origin, self.cursors, self.members, debts)
 
 
 class MergedEncoder:
@@ -193,6 +308,7 @@ def _text_entry(entry: MergedEntry) -> Entry:
 
 __all__ = [
     "BadEntry",
+    "Cover",
     "EventParser",
     "LineParser",
     "MergedEncoder",

@@ -35,7 +35,9 @@ from app.proxy.fanin import (
     refusal,
 )
 from app.proxy.merge import merge_batches
-from app.proxy.merge_entry import BadEntry, MergedEncoder, MergedEntry, Positions
+from app.proxy.merge_cursor import AgentState
+from app.proxy.merge_entry import BadEntry, Cover, MergedEncoder, MergedEntry, Positions
+from app.proxy.merge_feed import owed
 from app.proxy.metrics import ProxyMetrics
 
 log = logging.getLogger(__name__)
@@ -46,13 +48,18 @@ COMMON_HEADERS = {"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*
 
 @dataclass(frozen=True, slots=True)
 class Starts:
-    """Where each agent's read starts: its own position, or `default` (the origin)."""
+    """Where each agent's read starts: its own state (a place, what it covers and owes), or
+    `default` (the origin)."""
 
-    positions: Mapping[str, Start]
+    states: Mapping[str, AgentState]
     default: Start
 
     def of(self, agent: str) -> Start:
-        return self.positions.get(agent, self.default)
+        state = self.states.get(agent)
+        return self.default if state is None else Start(cursor=state.cursor)
+
+    def state(self, agent: str) -> AgentState | None:
+        return self.states.get(agent)
 
 
 async def open_all(
@@ -103,14 +110,36 @@ class Tail:
     failed: dict[str, str]  # agent -> why its range broke off (its entries left out)
 
 
-async def last_entries(opened: Mapping[str, Opened], n: int) -> Tail:
+def covers(plan: MergePlan, starts: Starts, positions: Positions) -> dict[str, Cover]:
+    """What each agent's read covers. What the agents' starts owe (containers their places
+    do not cover) is recorded in `positions` but not read by a range: the composite cursor
+    keeps it owed, for a stream resumed from the range's ids to pay."""
+    out = {}
+    for agent, spec in plan.sources.items():
+        out[agent] = Cover(spec.containers)
+        state = starts.state(agent)
+        if state is not None:
+            for job in owed(state, spec):
+                positions.owe(agent, job.debt)
+    return out
+
+
+def begin_all(positions: Positions, covers: Mapping[str, Cover]) -> None:
+    for agent, cover in covers.items():
+        positions.begin(agent, cover)
+
+
+async def last_entries(
+    opened: Mapping[str, Opened], n: int, covers: Mapping[str, Cover] | None = None
+) -> Tail:
     """Read every agent's last-N range to the end and keep the merged last N."""
     lists: list[list[MergedEntry]] = []
     failed: dict[str, str] = {}
     for agent in sorted(opened):
         entries: list[MergedEntry] = []
+        cover = covers.get(agent) if covers is not None else None
         try:
-            async for batch in range_batches(opened[agent], agent):
+            async for batch in range_batches(opened[agent], agent, cover):
                 entries.extend(batch)
         except UpstreamError as exc:
             failed[agent] = exc.message
@@ -167,6 +196,8 @@ async def merged_range(
     metrics: ProxyMetrics,
 ) -> Response:
     opened, failed = await open_all(plan, opener, starts, skip_prev=skip_prev)
+    agent_covers = covers(plan, starts, positions)
+    begin_all(positions, agent_covers)
     if failed and not opened and len(failed) == len(plan.sources):
         agent, why = next(iter(failed.items()))
         return JSONResponse(
@@ -177,13 +208,16 @@ async def merged_range(
     headers = dict(COMMON_HEADERS)
     try:
         if skip_prev:
-            tail = await last_entries(opened, skip_prev)
+            tail = await last_entries(opened, skip_prev, agent_covers)
             failed.update(tail.failed)
             skipped_prev, skipped_next = len(tail.kept), 0
             positions.cursors.update(tail.dropped)
+            begin_all(positions, agent_covers)
             batches = _skip_and_limit(_listed(tail.kept), 0, limit)
         else:
-            sources = [range_batches(opened[agent], agent) for agent in sorted(opened)]
+            sources = [
+                range_batches(opened[agent], agent, agent_covers[agent]) for agent in sorted(opened)
+            ]
             skipped_prev, skipped_next = 0, skip_next
             batches = _skip_and_limit(merge_batches(sources), skip_next, limit)
         first = b""
@@ -275,7 +309,9 @@ __all__ = [
     "MergedRangeResponse",
     "Starts",
     "Tail",
+    "begin_all",
     "close_all",
+    "covers",
     "last_entries",
     "merged_range",
     "open_all",

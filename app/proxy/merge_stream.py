@@ -7,7 +7,10 @@ permission to every task). Meanwhile:
 * every `membership_period` seconds the plan is asked again (the cluster state snapshot,
   re-authorized when it changed): a new agent joins from the origin (or from its position
   when it was in the stream before), an agent that left is dropped once its queued entries
-  are out, and an agent whose containers changed is re-read from its last entry;
+  are out, and an agent whose containers changed is re-read from its last entry (the
+  containers it gained are caught up from the origin: `app.proxy.merge_feed`);
+* an agent resumed from a composite cursor (or returning after it left) first pays what its
+  state owes: containers its place does not cover, and unpaid debts;
 * an agent whose reader fails gets the comment `: agent <id> unavailable: <why>`, is not
   waited for, and is reconnected with backoff from the last entry received from it; the
   others keep flowing. In text and NDJSON streams, which have no comments, this is logged;
@@ -35,8 +38,9 @@ from app.core.errors import Forbidden, LogwayError
 from app.journal.encoders import SSE
 from app.proxy.fanin import MergePlan, SourceOpener, SourceSpec, Start
 from app.proxy.merge import Reorderer
+from app.proxy.merge_cursor import AgentState, Debt
 from app.proxy.merge_entry import MergedEncoder, MergedEntry, Positions
-from app.proxy.merge_feed import AgentFeed, Backoff
+from app.proxy.merge_feed import AgentFeed, Backoff, owed
 from app.proxy.merge_range import Starts
 from app.proxy.metrics import ProxyMetrics
 
@@ -91,7 +95,7 @@ class _Run:
         self._reorderer = Reorderer(options.window)
         self._feeds: dict[str, tuple[AgentFeed, asyncio.Task[None]]] = {}
         self._space: dict[str, asyncio.Event] = {}
-        self._left: dict[str, str] = {}  # agent -> last entry received, for a return
+        self._left: dict[str, AgentState] = {}  # agent -> where its feed stood, for a return
         self._wake = asyncio.Event()
         self._comments: list[str] = []
         self._plan: MergePlan | None = None
@@ -117,6 +121,12 @@ class _Run:
         self._reorderer.set_live(agent, True)
         self._comment(f"agent {agent} available again")
 
+    def owe(self, agent: str, debt: Debt) -> None:
+        self._positions.owe(agent, debt)
+
+    def settle(self, agent: str, debt: Debt) -> None:
+        self._positions.settle(agent, debt)
+
     # membership --------------------------------------------------------------------------
 
     def _comment(self, text: str) -> None:
@@ -137,18 +147,26 @@ class _Run:
             if previous is not None:
                 self._comment(f"agent {agent} joined")
             left = self._left.pop(agent, None)
-            self._start(spec, Start(cursor=left) if left else self._starts.of(agent))
+            self._start(spec, left if left is not None else self._starts.state(agent))
         for agent in [a for a in self._feeds if a not in plan.sources]:
             self._stop(agent)
             self._comment(f"agent {agent} left")
         if plan.note and (previous is None or previous.note != plan.note):
             self._comment(plan.note)
 
-    def _start(self, spec: SourceSpec, start: Start) -> None:
+    def _start(self, spec: SourceSpec, state: AgentState | None) -> None:
         agent = spec.agent_id
+        start = self._starts.default if state is None else Start(cursor=state.cursor)
         feed = AgentFeed(
-            spec, start, self._opener, self, self._options.backoff, origin=self._starts.default
+            spec,
+            start,
+            self._opener,
+            self,
+            self._options.backoff,
+            origin=self._starts.default,
+            owed=() if state is None else owed(state, spec),
         )
+        self._positions.begin(agent, feed.cover)
         self._reorderer.add(agent)
         self._space[agent] = asyncio.Event()
         self._feeds[agent] = (feed, asyncio.create_task(feed.run(), name=f"merge-feed-{agent}"))
@@ -156,8 +174,9 @@ class _Run:
     def _stop(self, agent: str) -> None:
         feed, task = self._feeds.pop(agent)
         task.cancel()
-        if feed.cursor is not None:
-            self._left[agent] = feed.cursor
+        state = feed.state()
+        if state is not None:
+            self._left[agent] = state
         self._reorderer.remove(agent)
         self._space.pop(agent).set()
 

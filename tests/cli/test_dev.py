@@ -584,7 +584,7 @@ def test_the_merged_lines_follow_prod_web_on_every_agent_as_one_stream(dev: Dev)
         if proc.stdout:
             proc.stdout.close()
     assert len(events) == 5 + 2 * len(agents), events
-    assert all(i.startswith("m1.") for i, _ in events)
+    assert all(i.startswith("m2.") for i, _ in events)
     assert len({i for i, _ in events}) == len(events)
     fields = [e["fields"] for _, e in events]
     assert all(f["MESSAGE"].startswith("/prod/web ") for f in fields)

@@ -244,10 +244,20 @@ class Event:
 
 
 class Stream:
-    """A merged SSE stream read in a thread, so a test can wait for events with deadlines."""
+    """A merged SSE stream read in a thread, so a test can wait for events with deadlines.
+    `stop_when`: the reading thread leaves (shuts the socket) right after the first event
+    that satisfies it, as a client that disconnects at that very event."""
 
-    def __init__(self, url: str, headers: Mapping[str, str], **params: object) -> None:
+    def __init__(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        stop_when: Callable[[Event], bool] | None = None,
+        **params: object,
+    ) -> None:
         self.events: list[Event] = []
+        self.stopped = threading.Event()
+        self._stop_when = stop_when
         self.comments: list[str] = []
         self.status: int | None = None
         self.error: BaseException | None = None
@@ -270,8 +280,11 @@ class Stream:
             for line in self._response.iter_lines():
                 if line == "":
                     if data is not None and event_id is not None:
-                        fields = orjson.loads(data)["fields"]
-                        self.events.append(Event(event_id, fields))
+                        event = Event(event_id, orjson.loads(data)["fields"])
+                        self.events.append(event)
+                        if self._stop_when is not None and self._stop_when(event):
+                            self._shut()
+                            return
                     event_id = data = None
                 elif line.startswith("id: "):
                     event_id = line[4:]
@@ -281,6 +294,15 @@ class Stream:
                     self.comments.append(line[1:].strip())
         except (httpx.HTTPError, OSError) as exc:  # closed by the test, or broken
             self.error = exc
+        finally:
+            self.stopped.set()
+
+    def _shut(self) -> None:
+        network = self._response.extensions.get("network_stream")
+        sock = network.get_extra_info("socket") if network is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def wait(self, what: str, check: Callable[[Stream], bool], timeout: float = DEADLINE) -> None:
         wait_for(what, lambda: check(self) or None, timeout=timeout)
@@ -294,11 +316,7 @@ class Stream:
 
     def close(self) -> None:
         """Leave as a client does: the socket shut, which also wakes the reading thread."""
-        network = self._response.extensions.get("network_stream")
-        sock = network.get_extra_info("socket") if network is not None else None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        self._shut()
         self._thread.join(timeout=10)
         assert not self._thread.is_alive(), "the stream's reader did not stop"
         self._response.close()

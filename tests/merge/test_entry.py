@@ -9,8 +9,20 @@ import orjson
 import pytest
 
 from app.journal.encoders import JSON, SSE, TEXT
+from app.proxy.fanin import SourceSpec
+from app.proxy.merge_cursor import (
+    MAX_MEMBERS,
+    AgentState,
+    CompositeCursor,
+    Debt,
+    decode_cursor,
+    digests,
+    encode_cursor,
+    pack,
+)
 from app.proxy.merge_entry import (
     BadEntry,
+    Cover,
     EventParser,
     LineParser,
     MergedEncoder,
@@ -18,6 +30,7 @@ from app.proxy.merge_entry import (
     Positions,
     cursor_of_line,
 )
+from app.proxy.merge_feed import owed
 from tests.merge.fakes import cursor, entry, entry_json, sse_event
 
 
@@ -89,7 +102,12 @@ def test_sse_ids_are_composite_cursors_that_move_per_entry() -> None:
     out = encoder.encode([entry("S0", 1, 10), entry("S1", 1, 11), entry("S0", 2, 12)], positions)
     events = out.split(b"\n\n")[:-1]
     ids = [orjson.loads(base64.urlsafe_b64decode(e.split(b"\n")[0][7:] + b"==")) for e in events]
-    assert ids[0] == {"o": 42, "a": {"gone-S9": cursor(3, 3), "S0": cursor(1, 10)}}
+    assert ids[0] == {
+        "o": 42,
+        "a": {"gone-S9": cursor(3, 3), "S0": cursor(1, 10)},
+        "c": {},  # entries without a cover: coverage unknown
+        "d": {},
+    }
     assert ids[1]["a"]["S1"] == cursor(1, 11)
     assert ids[2]["a"] == {"gone-S9": cursor(3, 3), "S0": cursor(2, 12), "S1": cursor(1, 11)}
     assert events[0].split(b"\n")[1] == b"data: " + entry_json("S0", 1, 10, "S0 1")
@@ -116,10 +134,129 @@ def test_ndjson_and_text() -> None:
     assert MergedEncoder(TEXT).heartbeat() is None
 
 
-def test_catch_up_entries_move_no_position() -> None:
-    positions = Positions(None, {"S0": cursor(9, 90)})
+def _decoded(positions: Positions) -> CompositeCursor:
+    return decode_cursor(positions.encoded())
+
+
+def test_catch_up_entries_move_only_their_debt_and_the_last_settles_it() -> None:
+    s0 = Cover(["c-1", "c-2"])
+    positions = Positions(None)
+    main = entry("S0", 9, 90)
+    main.cover = Cover(["c-1"])
+    positions.advance(main)
+    debt = Debt(None, cursor(9, 90), digests(["c-2"]))
+    positions.owe("S0", debt)
+    state = _decoded(positions).state("S0")
+    assert state is not None
+    assert (state.cursor, state.members) == (cursor(9, 90), digests(["c-1"]))
+    assert [(d.start, d.end) for d in state.debts] == [(None, debt.end)]
+    # The follow goes on with both containers while the catch-up delivers c-2's early lines.
+    later = entry("S0", 11, 110)
+    later.cover = s0
     behind = entry("S0", 4, 40)
-    behind.catchup = True
-    out = MergedEncoder(SSE).encode([behind], positions)
-    assert positions.cursors == {"S0": cursor(9, 90)}
-    assert out.startswith(b"id: " + positions.encoded().encode() + b"\n")
+    behind.debt = debt
+    out = MergedEncoder(SSE).encode([behind, later], positions)
+    assert out.startswith(b"id: m2.")
+    assert positions.cursors == {"S0": cursor(11, 110)}
+    state = _decoded(positions).state("S0")
+    assert state is not None
+    assert state.members == s0.members
+    assert [(d.start, d.end, d.members) for d in state.debts] == [
+        (cursor(4, 40), cursor(9, 90), digests(["c-2"]))
+    ]
+    positions.owe("S0", debt)  # known already: keeps its progress
+    assert positions.debts["S0"][debt.id].start == cursor(4, 40)
+    last = entry("S0", 6, 60)
+    last.debt, last.settles = debt, True
+    MergedEncoder(JSON).encode([last], positions)
+    assert _decoded(positions).state("S0") == AgentState(cursor(11, 110), s0.members, ())
+    # A settled debt does not come back.
+    positions.owe("S0", debt)
+    assert positions.debts == {}
+
+
+def test_an_empty_catch_up_settles_at_once_adding_its_containers() -> None:
+    positions = Positions(None, {"S0": cursor(9, 90)})
+    positions.begin("S0", Cover(["c-1"]))  # coverage unknown (m1): what is read now
+    debt = Debt(None, cursor(9, 90), digests(["c-2"]))
+    positions.owe("S0", debt)
+    positions.settle("S0", debt)
+    assert _decoded(positions).state("S0") == AgentState(cursor(9, 90), digests(["c-1", "c-2"]), ())
+    positions.begin("S0", Cover(["c-3"]))  # known now: unchanged
+    assert positions.members["S0"] == pack(digests(["c-1", "c-2"]))
+
+
+def test_debts_of_an_agent_without_a_place_stay_out_of_the_cursor() -> None:
+    positions = Positions(None)
+    positions.owe("S0", Debt(None, cursor(9, 90), digests(["c-2"])))
+    assert dict(_decoded(positions).debts) == {}
+    positions.advance(entry("S0", 8, 80))
+    assert _decoded(positions).state("S0") is not None
+    assert len(_decoded(positions).debts["S0"]) == 1
+
+
+def test_positions_resumed_from_a_cursor_encode_the_same_state() -> None:
+    debt = Debt(cursor(2, 20), cursor(7, 70), digests(["c-2"]))
+    raw = encode_cursor(
+        5, {"S0": cursor(9, 90)}, {"S0": pack(digests(["c-1"]))}, {"S0": [debt.encoded()]}
+    )
+    again = Positions.resumed(decode_cursor(raw)).encoded()
+    assert _same(decode_cursor(again), decode_cursor(raw))
+
+
+def _same(a: CompositeCursor, b: CompositeCursor) -> bool:
+    def plain(c: CompositeCursor) -> object:
+        return {
+            agent: (s.cursor, s.members, [(d.start, d.end, d.members) for d in s.debts])
+            for agent, s in c.states().items()
+        }
+
+    return a.origin == b.origin and plain(a) == plain(b)
+
+
+SPEC = SourceSpec("S0", "http://127.0.0.81:1", ("c-1", "c-2", "c-3"))
+
+
+def test_owed_reads_uncovered_containers_from_the_origin_up_to_the_place() -> None:
+    place = cursor(9, 90)
+    jobs = owed(AgentState(place, digests(["c-1", "c-gone"])), SPEC)
+    assert [(j.debt.start, j.debt.end, j.containers) for j in jobs] == [
+        (None, place, ("c-2", "c-3"))
+    ]
+    assert jobs[0].debt.members == digests(["c-2", "c-3"])
+    assert owed(AgentState(place, digests(SPEC.containers)), SPEC) == ()
+    # m1: coverage unknown, taken as every container read now.
+    assert owed(AgentState(place, None), SPEC) == ()
+
+
+def test_owed_debts_go_on_from_their_progress_only_for_containers_readable_now() -> None:
+    place = cursor(9, 90)
+    debt = Debt(cursor(2, 20), cursor(7, 70), digests(["c-2", "c-secret"]))
+    ahead = Debt(None, cursor(12, 120), digests(["c-3"]))  # its end is past the place
+    done = Debt(cursor(7, 70), cursor(7, 70), digests(["c-1"]))  # nothing left
+    state = AgentState(place, digests(["c-1"]), (debt, ahead, done))
+    jobs = owed(state, SPEC)
+    assert [(j.debt.start, j.debt.end, j.containers, j.debt.id) for j in jobs] == [
+        (cursor(2, 20), cursor(7, 70), ("c-2",), debt.id),  # c-secret is not read
+        (None, place, ("c-3",), ahead.id),  # clipped: the follow reads c-3 after the place
+    ]
+    # The same with coverage unknown: the debts still count.
+    assert len(owed(AgentState(place, None, (debt,)), SPEC)) == 1
+    # A debt of a container no longer readable reads nothing.
+    hidden = Debt(None, place, digests(["c-secret"]))
+    assert owed(AgentState(place, digests(SPEC.containers), (hidden,)), SPEC) == ()
+
+
+def test_an_agent_with_very_many_containers_leaves_its_coverage_out() -> None:
+    many = Cover(f"c-{i}" for i in range(MAX_MEMBERS + 1))
+    assert many.packed is None
+    positions = Positions(None)
+    first = entry("S0", 1, 10)
+    first.cover = Cover(["c-1"])
+    positions.advance(first)
+    assert positions.members == {"S0": pack(digests(["c-1"]))}
+    second = entry("S0", 2, 20)
+    second.cover = many
+    positions.advance(second)
+    assert _decoded(positions).state("S0") == AgentState(cursor(2, 20), None, ())
+    assert len(positions.encoded()) < 1000

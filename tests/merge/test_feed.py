@@ -13,8 +13,9 @@ import pytest
 
 from app.proxy.errors import UpstreamBroken
 from app.proxy.fanin import Requester, SourceOpener, SourceSpec, Start
+from app.proxy.merge_cursor import AgentState, Debt, digests
 from app.proxy.merge_entry import MergedEntry
-from app.proxy.merge_feed import AgentFeed, Backoff
+from app.proxy.merge_feed import AgentFeed, Backoff, CatchUp, owed
 from tests.merge.fakes import BROKEN, FakeUpstream, cursor, entry_json, response, sse_event
 
 FAST = Backoff(first=0.001, longest=0.005)
@@ -29,6 +30,14 @@ class Sink:
     def __init__(self) -> None:
         self.entries: list[MergedEntry] = []
         self.events: list[str] = []
+        self.owed: list[Debt] = []
+        self.settled: list[Debt] = []
+
+    def owe(self, agent: str, debt: Debt) -> None:
+        self.owed.append(debt)
+
+    def settle(self, agent: str, debt: Debt) -> None:
+        self.settled.append(debt)
 
     async def deliver(self, agent: str, entries: list[MergedEntry]) -> None:
         self.entries += entries
@@ -148,10 +157,93 @@ async def test_retarget_rereads_and_catches_up_the_new_containers() -> None:
     assert set(by_cursor) == {cursor(1, 10), cursor(0, 5), cursor(3, 30)}
     assert by_cursor[cursor(0, 5)].catchup  # behind the agent's place: moves no position
     assert not by_cursor[cursor(3, 30)].catchup
+    # The debt was recorded at once, and the catch-up's last entry settles it.
+    assert [(d.start, d.end, d.members) for d in sink.owed] == [
+        (None, cursor(1, 10), digests(["c-2"]))
+    ]
+    assert by_cursor[cursor(0, 5)].debt == sink.owed[0]
+    assert by_cursor[cursor(0, 5)].settles
+    assert sink.settled == []  # settled by the entry, in delivery order
+    cover_1 = by_cursor[cursor(1, 10)].cover
+    cover_2 = by_cursor[cursor(3, 30)].cover
+    assert cover_1 is not None
+    assert cover_1.members == digests(["c-1"])
+    assert cover_2 is not None
+    assert cover_2.members == digests(["c-1", "c-2"])
     assert feed.cursor == cursor(3, 30)
+    state = feed.state()
+    assert state == AgentState(cursor(3, 30), digests(["c-1", "c-2"]), ())
     calls = {(c.path, c.query.decode()) for _, c in upstream.calls}
     assert ("/v1/stream/", "filter=CONTAINER_ID%3Ac-1") in calls  # from the head
     both = "filter=CONTAINER_ID%3Ac-1&filter=CONTAINER_ID%3Ac-2"
     assert ("/v1/stream/", f"{both}&cursor={quote(cursor(1, 10), safe='')}") in calls
     assert ("/v1/range/", "filter=CONTAINER_ID%3Ac-2&since=3") in calls
     assert len(calls) == 3
+
+
+def _range(*entries: bytes, cut: bool = False) -> object:
+    body = b"".join(e + b"\n" for e in entries)
+    return response(200, [body, BROKEN] if cut else [body], media_type="application/json")
+
+
+def _early(seq: int, ts: int) -> bytes:
+    return entry_json("S0", seq, ts, f"c-2 {seq}", CONTAINER_ID="c-2")
+
+
+async def test_a_catch_up_that_breaks_goes_on_from_its_progress_without_repeats() -> None:
+    upstream = FakeUpstream()
+    upstream.replies["S0"] = [response(200, [sse_event("S0", 10, 100)], hold=True)]
+    upstream.replies["S0 range"] = [
+        _range(_early(1, 1), _early(2, 2), _early(3, 3), cut=True),
+        _range(_early(3, 3), _early(4, 4), _early(11, 110)),
+    ]
+    sink = Sink()
+    two = SourceSpec("S0", SPEC.reader_url, ("c-1", "c-2"))
+    state = AgentState(cursor(10, 100), digests(["c-1"]))
+    jobs = owed(state, two)
+    feed = AgentFeed(two, Start(cursor=state.cursor), opener(upstream), sink, FAST, owed=jobs)
+    await run(feed, lambda: any(e.settles for e in sink.entries), "the settling entry")
+    early = [e for e in sink.entries if e.debt is not None]
+    assert [e.cursor for e in early] == [cursor(n, n) for n in (1, 2, 3, 4)]
+    assert [e.settles for e in early] == [False, False, False, True]
+    ranges = [parse_qs(c.query.decode()) for _, c in upstream.calls if c.path == "/v1/range/"]
+    assert "cursor" not in ranges[0]  # from the origin (the head: no `since`)
+    assert ranges[1]["cursor"] == [cursor(2, 2)]  # after the last entry handed over
+    assert ranges[1]["filter"] == ["CONTAINER_ID:c-2"]
+    assert sink.owed == [jobs[0].debt]
+
+
+async def test_a_catch_up_with_nothing_to_read_settles_at_once() -> None:
+    upstream = FakeUpstream()
+    upstream.replies["S0"] = [response(200, [], hold=True)]
+    upstream.replies["S0 range"] = [response(204, [], media_type="application/json")]
+    sink = Sink()
+    debt = Debt(cursor(3, 30), cursor(9, 90), digests(["c-1"]))
+    job = CatchUp(debt, ("c-1",))
+    feed = AgentFeed(SPEC, Start(cursor=cursor(9, 90)), opener(upstream), sink, FAST, owed=(job,))
+    await run(feed, lambda: sink.settled == [debt], "the settlement")
+    assert sink.entries == []
+    assert feed.state() == AgentState(cursor(9, 90), digests(["c-1"]), ())
+
+
+async def test_an_unpaid_debt_stays_in_the_feeds_state_with_its_progress() -> None:
+    upstream = FakeUpstream()
+    upstream.replies["S0"] = [response(200, [], hold=True)]
+    upstream.replies["S0 range"] = [_range(_early(1, 1), _early(2, 2), cut=True)] + [
+        UpstreamBroken("down", node="S0") for _ in range(10)
+    ]
+    sink = Sink()
+    debt = Debt(None, cursor(9, 90), digests(["c-2"]))
+    two = SourceSpec("S0", SPEC.reader_url, ("c-1", "c-2"))
+    feed = AgentFeed(
+        two,
+        Start(cursor=cursor(9, 90)),
+        opener(upstream),
+        sink,
+        FAST,
+        owed=(CatchUp(debt, ("c-2",)),),
+    )
+    await run(feed, lambda: len(upstream.calls) >= 4, "the retries")
+    state = feed.state()
+    assert state is not None
+    assert [(d.start, d.end, d.id) for d in state.debts] == [(cursor(1, 1), debt.end, debt.id)]
