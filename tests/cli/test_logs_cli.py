@@ -340,6 +340,8 @@ def test_role_and_app_merge_every_agent(dev: Dev) -> None:
     role = dev.dev_task.task.role
     assert role
     in_role = {t.task.id for t in tasks if t.task.role == role}
+    # Right after start-up the role may have written fewer than 8 lines.
+    wait_entries(dev, f"/system/v1/logs/v1/role/{role}/range/", 8, skip_prev=8)
     out = ok(logs(dev, "role", role, "-n", "8", "-o", "json"))
     found = [orjson.loads(line) for line in out]
     assert len(found) == 8
