@@ -5,6 +5,7 @@ gateway measurable CPU per request (bench `gateway` section)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -66,3 +67,32 @@ AuthorizerDep = Annotated[Authorizer, Depends(_authorizer)]
 ClusterDep = Annotated[ClusterState, Depends(_cluster)]
 ProxyDep = Annotated[Proxy, Depends(_proxy)]
 ServiceTokenDep = Annotated[ServiceCredential, Depends(_service_token)]
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """What every proxied log route needs: the verified caller, who decides, where nodes are,
+    how to reach them and the gateway's own credential towards them."""
+
+    caller: Identity
+    authorizer: Authorizer
+    cluster: ClusterState
+    proxy: Proxy
+    service_token: ServiceCredential
+
+    @property
+    def uid(self) -> str:
+        return self.caller.uid
+
+
+async def _gate(
+    caller: CallerDep,
+    authorizer: AuthorizerDep,
+    cluster: ClusterDep,
+    proxy: ProxyDep,
+    service_token: ServiceTokenDep,
+) -> Gate:
+    return Gate(caller, authorizer, cluster, proxy, service_token)
+
+
+GateDep = Annotated[Gate, Depends(_gate)]

@@ -25,13 +25,7 @@ from app.authz.routes import (
 from app.cluster import Ambiguous, ClusterSnapshot, Task
 from app.cluster.errors import ambiguous
 from app.core.errors import BadRequest, Forbidden, NotFound, Unavailable
-from app.gateway.deps import (
-    AuthorizerDep,
-    CallerDep,
-    ClusterDep,
-    ProxyDep,
-    ServiceTokenDep,
-)
+from app.gateway.deps import AuthorizerDep, CallerDep, ClusterDep, Gate, GateDep
 from app.proxy import UpstreamCall
 
 router = APIRouter()
@@ -57,11 +51,7 @@ async def task_file(
     request: Request,
     task: str,
     rest: str,
-    caller: CallerDep,
-    authorizer: AuthorizerDep,
-    cluster: ClusterDep,
-    proxy: ProxyDep,
-    service_token: ServiceTokenDep,
+    gate: GateDep,
 ) -> Response:
     """A task's stdout (`…/{task}`, `…/{task}/file/stdout`) or stderr (`…/file/stderr`) by id
     or name (dcos-log v2 discovery, reference §2.4), read from its agent's journal. Where
@@ -73,73 +63,54 @@ async def task_file(
     file = TASK_FILES.get(rest)
     if file is None:
         raise NotFound(f"`{rest}` unknown: a task's journal has `file/stdout` and `file/stderr`")
-    found = await _find_task(task, caller.uid, authorizer, cluster)
-    await authorize(request, caller.uid, authorizer, cluster, node_id=None, task=found)
+    found = await _find_task(task, gate)
+    await authorize(request, gate.uid, gate.authorizer, gate.cluster, node_id=None, task=found)
     if not found.container_id:
         raise NotFound(f"task `{found.id}` has no container yet, so no output")
-    agent = await cluster.resolve_agent(found.agent_id)
+    agent = await gate.cluster.resolve_agent(found.agent_id)
     segments = ("frameworks", found.framework_id, "executors", found.executor_id, "runs")
     path = "/v2/task/" + "/".join(quote(s, safe="") for s in (*segments, found.container_id))
-    call = UpstreamCall.from_request(
-        request, path=f"{path}/{file}", node=agent.id, uid=caller.uid, token=service_token
-    )
-    return await proxy.forward(agent.reader_url, call)
+    return await forward(request, gate, agent.reader_url, f"{path}/{file}", agent.id)
 
 
 @router.api_route(MASTER_LOGS + "/{rest:path}", methods=METHODS)
 async def master_logs(
     request: Request,
-    caller: CallerDep,
-    authorizer: AuthorizerDep,
-    cluster: ClusterDep,
-    proxy: ProxyDep,
-    service_token: ServiceTokenDep,
+    gate: GateDep,
 ) -> Response:
     """This master's own node reader (`master_reader_url`, else the leader's)."""
-    await authorize(request, caller.uid, authorizer, cluster, node_id=None)
+    await authorize(request, gate.uid, gate.authorizer, gate.cluster, node_id=None)
     base = request.app.state.settings.master_reader_url
     if base is None:
-        base = (await cluster.resolve_leader()).reader_url
-    return await relay(request, proxy, base, MASTER_LOGS, "master", caller.uid, service_token)
+        base = (await gate.cluster.resolve_leader()).reader_url
+    return await relay(request, gate, base, MASTER_LOGS, "master")
 
 
 @router.api_route("/system/v1/agent/{agent_id}/logs{rest:path}", methods=METHODS)
 async def agent_logs(
     request: Request,
     agent_id: str,
-    caller: CallerDep,
-    authorizer: AuthorizerDep,
-    cluster: ClusterDep,
-    proxy: ProxyDep,
-    service_token: ServiceTokenDep,
+    gate: GateDep,
 ) -> Response:
     """An agent's node reader: `/system/v1/agent/<id>/logs<rest>` -> `<rest>` there;
     `…/logs` alone -> 301 to `…/logs/` (the agent's Admin Router answered that itself)."""
     if not AGENT_ID.fullmatch(agent_id):
         raise NotFound(f"agent `{agent_id}` unknown")
-    await authorize(request, caller.uid, authorizer, cluster, node_id=agent_id)
-    agent = await cluster.resolve_agent(agent_id)
+    await authorize(request, gate.uid, gate.authorizer, gate.cluster, node_id=agent_id)
+    agent = await gate.cluster.resolve_agent(agent_id)
     prefix = f"/system/v1/agent/{agent_id}/logs"
-    return await relay(
-        request, proxy, agent.reader_url, prefix, agent_id, caller.uid, service_token
-    )
+    return await relay(request, gate, agent.reader_url, prefix, agent_id)
 
 
 @router.api_route(LEADER_LOGS + "{rest:path}", methods=METHODS)
 async def leader_logs(
     request: Request,
-    caller: CallerDep,
-    authorizer: AuthorizerDep,
-    cluster: ClusterDep,
-    proxy: ProxyDep,
-    service_token: ServiceTokenDep,
+    gate: GateDep,
 ) -> Response:
     """The leading Mesos master's node reader (`dcos node log --leader`)."""
-    await authorize(request, caller.uid, authorizer, cluster, node_id=None)
-    leader = await cluster.resolve_leader()
-    return await relay(
-        request, proxy, leader.reader_url, LEADER_LOGS, "leader", caller.uid, service_token
-    )
+    await authorize(request, gate.uid, gate.authorizer, gate.cluster, node_id=None)
+    leader = await gate.cluster.resolve_leader()
+    return await relay(request, gate, leader.reader_url, LEADER_LOGS, "leader")
 
 
 @router.api_route(MARATHON_LOGS + "{rest:path}", methods=METHODS)
@@ -161,23 +132,22 @@ async def marathon_leader_logs(
     )
 
 
-async def relay(
-    request: Request,
-    proxy: ProxyDep,
-    base_url: str,
-    prefix: str,
-    node: str,
-    uid: str,
-    token: ServiceTokenDep,
-) -> Response:
+async def relay(request: Request, gate: Gate, base_url: str, prefix: str, node: str) -> Response:
     """Forward what follows `prefix` to the node reader at `base_url` (from the snapshot or
     config, never from the client), with the gateway's own credential. Nothing after the
     prefix: 301 to `prefix/`, as the node's Admin Router answered (relative Location)."""
     path = upstream_path(request, prefix)
     if path == "/" and not request.scope["path"].endswith("/"):
         return RedirectResponse(prefix + "/", status_code=301)
-    call = UpstreamCall.from_request(request, path=path, node=node, uid=uid, token=token)
-    return await proxy.forward(base_url, call)
+    return await forward(request, gate, base_url, path, node)
+
+
+async def forward(request: Request, gate: Gate, base_url: str, path: str, node: str) -> Response:
+    """`path` (already encoded) on the node reader at `base_url`, for `gate`'s caller."""
+    call = UpstreamCall.from_request(
+        request, path=path, node=node, uid=gate.uid, token=gate.service_token
+    )
+    return await gate.proxy.forward(base_url, call)
 
 
 def upstream_path(request: Request, prefix: str) -> str:
@@ -260,27 +230,27 @@ def _task_on(snapshot: ClusterSnapshot, agent_id: str, params: Mapping[str, str]
     return None
 
 
-async def _find_task(query: str, uid: str, authorizer: AuthorizerDep, cluster: ClusterDep) -> Task:
+async def _find_task(query: str, gate: Gate) -> Task:
     """`ClusterState.find_task`, without telling a caller about tasks it may not read: an
     unknown task is 403 to whoever could not read it if it existed, and an ambiguous name
     lists only the candidates the caller may read."""
     try:
-        return await cluster.find_task(query)
+        return await gate.cluster.find_task(query)
     except NotFound:
-        if not (await authorize_any(authorizer, uid, (SYSTEM_LOGS,))).allowed:
-            raise Forbidden(_task_denied(uid)) from None
+        if not (await authorize_any(gate.authorizer, gate.uid, (SYSTEM_LOGS,))).allowed:
+            raise Forbidden(_task_denied(gate.uid)) from None
         raise
     except Ambiguous as exc:
-        snapshot = await cluster.snapshot()
+        snapshot = await gate.cluster.snapshot()
         visible = []
         for task_id in exc.candidates:
             task = snapshot.task(task_id)
             if task is not None:
                 checks = requirements_for_task(task.app_id, task.role)
-                if (await authorize_any(authorizer, uid, checks)).allowed:
+                if (await authorize_any(gate.authorizer, gate.uid, checks)).allowed:
                     visible.append(task_id)
         if not visible:
-            raise Forbidden(_task_denied(uid)) from None
+            raise Forbidden(_task_denied(gate.uid)) from None
         raise ambiguous(query, tuple(visible)) from None
 
 

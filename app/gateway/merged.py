@@ -34,7 +34,7 @@ from app.authz.routes import TASK_APP_RID, MergedTasks
 from app.core.config import GatewaySettings
 from app.core.errors import BadRequest, NotFound
 from app.core.problems import problem
-from app.gateway.deps import AuthorizerDep, CallerDep, ClusterDep, ProxyDep, ServiceTokenDep
+from app.gateway.deps import Gate, GateDep
 from app.gateway.merge_plan import MergeScope, Planner, capped, split_filters
 from app.journal.encoders import negotiate
 from app.node.params import parse_filters, parse_time, parse_uint
@@ -74,64 +74,48 @@ STREAM_HEADERS = {
 async def role_range(
     request: Request,
     role: str,
-    caller: CallerDep,
-    authorizer: AuthorizerDep,
-    cluster: ClusterDep,
-    proxy: ProxyDep,
-    service_token: ServiceTokenDep,
+    gate: GateDep,
 ) -> Response:
     """The role's tasks' journal lines on every agent, merged in time order."""
     scope = _scope(request, "role", role)
-    planner = _planner(request, scope, caller.uid, authorizer, cluster)
-    return await _read(request, planner, proxy, service_token, stream=False)
+    planner = _planner(request, scope, gate)
+    return await _read(request, planner, gate, stream=False)
 
 
 @router.get(PREFIX + "/role/{role}/stream/")
 async def role_stream(
     request: Request,
     role: str,
-    caller: CallerDep,
-    authorizer: AuthorizerDep,
-    cluster: ClusterDep,
-    proxy: ProxyDep,
-    service_token: ServiceTokenDep,
+    gate: GateDep,
 ) -> Response:
     """The same, followed: tasks and agents join and leave as the cluster state changes."""
     scope = _scope(request, "role", role)
-    planner = _planner(request, scope, caller.uid, authorizer, cluster)
-    return await _read(request, planner, proxy, service_token, stream=True)
+    planner = _planner(request, scope, gate)
+    return await _read(request, planner, gate, stream=True)
 
 
 @router.get(PREFIX + "/app{app_id:path}/range/")
 async def app_range(
     request: Request,
     app_id: str,
-    caller: CallerDep,
-    authorizer: AuthorizerDep,
-    cluster: ClusterDep,
-    proxy: ProxyDep,
-    service_token: ServiceTokenDep,
+    gate: GateDep,
 ) -> Response:
     """The app's (and its descendants') tasks' journal lines, merged in time order."""
     scope = _scope(request, "app", app_id)
-    planner = _planner(request, scope, caller.uid, authorizer, cluster)
-    return await _read(request, planner, proxy, service_token, stream=False)
+    planner = _planner(request, scope, gate)
+    return await _read(request, planner, gate, stream=False)
 
 
 @router.get(PREFIX + "/app{app_id:path}/stream/")
 async def app_stream(
     request: Request,
     app_id: str,
-    caller: CallerDep,
-    authorizer: AuthorizerDep,
-    cluster: ClusterDep,
-    proxy: ProxyDep,
-    service_token: ServiceTokenDep,
+    gate: GateDep,
 ) -> Response:
     """The same, followed."""
     scope = _scope(request, "app", app_id)
-    planner = _planner(request, scope, caller.uid, authorizer, cluster)
-    return await _read(request, planner, proxy, service_token, stream=True)
+    planner = _planner(request, scope, gate)
+    return await _read(request, planner, gate, stream=True)
 
 
 async def _get_only() -> Response:
@@ -160,11 +144,9 @@ def _scope(request: Request, kind: str, value: str) -> MergeScope:
     return MergeScope(kind, value)
 
 
-def _planner(
-    request: Request, scope: MergeScope, uid: str, authorizer: AuthorizerDep, cluster: ClusterDep
-) -> Planner:
+def _planner(request: Request, scope: MergeScope, gate: Gate) -> Planner:
     narrowing, forwarded = split_filters(parse_filters(request.query_params.getlist("filter")))
-    return Planner(scope, narrowing, uid, authorizer, cluster, forwarded=forwarded)
+    return Planner(scope, narrowing, gate.uid, gate.authorizer, gate.cluster, forwarded=forwarded)
 
 
 def _settings(request: Request) -> GatewaySettings:
@@ -253,14 +235,8 @@ def _over_cap(
     return None
 
 
-async def _read(
-    request: Request,
-    planner: Planner,
-    proxy: ProxyDep,
-    service_token: ServiceTokenDep,
-    *,
-    stream: bool,
-) -> Response:
+async def _read(request: Request, planner: Planner, gate: Gate, *, stream: bool) -> Response:
+    proxy, service_token = gate.proxy, gate.service_token
     settings = _settings(request)
     p = _params(request, settings, stream=stream)
     plan = await planner.plan()  # 403 when the caller may read none of the tasks
