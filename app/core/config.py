@@ -59,6 +59,10 @@ class GatewaySettings(BaseSettings):
     master_reader_url: str | None = None
     # A client that reads nothing for this long loses its stream (nginx `send_timeout`).
     client_send_timeout: float = Field(default=60.0, gt=0)
+    # Follow streams (v1 `stream/`, SSE) one identity may hold open through this gateway
+    # process at once; one more is 429 with Retry-After, so one caller cannot pin every node
+    # reader's followers. Merged streams have their own cap (merge_max_streams_per_identity).
+    max_follows_per_identity: int = Field(default=32, ge=1)
     # The Mesos state cache (Admin Router's CACHE_* settings, reference §3.3), in seconds.
     mesos_poll_period: float = Field(default=25.0, gt=0)
     mesos_soft_limit: float = Field(default=75.0, gt=0)

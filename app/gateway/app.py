@@ -24,8 +24,8 @@ from app.cluster import ClusterSettings, ClusterState
 from app.core.config import GatewaySettings
 from app.core.problems import install_error_handlers
 from app.gateway.discovery import router as discovery_router
+from app.gateway.limits import StreamCount
 from app.gateway.logs import router as logs_router
-from app.gateway.merged import MergeLimits
 from app.gateway.merged import router as merged_router
 from app.gateway.metrics import GatewayMetrics, RequestMetrics
 from app.gateway.ops import router as ops_router
@@ -152,7 +152,8 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     app.state.cluster_settings = cluster_config
     app.state.metrics = GatewayMetrics()
     app.state.proxy_metrics = ProxyMetrics()
-    app.state.merge_limits = MergeLimits()
+    app.state.merge_limits = StreamCount()
+    app.state.follow_limits = StreamCount()
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     install_error_handlers(app)
     # Merged role/app reads before the log routes, whose `/system/v1/logs/{rest}` would

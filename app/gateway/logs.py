@@ -25,8 +25,10 @@ from app.authz.routes import (
 from app.cluster import Ambiguous, ClusterSnapshot, Task
 from app.cluster.errors import ambiguous
 from app.core.errors import BadRequest, Forbidden, NotFound, Unavailable
+from app.core.problems import problem
 from app.gateway.deps import AuthorizerDep, CallerDep, ClusterDep, Gate, GateDep
-from app.proxy import UpstreamCall
+from app.gateway.limits import StreamCount
+from app.proxy import RelayResponse, UpstreamCall
 
 router = APIRouter()
 
@@ -38,6 +40,7 @@ V2_TASK = MASTER_LOGS + "/v2/task/{task}"
 # What may follow `…/v2/task/{task}`, and the file it names.
 TASK_FILES = {"": "stdout", "/file/stdout": "stdout", "/file/stderr": "stderr"}
 METHODS = ["GET", "HEAD"]
+FOLLOWS_RETRY_AFTER = 5  # seconds: another follow of this caller may end by then
 
 
 @router.get(MASTER_LOGS, include_in_schema=False)
@@ -143,11 +146,34 @@ async def relay(request: Request, gate: Gate, base_url: str, prefix: str, node: 
 
 
 async def forward(request: Request, gate: Gate, base_url: str, path: str, node: str) -> Response:
-    """`path` (already encoded) on the node reader at `base_url`, for `gate`'s caller."""
+    """`path` (already encoded) on the node reader at `base_url`, for `gate`'s caller. A follow
+    counts against the caller's `max_follows_per_identity` until it ends: one more is 429."""
     call = UpstreamCall.from_request(
         request, path=path, node=node, uid=gate.uid, token=gate.service_token
     )
-    return await gate.proxy.forward(base_url, call)
+    if not call.follow:
+        return await gate.proxy.forward(base_url, call)
+    limits: StreamCount = request.app.state.follow_limits
+    cap: int = request.app.state.settings.max_follows_per_identity
+    if limits.held(gate.uid) >= cap:
+        response = problem(
+            429,
+            f"`{gate.uid}` already follows {cap} streams through this gateway, the limit per "
+            f"identity (max_follows_per_identity={cap}); close one or retry later",
+        )
+        response.headers["Retry-After"] = str(FOLLOWS_RETRY_AFTER)
+        return response
+    release = limits.hold(gate.uid)  # before any await, so the cap cannot be overrun
+    try:
+        response = await gate.proxy.forward(base_url, call)
+    except BaseException:
+        release()
+        raise
+    if isinstance(response, RelayResponse):
+        response.on_close = release
+    else:  # the node could not be reached: nothing stays open
+        release()
+    return response
 
 
 def upstream_path(request: Request, prefix: str) -> str:

@@ -22,8 +22,6 @@ Order: 401 (no or bad token), 400 (parameters), 403 (no task the caller may read
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
@@ -35,6 +33,7 @@ from app.core.config import GatewaySettings
 from app.core.errors import BadRequest, NotFound
 from app.core.problems import problem
 from app.gateway.deps import Gate, GateDep
+from app.gateway.limits import StreamCount
 from app.gateway.merge_plan import MergeScope, Planner, capped, split_filters
 from app.journal.encoders import negotiate
 from app.node.params import parse_filters, parse_time, parse_uint
@@ -215,9 +214,9 @@ def _params(request: Request, settings: GatewaySettings, *, stream: bool) -> Rea
 
 
 def _over_cap(
-    plan: MergePlan, planner: Planner, limits: MergeLimits, settings: GatewaySettings, stream: bool
+    plan: MergePlan, planner: Planner, limits: StreamCount, settings: GatewaySettings, stream: bool
 ) -> Response | None:
-    held = limits.streams[planner.uid]
+    held = limits.held(planner.uid)
     if stream and held >= settings.merge_max_streams_per_identity:
         return _too_many(
             f"`{planner.uid}` already holds {held} merged streams, the limit per identity "
@@ -240,7 +239,7 @@ async def _read(request: Request, planner: Planner, gate: Gate, *, stream: bool)
     settings = _settings(request)
     p = _params(request, settings, stream=stream)
     plan = await planner.plan()  # 403 when the caller may read none of the tasks
-    limits: MergeLimits = request.app.state.merge_limits
+    limits: StreamCount = request.app.state.merge_limits
     refused = _over_cap(plan, planner, limits, settings, stream)
     if refused is not None:
         return refused
@@ -319,21 +318,3 @@ async def _read(request: Request, planner: Planner, gate: Gate, *, stream: bool)
     except BaseException:
         release()
         raise
-
-
-class MergeLimits:
-    """Merged streams open per identity on this process."""
-
-    def __init__(self) -> None:
-        self.streams: Counter[str] = Counter()
-
-    def hold(self, uid: str) -> Callable[[], None]:
-        """Count one more stream of `uid`; the function returned (call it once) releases it."""
-        self.streams[uid] += 1
-
-        def release() -> None:
-            self.streams[uid] -= 1
-            if self.streams[uid] <= 0:
-                del self.streams[uid]
-
-        return release

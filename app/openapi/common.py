@@ -127,6 +127,12 @@ RESPONSES: Json = {
         "Too many failed logins for this uid or address: wait `Retry-After` seconds.",
         headers={"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
     ),
+    "FollowLimit": _problem(
+        "Only when following (v1 `stream/`, or v2 with `Accept: text/event-stream`): the caller "
+        "already holds as many follows through this gateway as `max_follows_per_identity` "
+        "allows. Retry after `Retry-After` seconds, or close one.",
+        headers={"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+    ),
     "MergeLimit": _problem(
         "Over a merged read's limits: too many merged streams held by this caller, or too "
         "many agents for one read (narrow it with `filter=AGENT_ID:…`); the message says "
@@ -176,6 +182,7 @@ STATUS = {
     "Conflict": "409",
     "AmbiguousTask": "409",
     "TooManyRequests": "429",
+    "FollowLimit": "429",
     "MergeLimit": "429",
     "BadGateway": "502",
     "ClusterUnavailable": "503",

@@ -103,8 +103,9 @@ LOG_ERRORS = (
     "BadGateway",
     "ClusterUnavailable",
     "GatewayTimeout",
+    "FollowLimit",
 )
-MERGED_ERRORS = (*LOG_ERRORS, "MergeLimit")
+MERGED_ERRORS = (*LOG_ERRORS[:-1], "MergeLimit")
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,6 +108,8 @@ class RelayResponse(Response):
         self._send_timeout = send_timeout
         ok = opened.status_code == 200
         self._entries = EntryCounter.for_media_type(opened.media_type) if ok else None
+        # Called once when the relay ends however it ends (the gateway's per-identity count).
+        self.on_close: Callable[[], None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._metrics.active_streams += 1
@@ -123,6 +125,8 @@ class RelayResponse(Response):
             with anyio.CancelScope(shield=True):
                 await self._current.aclose()
             self._metrics.active_streams -= 1
+            if self.on_close is not None:
+                self.on_close()
 
     async def _relay(self, receive: Receive, send: Send) -> _Outcome:
         outcome = _Outcome.DISCONNECTED

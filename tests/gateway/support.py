@@ -192,12 +192,20 @@ class FaultCluster:
     _serial: Iterator[int] = field(default_factory=itertools.count)
 
     @contextlib.contextmanager
-    def gateway(self, *, masters: Sequence[str] | None = None, **timings: float) -> Iterator[str]:
+    def gateway(
+        self,
+        *,
+        masters: Sequence[str] | None = None,
+        settings: Mapping[str, str] | None = None,
+        **timings: float,
+    ) -> Iterator[str]:
         """A gateway under test over `masters` (default: all), with the Mesos state cache's
         timings (`poll_period=0.25`, `hard_limit=5`, …) in its `LOGWAY_GATEWAY_MESOS_*`
-        variables; its log is printed when the body fails."""
+        variables and any other `settings` (`LOGWAY_…` variables); its log is printed when
+        the body fails."""
         log = self.tmp / f"gateway-{next(self._serial)}.log"
         env = {f"LOGWAY_GATEWAY_MESOS_{name.upper()}": str(v) for name, v in timings.items()}
+        env.update(settings or {})
         options = [f"--mesos={url}" for url in (self.sim.urls if masters is None else masters)]
         try:
             with support_gateway(
