@@ -25,6 +25,7 @@ from app.authn.errors import KeyLoadError
 from app.authn.keys import KeySet, select_or_reject
 from app.authn.verify import RS256Key
 from app.core.errors import Unavailable
+from app.core.http import read_bounded
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +121,9 @@ class JwksSource:
         ) as response:
             if response.status_code != 200:
                 raise _FetchFailed(f"HTTP {response.status_code}")
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_JWKS_BYTES:
-                    raise _FetchFailed(f"response larger than {MAX_JWKS_BYTES} bytes")
+            body = await read_bounded(response, MAX_JWKS_BYTES)
+            if body is None:
+                raise _FetchFailed(f"response larger than {MAX_JWKS_BYTES} bytes")
         try:
             return json.loads(body)
         except (ValueError, RecursionError):

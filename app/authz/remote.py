@@ -29,6 +29,7 @@ import httpx
 from app.authz.audit import audit
 from app.authz.model import Action, Decision
 from app.core.errors import Unavailable
+from app.core.http import read_bounded
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,9 @@ class RemoteIamAuthorizer:
             try:
                 if response.status_code != 200:
                     raise _QueryFailed(f"HTTP {response.status_code}")
-                body = await _read_bounded(response)
+                body = await read_bounded(response, MAX_RESPONSE_BYTES)
+                if body is None:
+                    raise _QueryFailed(f"response larger than {MAX_RESPONSE_BYTES} bytes")
             finally:
                 await response.aclose()
         except httpx.TimeoutException:
@@ -148,15 +151,6 @@ class RemoteIamAuthorizer:
         while cache and (len(cache) >= self._max_entries or next(iter(cache.values()))[1] <= now):
             cache.popitem(last=False)
         cache[key] = (decision, until)
-
-
-async def _read_bounded(response: httpx.Response) -> bytes:
-    body = bytearray()
-    async for chunk in response.aiter_bytes():
-        body += chunk
-        if len(body) > MAX_RESPONSE_BYTES:
-            raise _QueryFailed(f"response larger than {MAX_RESPONSE_BYTES} bytes")
-    return bytes(body)
 
 
 def _allowed(body: bytes) -> bool:

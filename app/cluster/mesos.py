@@ -31,6 +31,7 @@ from app.cluster.errors import MesosError
 from app.cluster.index import BadState, NotLeader, build_snapshot
 from app.cluster.model import ClusterSnapshot
 from app.cluster.settings import ClusterSettings
+from app.core.http import read_bounded
 
 STATE_PATH = "/master/state"
 REDIRECT_PATH = "/master/redirect"
@@ -190,16 +191,12 @@ def _host(host: str) -> str:
 
 
 async def _read_bounded(url: str, response: httpx.Response) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
     try:
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > MAX_STATE_BYTES:
-                raise MesosError(f"{url}: state larger than {MAX_STATE_BYTES} bytes")
-            chunks.append(chunk)
+        body = await read_bounded(response, MAX_STATE_BYTES)
     except httpx.TimeoutException:
         raise MesosError(f"{url}: timed out reading the state") from None
     except httpx.HTTPError as exc:
         raise MesosError(f"{url}: reading the state failed ({type(exc).__name__})") from None
-    return b"".join(chunks)
+    if body is None:
+        raise MesosError(f"{url}: state larger than {MAX_STATE_BYTES} bytes")
+    return body

@@ -30,6 +30,7 @@ from jose.backends.cryptography_backend import CryptographyRSAKey
 from app.authn import Claims, TokenRejected
 from app.authn.verify import ALGORITHM, MIN_RSA_BITS
 from app.core.errors import Unavailable
+from app.core.http import read_bounded
 from app.gateway.service_token import RENEW_FRACTION
 
 log = logging.getLogger(__name__)
@@ -181,7 +182,9 @@ class RemoteServiceToken:
             try:
                 if response.status_code != 200:
                     raise _LoginFailed(f"HTTP {response.status_code}")
-                answer = await _read_bounded(response)
+                answer = await read_bounded(response, MAX_ANSWER_BYTES)
+                if answer is None:
+                    raise _LoginFailed(f"answer larger than {MAX_ANSWER_BYTES} bytes")
             finally:
                 await response.aclose()
         except httpx.TimeoutException:
@@ -198,15 +201,6 @@ class RemoteServiceToken:
         if claims.uid != self.uid:
             raise _LoginFailed("its token is for another uid")
         return token, float(claims.exp)
-
-
-async def _read_bounded(response: httpx.Response) -> bytes:
-    body = bytearray()
-    async for chunk in response.aiter_bytes():
-        body += chunk
-        if len(body) > MAX_ANSWER_BYTES:
-            raise _LoginFailed(f"answer larger than {MAX_ANSWER_BYTES} bytes")
-    return bytes(body)
 
 
 def _token_of(answer: bytes) -> str:
