@@ -51,27 +51,27 @@ class Cluster:
     directory: Path  # private to this run: header files for curl
 
 
-def _login(http: httpx.Client, uid: str, password: str) -> str:
+def login(http: httpx.Client, uid: str, password: str) -> str:
     r = http.post("/acs/api/v1/auth/login", json={"uid": uid, "password": password})
     r.raise_for_status()
     token: str = r.json()["token"]
     return token
 
 
-def _user(http: httpx.Client, admin: str, uid: str) -> str:
+def add_user(http: httpx.Client, admin: str, uid: str) -> str:
     """A new user with a random password; returns its token."""
     password = secrets.token_urlsafe(24)
     headers = {"Authorization": f"token={admin}"}
     r = http.put(f"/acs/api/v1/users/{uid}", json={"password": password}, headers=headers)
     r.raise_for_status()
-    return _login(http, uid, password)
+    return login(http, uid, password)
 
 
-def _grant_system_logs(http: httpx.Client, admin: str, uid: str) -> None:
+def grant_read(http: httpx.Client, admin: str, rid: str, uid: str) -> None:
     headers = {"Authorization": f"token={admin}"}
-    acl = f"/acs/api/v1/acls/{SYSTEM_LOGS_RID}"
+    acl = f"/acs/api/v1/acls/{rid}"
     if http.put(acl, json={}, headers=headers).status_code not in (201, 409):
-        raise ServerError(f"cannot create the ACL {SYSTEM_LOGS_RID}")
+        raise ServerError(f"cannot create the ACL {rid}")
     http.put(f"{acl}/users/{uid}/read", headers=headers).raise_for_status()
 
 
@@ -123,10 +123,10 @@ def one_agent_cluster(entries: int, small_query: str) -> Iterator[Cluster]:
         )
         gw.start(JWKS_PATH)
         with httpx.Client(base_url=gw.base_url, timeout=IAM_TIMEOUT) as http:
-            admin = _login(http, "admin", password)
-            service_token = _user(http, admin, GATEWAY_UID)
-            user_token = _user(http, admin, READER_UID)
-            _grant_system_logs(http, admin, READER_UID)
+            admin = login(http, "admin", password)
+            service_token = add_user(http, admin, GATEWAY_UID)
+            user_token = add_user(http, admin, READER_UID)
+            grant_read(http, admin, SYSTEM_LOGS_RID, READER_UID)
 
         auth = (f"--jwks-url={gw.base_url}{JWKS_PATH}", f"--allow-uid={GATEWAY_UID}")
         node = stack.enter_context(

@@ -35,6 +35,7 @@ import orjson
 from app.devcluster.journald import JournaldNamespace
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimFramework, SimTask
 from bench import report
+from bench.cluster import add_user, grant_read, login
 from bench.fill import KeepAlive, NativeWriter
 from bench.report import Verdict
 from bench.servers import Server, ServerError, cpu_seconds, free_port, logway_gateway, node_reader
@@ -100,27 +101,6 @@ class RunResult:
         return self.gateway_cpu / (self.rate / 1000) if self.rate else float("nan")
 
 
-def _login(http: httpx.Client, uid: str, password: str) -> str:
-    r = http.post("/acs/api/v1/auth/login", json={"uid": uid, "password": password})
-    r.raise_for_status()
-    token: str = r.json()["token"]
-    return token
-
-
-def _user(http: httpx.Client, admin: str, uid: str, grant: str | None = None) -> str:
-    password = secrets.token_urlsafe(24)
-    headers = {"Authorization": f"token={admin}"}
-    http.put(
-        f"/acs/api/v1/users/{uid}", json={"password": password}, headers=headers
-    ).raise_for_status()
-    if grant is not None:
-        acl = f"/acs/api/v1/acls/{grant}"
-        if http.put(acl, json={}, headers=headers).status_code not in (201, 409):
-            raise ServerError(f"cannot create the ACL {grant}")
-        http.put(f"{acl}/users/{uid}/read", headers=headers).raise_for_status()
-    return _login(http, uid, password)
-
-
 def _sim_cluster(agents: tuple[Agent, ...]) -> SimCluster:
     cluster = SimCluster(master_id=MASTER_ID)
     cluster.agents = [SimAgent(a.id, a.host) for a in agents]
@@ -168,9 +148,10 @@ def merged_cluster() -> Iterator[MergedCluster]:
         )
         gw.start(JWKS_PATH)
         with httpx.Client(base_url=gw.base_url, timeout=30) as http:
-            admin = _login(http, "admin", password)
-            service_token = _user(http, admin, GATEWAY_UID)
-            token = _user(http, admin, READER_UID, f"dcos:mesos:agent:task:app_id:{APP}")
+            admin = login(http, "admin", password)
+            service_token = add_user(http, admin, GATEWAY_UID)
+            token = add_user(http, admin, READER_UID)
+            grant_read(http, admin, f"dcos:mesos:agent:task:app_id:{APP}", READER_UID)
         auth = (f"--jwks-url={gw.base_url}{JWKS_PATH}", f"--allow-uid={GATEWAY_UID}")
         readers = []
         for agent, ns in zip(agents, namespaces, strict=True):
