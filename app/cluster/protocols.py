@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from app.cluster.model import Agent, ClusterSnapshot, Master, Task
+from app.cluster.scheduler import SchedulerNode
 
 
 class ClusterStateSource(Protocol):
@@ -21,6 +22,10 @@ class NodeResolver(Protocol):
         ...
 
     async def resolve_leader(self) -> Master: ...
+
+    async def resolve_scheduler(self, name: str) -> SchedulerNode:
+        """Where framework `name`'s scheduler leads; `SchedulerUnknown` (503) otherwise."""
+        ...
 
 
 class TaskFinder(Protocol):

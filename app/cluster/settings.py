@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -52,6 +53,20 @@ class ClusterSettings:
             raise ValueError("hard_limit must not be below soft_limit")
         if self.refresh_min_interval < 0:
             raise ValueError("refresh_min_interval must not be negative")
+
+    @property
+    def master_ips(self) -> tuple[str, ...]:
+        """The configured masters named by IP address: nodes the gateway knows to be masters
+        whether or not they lead (a name such as `leader.mesos` says nothing of that)."""
+        found: list[str] = []
+        for url in self.masters:
+            try:
+                ip = ipaddress.ip_address(httpx.URL(url).host).compressed
+            except ValueError:
+                continue
+            if ip not in found:
+                found.append(ip)
+        return tuple(found)
 
 
 def _master_url(url: str) -> str:

@@ -24,6 +24,7 @@ import httpx
 from app.cluster.errors import InvalidId, MesosError, ambiguous
 from app.cluster.mesos import MesosClient
 from app.cluster.model import Agent, ClusterSnapshot, Master, Task
+from app.cluster.scheduler import SchedulerNode, SchedulerUnknown, scheduler_node
 from app.cluster.settings import ClusterSettings
 from app.core.errors import NotFound, Unavailable
 
@@ -103,6 +104,16 @@ class ClusterState:
 
     async def resolve_leader(self) -> Master:
         return (await self.snapshot()).leader
+
+    async def resolve_scheduler(self, name: str) -> SchedulerNode:
+        """The node where framework `name`'s scheduler leads (`app.cluster.scheduler`);
+        `SchedulerUnknown` (503) after one refresh, which a failover may have made stale."""
+        try:
+            return scheduler_node(await self.snapshot(), name)
+        except SchedulerUnknown:
+            if not await self._demand_refresh():
+                raise
+        return scheduler_node(await self.snapshot(), name)
 
     async def find_task(self, query: str) -> Task:
         """One task by exact id, name, or id fragment (`ClusterSnapshot.find_tasks`)."""

@@ -24,9 +24,10 @@ from app.authz.routes import (
 )
 from app.cluster import Ambiguous, ClusterSnapshot, Task
 from app.cluster.errors import ambiguous
-from app.core.errors import BadRequest, Forbidden, NotFound, Unavailable
+from app.cluster.scheduler import MARATHON
+from app.core.errors import BadRequest, Forbidden, NotFound
 from app.core.problems import problem
-from app.gateway.deps import AuthorizerDep, CallerDep, ClusterDep, Gate, GateDep
+from app.gateway.deps import AuthorizerDep, ClusterDep, Gate, GateDep
 from app.gateway.limits import StreamCount
 from app.proxy import RelayResponse, UpstreamCall
 
@@ -119,20 +120,16 @@ async def leader_logs(
 @router.api_route(MARATHON_LOGS + "{rest:path}", methods=METHODS)
 async def marathon_leader_logs(
     request: Request,
-    caller: CallerDep,
-    authorizer: AuthorizerDep,
-    cluster: ClusterDep,
+    gate: GateDep,
 ) -> Response:
-    """The Marathon leader's node reader, which `dcos node log --leader
-    --component=dcos-marathon` asks for. Admin Router found that node through Marathon's
-    `/v2/leader` and answered 503 while it was unknown (reference §3.3); Logway reads only
-    the Mesos master's state, which does not say where Marathon leads, so the leader is
-    always unknown here. After authorization, as every log route: 401 and 403 come first."""
-    await authorize(request, caller.uid, authorizer, cluster, node_id=None)
-    raise Unavailable(
-        "the Marathon leader is unknown: Logway follows only the Mesos master's state; "
-        f"the leading Mesos master's journal is at {LEADER_LOGS}/"
-    )
+    """The Marathon leader's node reader (`dcos node log --leader --component=dcos-marathon`).
+    Admin Router asked Marathon's `/v2/leader`; the gateway reads the same fact from the Mesos
+    state: the active `marathon` framework's scheduler address, which must be a master or an
+    agent the state knows (`app.cluster.scheduler`), else 503 naming why. After
+    authorization, as every log route: 401 and 403 come first."""
+    await authorize(request, gate.uid, gate.authorizer, gate.cluster, node_id=None)
+    leader = await gate.cluster.resolve_scheduler(MARATHON)
+    return await relay(request, gate, leader.reader_url, MARATHON_LOGS, "marathon-leader")
 
 
 async def relay(request: Request, gate: Gate, base_url: str, prefix: str, node: str) -> Response:
