@@ -111,7 +111,7 @@ def test_no_active_marathon_is_unknown(change: str) -> None:
         doc["completed_frameworks"].append(framework)
     else:
         framework["name"] = "marathon-user"  # Marathon on Marathon is not the root one
-    with pytest.raises(SchedulerUnknown, match="^marathon leader is unknown: no active"):
+    with pytest.raises(SchedulerUnknown, match=r"^marathon leader is unknown: no active"):
         scheduler_node(snap(doc), MARATHON)
 
 
