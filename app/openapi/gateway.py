@@ -50,6 +50,7 @@ RELAYS = {
     "master_logs": Relay("master", "This master"),
     "agent_logs": Relay("agent", "An agent"),
     "leader_logs": Relay("leader", "The leading master"),
+    "marathon_leader_logs": Relay("marathon_leader", "The Marathon leader's node"),
 }
 TASK_ROUTE = "task_file"  # `/system/v1/logs/v2/task/{task}{rest:path}`
 TASK_OPS = {"": "task_log", "/file/stdout": "task_stdout", "/file/stderr": "task_stderr"}
@@ -62,15 +63,6 @@ MERGED = {
 }
 # Routes left out, and why.
 OMIT = {"other_metadata": "only answers 404 for metadata the gateway does not have"}
-# Routes that, once the caller may call them, always answer 503 (the message says why).
-UNAVAILABLE = {
-    "marathon_leader_logs": (
-        "The Marathon leader's journal: always 503, since Logway follows only the Mesos "
-        "master's state, which does not say where Marathon leads; the leading Mesos master's "
-        "journal is under /system/v1/leader/mesos/logs/."
-    )
-}
-
 GATEWAY_PATH_PARAMS: Json = {
     **PATH_PARAMS,
     "agent_id": {
@@ -334,16 +326,6 @@ def _other(route: RouteInfo, method: str, fastapi_op: Json) -> Json:
             path_params=GATEWAY_PATH_PARAMS,
         )
         _finish(op, route.path_format, "logs", MERGED_ERRORS)
-        return op
-    if route.name in UNAVAILABLE:
-        op = {
-            "operationId": route.name,
-            "summary": UNAVAILABLE[route.name].split(":")[0],
-            "description": UNAVAILABLE[route.name],
-            "parameters": _undeclared(route, {}),
-            "responses": {},
-        }
-        _finish(op, route.path_format, "logs", ("ClusterUnavailable",))
         return op
     plain = PLAIN.get((method, route.path_format))
     if plain is not None:
