@@ -20,12 +20,14 @@ from types import MappingProxyType
 from app.authz import Authorizer, authorize_any, requirements_for_task
 from app.authz.routes import ResourceCheck, TaskAccess
 from app.cluster import ClusterSnapshot, ClusterState, Task
+from app.cluster.scheduler import MARATHON, SchedulerUnknown, scheduler_node
 from app.core.errors import Forbidden
-from app.proxy.fanin import MergePlan, SourceSpec
+from app.proxy.fanin import SCHEDULER_SOURCE, MergePlan, SourceSpec
 
 # Client filters on these fields narrow the task set here and are never forwarded: journald
 # ORs values of one field, so a forwarded `CONTAINER_ID:<other>` would widen the read.
 OWNED_FIELDS = frozenset({"CONTAINER_ID", "EXECUTOR_ID", "FRAMEWORK_ID", "AGENT_ID"})
+MARATHON_UNIT = "dcos-marathon.service"  # what `dcos node log --component=dcos-marathon` reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +102,15 @@ class Planner:
         cluster: ClusterState,
         *,
         forwarded: tuple[tuple[str, str], ...] = (),
+        scheduler: bool = False,
     ) -> None:
         self.scope = scope
         self.narrowing = narrowing
         self.uid = uid
         self.forwarded = forwarded  # the client's filters on other fields, for the readers
+        # `include=scheduler`: Marathon's lines naming the scope's apps, as one more source
+        # (the caller's right to read the Marathon leader's journal is checked before).
+        self.scheduler = scheduler
         self._authorizer = authorizer
         self._cluster = cluster
         self._seen: tuple[ClusterSnapshot, MergePlan] | None = None
@@ -141,7 +147,27 @@ class Planner:
             if agent is not None:
                 specs = tuple(sorted(containers[agent_id]))
                 sources[agent_id] = SourceSpec(agent_id, agent.reader_url, specs)
-        return MergePlan(MappingProxyType(sources))
+        note = ""
+        if self.scheduler:
+            try:
+                sources[SCHEDULER_SOURCE] = self._scheduler(snapshot)
+            except SchedulerUnknown as exc:
+                if self._seen is None:
+                    raise  # asked for, and unknown from the start: 503 saying why
+                note = f"Marathon's lines left out: {exc}"  # a failover under way
+        return MergePlan(MappingProxyType(sources), note)
+
+    def _scheduler(self, snapshot: ClusterSnapshot) -> SourceSpec:
+        """Marathon's unit on the node it leads from, kept to the lines naming the app (its
+        descendants too), or the role's apps."""
+        leader = scheduler_node(snapshot, MARATHON)
+        if self.scope.kind == "app":
+            names: tuple[str, ...] = (self.scope.value,)
+        else:
+            names = tuple(
+                sorted({t.app_id for t in snapshot.all_tasks if self.scope.covers(t) and t.app_id})
+            )
+        return SourceSpec(SCHEDULER_SOURCE, leader.reader_url, (), unit=MARATHON_UNIT, names=names)
 
     async def _whole_scope(self) -> bool:
         checks = self.scope.whole_scope_checks()

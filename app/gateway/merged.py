@@ -15,8 +15,14 @@ The node reader's v1 parameters, where they make sense for a merged whole:
 * `cursor=` or, on streams, `Last-Event-ID` (which wins, and turns the skips off): a
   composite cursor from an earlier merged read's SSE `id`. Not combinable with skips.
 * `read_reverse` is refused: a merged whole is read forwards.
+* `include=scheduler` (issue 18): also the lines of `dcos-marathon.service` on the node
+  Marathon leads from that name the app (or a descendant), or one of the role's apps; for
+  callers who may read the Marathon leader's journal (403 saying so otherwise). Marathon's
+  lines are one more source of the merge (`scheduler` in the composite cursor), and the
+  client's other filters apply to them too.
 
-Order: 401 (no or bad token), 400 (parameters), 403 (no task the caller may read), 429
+Order: 401 (no or bad token), 400 (parameters), 403 (no task the caller may read, or the
+Marathon leader's journal for `include=scheduler`; 503 when that leader is unknown), 429
 (caps), then the read. Caps are per gateway process.
 """
 
@@ -27,13 +33,14 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.authz import is_canonical, match_route
-from app.authz.routes import TASK_APP_RID, MergedTasks
+from app.authz import authorize_any, is_canonical, match_route
+from app.authz.routes import TASK_APP_RID, AnyOf, MergedTasks
 from app.core.config import GatewaySettings
-from app.core.errors import BadRequest, NotFound
+from app.core.errors import BadRequest, Forbidden, NotFound
 from app.core.problems import problem
 from app.gateway.deps import Gate, GateDep
 from app.gateway.limits import StreamCount
+from app.gateway.logs import MARATHON_LOGS
 from app.gateway.merge_plan import MergeScope, Planner, capped, split_filters
 from app.journal.encoders import negotiate
 from app.node.params import parse_filters, parse_time, parse_uint
@@ -60,6 +67,7 @@ ROUTES = (
     "/app{app_id:path}/stream/",
 )
 MAX_ROLE = 256
+INCLUDE_SCHEDULER = "scheduler"
 STREAMS_RETRY_AFTER = 5  # seconds: another stream of this caller may end by then
 AGENTS_RETRY_AFTER = 60  # seconds: the role or app may shrink, or the limit be raised
 STREAM_HEADERS = {
@@ -148,6 +156,20 @@ def _planner(request: Request, scope: MergeScope, gate: Gate) -> Planner:
     return Planner(scope, narrowing, gate.uid, gate.authorizer, gate.cluster, forwarded=forwarded)
 
 
+async def _may_read_scheduler(gate: Gate) -> None:
+    """`include=scheduler` reads the Marathon leader's journal: the caller needs what the
+    route table asks of `/system/v1/leader/marathon/logs/…`."""
+    matched = match_route(MARATHON_LOGS + "/")
+    requirement = matched.rule.requirement if matched is not None else None
+    if not isinstance(requirement, AnyOf):  # default deny, should the table ever change
+        raise Forbidden(f"no permission opens `include={INCLUDE_SCHEDULER}`")
+    if not (await authorize_any(gate.authorizer, gate.uid, requirement.checks)).allowed:
+        raise Forbidden(
+            f"`{gate.uid}` may not read Marathon's lines (`include={INCLUDE_SCHEDULER}`): they "
+            f"come from the Marathon leader's journal, which needs {requirement.describe()}"
+        )
+
+
 def _settings(request: Request) -> GatewaySettings:
     settings: GatewaySettings = request.app.state.settings
     return settings
@@ -168,6 +190,7 @@ class ReadParams:
     until: int | None
     cursor: CompositeCursor | None
     media: str
+    scheduler: bool = False  # include=scheduler
 
 
 def _params(request: Request, settings: GatewaySettings, *, stream: bool) -> ReadParams:
@@ -202,7 +225,15 @@ def _params(request: Request, settings: GatewaySettings, *, stream: bool) -> Rea
                 "`skip_prev`/`skip_next` cannot be combined with a merged-stream cursor",
                 parameter="cursor",
             )
+    included = params.getlist("include")
+    if any(value != INCLUDE_SCHEDULER for value in included):
+        raise BadRequest(
+            f"`include` takes `{INCLUDE_SCHEDULER}` (Marathon's lines naming the app or the "
+            "role's apps)",
+            parameter="include",
+        )
     return ReadParams(
+        scheduler=bool(included),
         limit=limit,
         skip_next=skip_next,
         skip_prev=skip_prev,
@@ -238,6 +269,9 @@ async def _read(request: Request, planner: Planner, gate: Gate, *, stream: bool)
     proxy, service_token = gate.proxy, gate.service_token
     settings = _settings(request)
     p = _params(request, settings, stream=stream)
+    if p.scheduler:
+        await _may_read_scheduler(gate)
+        planner.scheduler = True
     plan = await planner.plan()  # 403 when the caller may read none of the tasks
     limits: StreamCount = request.app.state.merge_limits
     refused = _over_cap(plan, planner, limits, settings, stream)
