@@ -852,3 +852,29 @@ def test_nothing_yet_means_from_the_start_and_errors_are_errors() -> None:
     with pytest.raises(CliError) as err:
         newest("master", status(403, "no"))
     assert err.value.code == EXIT_DENIED
+
+
+def test_with_scheduler_asks_a_merged_read_to_include_marathons_lines() -> None:
+    for kind, values in (("role", {"role": "prod"}), ("app", {"app_id": "/prod"})):
+        source = kind_named(kind).build(SourceArgs(values, with_scheduler=True))
+        assert ("include", "scheduler") in source.route.range(Window(lines=3)).params
+        assert ("include", "scheduler") in source.route.stream(Window(lines=0)).params
+        assert source.label.endswith("with Marathon's lines")
+        plain = kind_named(kind).build(SourceArgs(values))
+        assert all(name != "include" for name, _ in plain.route.range(Window()).params)
+
+
+@pytest.mark.parametrize(
+    ("kind", "values"),
+    [
+        ("master", {}),
+        ("leader", {}),
+        ("agent", {"agent_id": "S0"}),
+        ("task", {"task": "t", "file": "stdout"}),
+    ],
+)
+def test_with_scheduler_only_for_merged_reads(kind: str, values: dict[str, str]) -> None:
+    with pytest.raises(CliError) as err:
+        kind_named(kind).build(SourceArgs(values, with_scheduler=True))
+    assert err.value.code == EXIT_USAGE
+    assert "--with-scheduler" in str(err.value)
