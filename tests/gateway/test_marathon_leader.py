@@ -12,6 +12,7 @@ CLI prints says whose journal it read.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -24,7 +25,7 @@ import httpx
 import pytest
 
 from app.devcluster.journald import JournaldNamespace
-from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimFramework
+from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimFramework, SimTask
 from tests.conftest import free_port, journald_available, new_namespace_name
 from tests.gateway.support import add_user, login, node_readers, port_free_on, wait_for
 from tests.support.gateway import gateway
@@ -42,6 +43,7 @@ CLI = Path("/tmp/dcos-cli/bin/dcos")
 COMMAND_TIMEOUT = 60.0
 ROUTE = f"/system/v1/leader/marathon/logs/v2/component/{UNIT}"
 LINES = 5  # per master journal
+WEB_TASK, WEB_CONTAINER = "prod_web.1f0c6e1a-0000-4000-8000-000000000001", "c-web-18"
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Env:
     nobody: dict[str, str]
     home: Path
     reader_port: int
+    senders: dict[str, Sender]
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
         return httpx.get(
@@ -66,6 +69,19 @@ def marathon_line(host: str, i: int) -> str:
     return f"marathon on {host}: health check of /prod/web passed, round {i}"
 
 
+def web_line(message: str) -> dict[str, str]:
+    """A line of the /prod/web task, with the fields `logway ship` writes."""
+    return {
+        "MESSAGE": message,
+        "AGENT_ID": AGENT,
+        "FRAMEWORK_ID": MARATHON,
+        "EXECUTOR_ID": WEB_TASK,
+        "CONTAINER_ID": WEB_CONTAINER,
+        "TASK_ID": WEB_TASK,
+        "STREAM": "STDOUT",
+    }
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     if not CLI.exists():
@@ -74,6 +90,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     cluster = SimCluster(master_id=MASTER_ID)
     cluster.agents = [SimAgent(AGENT, A0)]
     cluster.frameworks = [SimFramework(MARATHON, "marathon", scheduler_host=M0)]
+    # /prod/web (from Marathon's task id), one instance on the agent.
+    cluster.tasks = [SimTask(WEB_TASK, "web.prod", MARATHON, AGENT, containers=(WEB_CONTAINER,))]
     hosts = (M0, M1, A0)
     port = port_free_on(hosts)
     with contextlib.ExitStack() as stack:
@@ -96,13 +114,17 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         )
         jwks = f"{base}/acs/api/v1/auth/jwks"
         stack.enter_context(node_readers({h: ns.name for h, ns in namespaces.items()}, port, jwks))
+        senders = {}
         for host, ns in namespaces.items():
-            sender = Sender(ns)
+            sender = senders[host] = Sender(ns)
             stack.callback(sender.close)
             for i in range(LINES):
                 # The agent's journal has Marathon-like lines too: they must never show.
                 sender.send({"MESSAGE": marathon_line(host, i), "UNIT": UNIT})
             sender.sync()
+        for i in range(3):
+            senders[A0].send(web_line(f"web line {i}"))
+        senders[A0].sync()
         admin = login(base, "admin", PASSWORD)
         nobody = add_user(base, admin, "marathon-nobody", "nobody's password")
         home = tmp / "home"
@@ -113,7 +135,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             f'[core]\ndcos_url = "{base}"\ndcos_acs_token = "{token}"\nreporting = false\n'
         )
         config.chmod(0o600)
-        yield Env(base, sim, admin, nobody, home, port)
+        yield Env(base, sim, admin, nobody, home, port, senders)
 
 
 @pytest.fixture(autouse=True)
@@ -234,3 +256,57 @@ def test_authorization_comes_first(env: Env) -> None:
     env.sim.disconnect_framework(MARATHON)
     wait_for("the 503", lambda: True if env.get(ROUTE).status_code == 503 else None)
     assert env.get(ROUTE, headers=env.nobody).status_code == 403  # 403 before 503
+
+
+class Events:
+    """An SSE stream's events (data only), read on a thread as they come."""
+
+    def __init__(self, env: Env, path: str) -> None:
+        self.messages: list[str] = []
+        self._stop = threading.Event()
+        self._client = httpx.Client(timeout=httpx.Timeout(COMMAND_TIMEOUT))
+        headers = {**env.admin, "Accept": "text/event-stream"}
+        self._stream = self._client.stream("GET", env.base + path, headers=headers)
+        self.response = self._stream.__enter__()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            for line in self.response.iter_lines():
+                if line.startswith("data: "):
+                    fields = json.loads(line.removeprefix("data: "))["fields"]
+                    self.messages.append(str(fields.get("MESSAGE")))
+
+    def wait(self, message: str) -> None:
+        wait_for(
+            f"{message!r} in {self.messages}", lambda: True if message in self.messages else None
+        )
+
+    def close(self) -> None:
+        self._stream.__exit__(None, None, None)
+        self._client.close()
+        self._thread.join(10)
+
+
+def test_a_merged_stream_with_scheduler_follows_marathon_to_its_new_node(env: Env) -> None:
+    events = Events(env, "/system/v1/logs/v1/app/prod/stream/?include=scheduler")
+    try:
+        assert events.response.status_code == 200
+        events.wait(marathon_line(M0, LINES - 1))
+        events.wait("web line 2")
+        env.sim.reregister_framework(MARATHON, M1)
+        # The stream's next plan moves Marathon's source to master 1, from its place's time.
+        events.wait(marathon_line(M1, LINES - 1))
+        stale, moved = marathon_line(M0, 99), marathon_line(M1, 100)
+        env.senders[M0].send({"MESSAGE": stale, "UNIT": UNIT})
+        env.senders[M1].send({"MESSAGE": moved, "UNIT": UNIT})
+        env.senders[A0].send(web_line("web line 3"))
+        events.wait(moved)
+        events.wait("web line 3")
+        shown = list(events.messages)
+        assert stale not in shown
+        assert not any(f"marathon on {A0}" in m for m in shown)  # the agent's are no app's
+        assert len(shown) == len(set(shown)), shown  # nothing twice
+    finally:
+        events.close()
