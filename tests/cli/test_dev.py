@@ -57,12 +57,18 @@ SU_LOGS_AGENT = (SU, r"^logway logs agent \S+-S0 --unit dcos-mesos-slave\.servic
 SU_LOGS_TASK = (SU, r"^logway logs task loader stderr -n 3$")
 SU_LOGS_FOLLOW = (SU, r"^logway logs task worker\.dev -f$")
 SU_LOGS_APP = (SU, r"^logway logs app /prod -f$")
+SU_LOGS_SCHEDULER = (SU, r"^logway logs app /prod --with-scheduler -n 10$")
 SU_APP_STREAM = (
     SU,
     r"^curl -s -N -H 'Accept: text/event-stream'.*/logs/v1/app/prod/stream/\?skip_prev=5'$",
 )
 SU_DCOS_LEADER = (SU, r"^DCOS_CONFIG=\S+/dcos-superuser\.toml dcos node log --leader --lines=3$")
 SU_DCOS_TASK = (SU, r"^DCOS_CONFIG=\S+/dcos-superuser\.toml dcos task log --lines=3 loader$")
+SU_DCOS_MARATHON = (
+    SU,
+    r"^DCOS_CONFIG=\S+/dcos-superuser\.toml dcos node log --leader --component=dcos-marathon "
+    r"--lines=3$",
+)
 SU_LOGIN = (SU, r"^echo \S+ \| logway login --url \S+ --username admin --password-stdin$")
 DEV_V2 = (DEV, r"^curl -s -H .*/logs/v2/task/worker\.dev/file/stdout\?cursor=END&skip=-3'$")
 DEV_LOGS = (DEV, r"^logway logs task reporter -n 3$")
@@ -78,7 +84,8 @@ OPS_LOGIN = (OPS, r"^logway login --url \S+ --service-account logway-ops --priva
 PRINTED = (
     SU_LEADER, SU_AGENT, SU_WORKER_V1, SU_POD_V1, SU_FOLLOW, SU_V2, SU_LOGS_LEADER,
     SU_LOGS_AGENT, SU_LOGS_TASK, SU_LOGS_FOLLOW, SU_LOGS_APP, SU_APP_STREAM, SU_DCOS_LEADER,
-    SU_DCOS_TASK, SU_LOGIN, DEV_V2, DEV_LOGS, DEV_ROLE, DEV_DCOS_TASK, DEV_DENIED_TASK,
+    SU_DCOS_TASK, SU_LOGIN, SU_LOGS_SCHEDULER, SU_DCOS_MARATHON, DEV_V2, DEV_LOGS, DEV_ROLE,
+    DEV_DCOS_TASK, DEV_DENIED_TASK,
     DEV_DENIED_SYSTEM, DEV_DENIED_LOGS, DEV_DENIED_DCOS, OPS_MASTER, OPS_LOGS, OPS_LOGIN,
 )  # fmt: skip
 SECTIONS = {SU: "== as the superuser", DEV: "== as dev:", OPS: "== as the service account"}
@@ -546,6 +553,14 @@ def test_the_logway_logs_lines(dev: Dev) -> None:
     assert all("/dev/worker job done " in ln for ln in followed), followed
     check = n_lines(3, "/dev/batch/reporter batch step ")
     assert check(run_until(dev, DEV, dev.command(DEV_LOGS), check))
+    # Marathon's lines about /prod/web among /prod/web's own.
+    check = n_lines(10, "/prod/web page rendered ", "/prod/web warning ", "marathon: ")
+    both = run_until(
+        dev, SU, dev.command(SU_LOGS_SCHEDULER), lambda got: check(got) and "marathon: " in got
+    )
+    assert check(both), both
+    assert "marathon: " in both, both
+    assert all("/prod/web" in ln for ln in both.splitlines()), both
     denied = sh(dev, DEV, dev.command(DEV_DENIED_LOGS))
     assert denied.returncode == 3, denied
     assert denied.stdout == ""
@@ -605,6 +620,9 @@ def test_the_dcos_cli_lines(dev: Dev) -> None:
     leader = out(dev, SU, dev.command(SU_DCOS_LEADER)).splitlines()
     assert len(leader) == 3, leader
     assert all("mesos-master: allocation cycle" in ln for ln in leader), leader
+    marathon = out(dev, SU, dev.command(SU_DCOS_MARATHON)).splitlines()
+    assert len(marathon) == 3, marathon
+    assert all(re.search(r"^\S+ \S+: marathon: ", ln) for ln in marathon), marathon
     for who, printed, label in ((SU, SU_DCOS_TASK, "loader"), (DEV, DEV_DCOS_TASK, "reporter")):
         lines = out(dev, who, dev.command(printed)).splitlines()
         assert len(lines) == 3, (who, lines)

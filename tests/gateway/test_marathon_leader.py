@@ -310,3 +310,26 @@ def test_a_merged_stream_with_scheduler_follows_marathon_to_its_new_node(env: En
         assert len(shown) == len(set(shown)), shown  # nothing twice
     finally:
         events.close()
+
+
+def test_include_scheduler_needs_the_marathon_leaders_journal_and_a_known_leader(
+    env: Env,
+) -> None:
+    path = "/system/v1/logs/v1/app/prod/range/?include=scheduler&skip_prev=20"
+    both = env.get(path, headers={**env.admin, "Accept": "application/json"})
+    assert both.status_code == 200, both.text
+    messages = [json.loads(line)["fields"]["MESSAGE"] for line in both.text.splitlines()]
+    assert marathon_line(M0, LINES - 1) in messages
+    assert "web line 0" in messages
+    bogus = env.get("/system/v1/logs/v1/app/prod/range/?include=everything")
+    assert bogus.status_code == 400
+    assert "`include` takes `scheduler`" in bogus.text
+    refused = env.get(path, headers=env.nobody)
+    assert refused.status_code == 403
+    assert "Marathon leader's journal" in refused.text
+    env.sim.reregister_framework(MARATHON, NOWHERE)
+    wait_for("the refusal", lambda: True if env.get(ROUTE).status_code == 503 else None)
+    unknown = env.get(path)
+    assert unknown.status_code == 503, unknown.text
+    assert f"registered from '{NOWHERE}'" in unknown.text
+    assert env.get(path.replace("include=scheduler&", "")).status_code == 200  # only if asked
