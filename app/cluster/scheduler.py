@@ -3,9 +3,10 @@
 Admin Router asked Marathon itself (`/v2/leader`, reference §3.3). The master's state says it
 too: only the leading Marathon holds the framework's registration, so the active framework's
 scheduler address (`pid` host, else `hostname`) is the leader's. That address is what the
-framework told Mesos, so it is a claim: it must name a node the state knows otherwise (a
-master, or an agent by its `pid`), and the read goes to that node's reader as the snapshot
-builds its URL. Anything else is refused (503 naming why), never proxied to.
+framework told Mesos, so it is a claim: it must name a node the gateway knows otherwise (the
+leading master, a master it polls by IP address, or an agent by its `pid` address or its
+hostname), and the read goes to that node's reader as the snapshot builds its URL. Anything
+else is refused (503 naming why), never proxied to.
 """
 
 from __future__ import annotations
@@ -28,11 +29,6 @@ class SchedulerNode:
     @property
     def reader_url(self) -> str:
         return self.node.reader_url
-
-    def describe(self) -> str:
-        if isinstance(self.node, Agent):
-            return f"agent {self.node.id} ({self.node.ip})"
-        return f"master {self.node.ip}"
 
 
 class SchedulerUnknown(Unavailable):
