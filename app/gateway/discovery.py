@@ -33,7 +33,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from app.authz import Action, Authorizer, Decision, authorize_any, requirements_for_task
-from app.authz.routes import SYSTEM_LOGS
+from app.authz.route_table import SYSTEM_LOGS
 from app.cluster import ClusterSnapshot, ClusterState, Task
 from app.cluster.model import StatePath
 from app.core.errors import NotFound

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from app.authz import authorize_any, match_route
-from app.authz.routes import (
+from app.authz.route_table import (
     SYSTEM_LOGS,
     AnyOf,
     Authenticated,

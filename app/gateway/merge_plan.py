@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from app.authz import Authorizer, authorize_any, requirements_for_task
-from app.authz.routes import ResourceCheck, TaskAccess
+from app.authz.route_table import ResourceCheck, TaskAccess
 from app.cluster import ClusterSnapshot, ClusterState, Task
 from app.core.errors import Forbidden
 from app.proxy.fanin import MergePlan, SourceSpec

@@ -28,7 +28,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.authz import is_canonical, match_route
-from app.authz.routes import TASK_APP_RID, MergedTasks
+from app.authz.route_table import TASK_APP_RID, MergedTasks
 from app.core.config import GatewaySettings
 from app.core.errors import BadRequest, NotFound
 from app.core.problems import problem
