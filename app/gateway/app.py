@@ -20,7 +20,7 @@ from fastapi import APIRouter, FastAPI
 
 from app.authn import Authenticator
 from app.authz import AclAuthorizer, Authorizer
-from app.cluster import ClusterSettings, ClusterState
+from app.cluster import ClusterSettings, ClusterState, MesosClient
 from app.core.config import GatewaySettings
 from app.core.problems import install_error_handlers
 from app.gateway.discovery import router as discovery_router
@@ -119,7 +119,7 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
             httpx.AsyncClient() as mesos,
             new_upstream_client() as upstream,
         ):
-            cluster = ClusterState(cluster_config, mesos)
+            cluster = ClusterState(cluster_config, MesosClient(cluster_config, mesos))
             app.state.cluster = cluster
             app.state.proxy = Proxy(
                 HttpUpstream(upstream),
