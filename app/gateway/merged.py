@@ -34,13 +34,12 @@ from app.core.errors import BadRequest, NotFound
 from app.core.problems import problem
 from app.gateway.deps import Gate, GateDep
 from app.gateway.limits import StreamCount
-from app.gateway.merge_plan import MergeScope, Planner, capped, split_filters
 from app.journal.encoders import negotiate
-from app.node.params import parse_filters, parse_time, parse_uint
-from app.proxy.fanin import MergePlan, Requester, SourceOpener, Start
-from app.proxy.merge_cursor import AgentState, CompositeCursor, decode_cursor
-from app.proxy.merge_entry import MergedEncoder, MergedEntry, Positions
-from app.proxy.merge_range import (
+from app.merge.cursor import AgentState, CompositeCursor, decode_cursor
+from app.merge.entry import MergedEncoder, MergedEntry, Positions
+from app.merge.fanin import MergePlan, Requester, SourceOpener, Start
+from app.merge.plan import MergeScope, Planner, capped, split_filters
+from app.merge.range import (
     Starts,
     begin_all,
     covers,
@@ -48,7 +47,8 @@ from app.proxy.merge_range import (
     merged_range,
     open_all,
 )
-from app.proxy.merge_stream import MergedStreamResponse, StreamOptions
+from app.merge.stream import MergedStreamResponse, StreamOptions
+from app.node.params import parse_filters, parse_time, parse_uint
 
 router = APIRouter()
 
