@@ -226,6 +226,7 @@ async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bo
         token=service_token,
         filters=planner.forwarded,
         until=query.until,
+        answer_timeout=settings.merge_agent_timeout,
     )
     if not stream:
         return await read_range(plan, proxy.upstream, requester, query, metrics=proxy.metrics)
