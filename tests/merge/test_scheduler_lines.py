@@ -6,7 +6,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from app.proxy.fanin import (
+from app.merge.entry import LineParser, MergedEntry
+from app.merge.fanin import (
     SCHEDULER_SOURCE,
     SCHEDULER_TAIL_FACTOR,
     Requester,
@@ -15,7 +16,6 @@ from app.proxy.fanin import (
     Start,
     names_any,
 )
-from app.proxy.merge_entry import LineParser, MergedEntry
 
 CURSOR = "s=a;i=1;b=b;m=1;t=5f0a1b2c3d4e5;x=1"
 

@@ -22,7 +22,7 @@ from app.authz.route_table import ResourceCheck, TaskAccess
 from app.cluster import ClusterSnapshot, ClusterStateSource, Task
 from app.cluster.scheduler import MARATHON, SchedulerUnknown, scheduler_node
 from app.core.errors import Forbidden
-from app.proxy.fanin import SCHEDULER_SOURCE, MergePlan, SourceSpec
+from app.merge.fanin import SCHEDULER_SOURCE, MergePlan, SourceSpec
 
 # Client filters on these fields narrow the task set here and are never forwarded: journald
 # ORs values of one field, so a forwarded `CONTAINER_ID:<other>` would widen the read.
