@@ -36,7 +36,7 @@ from app.gateway.deps import Gate, GateDep
 from app.gateway.limits import StreamCount
 from app.gateway.merge_plan import MergeScope, Planner, capped, split_filters
 from app.journal.encoders import negotiate
-from app.node.params import parse_filters, parse_time, parse_uint
+from app.journal.params import parse_filters, parse_time, parse_uint
 from app.proxy.fanin import MergePlan, Requester, SourceOpener, Start
 from app.proxy.merge_cursor import AgentState, CompositeCursor, decode_cursor
 from app.proxy.merge_entry import MergedEncoder, MergedEntry, Positions
