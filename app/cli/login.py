@@ -10,12 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from jose import jwt
 
+from app.authn.sign import TokenSigner
 from app.cli.credentials import Credentials
 from app.cli.http import CliError, check, fail
-
-SERVICE_LOGIN_LIFETIME = 300  # seconds, as the dcos CLI's service login tokens
 
 
 def add_parser(commands: Any) -> None:
@@ -29,19 +27,17 @@ def add_parser(commands: Any) -> None:
     p.set_defaults(run=run)
 
 
-def service_login_token(uid: str, private_key: Path) -> str:
-    claims = {"uid": uid, "exp": int(time.time()) + SERVICE_LOGIN_LIFETIME}
-    token: str = jwt.encode(claims, private_key.read_text(), algorithm="RS256")
-    return token
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         if args.service_account:
             if args.private_key is None:
                 raise CliError("--service-account needs --private-key", 2)
             uid = args.service_account
-            body = {"uid": uid, "token": service_login_token(uid, args.private_key)}
+            try:
+                signer = TokenSigner.from_file(args.private_key)
+            except ValueError as exc:
+                raise CliError(str(exc)) from None
+            body = {"uid": uid, "token": signer.login_token(uid, now=time.time())}
         else:
             uid = args.username
             if args.password_stdin:

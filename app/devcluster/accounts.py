@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -21,9 +22,9 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from app.authn.sign import TokenSigner
+from app.authz.resource import rid_path
 from app.authz.routes import SYSTEM_LOGS_RID, TASK_APP_RID
-from app.cli.iam import rid_path
-from app.cli.login import service_login_token
 from app.devcluster.cluster import DEV_USER, GATEWAY_UID, OPS_ACCOUNT, SUPERUSER
 
 SERVICE_KEY_BITS = 2048
@@ -123,7 +124,11 @@ def login(client: httpx.Client, gateway: str, uid: str, password: str) -> str:
 def service_login(client: httpx.Client, gateway: str, uid: str, private_key: Path) -> str:
     """A service account's token: a login token signed with its private key (as `dcos auth
     login --private-key` and `logway login --service-account` do)."""
-    body = {"uid": uid, "token": service_login_token(uid, private_key)}
+    try:
+        signer = TokenSigner.from_file(private_key)
+    except ValueError as exc:
+        raise AccountError(f"service login as {uid!r}: {exc}") from None
+    body = {"uid": uid, "token": signer.login_token(uid, now=time.time())}
     r = client.post(f"{gateway}{API}/auth/login", json=body)
     if r.status_code != 200:
         raise AccountError(f"service login as {uid!r} failed ({r.status_code}): {r.text}")
