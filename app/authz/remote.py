@@ -17,17 +17,17 @@ IAM is the authority on rids here: they are sent as given, malformed or not.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import httpx
 
 from app.authz.audit import audit
 from app.authz.model import Action, Decision
+from app.core.credential import TokenProvider, current_token
 from app.core.errors import Unavailable
 from app.core.http import read_bounded
 
@@ -41,9 +41,6 @@ MAX_RESPONSE_BYTES = 64 * 1024
 
 REASON = "IAM PQ response"
 REASON_CACHED = "IAM PQ response (cached)"
-
-# Returns the gateway's current service token; may be a coroutine function.
-TokenProvider = Callable[[], str | Awaitable[str]]
 
 
 class _QueryFailed(Exception):
@@ -134,8 +131,7 @@ class RemoteIamAuthorizer:
 
     async def _service_token(self) -> str:
         try:
-            provided = self._token()
-            token = await provided if inspect.isawaitable(provided) else provided
+            token = await current_token(self._token)
         except Exception as exc:
             # The provider's own message might quote a credential; its type is enough here.
             raise _QueryFailed(f"no service token ({type(exc).__name__})") from None

@@ -5,7 +5,7 @@ from app.cluster.index import BadState, build_snapshot
 from app.cluster.mesos import MesosClient
 from app.cluster.model import Agent, ClusterSnapshot, Framework, Master, Task
 from app.cluster.protocols import ClusterStateSource, NodeResolver, TaskFinder
-from app.cluster.settings import ClusterSettings, TokenProvider
+from app.cluster.settings import ClusterSettings
 from app.cluster.state import ClusterState
 
 __all__ = [
@@ -24,6 +24,5 @@ __all__ = [
     "NodeResolver",
     "Task",
     "TaskFinder",
-    "TokenProvider",
     "build_snapshot",
 ]

@@ -1,6 +1,6 @@
 """Gateway → node reader: upstream client, header hygiene, streaming relay, SSE resume."""
 
-from app.proxy.call import SSE, TokenProvider, Upstream, UpstreamCall, UpstreamResponse, is_follow
+from app.proxy.call import SSE, Upstream, UpstreamCall, UpstreamResponse, is_follow
 from app.proxy.client import HttpUpstream, new_upstream_client
 from app.proxy.errors import (
     UpstreamBroken,
@@ -24,7 +24,6 @@ __all__ = [
     "ProxyMetrics",
     "RelayResponse",
     "ResumePolicy",
-    "TokenProvider",
     "Upstream",
     "UpstreamBroken",
     "UpstreamBusy",

@@ -19,8 +19,9 @@ from urllib.parse import quote
 
 import anyio
 
+from app.core.credential import TokenProvider
 from app.journal.encoders import JSON, SSE
-from app.proxy.call import TokenProvider, Upstream, UpstreamCall, UpstreamResponse
+from app.proxy.call import Upstream, UpstreamCall, UpstreamResponse
 from app.proxy.errors import UpstreamError
 from app.proxy.merge_cursor import after, cursor_realtime
 from app.proxy.merge_entry import Cover, LineParser, MergedEntry
