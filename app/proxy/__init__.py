@@ -14,7 +14,7 @@ from app.proxy.errors import (
 from app.proxy.forward import Proxy
 from app.proxy.metrics import ProxyMetrics
 from app.proxy.relay import NO_RESUME, RelayResponse, ResumePolicy
-from app.proxy.target import upstream_path, upstream_url
+from app.proxy.target import normalised_path, upstream_url
 
 __all__ = [
     "NO_RESUME",
@@ -35,7 +35,7 @@ __all__ = [
     "UpstreamUnreachable",
     "is_follow",
     "new_upstream_client",
-    "upstream_path",
+    "normalised_path",
     "upstream_problem",
     "upstream_url",
 ]
