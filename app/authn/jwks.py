@@ -22,7 +22,7 @@ from collections.abc import Callable
 import httpx
 
 from app.authn.errors import KeyLoadError
-from app.authn.keys import KeySet, select_or_reject
+from app.authn.verification_keys import KeySet, select_or_reject
 from app.authn.verify import RS256Key
 from app.core.errors import Unavailable
 from app.core.http import read_bounded

@@ -17,7 +17,7 @@ from app.authn import KeyLoadError, TokenRejected
 from app.authz.audit import audit_event
 from app.core.errors import AuthenticationError
 from app.iam.errors import TooManyRequests
-from app.iam.keys import KeyRing
+from app.iam.key_ring import KeyRing
 from app.iam.passwords import dummy_hash, verify_password
 from app.iam.ratelimit import FailureLimiter, whole_seconds
 from app.iam.settings import IamSettings

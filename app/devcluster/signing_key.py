@@ -1,4 +1,4 @@
-"""An RSA signing key for the dev cluster, and tokens signed with it.
+"""An RSA signing key pair on disk for tests of the node reader's auth, and tokens signed with it.
 
 Stands in for the IAM's signing key until the embedded IAM exists; the private key file
 is mode 0600.
