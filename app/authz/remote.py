@@ -29,7 +29,7 @@ from app.authz.audit import audit
 from app.authz.model import Action, Decision
 from app.core.credential import TokenProvider, current_token
 from app.core.errors import Unavailable
-from app.core.http import read_bounded
+from app.core.http import ServiceCallFailed, call_service
 
 log = logging.getLogger(__name__)
 
@@ -112,22 +112,12 @@ class RemoteIamAuthorizer:
             extensions={"timeout": self._timeout.as_dict()},
         )
         try:
-            response = await self._client.send(
-                request, auth=None, follow_redirects=False, stream=True
+            answer = await call_service(
+                self._client, request, limit=MAX_RESPONSE_BYTES, service="IAM"
             )
-            try:
-                if response.status_code != 200:
-                    raise _QueryFailed(f"HTTP {response.status_code}")
-                body = await read_bounded(response, MAX_RESPONSE_BYTES)
-                if body is None:
-                    raise _QueryFailed(f"response larger than {MAX_RESPONSE_BYTES} bytes")
-            finally:
-                await response.aclose()
-        except httpx.TimeoutException:
-            raise _QueryFailed(f"timed out after {self._timeout.read} s") from None
-        except httpx.HTTPError as exc:
-            raise _QueryFailed(f"cannot reach IAM ({type(exc).__name__})") from None
-        return _allowed(body)
+        except ServiceCallFailed as exc:
+            raise _QueryFailed(exc.message) from None
+        return _allowed(answer.body)
 
     async def _service_token(self) -> str:
         try:

@@ -25,7 +25,7 @@ import httpx
 from app.authn import Claims, TokenRejected
 from app.authn.sign import TokenSigner
 from app.core.errors import Unavailable
-from app.core.http import read_bounded
+from app.core.http import ServiceCallFailed, call_service
 from app.gateway.service_token import RENEW_FRACTION
 
 log = logging.getLogger(__name__)
@@ -136,22 +136,12 @@ class RemoteServiceToken:
             extensions={"timeout": httpx.Timeout(LOGIN_TIMEOUT).as_dict()},
         )
         try:
-            response = await self._client.send(
-                request, auth=None, follow_redirects=False, stream=True
+            answer = await call_service(
+                self._client, request, limit=MAX_ANSWER_BYTES, service="the IAM"
             )
-            try:
-                if response.status_code != 200:
-                    raise _LoginFailed(f"HTTP {response.status_code}")
-                answer = await read_bounded(response, MAX_ANSWER_BYTES)
-                if answer is None:
-                    raise _LoginFailed(f"answer larger than {MAX_ANSWER_BYTES} bytes")
-            finally:
-                await response.aclose()
-        except httpx.TimeoutException:
-            raise _LoginFailed(f"timed out after {LOGIN_TIMEOUT} s") from None
-        except httpx.HTTPError as exc:
-            raise _LoginFailed(f"cannot reach the IAM ({type(exc).__name__})") from None
-        token = _token_of(answer)
+        except ServiceCallFailed as exc:
+            raise _LoginFailed(exc.message) from None
+        token = _token_of(answer.body)
         try:
             claims = await self._verifier.verify(token)
         except TokenRejected as exc:
