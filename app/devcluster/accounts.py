@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.authn.sign import TokenSigner
-from app.authz.routes import SYSTEM_LOGS_RID, TASK_APP_RID
+from app.authz.route_table import SYSTEM_LOGS_RID, TASK_APP_RID
 from app.devcluster.cluster import DEV_USER, GATEWAY_UID, OPS_ACCOUNT, SUPERUSER
 from app.iam.client import IamCallFailed, IamClient
 
