@@ -21,10 +21,10 @@ import anyio
 
 from app.core.credential import TokenProvider
 from app.journal.encoders import JSON, SSE
+from app.merge.cursor import after, cursor_realtime
+from app.merge.entry import Cover, LineParser, MergedEntry
 from app.proxy.call import Upstream, UpstreamCall, UpstreamResponse
 from app.proxy.errors import UpstreamError
-from app.proxy.merge_cursor import after, cursor_realtime
-from app.proxy.merge_entry import Cover, LineParser, MergedEntry
 
 log = logging.getLogger(__name__)
 
