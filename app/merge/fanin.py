@@ -20,10 +20,11 @@ from urllib.parse import quote
 
 import anyio
 
+from app.core.credential import TokenProvider
 from app.journal.encoders import JSON, SSE
 from app.merge.cursor import after, cursor_realtime
 from app.merge.entry import Cover, LineParser, MergedEntry
-from app.proxy.call import TokenProvider, Upstream, UpstreamCall, UpstreamResponse
+from app.proxy.call import Upstream, UpstreamCall, UpstreamResponse
 from app.proxy.errors import UpstreamError, UpstreamTimeout
 
 log = logging.getLogger(__name__)
