@@ -21,6 +21,7 @@ from fastapi import APIRouter, FastAPI
 from app.authn import Authenticator
 from app.authz import AclAuthorizer, Authorizer
 from app.cluster import ClusterSettings, ClusterState
+from app.console import CrossOriginProtection, console_router
 from app.core.config import GatewaySettings
 from app.core.problems import install_error_handlers
 from app.gateway.discovery import router as discovery_router
@@ -154,6 +155,7 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     app.state.proxy_metrics = ProxyMetrics()
     app.state.merge_limits = StreamCount()
     app.state.follow_limits = StreamCount()
+    app.add_middleware(CrossOriginProtection)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     install_error_handlers(app)
     # Merged role/app reads before the log routes, whose `/system/v1/logs/{rest}` would
@@ -163,4 +165,5 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     app.include_router(iam_routes)
     app.include_router(discovery_router)
     app.include_router(ops_router)
+    app.include_router(console_router())
     return app
