@@ -330,6 +330,7 @@ export class LogView {
     }
     this.rows.replaceChildren(...rows);
     this.box.dataset.lines = String(this.lines.length);
+    this.box.dataset.first = this.lines.length ? this.lines[0].id : "";
   }
 
   row(line, current) {

@@ -93,7 +93,8 @@ export function prefixer(catalog) {
     if (!found) {
       const task = byId.get(text(fields.TASK_ID)) || byContainer.get(text(fields.CONTAINER_ID));
       const name = task ? task.name || task.id : text(fields.TASK_ID) || text(fields.CONTAINER_ID).slice(0, 8);
-      const tail = (task ? task.id : key).replace(/[^0-9a-f]/gi, "").slice(0, 4);
+      // The first run of hex digits (a Marathon task id's UUID) tells instances apart.
+      const tail = ((task ? task.id : key).match(/[0-9a-f]{6,}/i) || [""])[0].slice(0, 4);
       found = { label: tail ? `${name}·${tail}` : name, colour: `c${hash(key) % PALETTE}`, title: task ? task.id : key };
       cache.set(key, found);
     }
