@@ -258,6 +258,12 @@ function wire() {
   byId("follow").addEventListener("click", () => view.setFollow(!view.following));
   byId("newest").addEventListener("click", () => view.jumpToNewest());
   document.addEventListener("keydown", onKey);
+  // A page kept in the back/forward cache must not keep its stream: browsers allow six
+  // connections per host, and hidden pages holding them stall every other request.
+  addEventListener("pagehide", () => view.close());
+  addEventListener("pageshow", (event) => {
+    if (event.persisted && catalog) openView();
+  });
 }
 
 async function start() {
