@@ -44,9 +44,9 @@ def _secured(response: Response, cache: str) -> Response:
 def console_router(assets: Assets | None = None) -> APIRouter:
     """`assets`: the static files (loaded from the package by default)."""
     files = assets or load_assets(BASE)
-    router = APIRouter(include_in_schema=False)
+    router = APIRouter()
 
-    @router.get(BASE)
+    @router.get(BASE, include_in_schema=False)
     async def console_root() -> Response:
         return _secured(RedirectResponse(f"{BASE}/", status_code=301), NO_CACHE)
 
@@ -57,7 +57,7 @@ def console_router(assets: Assets | None = None) -> APIRouter:
         body = await catalog_document(caller.uid, authorizer, cluster)
         return _secured(Response(body, media_type=JSON), "no-store")
 
-    @router.post(f"{BASE}/api/logout")
+    @router.post(f"{BASE}/api/logout", status_code=204)
     async def logout(request: Request) -> Response:
         """Clears the auth cookie (a POST, so the cross-origin check covers it)."""
         response = Response(status_code=204)
@@ -70,7 +70,7 @@ def console_router(assets: Assets | None = None) -> APIRouter:
         )
         return _secured(response, "no-store")
 
-    @router.get(f"{BASE}/static/{{digest}}/{{name}}")
+    @router.get(f"{BASE}/static/{{digest}}/{{name}}", include_in_schema=False)
     async def static(digest: str, name: str) -> Response:
         asset = files.files.get(name)
         if digest != files.digest or asset is None:

@@ -5,6 +5,7 @@ into a task's journal."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -168,10 +169,8 @@ class Relay:
         self.refusing = True
         with self.lock:
             for s in list(self.open):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def restore(self) -> None:
         self.refusing = False
@@ -260,4 +259,3 @@ def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "") ->
                 return last
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what or check}: last {last!r}")
-
