@@ -12,11 +12,11 @@ import orjson
 from starlette.concurrency import run_in_threadpool
 
 from app.authz import Authorizer
-from app.cluster import ClusterSnapshot, ClusterState
+from app.cluster import Cluster, ClusterSnapshot
 from app.gateway.discovery import Visibility, visibility
 
 
-async def catalog_document(uid: str, authorizer: Authorizer, cluster: ClusterState) -> bytes:
+async def catalog_document(uid: str, authorizer: Authorizer, cluster: Cluster) -> bytes:
     snapshot = await cluster.snapshot()
     seen = await visibility(uid, authorizer, snapshot)
     return await run_in_threadpool(_render, uid, snapshot, seen)

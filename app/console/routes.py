@@ -16,7 +16,7 @@ from app.authn.extract import AUTH_COOKIE
 from app.console.assets import Assets, load_assets
 from app.console.catalog import catalog_document
 from app.core.errors import NotFound
-from app.gateway.deps import AuthorizerDep, CallerDep, ClusterDep
+from app.gateway.deps import ServicesDep, TargetDep
 
 BASE = "/console"
 CSP = (
@@ -51,10 +51,8 @@ def console_router(assets: Assets | None = None) -> APIRouter:
         return _secured(RedirectResponse(f"{BASE}/", status_code=301), NO_CACHE)
 
     @router.get(f"{BASE}/api/catalog")
-    async def catalog(
-        caller: CallerDep, authorizer: AuthorizerDep, cluster: ClusterDep
-    ) -> Response:
-        body = await catalog_document(caller.uid, authorizer, cluster)
+    async def catalog(target: TargetDep, services: ServicesDep) -> Response:
+        body = await catalog_document(target.uid, services.authorizer, services.cluster)
         return _secured(Response(body, media_type=JSON), "no-store")
 
     @router.post(f"{BASE}/api/logout", status_code=204)
