@@ -58,6 +58,7 @@ OFFSET_JS = (
     "const box = document.getElementById('log').getBoundingClientRect();"
     "return e ? e.getBoundingClientRect().top - box.top : null"
 )
+RESOURCES_JS = "return performance.getEntriesByType('resource').map(e => e.name)"
 MARKS_JS = "return [...document.querySelectorAll('#rows mark')].map(m => m.textContent)"
 HTML_ELEMENTS_JS = (
     "return document.querySelectorAll('#rows img, #rows svg, #rows iframe, #rows script,"
@@ -376,6 +377,14 @@ def test_switching_stream_and_filtering(admin: Console, dev: DevRun) -> None:
     admin.js("document.querySelector('#filter-form button[type=submit]').click()")
     wait_for(lambda: admin.texts() and all("warning" in t for t in admin.texts()), what="filter")
     assert "filter=STREAM%3ASTDERR" in admin.d.current_url
+    # The server-side search goes to the API as `grep=`, as the page's own URL gives it.
+    admin.get(task_path(task) + "?grep=job")
+    wait_for(
+        lambda: [n for n in admin.js(RESOURCES_JS) if "/range/" in n and "grep=job" in n],
+        what="a read with grep=",
+    )
+    assert admin.by_id("server-search").is_selected()
+    assert admin.by_id("search").get_attribute("value") == "job"
 
 
 def test_since_starts_at_that_time(admin: Console, dev: DevRun) -> None:
