@@ -11,11 +11,11 @@ from urllib.parse import parse_qs, quote
 
 import pytest
 
+from app.merge.cursor import AgentState, Debt, digests
+from app.merge.entry import MergedEntry
+from app.merge.fanin import Requester, SourceOpener, SourceSpec, Start
+from app.merge.feed import AgentFeed, Backoff, CatchUp, owed
 from app.proxy.errors import UpstreamBroken
-from app.proxy.fanin import Requester, SourceOpener, SourceSpec, Start
-from app.proxy.merge_cursor import AgentState, Debt, digests
-from app.proxy.merge_entry import MergedEntry
-from app.proxy.merge_feed import AgentFeed, Backoff, CatchUp, owed
 from tests.merge.fakes import BROKEN, FakeUpstream, cursor, entry_json, response, sse_event
 
 FAST = Backoff(first=0.001, longest=0.005)

@@ -20,10 +20,10 @@ from urllib.parse import quote
 import anyio
 
 from app.journal.encoders import JSON, SSE
+from app.merge.cursor import after, cursor_realtime
+from app.merge.entry import Cover, LineParser, MergedEntry
 from app.proxy.call import TokenProvider, Upstream, UpstreamCall, UpstreamResponse
 from app.proxy.errors import UpstreamError
-from app.proxy.merge_cursor import after, cursor_realtime
-from app.proxy.merge_entry import Cover, LineParser, MergedEntry
 
 log = logging.getLogger(__name__)
 
