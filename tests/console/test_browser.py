@@ -472,6 +472,10 @@ def test_a_permalink_shows_the_line_highlighted_in_context(
     # The line's time is its permalink.
     href = admin.js("return document.querySelector('#rows .line.linked a.ts').getAttribute('href')")
     assert httpx.URL("http://x/" + href).params.get("cursor") == chosen["cursor"]
+    # From a permalink, End goes back to the live tail and leaves the link.
+    admin.key("\ue010")
+    wait_for(lambda: "following" in admin.status(), what="the live tail again")
+    assert "cursor=" not in admin.d.current_url
 
 
 # Security ----------------------------------------------------------------------------------

@@ -262,6 +262,11 @@ export class LogView {
   }
 
   jumpToNewest() {
+    // The view leaves the linked line (or time): the address says so.
+    const query = new URLSearchParams(location.search);
+    query.delete("cursor");
+    query.delete("since");
+    history.replaceState(null, "", `${location.pathname}${query.size ? "?" + query : ""}`);
     if (!this.live) {
       // Not at the live end (paged back, or a permalink): read the tail again.
       this.open(this.source, this.params, { prefix: this.prefix });
