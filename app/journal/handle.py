@@ -14,6 +14,7 @@ from systemd import journal as sd
 from app.core.errors import BadRequest, JournalError
 from app.journal.entry import Entry
 from app.journal.query import Query
+from app.journal.search import Search
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +109,13 @@ class Handle:
                 self._tail()
         elif query.since is not None:
             self._seek_before_realtime(query.since)
-        skipped_next = self._forward(query.skip_next)
-        skipped_prev = self._back(query.skip_prev)
+        if query.search is not None:
+            # With grep=, skips count matches: `skip_prev=20` is the last 20 matches.
+            skipped_next = self._forward_matches(query.skip_next, query.search)
+            skipped_prev = self._back_matches(query.skip_prev, query.search)
+        else:
+            skipped_next = self._forward(query.skip_next)
+            skipped_prev = self._back(query.skip_prev)
         self._include_current = True
         return Skipped(skipped_next, skipped_prev)
 
@@ -189,7 +195,103 @@ class Handle:
             moved += 1
         return moved
 
+    def _message(self) -> bytes | None:
+        try:
+            value: bytes = self._r._get("MESSAGE")
+        except KeyError:
+            return None
+        return value
+
+    def _forward_matches(self, n: int, search: Search) -> int:
+        moved = 0
+        while moved < n and self._r._next():
+            self._at = _At.ON
+            if search.matches(self._message()):
+                moved += 1
+        return moved
+
+    def _back_matches(self, n: int, search: Search) -> int:
+        moved = 0
+        while moved < n and self._at is _At.ON:
+            hit = search.matches(self._message())
+            if not self._r._previous():
+                self._head()
+            if hit:
+                moved += 1
+        return moved
+
+    def around(self, n: int, reverse: bool) -> list[Entry]:
+        """Up to `n` entries just before the read position in read order (what a search
+        needs to rebuild its context), in read order; the position is kept."""
+        r = self._r
+        if n <= 0 or self._at is not _At.ON or self._pending is not None:
+            return []
+        here = r._get_cursor()
+        out: list[Entry] = []
+        if reverse:
+            while len(out) < n and r._next():
+                out.append(self.entry())
+        else:
+            out.append(self.entry())
+            while len(out) < n and r._previous():
+                out.append(self.entry())
+        r.seek_cursor(here)
+        r._next()
+        return out[::-1]
+
     # reading ------------------------------------------------------------------------
+
+    def scan_forward(self, max_scanned: int, search: Search) -> tuple[list[Entry], str | None]:
+        """The matches among the next `max_scanned` entries, and the cursor of the last one
+        looked at, or None when the journal ended. Only matches are decoded: the scan reads
+        MESSAGE alone, which is what makes a rare match cheap to find."""
+        found: list[Entry] = []
+        scanned = 0
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            scanned += 1
+            if search.matches(pending.message):
+                found.append(pending)
+        r = self._r
+        step, get, get_all, get_cursor = r._next, r._get, r._get_all, r._get_cursor
+        match = search.matches
+        while scanned < max_scanned and step():
+            scanned += 1
+            try:
+                message = get("MESSAGE")
+            except KeyError:
+                continue
+            if match(message):
+                found.append(Entry(get_all(), get_cursor()))
+        if scanned:
+            self._at = _At.ON
+        if scanned < max_scanned:
+            return found, None
+        cursor: str = get_cursor()
+        return found, cursor
+
+    def scan_backward(self, max_scanned: int, search: Search) -> tuple[list[Entry], str | None]:
+        """As `scan_forward`, newest first."""
+        found: list[Entry] = []
+        if self._at is _At.HEAD:
+            return found, None
+        r = self._r
+        scanned = 0
+        match = search.matches
+        if self._include_current:
+            self._include_current = False
+            scanned += 1
+            if match(self._message()):
+                found.append(self.entry())
+        while scanned < max_scanned:
+            if not r._previous():
+                self._head()
+                return found, None
+            scanned += 1
+            if match(self._message()):
+                found.append(self.entry())
+        cursor: str = r._get_cursor()
+        return found, cursor
 
     def read_forward(self, max_entries: int) -> list[Entry]:
         batch: list[Entry] = []
