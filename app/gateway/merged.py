@@ -15,6 +15,8 @@ The node reader's v1 parameters, where they make sense for a merged whole:
 * `cursor=` or, on streams, `Last-Event-ID` (which wins, and turns the skips off): a
   composite cursor from an earlier merged read's SSE `id`. Not combinable with skips.
 * `read_reverse` is refused: a merged whole is read forwards.
+* `grep=RE` (repeatable), forwarded: every node reader searches its tasks' lines, so skips
+  and limits count matches; `context` is refused here (a task's own route has it).
 
 Order: 401 (no or bad token), 400 (parameters), 403 (no task the caller may read), 429
 (caps), then the read. Caps are per gateway process.
@@ -36,6 +38,7 @@ from app.gateway.deps import Gate, GateDep
 from app.gateway.limits import StreamCount
 from app.gateway.merge_plan import MergeScope, Planner, capped, split_filters
 from app.journal.encoders import negotiate
+from app.journal.search import parse_search
 from app.node.params import parse_filters, parse_time, parse_uint
 from app.proxy.fanin import MergePlan, Requester, SourceOpener, Start
 from app.proxy.merge_cursor import AgentState, CompositeCursor, decode_cursor
@@ -168,6 +171,7 @@ class ReadParams:
     until: int | None
     cursor: CompositeCursor | None
     media: str
+    grep: tuple[str, ...] = ()
 
 
 def _params(request: Request, settings: GatewaySettings, *, stream: bool) -> ReadParams:
@@ -189,6 +193,12 @@ def _params(request: Request, settings: GatewaySettings, *, stream: bool) -> Rea
             "(merge_max_skip_prev)",
             parameter="skip_prev",
         )
+    if params.get("context"):
+        raise BadRequest(
+            "`context` is not supported on merged reads (each task's own route has it)",
+            parameter="context",
+        )
+    search = parse_search(params.getlist("grep"), None)  # 400 here, not from every node
     last_event_id = request.headers.get("last-event-id") if stream else None
     raw_cursor = params.get("cursor")
     cursor = None
@@ -210,6 +220,7 @@ def _params(request: Request, settings: GatewaySettings, *, stream: bool) -> Rea
         until=parse_time(params, "until"),
         cursor=cursor,
         media=negotiate(request.headers.get("accept")),
+        grep=search.patterns if search is not None else (),
     )
 
 
@@ -250,6 +261,7 @@ async def _read(request: Request, planner: Planner, gate: Gate, *, stream: bool)
         token=service_token,
         filters=planner.forwarded,
         until=p.until,
+        grep=p.grep,
     )
     opener = SourceOpener(proxy.upstream, requester)
     encoder = MergedEncoder(p.media)
