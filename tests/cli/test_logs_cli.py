@@ -831,4 +831,5 @@ def test_grep_with_context_and_count(dev: Dev) -> None:
     agent = task.agent_id or ""
     assert ok(logs(dev, "agent", agent, "--grep", pattern, "--count")) == ["1"]
     done = logs(dev, "agent", agent, "--grep", "(unclosed")
-    assert done.returncode == 2 and "grep" in done.stderr
+    assert done.returncode == 2
+    assert "grep" in done.stderr

@@ -53,15 +53,18 @@ def test_a_restricted_users_merged_search_sees_only_their_tasks(env: Env, run: s
         f"{PREFIX}/role/dev/range/", admin, grep=PATTERN, filter=f"{RUN}:{run}", skip_prev=3
     )
     lines = [orjson.loads(line)["fields"]["MESSAGE"] for line in r.content.splitlines()]
-    assert len(lines) == 3 and all(re.search(PATTERN, m) for m in lines)
+    assert len(lines) == 3
+    assert all(re.search(PATTERN, m) for m in lines)
 
 
 def test_bad_patterns_and_context_are_400_on_merged_reads(env: Env) -> None:
     admin = env.admin
     r = env.get(f"{PREFIX}/role/dev/range/", admin, grep="(")
-    assert r.status_code == 400 and "grep" in r.text
+    assert r.status_code == 400
+    assert "grep" in r.text
     r = env.get(f"{PREFIX}/role/dev/range/", admin, grep="x", context=1)
-    assert r.status_code == 400 and "context" in r.text
+    assert r.status_code == 400
+    assert "context" in r.text
 
 
 def test_task_count_route_is_a_task_route(env: Env, run: str) -> None:

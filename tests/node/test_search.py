@@ -3,6 +3,7 @@ of the same journal as `journalctl --namespace … -o json` prints it (issue 14)
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 import time
@@ -239,7 +240,8 @@ def test_text_output_separates_groups(base: str, namespace: JournaldNamespace) -
     text = [line for line in lines if line != "--"]
     assert len(text) == sum(1 for _ in expected) - _without_message(rows, expected)
     groups = 1 + lines.count("--")
-    assert groups > 1 and groups == _groups(rows, expected)
+    assert groups > 1
+    assert groups == _groups(rows, expected)
 
 
 def _without_message(rows: list[Row], hits: list[tuple[str, bool]]) -> int:
@@ -250,7 +252,7 @@ def _without_message(rows: list[Row], hits: list[tuple[str, bool]]) -> int:
 def _groups(rows: list[Row], hits: list[tuple[str, bool]]) -> int:
     index = {r.cursor: i for i, r in enumerate(rows)}
     positions = [index[c] for c, _ in hits]
-    return 1 + sum(1 for a, b in zip(positions, positions[1:], strict=False) if b != a + 1)
+    return 1 + sum(1 for a, b in itertools.pairwise(positions) if b != a + 1)
 
 
 @pytest.mark.parametrize(

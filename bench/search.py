@@ -1,0 +1,115 @@
+"""The search section (issue 14): `grep=` on the node reader against `journalctl --grep`
+(PCRE2) over the same 1,000,000-entry namespace with 0.1 % matching lines, both writing
+JSON; then one SSE follower with `grep=` (write → client latency of its matches)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from urllib.parse import quote
+
+from app.devcluster.journald import JournaldNamespace
+from bench import follow, report, throughput
+from bench.fill import TASKS, KeepAlive, NativeWriter, task_datagram, task_prefix
+from bench.report import Verdict
+from bench.servers import node_reader
+from bench.throughput import Reader
+
+ENTRIES = 1_000_000
+EVERY = 1000  # one line in EVERY matches: 0.1 %
+NEEDLE = "needle-in-the-journal"
+PATTERN = "needle-in-the-[a-z]+"  # the same in RE2 and PCRE2
+RATIO_TARGET = 2.0
+LATENCY_PROBES = 2000
+PROBE_PATTERN = r"probe \d{5}[05] of"  # one probe in five
+LATENCY_P99_MS = 50.0
+LOGWAY, JOURNALCTL = "logway grep= (NDJSON)", "journalctl --grep -o json"
+
+
+def _datagrams(entries: int) -> Iterator[bytes]:
+    prefixes = [task_prefix(t) for t in range(TASKS)]
+    for i in range(entries):
+        payload = task_datagram(i, prefixes)
+        if i % EVERY == EVERY // 2:
+            payload = payload.replace(b"MESSAGE=bench line", f"MESSAGE={NEEDLE}".encode())
+        yield payload
+
+
+def run(runs: int, entries: int = ENTRIES) -> list[Verdict]:
+    name = f"benchsearch{os.getpid()}"
+    with contextlib.ExitStack() as stack:
+        ns = stack.enter_context(JournaldNamespace(name))
+        stack.enter_context(KeepAlive(ns.runtime_dir / "stdout"))
+        started = time.perf_counter()
+        with NativeWriter(ns.socket) as writer:
+            writer.send_all(_datagrams(entries))
+        ns.sync()
+        print(
+            f"journal {name}: {entries:,} entries, {entries // EVERY:,} matching "
+            f"`{PATTERN}`, written in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
+        node = stack.enter_context(node_reader(ns.name))
+        node.start("/v1/fields/STREAM")
+        url = f"{node.base_url}/v1/range/?grep={quote(PATTERN)}"
+        suite = [
+            throughput.curl(LOGWAY, url, "application/json"),
+            Reader(
+                JOURNALCTL,
+                (
+                    "journalctl",
+                    f"--namespace={name}",
+                    f"--grep={PATTERN}",
+                    "-o",
+                    "json",
+                    "--no-pager",
+                ),
+            ),
+        ]
+        rates: dict[str, list[float]] = {r.label: [] for r in suite}
+        for n in range(1, runs + 1):
+            print(report.section(f"search over {entries:,} entries, run {n}/{runs}"), flush=True)
+            rows = []
+            for reader in suite:
+                read = throughput.run(reader)
+                scanned = entries / read.seconds  # every entry is looked at
+                rates[reader.label].append(scanned)
+                rows.append(
+                    [
+                        reader.label,
+                        f"{read.entries:,}",
+                        f"{read.seconds:.2f} s",
+                        report.rate(scanned),
+                    ]
+                )
+            print(report.table(["reader", "matches", "wall", "scanned/s"], rows), flush=True)
+        medians = {label: report.median(values) for label, values in rates.items()}
+        name_ratio = f"{LOGWAY} / {JOURNALCTL} >= {RATIO_TARGET:g}x"
+        ratio = medians[LOGWAY] / medians[JOURNALCTL]
+        print(
+            f"medians: logway {report.rate(medians[LOGWAY])}, journalctl "
+            f"{report.rate(medians[JOURNALCTL])} entries scanned/s: ratio {ratio:.2f}x"
+        )
+        verdicts = [report.at_least(name_ratio, ratio, RATIO_TARGET, "{:.2f}x")]
+        expect = LATENCY_PROBES // 5
+        print(report.section(f"follow with grep=: {LATENCY_PROBES} entries, {expect} match"))
+        result = asyncio.run(
+            follow.measure(
+                node.base_url,
+                ns.socket,
+                LATENCY_PROBES,
+                query=f"grep={quote(PROBE_PATTERN)}",
+                expect=expect,
+            )
+        )
+        p50, p99 = result.percentile(50), result.percentile(99)
+        print(f"received {result.received}/{result.sent}: p50 {p50:.1f} ms  p99 {p99:.1f} ms")
+        verdicts.append(
+            report.below(
+                f"follow grep= p99 < {LATENCY_P99_MS:g} ms", p99, LATENCY_P99_MS, "{:.1f} ms"
+            )
+        )
+        return verdicts
