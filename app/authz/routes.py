@@ -198,6 +198,16 @@ ROUTES: tuple[RouteRule, ...] = (
         _MERGED,
     ),
     RouteRule(
+        f"{_MASTER_LOGS}/v1/role/{{role}}/count/",
+        "A role's merged range's size, `{\"entries\": N}` (with `grep=`: its matches)",
+        _MERGED,
+    ),
+    RouteRule(
+        f"{_MASTER_LOGS}/v1/app{{app_id:path}}/count/",
+        "An app's merged range's size, `{\"entries\": N}` (with `grep=`: its matches)",
+        _MERGED,
+    ),
+    RouteRule(
         f"{_AGENT_LOGS}{{path:path}}",
         "An agent's whole journal: v1 range, stream, fields; v2 component",
         _WHOLE_NODE,

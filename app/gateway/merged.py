@@ -61,6 +61,8 @@ ROUTES = (
     "/role/{role}/stream/",
     "/app{app_id:path}/range/",
     "/app{app_id:path}/stream/",
+    "/role/{role}/count/",
+    "/app{app_id:path}/count/",
 )
 MAX_ROLE = 256
 STREAMS_RETRY_AFTER = 5  # seconds: another stream of this caller may end by then

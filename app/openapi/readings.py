@@ -27,11 +27,17 @@ class Reading(enum.StrEnum):
     V2_TASK_FILE = "v2-task-file"  # the same over a task's stdout/stderr lines
     MERGED_RANGE = "merged-range"  # a role's or app's tasks on every agent, merged in order
     MERGED_STREAM = "merged-stream"  # the same, followed
+    MERGED_COUNT = "merged-count"  # the size of a merged range, JSON
 
     @property
     def is_log(self) -> bool:
         """Serves entries in the three media types (not a field list or a gzip file)."""
-        return self not in (Reading.V1_FIELDS, Reading.V1_DOWNLOAD, Reading.V1_COUNT)
+        return self not in (
+            Reading.V1_FIELDS,
+            Reading.V1_DOWNLOAD,
+            Reading.V1_COUNT,
+            Reading.MERGED_COUNT,
+        )
 
 
 def _query(name: str, schema: Json, description: str, **extra: Any) -> Json:
@@ -172,6 +178,7 @@ _PARAMETERS_OF: dict[Reading, tuple[str, ...]] = {
     Reading.V2_TASK_FILE: _V2,
     Reading.MERGED_RANGE: (*_MERGED, "skip_next", "limit"),
     Reading.MERGED_STREAM: (*_MERGED, "mergedLastEventId"),
+    Reading.MERGED_COUNT: ("filter", "skip_prev", "skip_next", "limit", "since", "until", "grep"),
 }
 
 
@@ -315,7 +322,7 @@ def _content(text: Json, sse: Json) -> Json:
 def responses(reading: Reading) -> Json:
     """The success responses of a reading (errors are added by the document's owner)."""
     empty = {"204": {"description": "No entry matched (or none has a MESSAGE, for text)."}}
-    if reading is Reading.V1_COUNT:
+    if reading in (Reading.V1_COUNT, Reading.MERGED_COUNT):
         count = {
             "type": "object",
             "properties": {"entries": {"type": "integer", "minimum": 0}},

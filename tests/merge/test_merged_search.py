@@ -53,6 +53,13 @@ def test_a_restricted_users_merged_search_sees_only_their_tasks(env: Env, run: s
         f"{PREFIX}/role/dev/range/", admin, grep=PATTERN, filter=f"{RUN}:{run}", skip_prev=3
     )
     lines = [orjson.loads(line)["fields"]["MESSAGE"] for line in r.content.splitlines()]
+    count = env.get(f"{PREFIX}/role/dev/count/", dev, grep=PATTERN, filter=f"{RUN}:{run}")
+    assert count.json() == {"entries": len(brute_force(env, run, DEV))}
+    count = env.get(f"{PREFIX}/role/dev/count/", admin, grep=PATTERN, filter=f"{RUN}:{run}")
+    assert count.json() == {"entries": len(brute_force(env, run, DEV, DEVOPS))}
+    count = env.get(f"{PREFIX}/app/dev/count/", admin, grep=PATTERN, filter=f"{RUN}:{run}", limit=2)
+    assert count.json() == {"entries": 2}
+    assert env.get(f"{PREFIX}/app/devops/count/", dev, grep=PATTERN).status_code == 403
     assert len(lines) == 3
     assert all(re.search(PATTERN, m) for m in lines)
 
