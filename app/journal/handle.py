@@ -16,6 +16,10 @@ from app.journal.entry import Entry
 from app.journal.query import Query
 from app.journal.search import Search
 
+# Messages searched with one call (see `Search.matching`): small enough that stepping back
+# to decode a match is cheap, large enough that the call's own cost is spread thin.
+SCAN_CHUNK = 128
+
 
 @dataclass(frozen=True, slots=True)
 class JournalLocation:
@@ -243,8 +247,9 @@ class Handle:
 
     def scan_forward(self, max_scanned: int, search: Search) -> tuple[list[Entry], str | None]:
         """The matches among the next `max_scanned` entries, and the cursor of the last one
-        looked at, or None when the journal ended. Only matches are decoded: the scan reads
-        MESSAGE alone, which is what makes a rare match cheap to find."""
+        looked at, or None when the journal ended. The scan reads MESSAGE alone and searches
+        a chunk of messages at once; only matches are decoded, found again by stepping back
+        (cheap: a chunk is short), which is what makes a rare match cheap to find."""
         found: list[Entry] = []
         scanned = 0
         if self._pending is not None:
@@ -253,21 +258,29 @@ class Handle:
             if search.matches(pending.message):
                 found.append(pending)
         r = self._r
-        step, get, get_all, get_cursor = r._next, r._get, r._get_all, r._get_cursor
-        match = search.matches
-        while scanned < max_scanned and step():
-            scanned += 1
-            try:
-                message = get("MESSAGE")
-            except KeyError:
-                continue
-            if match(message):
-                found.append(Entry(get_all(), get_cursor()))
-        if scanned:
+        step, get = r._next, r._get
+        ended = False
+        while scanned < max_scanned and not ended:
+            want = min(SCAN_CHUNK, max_scanned - scanned)
+            messages: list[bytes | None] = []
+            while len(messages) < want:
+                if not step():
+                    ended = True
+                    break
+                try:
+                    messages.append(get("MESSAGE"))
+                except KeyError:
+                    messages.append(None)
+            if not messages:
+                break
+            scanned += len(messages)
             self._at = _At.ON
-        if scanned < max_scanned:
+            hits = search.matching(messages)
+            if hits:
+                found += self._collect(len(messages), hits, forward=True)
+        if ended or scanned < max_scanned:
             return found, None
-        cursor: str = get_cursor()
+        cursor: str = r._get_cursor()
         return found, cursor
 
     def scan_backward(self, max_scanned: int, search: Search) -> tuple[list[Entry], str | None]:
@@ -276,22 +289,53 @@ class Handle:
         if self._at is _At.HEAD:
             return found, None
         r = self._r
+        get, back = r._get, r._previous
         scanned = 0
-        match = search.matches
-        if self._include_current:
-            self._include_current = False
-            scanned += 1
-            if match(self._message()):
-                found.append(self.entry())
-        while scanned < max_scanned:
-            if not r._previous():
-                self._head()
-                return found, None
-            scanned += 1
-            if match(self._message()):
-                found.append(self.entry())
+        at_head = False
+        while scanned < max_scanned and not at_head:
+            want = min(SCAN_CHUNK, max_scanned - scanned)
+            messages: list[bytes | None] = []
+            while len(messages) < want:
+                if self._include_current:
+                    self._include_current = False
+                elif not back():
+                    at_head = True
+                    break
+                try:
+                    messages.append(get("MESSAGE"))
+                except KeyError:
+                    messages.append(None)
+            scanned += len(messages)
+            hits = search.matching(messages)
+            if hits:
+                found += self._collect(len(messages), hits, forward=False)
+            if not messages:
+                break
+        if at_head or scanned < max_scanned:
+            self._head()
+            return found, None
         cursor: str = r._get_cursor()
         return found, cursor
+
+    def _collect(self, count: int, hits: list[int], *, forward: bool) -> list[Entry]:
+        """The entries at `hits` (indices in read order) of the `count` just scanned, the
+        handle being on the last of them; it is left there."""
+        r = self._r
+        here = r._get_cursor()
+        wanted = set(hits)
+        out: list[Entry] = []
+        i = count - 1
+        back = r._previous if forward else r._next
+        while True:
+            if i in wanted:
+                out.append(self.entry())
+            if i == hits[0] or not back():
+                break
+            i -= 1
+        r.seek_cursor(here)
+        r._next()
+        out.reverse()
+        return out
 
     def read_forward(self, max_entries: int) -> list[Entry]:
         batch: list[Entry] = []
