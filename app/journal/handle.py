@@ -261,16 +261,16 @@ class Handle:
         step, get = r._next, r._get
         ended = False
         while scanned < max_scanned and not ended:
-            want = min(SCAN_CHUNK, max_scanned - scanned)
             messages: list[bytes | None] = []
-            while len(messages) < want:
+            append = messages.append
+            for _ in range(min(SCAN_CHUNK, max_scanned - scanned)):
                 if not step():
                     ended = True
                     break
                 try:
-                    messages.append(get("MESSAGE"))
+                    append(get("MESSAGE"))
                 except KeyError:
-                    messages.append(None)
+                    append(None)
             if not messages:
                 break
             scanned += len(messages)

@@ -89,9 +89,7 @@ def _entry(i: int, source: str, message: str | None) -> Entry:
 
 def test_selector_is_grep_per_source() -> None:
     rng = random.Random(7)
-    entries = [
-        _entry(i, rng.choice("ab"), rng.choice(["hit", "miss", None])) for i in range(300)
-    ]
+    entries = [_entry(i, rng.choice("ab"), rng.choice(["hit", "miss", None])) for i in range(300)]
     search = compile_search(["hit"], context=2)
     assert search is not None
     selector = Selector(search)

@@ -347,3 +347,33 @@ def _events(lines: Iterator[str]) -> Iterator[tuple[str, bool]]:
             doc = orjson.loads(line[6:])
             assert doc["match"] or doc["cursor"] == event_id or "id" not in doc
             yield doc["cursor"], doc["match"]
+
+
+def test_a_long_scan_keeps_an_sse_follow_alive(
+    journal_namespace: JournaldNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Catching up over many lines that do not match sends `: ping`s before the match at
+    the end of the journal arrives (the live stream's idle pings come only after it)."""
+    sender = Sender(journal_namespace)
+    sender.send({"MESSAGE": "first", "SEQ": "0"})
+    for i in range(30_000):
+        sender.send({"MESSAGE": f"filler {i}", "SEQ": str(i)})
+    sender.send({"MESSAGE": "the needle", "SEQ": "x"})
+    sender.close()
+    journal_namespace.sync()
+    first = journal_rows(journal_namespace)[0].cursor
+    monkeypatch.setenv("LOGWAY_NODE_HEARTBEAT_INTERVAL", "0.005")
+    with node_reader(journal_namespace.name, "--no-auth", host=HOST) as url:
+        params = {"grep": "needle", "cursor": first}
+        headers = {"accept": "text/event-stream"}
+        with httpx.stream(
+            "GET", f"{url}/v1/stream/", params=params, headers=headers, timeout=30
+        ) as r:
+            seen = []
+            for line in r.iter_lines():
+                if line.startswith((": ping", "data: ")):
+                    seen.append(line[:6])
+                if line.startswith("data: "):
+                    break
+    assert seen[-1] == "data: "
+    assert ": ping" in seen[:-1]
