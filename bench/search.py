@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import time
 from collections.abc import Iterator
 from urllib.parse import quote
@@ -15,7 +16,7 @@ from app.devcluster.journald import JournaldNamespace
 from bench import follow, report, throughput
 from bench.fill import TASKS, KeepAlive, NativeWriter, task_datagram, task_prefix
 from bench.report import Verdict
-from bench.servers import node_reader
+from bench.servers import cpu_seconds, node_reader
 from bench.throughput import Reader
 
 ENTRIES = 1_000_000
@@ -27,6 +28,11 @@ LATENCY_PROBES = 2000
 PROBE_PATTERN = r"probe \d{5}[05] of"  # one probe in five
 LATENCY_P99_MS = 50.0
 LOGWAY, JOURNALCTL = "logway grep= (NDJSON)", "journalctl --grep -o json"
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _datagrams(entries: int) -> Iterator[bytes]:
@@ -70,22 +76,27 @@ def run(runs: int, entries: int = ENTRIES) -> list[Verdict]:
             ),
         ]
         rates: dict[str, list[float]] = {r.label: [] for r in suite}
+        per_cpu: dict[str, list[float]] = {r.label: [] for r in suite}
         for n in range(1, runs + 1):
             print(report.section(f"search over {entries:,} entries, run {n}/{runs}"), flush=True)
             rows = []
             for reader in suite:
+                # CPU: the node reader's for logway (curl only reads a pipe), journalctl's own
+                node_cpu, child_cpu = cpu_seconds(node.pid), _children_cpu()
                 read = throughput.run(reader)
+                if reader.label == LOGWAY:
+                    cpu = cpu_seconds(node.pid) - node_cpu
+                else:
+                    cpu = _children_cpu() - child_cpu
                 scanned = entries / read.seconds  # every entry is looked at
+                by_cpu = entries / cpu if cpu > 0 else 0.0
                 rates[reader.label].append(scanned)
-                rows.append(
-                    [
-                        reader.label,
-                        f"{read.entries:,}",
-                        f"{read.seconds:.2f} s",
-                        report.rate(scanned),
-                    ]
-                )
-            print(report.table(["reader", "matches", "wall", "scanned/s"], rows), flush=True)
+                per_cpu[reader.label].append(by_cpu)
+                wall = f"{read.seconds:.2f} s"
+                cells = [f"{read.entries:,}", wall, report.rate(scanned), f"{cpu:.2f} s"]
+                rows.append([reader.label, *cells, report.rate(by_cpu)])
+            columns = ["reader", "matches", "wall", "scanned/s", "cpu", "scanned/cpu-s"]
+            print(report.table(columns, rows), flush=True)
         medians = {label: report.median(values) for label, values in rates.items()}
         name_ratio = f"{LOGWAY} / {JOURNALCTL} >= {RATIO_TARGET:g}x"
         ratio = medians[LOGWAY] / medians[JOURNALCTL]
@@ -93,6 +104,8 @@ def run(runs: int, entries: int = ENTRIES) -> list[Verdict]:
             f"medians: logway {report.rate(medians[LOGWAY])}, journalctl "
             f"{report.rate(medians[JOURNALCTL])} entries scanned/s: ratio {ratio:.2f}x"
         )
+        cpu_ratio = report.median(per_cpu[LOGWAY]) / report.median(per_cpu[JOURNALCTL])
+        print(f"per CPU second (the machine is shared): ratio {cpu_ratio:.2f}x")
         verdicts = [report.at_least(name_ratio, ratio, RATIO_TARGET, "{:.2f}x")]
         expect = LATENCY_PROBES // 5
         print(report.section(f"follow with grep=: {LATENCY_PROBES} entries, {expect} match"))
@@ -107,6 +120,11 @@ def run(runs: int, entries: int = ENTRIES) -> list[Verdict]:
         )
         p50, p99 = result.percentile(50), result.percentile(99)
         print(f"received {result.received}/{result.sent}: p50 {p50:.1f} ms  p99 {p99:.1f} ms")
+        base = asyncio.run(follow.measure(node.base_url, ns.socket, LATENCY_PROBES))
+        print(
+            f"the same follower without grep= (baseline, this run): p50 "
+            f"{base.percentile(50):.1f} ms  p99 {base.percentile(99):.1f} ms"
+        )
         verdicts.append(
             report.below(
                 f"follow grep= p99 < {LATENCY_P99_MS:g} ms", p99, LATENCY_P99_MS, "{:.1f} ms"
