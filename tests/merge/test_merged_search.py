@@ -8,7 +8,7 @@ import re
 import orjson
 import pytest
 
-from tests.merge.support import DEV, DEVOPS, MARATHON, PREFIX, RUN, Env, new_run
+from tests.merge.support import DEV, DEVOPS, MARATHON, PREFIX, RUN, Env, Stream, new_run
 
 JSON = {"Accept": "application/json"}
 PATTERN = r"line [13579]$"
@@ -87,3 +87,22 @@ def test_task_count_route_is_a_task_route(env: Env, run: str) -> None:
     # the agent's whole journal needs system-logs, with or without grep
     r = env.get(f"/system/v1/agent/{DEV.agent_id}/logs/v1/count/", dev, grep="x")
     assert r.status_code == 403
+
+
+def test_a_merged_follow_searches_live_lines_for_what_the_caller_may_read(env: Env) -> None:
+    run = new_run()
+    env.write(DEV, run, 2)
+    env.write(DEVOPS, run, 2)
+    env.sync()
+    url = env.base + f"{PREFIX}/role/dev/stream/"
+    with Stream(url, env.users["dev"], grep=PATTERN, filter=f"{RUN}:{run}") as stream:
+        assert stream.status == 200
+        stream.count(1)  # `line 1` of DEV, written before
+        env.write(DEV, run, 10)
+        env.write(DEVOPS, run, 10)
+        env.sync()
+        expected = brute_force(env, run, DEV)
+        stream.count(len(expected))
+        assert {e.fields["CONTAINER_ID"] for e in stream.events} == {DEV.container}
+        assert all(re.search(PATTERN, e.fields["MESSAGE"]) for e in stream.events)
+        assert [int(e.fields["SEQ"]) for e in stream.events] == [1, 3, 5, 7, 9]  # not 11
