@@ -114,13 +114,15 @@ def run(runs: int, entries: int = ENTRIES) -> list[Verdict]:
                 node.base_url,
                 ns.socket,
                 LATENCY_PROBES,
-                query=f"grep={quote(PROBE_PATTERN)}",
+                # since=now: earlier probes (of an earlier run) are not this follower's
+                query=f"grep={quote(PROBE_PATTERN)}&since={time.time_ns() // 1000}",
                 expect=expect,
             )
         )
         p50, p99 = result.percentile(50), result.percentile(99)
         print(f"received {result.received}/{result.sent}: p50 {p50:.1f} ms  p99 {p99:.1f} ms")
-        base = asyncio.run(follow.measure(node.base_url, ns.socket, LATENCY_PROBES))
+        since = f"since={time.time_ns() // 1000}"  # not the probes just written
+        base = asyncio.run(follow.measure(node.base_url, ns.socket, LATENCY_PROBES, query=since))
         print(
             f"the same follower without grep= (baseline, this run): p50 "
             f"{base.percentile(50):.1f} ms  p99 {base.percentile(99):.1f} ms"
