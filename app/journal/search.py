@@ -157,7 +157,8 @@ def parse_search(grep: Sequence[str], context: str | None) -> Search | None:
             raise BadRequest(
                 f"`context` must be a number of entries, not {context!r}", parameter="context"
             )
-        n = int(context) if len(context) < 6 else MAX_CONTEXT + 1
+        # A huge digit string is simply too large (and int() of it would be slow).
+        n = int(context) if len(context) <= len(str(MAX_CONTEXT)) else MAX_CONTEXT + 1
     return compile_search([g for g in grep if g], context=n)
 
 
