@@ -16,7 +16,7 @@ from app.devcluster.journald import JournaldNamespace
 from bench import follow, report, throughput
 from bench.fill import TASKS, KeepAlive, NativeWriter, task_datagram, task_prefix
 from bench.report import Verdict
-from bench.servers import cpu_seconds, node_reader
+from bench.servers import LOOPBACK, cpu_seconds, node_reader
 from bench.throughput import Reader
 
 ENTRIES = 1_000_000
@@ -27,6 +27,7 @@ RATIO_TARGET = 2.0
 LATENCY_PROBES = 2000
 PROBE_PATTERN = r"probe \d{5}[05] of"  # one probe in five
 LATENCY_P99_MS = 50.0
+READER_HOST = LOOPBACK
 LOGWAY, JOURNALCTL = "logway grep= (NDJSON)", "journalctl --grep -o json"
 
 
@@ -44,7 +45,7 @@ def _datagrams(entries: int) -> Iterator[bytes]:
         yield payload
 
 
-def run(runs: int, entries: int = ENTRIES) -> list[Verdict]:
+def run(runs: int, entries: int = ENTRIES, probes: int = LATENCY_PROBES) -> list[Verdict]:
     name = f"benchsearch{os.getpid()}"
     with contextlib.ExitStack() as stack:
         ns = stack.enter_context(JournaldNamespace(name))
@@ -58,7 +59,7 @@ def run(runs: int, entries: int = ENTRIES) -> list[Verdict]:
             f"`{PATTERN}`, written in {time.perf_counter() - started:.1f} s",
             flush=True,
         )
-        node = stack.enter_context(node_reader(ns.name))
+        node = stack.enter_context(node_reader(ns.name, host=READER_HOST))
         node.start("/v1/fields/STREAM")
         url = f"{node.base_url}/v1/range/?grep={quote(PATTERN)}"
         suite = [
@@ -107,13 +108,13 @@ def run(runs: int, entries: int = ENTRIES) -> list[Verdict]:
         cpu_ratio = report.median(per_cpu[LOGWAY]) / report.median(per_cpu[JOURNALCTL])
         print(f"per CPU second (the machine is shared): ratio {cpu_ratio:.2f}x")
         verdicts = [report.at_least(name_ratio, ratio, RATIO_TARGET, "{:.2f}x")]
-        expect = LATENCY_PROBES // 5
-        print(report.section(f"follow with grep=: {LATENCY_PROBES} entries, {expect} match"))
+        expect = probes // 5
+        print(report.section(f"follow with grep=: {probes} entries, {expect} match"))
         result = asyncio.run(
             follow.measure(
                 node.base_url,
                 ns.socket,
-                LATENCY_PROBES,
+                probes,
                 # since=now: earlier probes (of an earlier run) are not this follower's
                 query=f"grep={quote(PROBE_PATTERN)}&since={time.time_ns() // 1000}",
                 expect=expect,
@@ -122,7 +123,7 @@ def run(runs: int, entries: int = ENTRIES) -> list[Verdict]:
         p50, p99 = result.percentile(50), result.percentile(99)
         print(f"received {result.received}/{result.sent}: p50 {p50:.1f} ms  p99 {p99:.1f} ms")
         since = f"since={time.time_ns() // 1000}"  # not the probes just written
-        base = asyncio.run(follow.measure(node.base_url, ns.socket, LATENCY_PROBES, query=since))
+        base = asyncio.run(follow.measure(node.base_url, ns.socket, probes, query=since))
         print(
             f"the same follower without grep= (baseline, this run): p50 "
             f"{base.percentile(50):.1f} ms  p99 {base.percentile(99):.1f} ms"
