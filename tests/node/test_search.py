@@ -90,6 +90,17 @@ def base(namespace: JournaldNamespace) -> Iterator[str]:
         yield url
 
 
+_ROWS: dict[tuple[str, ...], list[Row]] = {}
+
+
+def rows_of(ns: JournaldNamespace, *matches: str) -> list[Row]:
+    """`journal_rows` of the module's namespace, read once (it does not change)."""
+    key = (ns.name, *matches)
+    if key not in _ROWS:
+        _ROWS[key] = journal_rows(ns, *matches)
+    return _ROWS[key]
+
+
 def journal_rows(ns: JournaldNamespace, *matches: str) -> list[Row]:
     """The journal as journalctl prints it (non-UTF-8 values as lists of bytes)."""
     out = subprocess.run(
@@ -178,7 +189,7 @@ def read(base: str, path: str, **params: object) -> httpx.Response:
 def test_range_equals_brute_force(
     base: str, namespace: JournaldNamespace, name: str, context: int
 ) -> None:
-    rows = journal_rows(namespace)
+    rows = rows_of(namespace)
     pattern = PATTERNS[name]
     expected = brute_force(rows, pattern, context=context)
     params: dict[str, object] = {"grep": pattern}
@@ -196,7 +207,7 @@ def test_range_equals_brute_force(
 def test_task_route_skip_prev_limit_and_cursor_count_matches(
     base: str, namespace: JournaldNamespace, context: int
 ) -> None:
-    rows = journal_rows(namespace, "CONTAINER_ID=ct-1")
+    rows = rows_of(namespace, "CONTAINER_ID=ct-1")
     pattern = "(?i)error"
     rx = re.compile(pattern.encode())
     matches = [i for i, r in enumerate(rows) if r.message and rx.search(r.message)]
@@ -222,7 +233,7 @@ def test_task_route_skip_prev_limit_and_cursor_count_matches(
 
 
 def test_time_window_and_no_grep_count(base: str, namespace: JournaldNamespace) -> None:
-    rows = journal_rows(namespace)
+    rows = rows_of(namespace)
     assert read(base, "/v1/count/").json() == {"entries": len(rows)}
     assert read(base, "/v1/count/", filter="UNIT:a.service", limit=3).json() == {"entries": 3}
     future = int(time.time() * 1e6) + 3_600_000_000
@@ -231,7 +242,7 @@ def test_time_window_and_no_grep_count(base: str, namespace: JournaldNamespace) 
 
 
 def test_text_output_separates_groups(base: str, namespace: JournaldNamespace) -> None:
-    rows = journal_rows(namespace, "UNIT=a.service")
+    rows = rows_of(namespace, "UNIT=a.service")
     expected = brute_force(rows, "^Error", context=1)
     r = httpx.get(
         f"{base}/v1/range/", params={"grep": "^Error", "context": "1", "filter": "UNIT:a.service"}
@@ -356,13 +367,13 @@ def test_a_long_scan_keeps_an_sse_follow_alive(
     the end of the journal arrives (the live stream's idle pings come only after it)."""
     sender = Sender(journal_namespace)
     sender.send({"MESSAGE": "first", "SEQ": "0"})
-    for i in range(30_000):
+    for i in range(10_000):
         sender.send({"MESSAGE": f"filler {i}", "SEQ": str(i)})
     sender.send({"MESSAGE": "the needle", "SEQ": "x"})
     sender.close()
     journal_namespace.sync()
     first = journal_rows(journal_namespace)[0].cursor
-    monkeypatch.setenv("LOGWAY_NODE_HEARTBEAT_INTERVAL", "0.005")
+    monkeypatch.setenv("LOGWAY_NODE_HEARTBEAT_INTERVAL", "0.002")
     with node_reader(journal_namespace.name, "--no-auth", host=HOST) as url:
         params = {"grep": "needle", "cursor": first}
         headers = {"accept": "text/event-stream"}
