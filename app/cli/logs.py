@@ -40,7 +40,7 @@ from app.cli.logs_source import (
     unit_name,
     usage,
 )
-from app.cli.logs_sse import SseError
+from app.proxy.sse import SseError
 
 EPILOG = """\
 examples:

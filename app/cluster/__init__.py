@@ -4,14 +4,23 @@ from app.cluster.errors import Ambiguous, InvalidId, MesosError
 from app.cluster.index import BadState, build_snapshot
 from app.cluster.mesos import MesosClient
 from app.cluster.model import Agent, ClusterSnapshot, Framework, Master, Task
-from app.cluster.protocols import ClusterStateSource, NodeResolver, TaskFinder
-from app.cluster.settings import ClusterSettings, TokenProvider
+from app.cluster.protocols import (
+    Cluster,
+    ClusterHealth,
+    ClusterStateSource,
+    NodeResolver,
+    StateFetcher,
+    TaskFinder,
+)
+from app.cluster.settings import ClusterSettings
 from app.cluster.state import ClusterState
 
 __all__ = [
     "Agent",
     "Ambiguous",
     "BadState",
+    "Cluster",
+    "ClusterHealth",
     "ClusterSettings",
     "ClusterSnapshot",
     "ClusterState",
@@ -22,8 +31,8 @@ __all__ = [
     "MesosClient",
     "MesosError",
     "NodeResolver",
+    "StateFetcher",
     "Task",
     "TaskFinder",
-    "TokenProvider",
     "build_snapshot",
 ]

@@ -16,7 +16,8 @@ The node reader's v1 parameters, where they make sense for a merged whole:
   composite cursor from an earlier merged read's SSE `id`. Not combinable with skips.
 * `read_reverse` is refused: a merged whole is read forwards.
 * `grep=RE` (repeatable), forwarded: every node reader searches its tasks' lines, so skips
-  and limits count matches; `context` is refused here (a task's own route has it).
+  and limits count matches; `context` is refused here (a task's own route has it: a merged
+  whole is ordered by time, and before-context comes out of order).
 
 Order: 401 (no or bad token), 400 (parameters), 403 (no task the caller may read), 429
 (caps), then the read. Caps are per gateway process.
@@ -24,34 +25,31 @@ Order: 401 (no or bad token), 400 (parameters), 403 (no task the caller may read
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.authz import is_canonical, match_route
-from app.authz.routes import TASK_APP_RID, MergedTasks
+from app.authz import is_canonical
+from app.authz.route_table import TASK_APP_RID, MergedTasks
 from app.core.config import GatewaySettings
 from app.core.errors import BadRequest, NotFound
 from app.core.problems import problem
-from app.gateway.deps import Gate, GateDep
+from app.gateway.deps import LogRead, LogReadDep
 from app.gateway.limits import StreamCount
-from app.gateway.merge_plan import MergeScope, Planner, capped, split_filters
 from app.journal.encoders import negotiate
 from app.journal.search import parse_search
-from app.node.params import parse_filters, parse_time, parse_uint
-from app.proxy.fanin import MergePlan, Requester, SourceOpener, Start
-from app.proxy.merge_cursor import AgentState, CompositeCursor, decode_cursor
-from app.proxy.merge_entry import MergedEncoder, MergedEntry, Positions
-from app.proxy.merge_range import (
-    Starts,
-    begin_all,
-    covers,
-    last_entries,
-    merged_range,
-    open_all,
+from app.journal.params import parse_filters, parse_time, parse_uint
+from app.merge import (
+    MergePlan,
+    MergeScope,
+    Planner,
+    Query,
+    Requester,
+    StreamOptions,
+    decode_cursor,
+    read_range,
+    read_stream,
+    split_filters,
 )
-from app.proxy.merge_stream import MergedStreamResponse, StreamOptions
 
 router = APIRouter()
 
@@ -67,21 +65,16 @@ ROUTES = (
 MAX_ROLE = 256
 STREAMS_RETRY_AFTER = 5  # seconds: another stream of this caller may end by then
 AGENTS_RETRY_AFTER = 60  # seconds: the role or app may shrink, or the limit be raised
-STREAM_HEADERS = {
-    "Cache-Control": "no-cache",
-    "Access-Control-Allow-Origin": "*",
-    "X-Accel-Buffering": "no",
-}
 
 
 @router.get(PREFIX + "/role/{role}/range/")
 async def role_range(
     request: Request,
     role: str,
-    gate: GateDep,
+    gate: LogReadDep,
 ) -> Response:
     """The role's tasks' journal lines on every agent, merged in time order."""
-    scope = _scope(request, "role", role)
+    scope = _scope(gate, "role", role)
     planner = _planner(request, scope, gate)
     return await _read(request, planner, gate, stream=False)
 
@@ -90,10 +83,10 @@ async def role_range(
 async def role_stream(
     request: Request,
     role: str,
-    gate: GateDep,
+    gate: LogReadDep,
 ) -> Response:
     """The same, followed: tasks and agents join and leave as the cluster state changes."""
-    scope = _scope(request, "role", role)
+    scope = _scope(gate, "role", role)
     planner = _planner(request, scope, gate)
     return await _read(request, planner, gate, stream=True)
 
@@ -102,10 +95,10 @@ async def role_stream(
 async def app_range(
     request: Request,
     app_id: str,
-    gate: GateDep,
+    gate: LogReadDep,
 ) -> Response:
     """The app's (and its descendants') tasks' journal lines, merged in time order."""
-    scope = _scope(request, "app", app_id)
+    scope = _scope(gate, "app", app_id)
     planner = _planner(request, scope, gate)
     return await _read(request, planner, gate, stream=False)
 
@@ -114,10 +107,10 @@ async def app_range(
 async def app_stream(
     request: Request,
     app_id: str,
-    gate: GateDep,
+    gate: LogReadDep,
 ) -> Response:
     """The same, followed."""
-    scope = _scope(request, "app", app_id)
+    scope = _scope(gate, "app", app_id)
     planner = _planner(request, scope, gate)
     return await _read(request, planner, gate, stream=True)
 
@@ -133,10 +126,10 @@ for _path in ROUTES:
     router.add_api_route(PREFIX + _path, _get_only, methods=["HEAD"], include_in_schema=False)
 
 
-def _scope(request: Request, kind: str, value: str) -> MergeScope:
-    matched = match_route(request.scope["path"])
-    if matched is None or not isinstance(matched.rule.requirement, MergedTasks):
-        raise NotFound("no such route")  # dot or empty segments, as on every route
+def _scope(gate: LogRead, kind: str, value: str) -> MergeScope:
+    # Admitted on its route table rule, which decides per task, in the plan (403 there).
+    if not isinstance(gate.target.rule.requirement, MergedTasks):
+        raise NotFound("no such route")
     if kind == "role":
         if len(value) > MAX_ROLE or not value.isprintable():
             raise BadRequest("invalid role in path", parameter="role")
@@ -148,14 +141,9 @@ def _scope(request: Request, kind: str, value: str) -> MergeScope:
     return MergeScope(kind, value)
 
 
-def _planner(request: Request, scope: MergeScope, gate: Gate) -> Planner:
+def _planner(request: Request, scope: MergeScope, gate: LogRead) -> Planner:
     narrowing, forwarded = split_filters(parse_filters(request.query_params.getlist("filter")))
     return Planner(scope, narrowing, gate.uid, gate.authorizer, gate.cluster, forwarded=forwarded)
-
-
-def _settings(request: Request) -> GatewaySettings:
-    settings: GatewaySettings = request.app.state.settings
-    return settings
 
 
 def _too_many(message: str, retry_after: int) -> Response:
@@ -164,19 +152,7 @@ def _too_many(message: str, retry_after: int) -> Response:
     return response
 
 
-@dataclass(frozen=True, slots=True)
-class ReadParams:
-    limit: int
-    skip_next: int
-    skip_prev: int
-    since: int | None
-    until: int | None
-    cursor: CompositeCursor | None
-    media: str
-    grep: tuple[str, ...] = ()
-
-
-def _params(request: Request, settings: GatewaySettings, *, stream: bool) -> ReadParams:
+def _params(request: Request, settings: GatewaySettings, *, stream: bool) -> Query:
     params = request.query_params
     if params.get("read_reverse"):
         raise BadRequest(
@@ -195,12 +171,6 @@ def _params(request: Request, settings: GatewaySettings, *, stream: bool) -> Rea
             "(merge_max_skip_prev)",
             parameter="skip_prev",
         )
-    if params.get("context"):
-        raise BadRequest(
-            "`context` is not supported on merged reads (each task's own route has it)",
-            parameter="context",
-        )
-    search = parse_search(params.getlist("grep"), None)  # 400 here, not from every node
     last_event_id = request.headers.get("last-event-id") if stream else None
     raw_cursor = params.get("cursor")
     cursor = None
@@ -214,7 +184,7 @@ def _params(request: Request, settings: GatewaySettings, *, stream: bool) -> Rea
                 "`skip_prev`/`skip_next` cannot be combined with a merged-stream cursor",
                 parameter="cursor",
             )
-    return ReadParams(
+    return Query(
         limit=limit,
         skip_next=skip_next,
         skip_prev=skip_prev,
@@ -222,8 +192,19 @@ def _params(request: Request, settings: GatewaySettings, *, stream: bool) -> Rea
         until=parse_time(params, "until"),
         cursor=cursor,
         media=negotiate(request.headers.get("accept")),
-        grep=search.patterns if search is not None else (),
     )
+
+
+def _grep(request: Request) -> tuple[str, ...]:
+    """The client's `grep` patterns, checked here (one 400, not one per node reader)."""
+    params = request.query_params
+    if params.get("context"):
+        raise BadRequest(
+            "`context` is not supported on merged reads (each task's own route has it)",
+            parameter="context",
+        )
+    search = parse_search(params.getlist("grep"), None)
+    return search.patterns if search is not None else ()
 
 
 def _over_cap(
@@ -247,12 +228,13 @@ def _over_cap(
     return None
 
 
-async def _read(request: Request, planner: Planner, gate: Gate, *, stream: bool) -> Response:
+async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bool) -> Response:
     proxy, service_token = gate.proxy, gate.service_token
-    settings = _settings(request)
-    p = _params(request, settings, stream=stream)
+    settings = gate.services.settings
+    query = _params(request, settings, stream=stream)
+    grep = _grep(request)
     plan = await planner.plan()  # 403 when the caller may read none of the tasks
-    limits: StreamCount = request.app.state.merge_limits
+    limits = gate.services.merge_limits
     refused = _over_cap(plan, planner, limits, settings, stream)
     if refused is not None:
         return refused
@@ -262,65 +244,21 @@ async def _read(request: Request, planner: Planner, gate: Gate, *, stream: bool)
         scheme=request.url.scheme,
         token=service_token,
         filters=planner.forwarded,
-        until=p.until,
-        grep=p.grep,
+        until=query.until,
+        grep=grep,
+        answer_timeout=settings.merge_agent_timeout,
     )
-    opener = SourceOpener(proxy.upstream, requester)
-    encoder = MergedEncoder(p.media)
-    if p.cursor is not None:
-        positions = Positions.resumed(p.cursor)
-        starts = Starts(p.cursor.states(), Start(since=p.cursor.origin))
-    else:
-        positions, starts = Positions(p.since), Starts({}, Start(since=p.since))
     if not stream:
-        return await merged_range(
-            plan,
-            opener,
-            encoder,
-            positions,
-            starts,
-            skip_prev=p.skip_prev,
-            skip_next=p.skip_next,
-            limit=p.limit,
-            metrics=proxy.metrics,
-        )
+        return await read_range(plan, proxy.upstream, requester, query, metrics=proxy.metrics)
     release = limits.hold(planner.uid)  # before any await, so the cap cannot be overrun
     try:
-        prelude: list[MergedEntry] = []
-        unavailable: dict[str, str] = {}
-        if p.skip_prev:
-            # The last N of the merged whole, then each agent follows on from its own last.
-            opened, unavailable = await open_all(plan, opener, starts, skip_prev=p.skip_prev)
-            agent_covers = covers(plan, starts, positions)
-            tail = await last_entries(opened, p.skip_prev, agent_covers)
-            unavailable.update(tail.failed)
-            prelude = tail.kept
-            origin = prelude[0].ts if len(prelude) >= p.skip_prev else p.since
-            positions = Positions(origin, tail.dropped)
-            begin_all(positions, agent_covers)
-            starts = Starts(
-                {
-                    agent: AgentState(c, agent_covers[agent].members)
-                    for agent, c in tail.last.items()
-                },
-                Start(since=origin),
-            )
-
-        async def replan() -> MergePlan:
-            nonlocal plan
-            plan = capped(await planner.plan(), settings.merge_max_agents, keep=plan.sources)
-            return plan
-
-        return MergedStreamResponse(
-            plan=plan,
-            replan=replan,
-            opener=opener,
-            encoder=encoder,
-            positions=positions,
-            starts=starts,
-            prelude=prelude,
-            notes=[f"agent {a} unavailable: {why}" for a, why in sorted(unavailable.items())],
-            headers={**STREAM_HEADERS, "Content-Type": encoder.media_type},
+        return await read_stream(
+            planner,
+            plan,
+            proxy.upstream,
+            requester,
+            query,
+            max_agents=settings.merge_max_agents,
             options=StreamOptions(
                 window=settings.merge_reorder_window,
                 membership_period=settings.merge_membership_period,

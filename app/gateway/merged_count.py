@@ -18,10 +18,11 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from app.core.errors import BadRequest, Unavailable
-from app.gateway.deps import GateDep
-from app.gateway.merged import PREFIX, ReadParams, _params, _planner, _scope, _settings
+from app.gateway.deps import LogRead, LogReadDep
+from app.gateway.merged import PREFIX, _grep, _params, _planner, _scope
+from app.merge import Query
+from app.merge.fanin import Requester, SourceOpener, SourceSpec, Start, close_quietly, refusal
 from app.proxy.errors import UpstreamError
-from app.proxy.fanin import Requester, SourceOpener, SourceSpec, Start, close_quietly, refusal
 
 router = APIRouter()
 
@@ -30,21 +31,22 @@ MAX_ANSWER = 256  # `{"entries": N}` and nothing more
 
 
 @router.get(PREFIX + "/role/{role}/count/")
-async def role_count(request: Request, role: str, gate: GateDep) -> Response:
+async def role_count(request: Request, role: str, gate: LogReadDep) -> Response:
     """How many entries (with `grep`: matches) the role's merged range would send."""
     return await _count(request, gate, "role", role)
 
 
 @router.get(PREFIX + "/app{app_id:path}/count/")
-async def app_count(request: Request, app_id: str, gate: GateDep) -> Response:
+async def app_count(request: Request, app_id: str, gate: LogReadDep) -> Response:
     """How many entries (with `grep`: matches) the app's merged range would send."""
     return await _count(request, gate, "app", app_id)
 
 
-async def _count(request: Request, gate: GateDep, kind: str, value: str) -> Response:
-    scope = _scope(request, kind, value)
+async def _count(request: Request, gate: LogRead, kind: str, value: str) -> Response:
+    scope = _scope(gate, kind, value)
     planner = _planner(request, scope, gate)
-    p = _params(request, _settings(request), stream=False)
+    p = _params(request, gate.services.settings, stream=False)
+    grep = _grep(request)
     if p.cursor is not None:
         raise BadRequest("`cursor` is not supported on merged counts", parameter="cursor")
     plan = await planner.plan()  # 403 when the caller may read none of the tasks
@@ -55,7 +57,7 @@ async def _count(request: Request, gate: GateDep, kind: str, value: str) -> Resp
         token=gate.service_token,
         filters=planner.forwarded,
         until=p.until,
-        grep=p.grep,
+        grep=grep,
     )
     opener = SourceOpener(gate.proxy.upstream, requester)
     counts = await asyncio.gather(
@@ -64,13 +66,13 @@ async def _count(request: Request, gate: GateDep, kind: str, value: str) -> Resp
     return JSONResponse({"entries": _window(sum(counts), p)})
 
 
-def _window(total: int, p: ReadParams) -> int:
+def _window(total: int, p: Query) -> int:
     n = min(total, p.skip_prev) if p.skip_prev else total
     n = max(0, n - p.skip_next)
     return min(n, p.limit) if p.limit else n
 
 
-async def _agent_count(opener: SourceOpener, spec: SourceSpec, p: ReadParams) -> int:
+async def _agent_count(opener: SourceOpener, spec: SourceSpec, p: Query) -> int:
     call = replace(opener.call(spec, Start(since=p.since), stream=False), path=COUNT_PATH)
     try:
         response = await opener.upstream.open(spec.reader_url, call)

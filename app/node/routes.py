@@ -6,15 +6,16 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from starlette.responses import JSONResponse, Response
 
 from app.core.errors import BadRequest, NotFound
 from app.journal.encoders import SSE, TEXT, Encoder, encoder_for, file_encoder_for, negotiate
+from app.journal.params import v1_query, v2_query, validate_path_value
 from app.journal.query import Query
 from app.journal.search import SearchEncoder
 from app.journal.source import Journal
-from app.node.params import v1_query, v2_query, validate_path_value
+from app.node.deps import JournalDep, node_services
 from app.node.respond import count_response, range_response, stream_response
 
 # /v1/fields/{field} answers only for these (dcos-log's allow-list, case-sensitive).
@@ -33,12 +34,6 @@ def token_deadline(request: Request) -> float | None:
     return float(exp) if exp is not None else None
 
 
-def get_journal(request: Request) -> Journal:
-    journal: Journal = request.app.state.journal
-    return journal
-
-
-JournalDep = Annotated[Journal, Depends(get_journal)]
 Segment = Annotated[str, Path(pattern=r"^[^/]+$")]
 
 
@@ -103,7 +98,7 @@ async def _v1_stream(
     return stream_response(
         reading,
         encoder,
-        heartbeat=request.app.state.heartbeat,
+        heartbeat=node_services(request).heartbeat,
         deadline=token_deadline(request),
     )
 
@@ -195,7 +190,7 @@ async def _v2_read(request: Request, journal: Journal, query: Query, encoder: En
     encoder = searching(query, encoder)
     reading = await journal.open(query, follow=follow)
     if follow:
-        heartbeat = request.app.state.heartbeat
+        heartbeat = node_services(request).heartbeat
         return stream_response(
             reading,
             encoder,
