@@ -36,8 +36,8 @@ from app.core.problems import problem
 from app.gateway.deps import LogRead, LogReadDep
 from app.gateway.limits import StreamCount
 from app.journal.encoders import negotiate
-from app.journal.search import parse_search
 from app.journal.params import parse_filters, parse_time, parse_uint
+from app.journal.search import parse_search
 from app.merge import (
     MergePlan,
     MergeScope,
