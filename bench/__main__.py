@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from app.devcluster.journald import JournaldNamespace
-from bench import gateway, identity, merged, report, sections
+from bench import gateway, identity, merged, report, search, sections
 from bench.fill import KeepAlive, fill
 from bench.report import Verdict
 from bench.servers import gatewayd, node_reader
@@ -66,10 +66,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--only",
-        choices=("logs", "identity", "gateway", "merged"),
+        choices=("logs", "identity", "gateway", "merged", "search"),
         help="run one part: the node reader (logs), token/authorization/login (identity), "
         "the gateway against nginx proxy_pass and the direct node reader (gateway), or a "
-        "merged app stream over three agents (merged)",
+        "merged app stream over three agents (merged), or grep= against journalctl --grep "
+        "(search)",
     )
     return p.parse_args(argv)
 
@@ -140,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.only in (None, "gateway"):
             plan = gateway.Plan(entries=args.entries, runs=args.runs, seconds=args.load_seconds)
             verdicts += gateway.run(plan)
+        if args.only in (None, "search"):
+            verdicts += search.run(args.runs)
         if args.only in (None, "merged"):
             verdicts += merged.run(
                 merged.Plan(rate=args.merged_rate, seconds=args.merged_seconds, runs=args.runs)

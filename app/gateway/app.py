@@ -29,6 +29,7 @@ from app.gateway.discovery import router as discovery_router
 from app.gateway.limits import StreamCount
 from app.gateway.logs import router as logs_router
 from app.gateway.merged import router as merged_router
+from app.gateway.merged_count import router as merged_count_router
 from app.gateway.metrics import GatewayMetrics, RequestMetrics
 from app.gateway.ops import router as ops_router
 from app.gateway.ops import store_problem
@@ -173,6 +174,7 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     # Merged role/app reads before the log routes, whose `/system/v1/logs/{rest}` would
     # take them for the master's own journal.
     app.include_router(merged_router)
+    app.include_router(merged_count_router)
     app.include_router(logs_router)  # early: the hot routes match in fewer tries
     app.include_router(iam_routes)
     app.include_router(discovery_router)

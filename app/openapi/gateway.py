@@ -59,6 +59,8 @@ MERGED = {
     "role_stream": (Reading.MERGED_STREAM, "A role's tasks on every agent, merged: followed"),
     "app_range": (Reading.MERGED_RANGE, "An app's or group's tasks, merged: a range"),
     "app_stream": (Reading.MERGED_STREAM, "An app's or group's tasks, merged: followed"),
+    "role_count": (Reading.MERGED_COUNT, "A role's merged range: how many entries (matches)"),
+    "app_count": (Reading.MERGED_COUNT, "An app's merged range: how many entries (matches)"),
 }
 # Routes left out, and why.
 OMIT = {"other_metadata": "only answers 404 for metadata the gateway does not have"}
