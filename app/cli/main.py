@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.cli import dev, gateway, iam, login, logs, node
+from app.cli import dev, forward, gateway, iam, login, logs, node
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_parser(commands)
     login.add_parser(commands)
     logs.add_parser(commands)
+    forward.add_parser(commands)
     iam.add_parser(commands)
     return parser
 
