@@ -66,6 +66,7 @@ class Pipeline:
         self._positions: dict[str, str] = {}
         self._stopping = False
         self._status_due = 0.0
+        self._carry: Chunk | None = None  # the part of a read that did not fit a batch
 
     async def run(self, stop: asyncio.Event) -> int:
         """Until `stop` is set (then: flush, save, 0) or an error that ends the pipeline."""
@@ -167,26 +168,31 @@ class Pipeline:
         deadline = 0.0
         queue = self._queue
         while count < self.batch_size:
-            try:
-                item = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                if chunks:
-                    timeout = deadline - time.monotonic()
-                    if timeout <= 0:
-                        break
-                else:
-                    timeout = STATUS_PERIOD
-                    self.stats.idle = True
+            if self._carry is not None:
+                item: Chunk | _Stop = self._carry
+                self._carry = None
+            else:
                 try:
-                    item = await asyncio.wait_for(queue.get(), timeout)
-                except TimeoutError:
+                    item = queue.get_nowait()
+                except asyncio.QueueEmpty:
                     if chunks:
-                        break
-                    self._write_status()
-                    continue
+                        timeout = deadline - time.monotonic()
+                        if timeout <= 0:
+                            break
+                    else:
+                        timeout = STATUS_PERIOD
+                        self.stats.idle = True
+                    try:
+                        item = await asyncio.wait_for(queue.get(), timeout)
+                    except TimeoutError:
+                        if chunks:
+                            break
+                        self._write_status()
+                        continue
             if isinstance(item, _Stop):
                 if self._stopping and item.error is None:
-                    # Drain what the feeds had queued before they stopped.
+                    # Drain what the feeds had queued before they stopped (one more batch
+                    # at most may exceed the batch size here).
                     while not queue.empty():
                         rest = queue.get_nowait()
                         if isinstance(rest, Chunk):
@@ -195,6 +201,11 @@ class Pipeline:
             if not chunks:
                 deadline = time.monotonic() + self.linger
                 self.stats.idle = False
+            room = self.batch_size - count
+            if len(item.events) > room:
+                # Batches are exact: at most one batch is ever sent again after a crash.
+                self._carry = Chunk(item.feed, item.events[room:])
+                item = Chunk(item.feed, item.events[:room])
             chunks.append(item)
             count += len(item.events)
         return chunks, None

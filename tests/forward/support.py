@@ -172,9 +172,7 @@ class Env:
         r = httpx.delete(f"{self.base}/acs/api/v1/acls/{rid}/users/{uid}/read", headers=self.admin)
         assert r.status_code == 204, r.text
 
-    def forward(
-        self, *args: str, token: str | None = None, log: Path | None = None
-    ) -> Forwarder:
+    def forward(self, *args: str, token: str | None = None, log: Path | None = None) -> Forwarder:
         """`logway forward ARGS --url <gateway>`, as the admin unless `token`/a service
         account is given."""
         env = {**os.environ, "LOGWAY_TOKEN": self.admin_token if token is None else token}
@@ -211,7 +209,8 @@ class Forwarder:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"the forwarder did not end:\n{self.output()[-LOG_TAIL:]}")
+            output = self.output()[-LOG_TAIL:]
+            raise AssertionError(f"the forwarder did not end:\n{output}") from None
 
     def __enter__(self) -> Forwarder:
         return self
