@@ -26,7 +26,7 @@ BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
 # A receiver that accepts the connection and closes it on every batch this many times in a
 # row is refusing, not restarting: the pipeline ends and says so.
-REFUSAL_LIMIT = 8
+REFUSAL_LIMIT = 5
 STATUS_PERIOD = 1.0
 STOP_FLUSH_TIMEOUT = 20.0
 
