@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml | apt
 	touch $(STAMP)
 
 run: install
-	$(VENV)/bin/logway dev
+	$(VENV)/bin/logway dev --with-redis
 
 lint: install
 	$(VENV)/bin/ruff check .

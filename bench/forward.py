@@ -40,7 +40,7 @@ from bench import report
 from bench.cluster import add_user, grant_read, login
 from bench.fill import KeepAlive, NativeWriter, fill
 from bench.report import Verdict
-from bench.servers import ServerError, free_port, logway_gateway, node_reader
+from bench.servers import ServerError, cpu_seconds, free_port, logway_gateway, node_reader
 
 NODE_HOST = "127.0.0.108"
 GATEWAY_HOST = "127.0.0.109"
@@ -76,6 +76,8 @@ class Env:
     token: str
     redis_port: int
     tmp: Path
+    gateway_pid: int
+    node_pid: int
 
 
 @contextlib.contextmanager
@@ -145,7 +147,7 @@ def _cluster(entries: int) -> Iterator[Env]:
         node.start("/v1/fields/STREAM", headers={"Authorization": f"token={service_token}"})
         _wait_resolved(gw.base_url, token)
         port = stack.enter_context(_redis(NODE_HOST))
-        yield Env(ns, gw.base_url, token, port, tmp)
+        yield Env(ns, gw.base_url, token, port, tmp, gw.pid, node.pid)
 
 
 def _wait_resolved(base: str, token: str) -> None:
@@ -186,13 +188,18 @@ class Throughput:
     rate: float  # entries/s, first entry in Redis to the last
     startup: float  # process start to the first entry
     wall: float
+    # CPU µs per entry of the forwarder, the gateway and the node reader: on a shared,
+    # loaded machine the wall-clock rate says more about the neighbours than about us.
+    cpu_us: tuple[float, float, float]
 
 
 def _forward_run(env: Env, entries: int) -> Throughput:
     key = f"fw-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
+    cpu_before = (cpu_seconds(env.gateway_pid), cpu_seconds(env.node_pid))
     proc = _forwarder(env, key, env.tmp / f"{key}.json")
     first = None
+    cpu = (0.0, 0.0, 0.0)
     try:
         while True:
             n = _llen(env.redis_port, key)
@@ -200,6 +207,11 @@ def _forward_run(env: Env, entries: int) -> Throughput:
             if n and first is None:
                 first = (now, n)
             if n >= entries:
+                cpu = (
+                    cpu_seconds(proc.pid),
+                    cpu_seconds(env.gateway_pid) - cpu_before[0],
+                    cpu_seconds(env.node_pid) - cpu_before[1],
+                )
                 break
             if now - started > TIMEOUT or proc.poll() is not None:
                 raise ServerError(f"the forwarder stopped at {n:,} entries (see {key}.log)")
@@ -210,7 +222,8 @@ def _forward_run(env: Env, entries: int) -> Throughput:
     assert first is not None
     done = time.monotonic()
     rate = (entries - first[1]) / (done - first[0]) if done > first[0] else float("inf")
-    return Throughput(rate, first[0] - started, done - started)
+    per_entry = tuple(1e6 * c / entries for c in cpu)
+    return Throughput(rate, first[0] - started, done - started, per_entry)  # type: ignore[arg-type]
 
 
 def _pipe_run(env: Env, entries: int) -> float:
@@ -310,21 +323,31 @@ def run(plan: Plan) -> list[Verdict]:
         rows = []
         forwards: list[float] = []
         pipes: list[float] = []
+        cpus: list[tuple[float, float, float]] = []
         for n in range(1, plan.runs + 1):
             fw = _forward_run(env, plan.entries)
             pipe = _pipe_run(env, plan.entries)
             forwards.append(fw.rate)
             pipes.append(pipe)
+            cpus.append(fw.cpu_us)
             rows.append(
                 [
                     str(n),
                     report.rate(fw.rate),
                     f"{fw.startup:.1f} s",
                     f"{fw.wall:.1f} s",
+                    " / ".join(f"{c:.0f}" for c in fw.cpu_us),
                     report.rate(pipe),
                 ]
             )
-        header = ["run", "forward entries/s", "start-up", "wall", "journalctl|redis-cli /s"]
+        header = [
+            "run",
+            "forward entries/s",
+            "start-up",
+            "wall",
+            "CPU us/entry fwd / gw / node",
+            "journalctl|redis-cli /s",
+        ]
         print(report.table(header, rows), flush=True)
         lag_rows = []
         p99s: list[float] = []
@@ -335,6 +358,13 @@ def run(plan: Plan) -> list[Verdict]:
         print(report.section(f"forward lag at {plan.rate:,} entries/s for {plan.seconds:g} s"))
         print(report.table(["run", "written", "arrived", "p50 s", "p99 s"], lag_rows))
     fw_median, pipe_median = report.median(forwards), report.median(pipes)
+    fwd_cpu, gw_cpu, node_cpu = (report.median([c[i] for c in cpus]) for i in range(3))
+    print(
+        f"CPU per entry (medians): forwarder {fwd_cpu:.0f} us, gateway {gw_cpu:.0f} us, "
+        f"node reader {node_cpu:.0f} us: one core each would carry "
+        f"{1e6 / max(fwd_cpu, gw_cpu, node_cpu):,.0f} entries/s",
+        flush=True,
+    )
     ratio = fw_median / pipe_median
     print(
         f"medians: forward {fw_median:,.0f}/s, pipe {pipe_median:,.0f}/s, "
