@@ -58,7 +58,7 @@ def test_a_tasks_stream_is_forwarded(env: Env, tmp_path: Path) -> None:
     out = tmp_path / "task.ndjson"
     args = ("task", WEB.task_id, "--to", f"file://{out}", "--state", str(tmp_path / "s.json"))
     with env.forward(*args, "--filter", f"{RUN}:{run}") as fwd:
-        wait_for("10 lines", lambda: out.exists() and len(_events(out)) >= 10 or None)
+        wait_for("10 lines", lambda: (out.exists() and len(_events(out)) >= 10) or None)
         assert fwd.terminate() == 0
     events = _events(out)
     assert [e["message"] for e in events] == [f"/prod/web web-0 line {n}" for n in range(10)]
