@@ -28,7 +28,7 @@ BACKOFF_MAX = 30.0
 # row is refusing, not restarting: the pipeline ends and says so.
 REFUSAL_LIMIT = 5
 STATUS_PERIOD = 1.0
-STOP_FLUSH_TIMEOUT = 20.0
+STOP_FLUSH_TIMEOUT = 5.0  # SIGTERM while a sink retries: then exit, the position unsaved
 
 EXIT_OK, EXIT_ERROR, EXIT_DENIED, EXIT_REFUSED = 0, 1, 3, 4
 
@@ -76,7 +76,7 @@ class Pipeline:
             await self._start_feeds()
             discovery = asyncio.create_task(self._rediscover()) if self.rediscover else None
             try:
-                return await self._batches()
+                return await self._batches(stop)
             finally:
                 if discovery is not None:
                     discovery.cancel()
@@ -140,25 +140,36 @@ class Pipeline:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    async def _batches(self) -> int:
+    async def _batches(self, stop_event: asyncio.Event) -> int:
         while True:
             chunks, stop = await self._collect()
-            if chunks:
-                deliver = self._deliver(chunks)
-                if stop is not None and stop.error is None:
-                    # SIGTERM: what was read is sent and saved, within a bound.
-                    try:
-                        await asyncio.wait_for(deliver, STOP_FLUSH_TIMEOUT)
-                    except TimeoutError:
-                        self.note("stopping before the last batch was accepted")
-                        return EXIT_OK
-                else:
-                    await deliver
+            if chunks and not await self._deliver_or_stop(chunks, stop_event):
+                self.note("stopped before every sink accepted the last batch; it is sent again")
+                return EXIT_OK
             self._write_status()
             if stop is not None:
                 if stop.error is not None:
                     raise stop.error
                 return EXIT_OK
+
+    async def _deliver_or_stop(self, chunks: list[Chunk], stop_event: asyncio.Event) -> bool:
+        """Deliver and save; False when SIGTERM came and the sinks did not accept within
+        `STOP_FLUSH_TIMEOUT` (a sink down: the position stays where it was)."""
+        delivery = asyncio.create_task(self._deliver(chunks))
+        stopped = asyncio.create_task(stop_event.wait())
+        try:
+            await asyncio.wait({delivery, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not delivery.done():
+                await asyncio.wait({delivery}, timeout=STOP_FLUSH_TIMEOUT)
+            if not delivery.done():
+                delivery.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await delivery
+                return False
+            delivery.result()  # a refusal or an error propagates
+            return True
+        finally:
+            stopped.cancel()
 
     async def _collect(self) -> tuple[list[Chunk], _Stop | None]:
         """Up to a batch of chunks: what is queued now, else what comes within `linger`

@@ -64,3 +64,18 @@ def test_a_tasks_stream_is_forwarded(env: Env, tmp_path: Path) -> None:
     assert [e["message"] for e in events] == [f"/prod/web web-0 line {n}" for n in range(10)]
     assert events[0]["container_id"] == WEB.container
     assert str(events[0]["@timestamp"]).startswith("20")  # from the cursor
+
+
+def test_sigterm_while_a_sink_fails_exits_0_without_saving(env: Env, tmp_path: Path) -> None:
+    run = new_run()
+    env.write(WEB, run, 3)
+    env.sync()
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    state = tmp_path / "s.json"
+    args = ("app", "/prod/web", "--to", f"file://{blocker}/out.ndjson", "--state", str(state))
+    with env.forward(*args, "--filter", f"{RUN}:{run}") as fwd:
+        wait_for("a retry", lambda: "retrying" in fwd.output() or None)
+        assert fwd.terminate(timeout=20) == 0
+        assert "sent again" in fwd.output()
+    assert not state.exists()  # nothing was accepted: nothing is marked as sent

@@ -5,6 +5,7 @@ every line, in order, fields mapped; streams with XADD; and `kill -9` three time
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,14 +105,19 @@ def test_kill_9_three_times_loses_nothing(
     state = tmp_path / "state.json"
     args = ("app", "/prod/web", "--to", url, "--state", str(state))
     args += ("--filter", f"{RUN}:{run}", "--batch", str(BATCH))
-    env.write(WEB, run, ENTRIES)
-    env.sync()
+    # The entries are written while the forwarder follows them and is killed.
+    writer = threading.Thread(target=env.write, args=(WEB, run, ENTRIES))
+    writer.start()
     rng = random.Random()
-    for kill in range(KILLS):
-        target = rng.randrange(ENTRIES * kill // KILLS + 1, ENTRIES * (kill + 1) // KILLS)
-        with env.forward(*args) as fwd:
-            wait_for(f"{target} entries", lambda t=target: db.llen(run) >= t or None)
-            fwd.kill()
+    try:
+        for kill in range(KILLS):
+            low = ENTRIES * kill // KILLS + 1
+            target = rng.randrange(low, ENTRIES * (kill + 1) // KILLS)
+            with env.forward(*args) as fwd:
+                wait_for(f"{target} entries", lambda t=target: db.llen(run) >= t or None)
+                fwd.kill()
+    finally:
+        writer.join()
     with env.forward(*args) as fwd:
         wait_for(f"all {ENTRIES}", lambda: _complete(db, run), timeout=120)
         assert fwd.terminate() == 0
