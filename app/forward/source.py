@@ -22,8 +22,9 @@ import httpx
 
 from app.cli.logs_read import MAX_ERROR_CHARS, READ_TIMEOUT, RETRY_STATUSES
 from app.cli.logs_source import MASTER_LOGS, SSE, Request, Source, V1Route, Window
-from app.cli.logs_sse import SseError, SseParser
+from app.cli.logs_sse import SseError
 from app.forward.credential import Credential, LoginRefused
+from app.forward.sse import EventSplitter
 
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 10.0
@@ -112,12 +113,14 @@ class Gateway:
                     else:
                         await _raise_for(response)
                         renewed = False
-                        parser = SseParser()
+                        parser = EventSplitter()
                         async for data in response.aiter_bytes():
                             events = parser.feed(data)
+                            while parser.comments:  # a merged read's "agent … unavailable"
+                                self.note(f"{feed.key or 'source'}: {parser.comments.pop(0)}")
                             if events:
-                                last_id = events[-1].id or last_id
-                                await put(Chunk(feed.key, [(e.id, e.data) for e in events]))
+                                last_id = events[-1][0] or last_id
+                                await put(Chunk(feed.key, events))
                                 delay = BACKOFF_FIRST
                         reason = "the gateway ended the stream"
                 finally:

@@ -139,3 +139,23 @@ def test_a_position_file_of_another_source_is_refused(tmp_path: Path) -> None:
     with pytest.raises(position.PositionError, match="give each pipeline its own"):
         position.load(path, source="role dev")
     assert not list(tmp_path.glob(".*.tmp"))  # replaced atomically, nothing left behind
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 10_000])
+def test_the_event_splitter_agrees_with_the_general_parser(size: int) -> None:
+    from app.cli.logs_sse import SseParser
+    from app.forward.sse import EventSplitter
+
+    stream = (
+        b': ping\n\nid: c1\ndata: {"a":1}\n\n: agent S1 unavailable\n\n'
+        b'data: {"b":2}\n\nid: c3\ndata: x\ndata: y\n\nid: c4\ndata: {"c":3}\n\n'
+    )
+    chunks = [stream[i : i + size] for i in range(0, len(stream), size)]
+    fast, general = EventSplitter(), SseParser()
+    got = [e for c in chunks for e in fast.feed(c)]
+    want = [(e.id, e.data) for c in chunks for e in general.feed(c)]
+    assert got == want
+    assert got[1] == ("c1", b'{"b":2}')  # an event without an id keeps the last one
+    assert fast.comments == ["agent S1 unavailable"]
+    crlf = EventSplitter()  # a carriage return: the general parser takes over
+    assert crlf.feed(b"id: a\r\ndata: z\r\n\r\n") == [("a", b"z")]
