@@ -26,6 +26,9 @@ from app.cli.logs_sse import SseError
 from app.forward.credential import Credential, LoginRefused
 from app.forward.sse import EventSplitter
 
+# 429: the gateway's cap on follows per identity (another of ours may end); 502-504: the
+# gateway up, the node not.
+FOLLOW_RETRY_STATUSES = RETRY_STATUSES | {429}
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 10.0
 DISCOVERY_PERIOD = 30.0
@@ -107,7 +110,7 @@ class Gateway:
                     if status == 401 and not renewed and await self.credential.renew(self.client):
                         renewed = True
                         continue
-                    if status in RETRY_STATUSES:
+                    if status in FOLLOW_RETRY_STATUSES:
                         await response.aread()
                         reason = f"the gateway answered {status}: {response.text.strip()}"
                     else:
