@@ -197,3 +197,12 @@ def _alive(pid: object) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def main(argv: list[str]) -> int:
+    """`logway forward …` without importing the other commands (the gateway's and the dev
+    cluster's modules cost seconds): a supervisor restarting a forwarder waits less."""
+    parser = argparse.ArgumentParser(prog="logway")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    result: int = run(parser.parse_args(["forward", *argv]))
+    return result
