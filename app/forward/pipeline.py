@@ -18,7 +18,14 @@ from pathlib import Path
 from app.forward import position
 from app.forward.record import BadRecord, Record
 from app.forward.sink import Sink, SinkError
-from app.forward.source import AccessDenied, Chunk, Feed, Gateway, SourceFailed
+from app.forward.source import (
+    DISCOVERY_PERIOD,
+    AccessDenied,
+    Chunk,
+    Feed,
+    Gateway,
+    SourceFailed,
+)
 from app.forward.stats import PipelineStats
 
 QUEUE_CHUNKS = 64  # reads (an SSE chunk's events each) held between the feeds and the batcher
@@ -112,8 +119,6 @@ class Pipeline:
                 self._feeds[feed.key] = task
 
     async def _rediscover(self) -> None:
-        from app.forward.source import DISCOVERY_PERIOD
-
         while True:
             await asyncio.sleep(DISCOVERY_PERIOD)
             try:

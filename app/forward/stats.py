@@ -3,6 +3,7 @@ status document `logway forward status` reads, and as Prometheus metrics."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -79,8 +80,6 @@ class PipelineStats:
         return max(0.0, time.time() - self.last_realtime / 1e6)
 
     def document(self, positions: Mapping[str, str]) -> bytes:
-        import os
-
         return orjson.dumps(
             {
                 "pipeline": self.name,
