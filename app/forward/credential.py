@@ -1,6 +1,7 @@
 """The forwarder's identity toward the gateway: a token as given (`LOGWAY_TOKEN`, a stored
 login), or a service account that logs in with its key as `logway login` does and logs in
-again before the token expires and whenever the gateway says it has."""
+again before the token expires and whenever the gateway says it has (the key signs a
+service login token with `app.authn.sign`, as `logway login --service-account` does)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import httpx
 from jose import jwt
 from jose.exceptions import JOSEError
 
-from app.cli.login import service_login_token
+from app.authn.sign import TokenSigner
 
 LOGIN_PATH = "/acs/api/v1/auth/login"
 RENEW_BEFORE = 120.0  # seconds before `exp`
@@ -46,6 +47,7 @@ class ServiceAccount:
     def __init__(self, uid: str, private_key: Path) -> None:
         self.uid = uid
         self.private_key = private_key
+        self._signer: TokenSigner | None = None  # loaded at the first login
         self._token: str | None = None
         self._expires = 0.0
         self._lock = asyncio.Lock()
@@ -63,10 +65,12 @@ class ServiceAccount:
         return True
 
     async def _login(self, client: httpx.AsyncClient) -> None:
-        try:
-            body = {"uid": self.uid, "token": service_login_token(self.uid, self.private_key)}
-        except (OSError, JOSEError, ValueError) as exc:
-            raise LoginRefused(f"service account key {self.private_key}: {exc}") from exc
+        if self._signer is None:
+            try:
+                self._signer = TokenSigner.from_file(self.private_key)
+            except ValueError as exc:  # unreadable, not a PEM, not RSA, too short
+                raise LoginRefused(f"service account key: {exc}") from exc
+        body = {"uid": self.uid, "token": self._signer.login_token(self.uid, now=time.time())}
         response = await client.post(LOGIN_PATH, json=body)
         if response.status_code != 200:
             raise LoginRefused(

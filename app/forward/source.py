@@ -22,9 +22,9 @@ import httpx
 
 from app.cli.logs_read import MAX_ERROR_CHARS, READ_TIMEOUT, RETRY_STATUSES
 from app.cli.logs_source import MASTER_LOGS, SSE, Request, Source, V1Route, Window
-from app.cli.logs_sse import SseError
 from app.forward.credential import Credential, LoginRefused
 from app.forward.sse import EventSplitter
+from app.proxy.sse import SseError
 
 # 429: the gateway's cap on follows per identity (another of ours may end); 502-504: the
 # gateway up, the node not.

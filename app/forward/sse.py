@@ -1,12 +1,15 @@
 """The forwarder's reading of the gateway's event streams: whole events split on blank
 lines, `id:` and `data:` taken per event. The gateway relays what the node reader and the
 merge write (`id: …\\ndata: …\\n\\n`, `: ping` comments), for which this costs a fraction of
-the general parser (`app.cli.logs_sse`, every line through a regular expression); a stream
+the general parser (`app.proxy.sse`, every line through a regular expression); a stream
 with a carriage return in it is handed to that parser for the rest of its life."""
 
 from __future__ import annotations
 
-from app.cli.logs_sse import KEEPALIVE, MAX_EVENT_BYTES, SseError, SseParser
+from app.proxy.sse import KEEPALIVE, SseError, SseParser
+
+# As the CLI's follow: far above a journal entry the node reader sends.
+MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 Event = tuple[str | None, bytes]  # (the last event id as of this event, its data)
 
@@ -20,7 +23,7 @@ class EventSplitter:
 
     def feed(self, chunk: bytes) -> list[Event]:
         if self._general is None and b"\r" in chunk:
-            self._general = SseParser()
+            self._general = SseParser(max_event_bytes=MAX_EVENT_BYTES)
             chunk, self._pending = self._pending + chunk, b""
         if self._general is not None:
             parsed = self._general.feed(chunk)

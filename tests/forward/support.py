@@ -31,9 +31,9 @@ from app.devcluster.journald import JournaldNamespace
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimFramework, SimTask
 from tests.conftest import new_namespace_name
 from tests.gateway.support import GATEWAY_UID, Reader, add_user, grant, login, port_free_on
-from tests.gateway.support import wait_for as gateway_wait_for
 from tests.support.gateway import gateway as support_gateway
 from tests.support.journal import Sender
+from tests.support.wait import wait_for as support_wait_for
 
 PASSWORD = "admin password for forward tests"
 MASTER_HOST = "127.0.0.102"
@@ -273,4 +273,5 @@ def new_run() -> str:
 
 
 def wait_for(what: str, check: object, *, timeout: float = DEADLINE) -> object:
-    return gateway_wait_for(what, check, timeout=timeout)  # type: ignore[arg-type]
+    """`tests.support.wait.wait_for`, with this package's longer deadline."""
+    return support_wait_for(what, check, timeout=timeout)  # type: ignore[arg-type]

@@ -143,8 +143,8 @@ def test_a_position_file_of_another_source_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("size", [1, 7, 64, 10_000])
 def test_the_event_splitter_agrees_with_the_general_parser(size: int) -> None:
-    from app.cli.logs_sse import SseParser
     from app.forward.sse import EventSplitter
+    from app.proxy.sse import SseParser
 
     stream = (
         b': ping\n\nid: c1\ndata: {"a":1}\n\n: agent S1 unavailable\n\n'
