@@ -10,6 +10,7 @@ import httpx
 import orjson
 
 from app.devcluster.commands import logway_argv
+from app.forward.position import read_status
 from tests.conftest import free_port
 from tests.forward.support import AGENTS, GATEWAY_HOST, RUN, WEB, Env, new_run, wait_for
 
@@ -34,6 +35,10 @@ def test_cluster_reads_every_node_and_reports_its_progress(env: Env, tmp_path: P
         wait_for("60 lines", lambda: len(_events(out)) >= 60 or None)
         metrics = httpx.get(f"http://{GATEWAY_HOST}:{port}/metrics").text
         assert 'logway_forward_entries_total{pipeline="cluster"} 60' in metrics
+        # The status file is rewritten at most once a second: wait for the last batch in it.
+        wait_for(
+            "the status of 60", lambda: (read_status(state) or {}).get("entries") == 60 or None
+        )
         status = subprocess.run(
             logway_argv("forward", "status", "--state", str(state)),
             capture_output=True,
