@@ -223,6 +223,16 @@ ROUTES: tuple[RouteRule, ...] = (
     RouteRule("/mesos_dns/v1/hosts/{host}", "Mesos-DNS records of the masters", _AUTHN),
     RouteRule("/slave/{agent_id}/state.json", f"An agent's state, {_FILTERED}", _AUTHN),
     RouteRule("/agent/{agent_id}/state.json", f"The same (alias), {_FILTERED}", _AUTHN),
+    RouteRule(
+        "/console/api/catalog",
+        f"The console's nodes, apps, roles and tasks, {_FILTERED} (nodes: system-logs only)",
+        _AUTHN,
+    ),
+    RouteRule(
+        "/console{path:path}",
+        "The browser console: its page, static files and sign-out; no log data",
+        Public(),
+    ),
 )
 
 

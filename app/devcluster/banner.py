@@ -112,6 +112,12 @@ def banner(
         "(only /dev/* task logs)",
         f"  service account  {service.uid:<11} private key {service.private_key_path} (every log)",
         "",
+        f"Console: {gw}/console/ (a browser; sign in with a user and password):",
+        f"  {identities.superuser.uid} / {identities.superuser.password}   every node, app, role "
+        "and task",
+        f"  {identities.dev.uid} / {identities.dev.password}   the /dev/* tasks only",
+        "  (the service account has no password: it logs in with its key, not in a browser)",
+        "",
         f"# for `logway logs` and the dcos CLI (needs {INSTALL_DCOS_CLI}); then a token below",
         f"  {setup}",
     ]

@@ -21,6 +21,7 @@ from app.authz.resource import rid_path
 
 API = "/acs/api/v1"
 LOGIN_PATH = f"{API}/auth/login"
+JWKS_PATH = f"{API}/auth/jwks"
 OK, CREATED, NO_CONTENT, CONFLICT = 200, 201, 204, 409
 
 

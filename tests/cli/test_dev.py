@@ -30,6 +30,7 @@ from app.devcluster.banner import DCOS_CLI
 from app.devcluster.journald import JournaldNamespace
 from tests.conftest import free_port, journald_available, new_namespace_name
 from tests.gateway.support import port_free_on
+from tests.support.readme import sh_lines
 
 pytestmark = pytest.mark.skipif(not journald_available(), reason="needs root and journald")
 
@@ -737,3 +738,48 @@ def test_the_forward_lines_ship_prod_lines_and_report(dev: Dev) -> None:
     status = out(dev, SU, dev.command(FWD_STATUS))
     assert "not running" in status
     assert "position  source: " in status
+
+
+# The README's examples -------------------------------------------------------------------
+
+
+def test_the_readmes_sh_examples_run_as_written(dev: Dev) -> None:
+    """Every curl and `logway logs` line of the README's ```sh blocks, as a newcomer pastes it
+    after `make run`: make run's address and the `<agent id>` placeholder become this
+    cluster's, `$T`/`$TOKEN` the superuser's token. Each must answer 200 with something in it
+    (a follow: what it printed in 3 s)."""
+    manifest = dev.manifest()
+    gateway, token = manifest["gateway_url"], manifest["identities"]["superuser"]["token"]
+    values = {"http://127.0.0.1:8000": gateway, "<agent id>": manifest["agents"][0]["id"]}
+    env = {"T": token, "TOKEN": token, "GATEWAY": gateway, "LOGWAY_TOKEN": token}
+    setup, ran = [dev.setup], []
+    for line in sh_lines():
+        for placeholder, value in values.items():
+            line = line.replace(placeholder, value)
+        assert not re.search(r"<[a-z ]+>", line), f"a placeholder no test can fill: {line}"
+        if re.match(r"^[A-Z_]+=", line):
+            setup.append(line)
+            continue
+        if line.startswith("curl "):
+            command = "curl -w '\\n%{http_code}' --max-time 3 " + line.removeprefix("curl ")
+        elif line.startswith("logway logs "):
+            command = f"{{ timeout 3 {line} || [ $? = 124 ]; }}"
+        else:
+            continue
+        done = subprocess.run(
+            ["bash", "-c", " && ".join([*setup, command])],
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+            env={**os.environ, **env},
+            cwd="/",
+        )
+        body, status = done.stdout, "200"
+        if line.startswith("curl "):
+            assert done.returncode in (0, 28), (line, done.returncode, done.stderr)  # 28: -N
+            body, _, status = done.stdout.rpartition("\n")
+        assert done.returncode in (0, 28), (line, done.stdout, done.stderr)
+        assert status == "200", (line, done.stdout)
+        assert body.strip(), f"nothing came of {line}"
+        ran.append(line)
+    assert len(ran) >= 7, ran
