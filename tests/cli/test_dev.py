@@ -668,6 +668,62 @@ def assert_all_free(hosts_ports: list[tuple[str, int]]) -> None:
             s.bind((host, port))
 
 
+def test_the_forward_lines_ship_prod_lines_and_report(dev: Dev) -> None:
+    following(dev, SU, dev.command(FWD_RUN))  # SIGTERM after a few seconds: saved, exit 0
+    got = out(dev, SU, dev.command(FWD_WATCH))
+    events = [json.loads(line) for line in got.splitlines()]
+    assert events
+    assert all(e["task_id"].startswith("prod_web.") for e in events)
+    status = out(dev, SU, dev.command(FWD_STATUS))
+    assert "not running" in status
+    assert "position  source: " in status
+
+
+# The README's examples -------------------------------------------------------------------
+
+
+def test_the_readmes_sh_examples_run_as_written(dev: Dev) -> None:
+    """Every curl and `logway logs` line of the README's ```sh blocks, as a newcomer pastes it
+    after `make run`: make run's address and the `<agent id>` placeholder become this
+    cluster's, `$T`/`$TOKEN` the superuser's token. Each must answer 200 with something in it
+    (a follow: what it printed in 3 s)."""
+    manifest = dev.manifest()
+    gateway, token = manifest["gateway_url"], manifest["identities"]["superuser"]["token"]
+    values = {"http://127.0.0.1:8000": gateway, "<agent id>": manifest["agents"][0]["id"]}
+    env = {"T": token, "TOKEN": token, "GATEWAY": gateway, "LOGWAY_TOKEN": token}
+    setup, ran = [dev.setup], []
+    for line in sh_lines():
+        for placeholder, value in values.items():
+            line = line.replace(placeholder, value)
+        assert not re.search(r"<[a-z ]+>", line), f"a placeholder no test can fill: {line}"
+        if re.match(r"^[A-Z_]+=", line):
+            setup.append(line)
+            continue
+        if line.startswith("curl "):
+            command = "curl -w '\\n%{http_code}' --max-time 3 " + line.removeprefix("curl ")
+        elif line.startswith("logway logs "):
+            command = f"{{ timeout 3 {line} || [ $? = 124 ]; }}"
+        else:
+            continue
+        done = subprocess.run(
+            ["bash", "-c", " && ".join([*setup, command])],
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+            env={**os.environ, **env},
+            cwd="/",
+        )
+        body, status = done.stdout, "200"
+        if line.startswith("curl "):
+            assert done.returncode in (0, 28), (line, done.returncode, done.stderr)  # 28: -N
+            body, _, status = done.stdout.rpartition("\n")
+        assert done.returncode in (0, 28), (line, done.stdout, done.stderr)
+        assert status == "200", (line, done.stdout)
+        assert body.strip(), f"nothing came of {line}"
+        ran.append(line)
+    assert len(ran) >= 7, ran
+
+
 def test_sigint_stops_every_process_and_namespace(dev: Dev) -> None:
     # Runs after the tests above (file order): it ends the module's cluster.
     children = _descendants(dev.proc.pid)
@@ -727,59 +783,3 @@ def test_a_second_run_reuses_the_identities_and_replaces_a_lost_key(dev: Dev) ->
         assert not again.manifest_path.exists()
     finally:
         end(again)
-
-
-def test_the_forward_lines_ship_prod_lines_and_report(dev: Dev) -> None:
-    following(dev, SU, dev.command(FWD_RUN))  # SIGTERM after a few seconds: saved, exit 0
-    got = out(dev, SU, dev.command(FWD_WATCH))
-    events = [json.loads(line) for line in got.splitlines()]
-    assert events
-    assert all(e["task_id"].startswith("prod_web.") for e in events)
-    status = out(dev, SU, dev.command(FWD_STATUS))
-    assert "not running" in status
-    assert "position  source: " in status
-
-
-# The README's examples -------------------------------------------------------------------
-
-
-def test_the_readmes_sh_examples_run_as_written(dev: Dev) -> None:
-    """Every curl and `logway logs` line of the README's ```sh blocks, as a newcomer pastes it
-    after `make run`: make run's address and the `<agent id>` placeholder become this
-    cluster's, `$T`/`$TOKEN` the superuser's token. Each must answer 200 with something in it
-    (a follow: what it printed in 3 s)."""
-    manifest = dev.manifest()
-    gateway, token = manifest["gateway_url"], manifest["identities"]["superuser"]["token"]
-    values = {"http://127.0.0.1:8000": gateway, "<agent id>": manifest["agents"][0]["id"]}
-    env = {"T": token, "TOKEN": token, "GATEWAY": gateway, "LOGWAY_TOKEN": token}
-    setup, ran = [dev.setup], []
-    for line in sh_lines():
-        for placeholder, value in values.items():
-            line = line.replace(placeholder, value)
-        assert not re.search(r"<[a-z ]+>", line), f"a placeholder no test can fill: {line}"
-        if re.match(r"^[A-Z_]+=", line):
-            setup.append(line)
-            continue
-        if line.startswith("curl "):
-            command = "curl -w '\\n%{http_code}' --max-time 3 " + line.removeprefix("curl ")
-        elif line.startswith("logway logs "):
-            command = f"{{ timeout 3 {line} || [ $? = 124 ]; }}"
-        else:
-            continue
-        done = subprocess.run(
-            ["bash", "-c", " && ".join([*setup, command])],
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT,
-            env={**os.environ, **env},
-            cwd="/",
-        )
-        body, status = done.stdout, "200"
-        if line.startswith("curl "):
-            assert done.returncode in (0, 28), (line, done.returncode, done.stderr)  # 28: -N
-            body, _, status = done.stdout.rpartition("\n")
-        assert done.returncode in (0, 28), (line, done.stdout, done.stderr)
-        assert status == "200", (line, done.stdout)
-        assert body.strip(), f"nothing came of {line}"
-        ran.append(line)
-    assert len(ran) >= 7, ran

@@ -133,11 +133,21 @@ export class LogView {
       if (gen !== this.generation) return;
       this.reconnecting = true; // EventSource resumes by itself with Last-Event-ID
       if (events.readyState === EventSource.CLOSED) {
-        // An HTTP error (a gateway restarting answers 502/503): start again from the last line.
+        // An HTTP error. EventSource hides its status, so one small range read asks: signed
+        // out (401) or no longer allowed (403) ends the tail with that message; anything else
+        // (a gateway restarting answers 502/503) starts again from the last line.
         events.close();
-        const wait = RETRY_MS[Math.min(this.retries || 0, RETRY_MS.length - 1)];
-        this.retries = (this.retries || 0) + 1;
-        this.retryTimer = setTimeout(() => gen === this.generation && this.startLive(), wait);
+        const retry = () => {
+          const wait = RETRY_MS[Math.min(this.retries || 0, RETRY_MS.length - 1)];
+          this.retries = (this.retries || 0) + 1;
+          this.retryTimer = setTimeout(() => gen === this.generation && this.startLive(), wait);
+        };
+        readEvents(this.url(this.source.range, { skip_prev: 1 })).then(retry, (error) => {
+          if (error.status !== 401 && error.status !== 403) return retry();
+          this.reconnecting = false;
+          this.live = false;
+          this.fail(error, gen);
+        });
       }
       this.notify();
     };
