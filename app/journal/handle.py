@@ -38,6 +38,9 @@ class JournalLocation:
                 reader = sd._Reader(sd.LOCAL_ONLY)
         except (OSError, ValueError) as exc:
             raise JournalError(f"Error opening journal {self.describe()}: {exc}") from exc
+        # The inotify watch: without it `process()` never sees a file journald opened after
+        # this handle (a rotation), and a reused handle stops at the old file's end.
+        reader.fileno()
         return Handle(reader)
 
     def describe(self) -> str:

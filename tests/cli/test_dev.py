@@ -76,13 +76,23 @@ DEV_DENIED_DCOS = (DEV, r"^DCOS_CONFIG=\S+/dcos-dev\.toml dcos node log --leader
 OPS_MASTER = (OPS, r"^curl .*/system/v1/logs/v1/range/\?skip_prev=5'$")
 OPS_LOGS = (OPS, r"^logway logs master -n 3$")
 OPS_LOGIN = (OPS, r"^logway login --url \S+ --service-account logway-ops --private-key \S+$")
+FWD = "forward"
+FWD_RUN = (FWD, r"^logway forward app /prod --to file://\S+/forward-prod\.ndjson --state \S+$")
+FWD_WATCH = (FWD, r"^tail -n 3 \S+/forward-prod\.ndjson$")
+FWD_STATUS = (FWD, r"^logway forward status --state \S+/forward-prod\.json$")
 PRINTED = (
     SU_LEADER, SU_AGENT, SU_WORKER_V1, SU_POD_V1, SU_FOLLOW, SU_V2, SU_LOGS_LEADER,
     SU_LOGS_AGENT, SU_LOGS_TASK, SU_LOGS_FOLLOW, SU_LOGS_APP, SU_APP_STREAM, SU_DCOS_LEADER,
     SU_DCOS_TASK, SU_LOGIN, DEV_V2, DEV_LOGS, DEV_ROLE, DEV_DCOS_TASK, DEV_DENIED_TASK,
     DEV_DENIED_SYSTEM, DEV_DENIED_LOGS, DEV_DENIED_DCOS, OPS_MASTER, OPS_LOGS, OPS_LOGIN,
+    FWD_RUN, FWD_WATCH, FWD_STATUS,
 )  # fmt: skip
-SECTIONS = {SU: "== as the superuser", DEV: "== as dev:", OPS: "== as the service account"}
+SECTIONS = {
+    SU: "== as the superuser",
+    DEV: "== as dev:",
+    OPS: "== as the service account",
+    FWD: "== forward:",  # run with the superuser's token line, as printed
+}
 TOKEN_LINE = r"^export LOGWAY_TOKEN="
 SETUP_LINE = r"^export LOGWAY_URL="
 
@@ -311,9 +321,10 @@ def v1_task_path(task: dict[str, Any]) -> str:
 def test_every_printed_command_is_one_this_test_runs(dev: Dev) -> None:
     for who in SECTIONS:
         tested = [dev.command(p) for p in PRINTED if p[0] == who]
-        assert sorted(dev.commands(who)) == sorted([dev.command((who, TOKEN_LINE)), *tested])
+        token = [] if who == FWD else [dev.command((who, TOKEN_LINE))]
+        assert sorted(dev.commands(who)) == sorted([*token, *tested])
     assert "/.venv/bin:" in dev.setup  # `logway` on PATH, as printed
-    for who in SECTIONS:
+    for who in (SU, DEV, OPS):
         token = out(dev, who, 'echo "$LOGWAY_TOKEN"').strip()
         assert token == dev.manifest()["identities"][who]["token"]
 
@@ -655,6 +666,17 @@ def assert_all_free(hosts_ports: list[tuple[str, int]]) -> None:
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT: none listens
             s.bind((host, port))
+
+
+def test_the_forward_lines_ship_prod_lines_and_report(dev: Dev) -> None:
+    following(dev, SU, dev.command(FWD_RUN))  # SIGTERM after a few seconds: saved, exit 0
+    got = out(dev, SU, dev.command(FWD_WATCH))
+    events = [json.loads(line) for line in got.splitlines()]
+    assert events
+    assert all(e["task_id"].startswith("prod_web.") for e in events)
+    status = out(dev, SU, dev.command(FWD_STATUS))
+    assert "not running" in status
+    assert "position  source: " in status
 
 
 # The README's examples -------------------------------------------------------------------
