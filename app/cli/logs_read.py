@@ -19,10 +19,10 @@ import httpx
 import orjson
 
 from app.cli.credentials import Credentials
-from app.cli.http import EXIT_DENIED, EXIT_USAGE, CliError
+from app.cli.http import EXIT_DENIED, EXIT_ERROR, EXIT_USAGE, CliError
 from app.cli.logs_output import BadEntry
 from app.cli.logs_source import JSON, SSE, Request, Source, Window
-from app.cli.logs_sse import SseParser
+from app.proxy.sse import SseParser
 
 CONNECT_TIMEOUT = 10.0
 # The node reader sends an SSE ping after 15 s without entries; four missed pings mean the
@@ -33,6 +33,8 @@ BACKOFF_MAX = 10.0
 # After a follow has started, these mean "the gateway cannot reach the node right now".
 RETRY_STATUSES = frozenset({502, 503, 504})
 MAX_ERROR_CHARS = 2000
+MAX_EVENT_BYTES = 16 * 1024 * 1024  # far above a journal entry (journald caps one at 768 MiB,
+# but the node reader's lines are task lines and unit messages)
 
 Note = Callable[[str], None]
 Sleep = Callable[[float], None]
@@ -127,6 +129,20 @@ def read_range(
         response.close()
 
 
+def read_count(client: httpx.Client, request: Request) -> int:
+    """`{"entries": N}` from a count route."""
+    response = _get(client, request, {"Accept": JSON})
+    try:
+        check(response)
+        body = orjson.loads(response.read())
+    finally:
+        response.close()
+    n = body.get("entries") if isinstance(body, dict) else None
+    if not isinstance(n, int):
+        raise CliError(f"unexpected answer from the gateway: {body!r:.80}", EXIT_ERROR)
+    return n
+
+
 def last_cursor(client: httpx.Client, source: Source, window: Window) -> str | None:
     """The cursor of the window's newest entry (None when it has none): where `-n 0
     --follow` starts, so that it prints only what comes after. From an SSE range, the
@@ -140,7 +156,7 @@ def last_cursor(client: httpx.Client, source: Source, window: Window) -> str | N
     finally:
         response.close()
     if response.headers.get("content-type", "").startswith(SSE):
-        events = SseParser().feed(body + b"\n\n")
+        events = SseParser(max_event_bytes=MAX_EVENT_BYTES).feed(body + b"\n\n")
         if events and events[-1].id:
             return events[-1].id
         lines = [event.data for event in events]
@@ -187,7 +203,7 @@ def follow(
                     if connected:
                         note("reconnected")
                     connected = True
-                    parser = SseParser()
+                    parser = SseParser(max_event_bytes=MAX_EVENT_BYTES)
                     for chunk in response.iter_bytes():
                         events = parser.feed(chunk)
                         while parser.comments:

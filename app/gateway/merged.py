@@ -15,11 +15,14 @@ The node reader's v1 parameters, where they make sense for a merged whole:
 * `cursor=` or, on streams, `Last-Event-ID` (which wins, and turns the skips off): a
   composite cursor from an earlier merged read's SSE `id`. Not combinable with skips.
 * `read_reverse` is refused: a merged whole is read forwards.
+* `grep=RE` (repeatable), forwarded: every node reader searches its tasks' lines, so skips
+  and limits count matches; `context` is refused here (a task's own route has it: a merged
+  whole is ordered by time, and before-context comes out of order).
 * `include=scheduler` (issue 18): also the lines of `dcos-marathon.service` on the node
   Marathon leads from that name the app (or a descendant), or one of the role's apps; for
   callers who may read the Marathon leader's journal (403 saying so otherwise). Marathon's
   lines are one more source of the merge (`scheduler` in the composite cursor), and the
-  client's other filters apply to them too.
+  filters and `grep` forwarded to the readers apply to them too.
 
 Order: 401 (no or bad token), 400 (parameters), 403 (no task the caller may read, or the
 Marathon leader's journal for `include=scheduler`; 503 when that leader is unknown), 429
@@ -40,6 +43,8 @@ from app.gateway.deps import LogRead, LogReadDep
 from app.gateway.limits import StreamCount
 from app.gateway.logs import MARATHON_LOGS
 from app.journal.encoders import negotiate
+from app.journal.params import parse_filters, parse_time, parse_uint
+from app.journal.search import parse_search
 from app.merge import (
     MergePlan,
     MergeScope,
@@ -52,7 +57,6 @@ from app.merge import (
     read_stream,
     split_filters,
 )
-from app.node.params import parse_filters, parse_time, parse_uint
 
 router = APIRouter()
 
@@ -62,6 +66,8 @@ ROUTES = (
     "/role/{role}/stream/",
     "/app{app_id:path}/range/",
     "/app{app_id:path}/stream/",
+    "/role/{role}/count/",
+    "/app{app_id:path}/count/",
 )
 MAX_ROLE = 256
 INCLUDE_SCHEDULER = "scheduler"
@@ -223,6 +229,18 @@ def _params(request: Request, settings: GatewaySettings, *, stream: bool) -> Que
     )
 
 
+def _grep(request: Request) -> tuple[str, ...]:
+    """The client's `grep` patterns, checked here (one 400, not one per node reader)."""
+    params = request.query_params
+    if params.get("context"):
+        raise BadRequest(
+            "`context` is not supported on merged reads (each task's own route has it)",
+            parameter="context",
+        )
+    search = parse_search(params.getlist("grep"), None)
+    return search.patterns if search is not None else ()
+
+
 def _over_cap(
     plan: MergePlan, planner: Planner, limits: StreamCount, settings: GatewaySettings, stream: bool
 ) -> Response | None:
@@ -248,6 +266,7 @@ async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bo
     proxy, service_token = gate.proxy, gate.service_token
     settings = gate.services.settings
     query = _params(request, settings, stream=stream)
+    grep = _grep(request)
     if _include_scheduler(request):
         await _may_read_scheduler(gate)
         planner.scheduler = True
@@ -263,6 +282,7 @@ async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bo
         token=service_token,
         filters=planner.forwarded,
         until=query.until,
+        grep=grep,
         answer_timeout=settings.merge_agent_timeout,
     )
     if not stream:

@@ -23,10 +23,11 @@ from urllib.parse import quote
 import anyio
 import orjson
 
+from app.core.credential import TokenProvider
 from app.journal.encoders import JSON, SSE
 from app.merge.cursor import after, cursor_realtime
 from app.merge.entry import SCHEDULER_SOURCE, Cover, LineParser, MergedEntry
-from app.proxy.call import TokenProvider, Upstream, UpstreamCall, UpstreamResponse
+from app.proxy.call import Upstream, UpstreamCall, UpstreamResponse
 from app.proxy.errors import UpstreamError, UpstreamTimeout
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class Requester:
     token: TokenProvider
     filters: tuple[tuple[str, str], ...] = ()  # the client's, on fields the gateway leaves
     until: int | None = None
+    grep: tuple[str, ...] = ()  # the client's patterns: every node reader searches its part
     # How long a range waits for an agent's answer before leaving it out (a frozen reader
     # would otherwise hold the whole read for the upstream read timeout).
     answer_timeout: float | None = None
@@ -135,6 +137,7 @@ def upstream_query(
 ) -> bytes:
     params = [("filter", f"CONTAINER_ID:{c}") for c in spec.containers]
     params += [("filter", f"{name}:{value}") for name, value in requester.filters]
+    params += [("grep", pattern) for pattern in requester.grep]
     if start.cursor is not None:
         params.append(("cursor", start.cursor))
     elif start.since is not None:
