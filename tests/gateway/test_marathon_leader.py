@@ -321,6 +321,8 @@ def test_include_scheduler_needs_the_marathon_leaders_journal_and_a_known_leader
     messages = [json.loads(line)["fields"]["MESSAGE"] for line in both.text.splitlines()]
     assert marathon_line(M0, LINES - 1) in messages
     assert "web line 0" in messages
+    counted = env.get("/system/v1/logs/v1/app/prod/count/?include=scheduler")
+    assert counted.status_code == 400, counted.text  # a reader cannot pick Marathon's lines
     bogus = env.get("/system/v1/logs/v1/app/prod/range/?include=everything")
     assert bogus.status_code == 400
     assert "`include` takes `scheduler`" in bogus.text
