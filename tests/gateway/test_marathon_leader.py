@@ -27,9 +27,10 @@ import pytest
 from app.devcluster.journald import JournaldNamespace
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimFramework, SimTask
 from tests.conftest import free_port, journald_available, new_namespace_name
-from tests.gateway.support import add_user, login, node_readers, port_free_on, wait_for
+from tests.gateway.support import add_user, login, node_readers, port_free_on
 from tests.support.gateway import gateway
 from tests.support.journal import Sender
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.skipif(not journald_available(), reason="needs root and journald")
 
