@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := libsystemd-dev pkg-config gcc python3-dev systemd systemd-journal-remote nginx-light
+APT_PACKAGES := libsystemd-dev pkg-config gcc python3-dev systemd systemd-journal-remote nginx-light postgresql
 STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck unit bench install apt clean dcos-cli openapi

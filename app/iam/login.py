@@ -17,10 +17,10 @@ from app.authn import KeyLoadError, TokenRejected
 from app.core.errors import AuthenticationError
 from app.iam.audit import audit
 from app.iam.errors import TooManyRequests
-from app.iam.keys import KeyRing
 from app.iam.passwords import dummy_hash, verify_password
 from app.iam.ratelimit import FailureLimiter, whole_seconds
 from app.iam.settings import IamSettings
+from app.iam.signing import SigningKeys
 from app.iam.store import IamStore
 from app.iam.tokens import IssuedToken, TokenIssuer, service_public_key, verify_service_login
 
@@ -32,7 +32,7 @@ class Login:
         self,
         settings: IamSettings,
         store: IamStore,
-        keys: KeyRing,
+        keys: SigningKeys,
         issuer: TokenIssuer,
         *,
         clock: Callable[[], float] = time.time,

@@ -39,3 +39,20 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX aces_by_principal ON aces (kind, principal)",
     ],
 ]
+
+MIGRATIONS.append(
+    # 2: the signing key ring in the database (used on PostgreSQL, where replicas share it;
+    # SQLite keeps its keys in files, keys.py). Private keys are sealed (sealing.py).
+    [
+        """CREATE TABLE signing_keys (
+            kid TEXT PRIMARY KEY,
+            private_key TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            retired_at DOUBLE PRECISION
+        )""",
+        """CREATE TABLE keyring (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            current_kid TEXT NOT NULL REFERENCES signing_keys (kid)
+        )""",
+    ]
+)

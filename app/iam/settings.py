@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # DC/OS: EXPIRATION_AUTH_TOKEN_DAYS = 5 (reference/dcos-logs-api.md §5).
@@ -34,3 +34,32 @@ class IamSettings(BaseSettings):
     scrypt_log2_n: int = Field(default=15, ge=10, le=20)
     # How long a write waits for another process's write lock before answering 503.
     busy_timeout: float = Field(default=5.0, gt=0)
+    # PostgreSQL shared by every gateway replica (postgresql://user:pass@host/db); unset: the
+    # SQLite file `db_path`. On PostgreSQL the signing keys live in the database too, sealed
+    # with the key-encryption secret (a file, or the value itself): one of the two is needed.
+    database_url: SecretStr | None = None
+    key_encryption_key_file: Path | None = None
+    key_encryption_key: SecretStr | None = None
+    # Without the change signal (PostgreSQL unreachable), cached authorization decisions are
+    # trusted this long, then every decision needs the store (pg.py).
+    stale_grants: float = Field(default=30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _postgres_needs_a_sealing_key(self) -> IamSettings:
+        if self.database_url is not None:
+            url = self.database_url.get_secret_value()
+            if not url.startswith(("postgresql://", "postgres://")):
+                raise ValueError("LOGWAY_IAM_DATABASE_URL must be a postgresql:// URL")
+            if self.key_encryption_key_file is None and self.key_encryption_key is None:
+                raise ValueError(
+                    "LOGWAY_IAM_DATABASE_URL needs LOGWAY_IAM_KEY_ENCRYPTION_KEY_FILE (or"
+                    " LOGWAY_IAM_KEY_ENCRYPTION_KEY): the secret the signing keys are sealed with"
+                )
+        return self
+
+    def sealing_secret(self) -> bytes:
+        if self.key_encryption_key is not None:
+            return self.key_encryption_key.get_secret_value().encode()
+        if self.key_encryption_key_file is None:
+            raise ValueError("no key-encryption secret configured")
+        return self.key_encryption_key_file.read_bytes()
