@@ -14,11 +14,12 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from app.authn import KeyLoadError, TokenRejected
-from app.core.errors import AuthenticationError
+from app.core.errors import AuthenticationError, Unavailable
 from app.iam.audit import audit
 from app.iam.errors import TooManyRequests
 from app.iam.passwords import dummy_hash, verify_password
 from app.iam.ratelimit import FailureLimiter, whole_seconds
+from app.iam.records import User
 from app.iam.settings import IamSettings
 from app.iam.signing import SigningKeys
 from app.iam.store import IamStore
@@ -53,7 +54,7 @@ class Login:
 
     async def with_password(self, uid: str, password: str, *, srcip: str) -> IssuedToken:
         self._admit(uid, srcip)
-        user = await self._store.find_user(uid)
+        user = await self._lookup(uid, srcip)
         # Unknown users, service accounts and password-less users cost one hash as well, so
         # that the answer's timing does not tell which uids exist.
         stored = user.password_hash if user is not None else None
@@ -70,7 +71,7 @@ class Login:
 
     async def with_service_token(self, uid: str, token: str, *, srcip: str) -> IssuedToken:
         self._admit(uid, srcip)
-        user = await self._store.find_user(uid)
+        user = await self._lookup(uid, srcip)
         if user is None or user.public_key is None:
             self._refuse(uid, srcip, "unknown user" if user is None else "not a service account")
         try:
@@ -89,6 +90,15 @@ class Login:
         if claims.uid != uid:
             self._refuse(uid, srcip, "service login token for another uid")
         return self._grant(uid, srcip, "service login token")
+
+    async def _lookup(self, uid: str, srcip: str) -> User | None:
+        try:
+            return await self._store.find_user(uid)
+        except Unavailable:
+            # The store is down (503): not a failed attempt of the caller's.
+            self._by_uid.refund(uid)
+            self._by_address.refund(srcip)
+            raise
 
     async def prepare(self) -> None:
         """Make the dummy hash now, so no login pays for it."""

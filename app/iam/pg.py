@@ -90,6 +90,11 @@ class PgDatabase:
     async def read(self, fn: Callable[[Connection], T]) -> T:
         return await self._run(lambda: self._transaction(fn, topic=None))
 
+    async def transaction(self, fn: Callable[[Connection], T]) -> T:
+        """`fn(conn)` in a transaction that is not an IAM change: no write lock, no signal
+        (the stream leases of app/gateway/leases.py)."""
+        return await self._run(lambda: self._transaction(fn, topic=None))
+
     async def write(self, fn: Callable[[Connection], T], *, topic: str = TOPIC_IAM) -> T:
         result = await self._run(lambda: self._transaction(fn, topic=topic))
         # This process's own commit counts at once (its notification, which follows, is

@@ -56,3 +56,19 @@ MIGRATIONS.append(
         )""",
     ]
 )
+
+MIGRATIONS.append(
+    # 3: stream slots held by gateway replicas for the per-identity caps, as leases a replica
+    # renews while it lives (app/gateway/leases.py; used on PostgreSQL).
+    [
+        """CREATE TABLE stream_leases (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            uid TEXT NOT NULL,
+            replica TEXT NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX stream_leases_by_uid ON stream_leases (kind, uid)",
+        "CREATE INDEX stream_leases_by_replica ON stream_leases (replica)",
+    ]
+)
