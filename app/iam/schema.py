@@ -42,7 +42,7 @@ MIGRATIONS: list[list[str]] = [
 
 MIGRATIONS.append(
     # 2: the signing key ring in the database (used on PostgreSQL, where replicas share it;
-    # SQLite keeps its keys in files, keys.py). Private keys are sealed (sealing.py).
+    # SQLite keeps its keys in files, key_ring.py). Private keys are sealed (sealing.py).
     [
         """CREATE TABLE signing_keys (
             kid TEXT PRIMARY KEY,

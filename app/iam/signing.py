@@ -1,11 +1,11 @@
 """`SigningKeys`: what the token issuer, the verifier and login need of a key ring, whichever
-keeps it — files on one host (keys.py `KeyRing`) or the shared database (stored_keys.py)."""
+keeps it — files on one host (key_ring.py `KeyRing`) or the shared database (stored_keys.py)."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from app.iam.keys import SigningKey
+from app.iam.key_ring import SigningKey
 
 
 class SigningKeys(Protocol):

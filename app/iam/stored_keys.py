@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.core.errors import Unavailable
 from app.iam.engine import TOPIC_KEYS, Connection, Engine
-from app.iam.keys import RETIREMENT_GRACE, RSA_BITS, KeyFileError, SigningKey, kid_of
+from app.iam.key_ring import RETIREMENT_GRACE, RSA_BITS, KeyFileError, SigningKey, kid_of
 from app.iam.sealing import Sealer, SealError
 
 log = logging.getLogger(__name__)

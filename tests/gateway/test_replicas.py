@@ -26,10 +26,11 @@ from app.devcluster.journald import JournaldNamespace
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster
 from app.devcluster.postgres import PostgresCluster
 from tests.conftest import free_port, journald_available, new_namespace_name
-from tests.gateway.support import GATEWAY_UID, Reader, add_user, login, wait_for
+from tests.gateway.support import GATEWAY_UID, Reader, add_user, login
 from tests.support.journal import Sender
 from tests.support.postgres import postgres_available
-from tests.support.servers import stop, wait_http
+from tests.support.servers import stop
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.skipif(
     not (journald_available() and postgres_available()), reason="needs root, journald, PostgreSQL"
@@ -48,6 +49,7 @@ SSE = {"Accept": "text/event-stream"}
 CAP = 3
 LEASE_TTL = 3.0
 BOUND = 2.0  # changes reach every replica within this
+START_TIMEOUT = 90.0
 
 
 class Replica:
@@ -76,8 +78,18 @@ class Replica:
             )
 
     def wait(self) -> Replica:
-        assert self.proc is not None
-        wait_http(f"{self.url}/acs/api/v1/auth/jwks", self.proc)
+        """Up to START_TIMEOUT: three replicas start at once on a shared, busy machine."""
+        proc = self.proc
+        assert proc is not None
+
+        def answers() -> bool | None:
+            assert proc.poll() is None, f"replica exited: {self.log.read_text()[-2000:]}"
+            try:
+                return httpx.get(f"{self.url}/acs/api/v1/auth/jwks", timeout=2).is_success or None
+            except httpx.TransportError:
+                return None
+
+        wait_for(f"replica {self.url}", answers, timeout=START_TIMEOUT)
         return self
 
     def start(self) -> Replica:

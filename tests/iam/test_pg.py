@@ -19,7 +19,7 @@ from app.core.errors import Unavailable
 from app.devcluster.postgres import PostgresCluster
 from app.iam import Iam, IamStore
 from app.iam.engine import TOPIC_IAM, TOPIC_RESYNC
-from app.iam.keys import KeyFileError
+from app.iam.key_ring import KeyFileError
 from app.iam.pg import PgDatabase
 from app.iam.records import User
 from app.iam.schema import MIGRATIONS

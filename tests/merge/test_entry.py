@@ -9,8 +9,7 @@ import orjson
 import pytest
 
 from app.journal.encoders import JSON, SSE, TEXT
-from app.proxy.fanin import SourceSpec
-from app.proxy.merge_cursor import (
+from app.merge.cursor import (
     MAX_MEMBERS,
     AgentState,
     CompositeCursor,
@@ -20,7 +19,7 @@ from app.proxy.merge_cursor import (
     encode_cursor,
     pack,
 )
-from app.proxy.merge_entry import (
+from app.merge.entry import (
     BadEntry,
     Cover,
     EventParser,
@@ -30,7 +29,8 @@ from app.proxy.merge_entry import (
     Positions,
     cursor_of_line,
 )
-from app.proxy.merge_feed import owed
+from app.merge.fanin import SourceSpec
+from app.merge.feed import owed
 from tests.merge.fakes import cursor, entry, entry_json, sse_event
 
 

@@ -17,7 +17,7 @@ import orjson
 
 from app.journal.encoders import JSON, SSE, TEXT, TextEncoder
 from app.journal.entry import Entry, go_json
-from app.proxy.merge_cursor import (
+from app.merge.cursor import (
     MAX_MEMBERS,
     AgentState,
     CompositeCursor,
@@ -179,7 +179,7 @@ class EventParser:
 class Positions:
     """Where the client stands: the last delivered entry of every agent, which containers
     that place covers, what is owed behind it, and the origin (the composite cursor's
-    parts, see `app.proxy.merge_cursor`). Advanced in delivery order by the encoder; debts
+    parts, see `app.merge.cursor`). Advanced in delivery order by the encoder; debts
     are added as soon as they arise (a debt never reaches past the agent's place, so it is
     exact whenever it is recorded)."""
 
