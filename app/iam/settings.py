@@ -45,21 +45,26 @@ class IamSettings(BaseSettings):
     stale_grants: float = Field(default=30.0, ge=0)
 
     @model_validator(mode="after")
-    def _postgres_needs_a_sealing_key(self) -> IamSettings:
-        if self.database_url is not None:
-            url = self.database_url.get_secret_value()
-            if not url.startswith(("postgresql://", "postgres://")):
-                raise ValueError("LOGWAY_IAM_DATABASE_URL must be a postgresql:// URL")
-            if self.key_encryption_key_file is None and self.key_encryption_key is None:
-                raise ValueError(
-                    "LOGWAY_IAM_DATABASE_URL needs LOGWAY_IAM_KEY_ENCRYPTION_KEY_FILE (or"
-                    " LOGWAY_IAM_KEY_ENCRYPTION_KEY): the secret the signing keys are sealed with"
-                )
+    def _postgres_url(self) -> IamSettings:
+        url = self.database_url
+        if url is not None and not url.get_secret_value().startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("LOGWAY_IAM_DATABASE_URL must be a postgresql:// URL")
         return self
 
     def sealing_secret(self) -> bytes:
         if self.key_encryption_key is not None:
             return self.key_encryption_key.get_secret_value().encode()
         if self.key_encryption_key_file is None:
-            raise ValueError("no key-encryption secret configured")
-        return self.key_encryption_key_file.read_bytes()
+            raise ValueError(
+                "LOGWAY_IAM_DATABASE_URL needs LOGWAY_IAM_KEY_ENCRYPTION_KEY_FILE (or"
+                " LOGWAY_IAM_KEY_ENCRYPTION_KEY): the secret the signing keys are sealed with"
+            )
+        try:
+            return self.key_encryption_key_file.read_bytes()
+        except OSError as exc:
+            raise ValueError(
+                f"LOGWAY_IAM_KEY_ENCRYPTION_KEY_FILE: cannot read {self.key_encryption_key_file}"
+                f" ({exc.strerror})"
+            ) from None

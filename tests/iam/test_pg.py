@@ -144,8 +144,13 @@ async def test_another_key_encryption_secret_cannot_open_the_keys(url: str, tmp_
 
 
 def test_postgres_needs_a_key_encryption_secret(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, database_url="postgresql://x@127.0.0.1/db", key_encryption_key=None
+    )
     with pytest.raises(ValueError, match="KEY_ENCRYPTION_KEY"):
-        make_settings(tmp_path, database_url="postgresql://x@127.0.0.1/db", key_encryption_key=None)
+        Iam(settings)
+    with pytest.raises(ValueError, match="postgresql://"):
+        make_settings(tmp_path, database_url="mysql://x@127.0.0.1/db")
 
 
 # The database going away: a cluster of this module's own.
