@@ -72,3 +72,18 @@ MIGRATIONS.append(
         "CREATE INDEX stream_leases_by_replica ON stream_leases (replica)",
     ]
 )
+
+MIGRATIONS.append(
+    # 4: failed-login token buckets shared by the replicas (app/iam/login_limits.py; used on
+    # PostgreSQL). scope: 'uid' or 'address'.
+    [
+        """CREATE TABLE login_buckets (
+            scope TEXT NOT NULL,
+            key TEXT NOT NULL,
+            tokens DOUBLE PRECISION NOT NULL,
+            updated DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (scope, key)
+        )""",
+        "CREATE INDEX login_buckets_by_age ON login_buckets (updated)",
+    ]
+)

@@ -19,6 +19,7 @@ from types import TracebackType
 from app.authn import JwtAuthenticator
 from app.iam.key_ring import KeyRing, SigningKey
 from app.iam.login import Login
+from app.iam.login_limits import LoginLimits, SharedLoginLimits
 from app.iam.pg import PgDatabase
 from app.iam.sealing import Sealer
 from app.iam.settings import IamSettings
@@ -55,7 +56,15 @@ class Iam:
         self.authenticator = JwtAuthenticator(
             IamKeys(self.keys), leeway=settings.leeway, clock=clock
         )
-        self.login = Login(settings, self.store, self.keys, self.issuer, clock=clock)
+        limits: LoginLimits | None = None
+        if isinstance(self.store.engine, PgDatabase):
+            limits = SharedLoginLimits(
+                self.store.engine,
+                settings.login_failures_per_uid,
+                settings.login_failures_per_address,
+                settings.login_failure_window,
+            )
+        self.login = Login(settings, self.store, self.keys, self.issuer, clock=clock, limits=limits)
 
     async def open(self) -> None:
         await self.store.open()

@@ -25,7 +25,8 @@ class IamSettings(BaseSettings):
     # First superuser, created when the store is empty; no password = one is generated.
     superuser_uid: str = Field(default=DEFAULT_SUPERUSER_UID, pattern=r"^[a-zA-Z0-9._@-]{1,96}$")
     superuser_password: SecretStr | None = None
-    # Failed logins allowed per window before 429 (per process: see ratelimit.py).
+    # Failed logins allowed per window before 429 (per process on SQLite, across replicas on
+    # PostgreSQL: see login_limits.py).
     login_failures_per_uid: int = Field(default=10, ge=1)
     login_failures_per_address: int = Field(default=30, ge=1)
     login_failure_window: float = Field(default=60.0, gt=0)

@@ -15,16 +15,16 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from app.core.errors import Unavailable
+from app.core.errors import AuthenticationError, Unavailable
 from app.devcluster.postgres import PostgresCluster
-from app.iam import Iam, IamStore
+from app.iam import Iam, IamStore, TooManyRequests, bootstrap
 from app.iam.engine import TOPIC_IAM, TOPIC_RESYNC
 from app.iam.key_ring import KeyFileError
 from app.iam.pg import PgDatabase
 from app.iam.records import User
 from app.iam.schema import MIGRATIONS
 from tests.conftest import free_port
-from tests.iam.conftest import make_settings
+from tests.iam.conftest import ADMIN, ADMIN_PASSWORD, make_settings
 from tests.support.postgres import PG_HOST, fresh_database, postgres_available
 
 PROPAGATION_BOUND = 2.0
@@ -151,6 +151,21 @@ def test_postgres_needs_a_key_encryption_secret(tmp_path: Path) -> None:
         Iam(settings)
     with pytest.raises(ValueError, match="postgresql://"):
         make_settings(tmp_path, database_url="mysql://x@127.0.0.1/db")
+
+
+async def test_failed_logins_are_counted_across_replicas(url: str, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, database_url=url, login_failures_per_uid=3)
+    async with Iam(settings) as a, Iam(settings) as b:
+        await bootstrap(a)
+        for replica in (a, b, a):  # three failures, spread over two replicas
+            with pytest.raises(AuthenticationError):
+                await replica.login.with_password(ADMIN, "wrong", srcip="10.0.0.1")
+        for replica in (a, b):
+            with pytest.raises(TooManyRequests):
+                await replica.login.with_password(ADMIN, ADMIN_PASSWORD, srcip="10.0.0.2")
+        # Another uid has its own count.
+        with pytest.raises(AuthenticationError):
+            await b.login.with_password("someone", "wrong", srcip="10.0.0.4")
 
 
 # The database going away: a cluster of this module's own.
