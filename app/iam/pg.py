@@ -27,6 +27,7 @@ changefeed). README "IAM store" says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -283,7 +284,7 @@ class _Listener:
         with self._lock:
             subscribers = list(self._subscribers)
         for loop, listener in subscribers:
-            with _closed_loop_ok():
+            with contextlib.suppress(RuntimeError):  # that subscriber's loop has closed
                 loop.call_soon_threadsafe(listener, topic)
 
     def _loop(self) -> None:
@@ -307,14 +308,6 @@ class _Listener:
                         log.warning("IAM change signal lost: %s", _describe(exc))
                 self._connected.clear()
                 self._stop.wait(RECONNECT_INTERVAL)
-
-
-class _closed_loop_ok:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
-        return isinstance(exc, RuntimeError)  # the subscriber's loop has closed
 
 
 def _describe(exc: BaseException) -> str:
