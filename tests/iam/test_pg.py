@@ -62,6 +62,7 @@ async def test_a_change_on_one_replica_reaches_the_other_within_the_bound(
     assert b.generation() != before
     assert await b.find_user("u4") is not None
     assert max(delays) < PROPAGATION_BOUND
+    print(f"\nchange signal: {min(delays) * 1000:.1f}-{max(delays) * 1000:.1f} ms")
     unsubscribe()
     await a.delete_user("u0")
     await asyncio.sleep(0.2)  # nothing to await: an unsubscribed listener must stay silent
