@@ -22,6 +22,7 @@ from app.authn import Authenticator
 from app.authz import AclAuthorizer, Authorizer
 from app.cluster import ClusterSettings, ClusterState
 from app.core.config import GatewaySettings
+from app.core.header_limits import HeaderLimits
 from app.core.problems import install_error_handlers
 from app.gateway.discovery import router as discovery_router
 from app.gateway.limits import StreamCount
@@ -155,6 +156,7 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     app.state.merge_limits = StreamCount()
     app.state.follow_limits = StreamCount()
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    app.add_middleware(HeaderLimits)  # outermost: refused before metrics, routes, authn
     install_error_handlers(app)
     # Merged role/app reads before the log routes, whose `/system/v1/logs/{rest}` would
     # take them for the master's own journal.

@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI, Request
 from app.authn import Authenticator
 from app.core.config import NodeSettings
 from app.core.errors import Unauthenticated
+from app.core.header_limits import HeaderLimits
 from app.core.problems import install_error_handlers
 from app.journal.handle import JournalLocation
 from app.journal.source import Journal, JournalSettings
@@ -63,6 +64,7 @@ def create_app(settings: NodeSettings) -> FastAPI:
     )
     app.state.authenticator = None  # set in the lifespan unless --no-auth
     app.state.heartbeat = settings.heartbeat_interval
+    app.add_middleware(HeaderLimits)
     install_error_handlers(app)
     app.include_router(router)
     return app
