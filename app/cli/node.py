@@ -37,6 +37,12 @@ def add_parser(commands: Any) -> None:
         metavar="UID",
         help="uid allowed to read (repeatable; the gateway's service account)",
     )
+    p.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help="this reader's address as the gateway dials it; tokens must be addressed to it "
+        "(default: --host:--port unless listening on every interface or a socket)",
+    )
     p.add_argument("--heartbeat", type=float, default=None, metavar="SECONDS")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(run=run)
@@ -52,6 +58,7 @@ def settings_from(args: argparse.Namespace) -> NodeSettings:
         "public_key": args.public_key,
         "jwks_url": args.jwks_url,
         "allowed_uids": tuple(args.allow_uid) if args.allow_uid else None,
+        "address": args.address,
         "heartbeat_interval": args.heartbeat,
     }
     if args.no_auth:

@@ -45,8 +45,12 @@ class DevKeys:
             )
         return keys
 
-    def token(self, uid: str, *, lifetime: int = TOKEN_LIFETIME) -> str:
+    def token(
+        self, uid: str, *, lifetime: int = TOKEN_LIFETIME, audience: str | None = None
+    ) -> str:
         now = int(time.time())
-        claims = {"uid": uid, "exp": now + lifetime, "iat": now}
+        claims: dict[str, str | int] = {"uid": uid, "exp": now + lifetime, "iat": now}
+        if audience is not None:
+            claims["aud"] = audience
         signed: str = jwt.encode(claims, self.private_path.read_text(), algorithm="RS256")
         return signed

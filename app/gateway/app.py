@@ -21,6 +21,7 @@ from fastapi import APIRouter, FastAPI
 from app.authn import Authenticator
 from app.authz import AclAuthorizer, Authorizer
 from app.cluster import ClusterSettings, ClusterState
+from app.core.audience import MESOS
 from app.core.config import GatewaySettings
 from app.core.header_limits import HeaderLimits
 from app.core.problems import install_error_handlers
@@ -29,12 +30,13 @@ from app.gateway.limits import StreamCount
 from app.gateway.logs import router as logs_router
 from app.gateway.merged import router as merged_router
 from app.gateway.metrics import GatewayMetrics, RequestMetrics
+from app.gateway.node_credentials import embedded_node_tokens
 from app.gateway.ops import router as ops_router
 from app.gateway.ops import store_problem
 from app.gateway.remote_iam import RemoteIam
 from app.gateway.service_token import ServiceCredential, ServiceToken
 from app.iam import Iam, IamSettings, bootstrap, iam_router
-from app.proxy import HttpUpstream, Proxy, ProxyMetrics, new_upstream_client
+from app.proxy import HttpUpstream, Proxy, ProxyMetrics, TokenProvider, new_upstream_client
 
 log = logging.getLogger("logway.gateway")
 # Beside the IAM store, when the superuser password was generated.
@@ -97,19 +99,24 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     remote = RemoteIam.from_settings(settings)
     authenticator: Authenticator
     authorizer: Authorizer
-    service_token: ServiceCredential
+    service_token: ServiceCredential  # towards Mesos
+    node_tokens: TokenProvider  # towards each node reader, given its audience
     iam_routes: APIRouter
     iam_problem: Callable[[], Awaitable[str | None]]
     iam_lifespan: AbstractAsyncContextManager[object]
     if remote is None:
         iam = iam or Iam(iam_settings(settings))
         authenticator, authorizer = iam.authenticator, AclAuthorizer(iam.store)
-        service_token = ServiceToken(iam.issuer, settings.service_uid)
+        lifetime = settings.node_token_lifetime
+        service_token = ServiceToken(
+            iam.issuer, settings.service_uid, audience=MESOS, lifetime=lifetime
+        )
+        node_tokens = embedded_node_tokens(iam.issuer, settings.service_uid, lifetime=lifetime)
         iam_routes, iam_problem = iam_router(iam, authorizer), partial(store_problem, iam.store)
         iam_lifespan = embedded_iam(iam)
     else:
         authenticator, authorizer = remote.authenticator, remote.authorizer
-        service_token = remote.service_token
+        service_token, node_tokens = remote.mesos_token, remote.node_tokens
         iam_routes, iam_problem, iam_lifespan = remote.router(), remote.problem, remote
     cluster_config = cluster_settings(settings, service_token)  # invalid settings fail here
 
@@ -149,7 +156,7 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     app.state.authorizer = authorizer
     app.state.iam_problem = iam_problem
     app.state.settings = settings
-    app.state.service_token = service_token
+    app.state.node_tokens = node_tokens
     app.state.cluster_settings = cluster_config
     app.state.metrics = GatewayMetrics()
     app.state.proxy_metrics = ProxyMetrics()

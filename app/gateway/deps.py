@@ -17,8 +17,7 @@ from app.authz.audit import audit
 from app.authz.model import Action, Decision
 from app.cluster import ClusterState
 from app.core.errors import Unauthenticated
-from app.gateway.service_token import ServiceCredential
-from app.proxy import Proxy
+from app.proxy import Proxy, TokenProvider
 
 
 async def _identity(request: Request) -> Identity:
@@ -57,16 +56,16 @@ async def _proxy(request: Request) -> Proxy:
     return proxy
 
 
-async def _service_token(request: Request) -> ServiceCredential:
-    token: ServiceCredential = request.app.state.service_token
-    return token
+async def _node_tokens(request: Request) -> TokenProvider:
+    tokens: TokenProvider = request.app.state.node_tokens
+    return tokens
 
 
 CallerDep = Annotated[Identity, Depends(_identity)]
 AuthorizerDep = Annotated[Authorizer, Depends(_authorizer)]
 ClusterDep = Annotated[ClusterState, Depends(_cluster)]
 ProxyDep = Annotated[Proxy, Depends(_proxy)]
-ServiceTokenDep = Annotated[ServiceCredential, Depends(_service_token)]
+NodeTokensDep = Annotated[TokenProvider, Depends(_node_tokens)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +77,7 @@ class Gate:
     authorizer: Authorizer
     cluster: ClusterState
     proxy: Proxy
-    service_token: ServiceCredential
+    node_tokens: TokenProvider  # the gateway's credential for one node reader
 
     @property
     def uid(self) -> str:
@@ -90,9 +89,9 @@ async def _gate(
     authorizer: AuthorizerDep,
     cluster: ClusterDep,
     proxy: ProxyDep,
-    service_token: ServiceTokenDep,
+    node_tokens: NodeTokensDep,
 ) -> Gate:
-    return Gate(caller, authorizer, cluster, proxy, service_token)
+    return Gate(caller, authorizer, cluster, proxy, node_tokens)
 
 
 GateDep = Annotated[Gate, Depends(_gate)]

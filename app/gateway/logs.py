@@ -149,7 +149,7 @@ async def forward(request: Request, gate: Gate, base_url: str, path: str, node: 
     """`path` (already encoded) on the node reader at `base_url`, for `gate`'s caller. A follow
     counts against the caller's `max_follows_per_identity` until it ends: one more is 429."""
     call = UpstreamCall.from_request(
-        request, path=path, node=node, uid=gate.uid, token=gate.service_token
+        request, path=path, node=node, uid=gate.uid, token=gate.node_tokens
     )
     if not call.follow:
         return await gate.proxy.forward(base_url, call)

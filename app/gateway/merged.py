@@ -235,7 +235,7 @@ def _over_cap(
 
 
 async def _read(request: Request, planner: Planner, gate: Gate, *, stream: bool) -> Response:
-    proxy, service_token = gate.proxy, gate.service_token
+    proxy, node_tokens = gate.proxy, gate.node_tokens
     settings = _settings(request)
     p = _params(request, settings, stream=stream)
     plan = await planner.plan()  # 403 when the caller may read none of the tasks
@@ -247,7 +247,7 @@ async def _read(request: Request, planner: Planner, gate: Gate, *, stream: bool)
         uid=planner.uid,
         client=request.client.host if request.client else None,
         scheme=request.url.scheme,
-        token=service_token,
+        token=node_tokens,
         filters=planner.forwarded,
         until=p.until,
     )

@@ -75,9 +75,12 @@ class ServiceKey:
             log.warning("%s is readable by group or others: make it mode 0600", path)
         return key
 
-    def login_token(self, uid: str, *, now: float) -> str:
-        """A service login token: header {alg: RS256, typ: JWT}, claims {uid, exp}."""
-        claims = {"uid": uid, "exp": int(now) + LOGIN_TOKEN_LIFETIME}
+    def login_token(self, uid: str, *, now: float, audience: str | None = None) -> str:
+        """A service login token: header {alg: RS256, typ: JWT}, claims {uid, exp}; with
+        `audience`, an `aud` too: a Logway IAM then answers a token addressed to it alone."""
+        claims: dict[str, str | int] = {"uid": uid, "exp": int(now) + LOGIN_TOKEN_LIFETIME}
+        if audience is not None:
+            claims["aud"] = audience
         token: str = jws.sign(claims, self._signer, algorithm=ALGORITHM)
         return token
 
@@ -97,12 +100,14 @@ class RemoteServiceToken:
         *,
         client: httpx.AsyncClient,
         verifier: TokenVerifier,
+        audience: str | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         base = httpx.URL(iam_url)
         self.url = base.copy_with(path=base.path.rstrip("/") + LOGIN_PATH)
         self.uid = uid
+        self.audience = audience
         self._key = key
         self._client = client
         self._verifier = verifier
@@ -167,7 +172,8 @@ class RemoteServiceToken:
         return fallback
 
     async def _login(self) -> tuple[str, float]:
-        body = {"uid": self.uid, "token": self._key.login_token(self.uid, now=self._clock())}
+        login = self._key.login_token(self.uid, now=self._clock(), audience=self.audience)
+        body = {"uid": self.uid, "token": login}
         request = httpx.Request(
             "POST",
             self.url,
@@ -200,6 +206,8 @@ class RemoteServiceToken:
             raise _LoginFailed("its JWKS cannot be fetched to verify the token") from None
         if claims.uid != self.uid:
             raise _LoginFailed("its token is for another uid")
+        if claims.aud != self.audience:
+            raise _LoginFailed(f"its token is not addressed to {self.audience or 'no one'}")
         return token, float(claims.exp)
 
 

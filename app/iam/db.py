@@ -20,6 +20,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -34,10 +35,22 @@ T = TypeVar("T")
 WATCH_BUSY_TIMEOUT = 0.05
 
 
+@dataclass(frozen=True, slots=True)
+class Invariant:
+    """A property of the store that every write keeping it true before must keep true after
+    (else the write is rolled back: 409 with `why`)."""
+
+    holds: Callable[[sqlite3.Connection], bool]
+    why: str
+
+
 class Database:
-    def __init__(self, path: Path, *, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self, path: Path, *, busy_timeout: float = 5.0, invariants: tuple[Invariant, ...] = ()
+    ) -> None:
         self.path = path
         self._busy_timeout = busy_timeout
+        self._invariants = invariants
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None  # used on the executor thread only
         self._watch: sqlite3.Connection | None = None
@@ -104,7 +117,11 @@ class Database:
         try:
             conn.execute(begin)
             try:
+                kept = [i for i in self._invariants if i.holds(conn)] if write else []
                 result = fn(conn)
+                for invariant in kept:
+                    if not invariant.holds(conn):
+                        raise Conflict(invariant.why)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:  # SQLite may have rolled back already (e.g. disk full)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from app.authn import KeyLoadError, TokenRejected
+from app.core.audience import is_addressable
 from app.core.errors import AuthenticationError
 from app.iam.audit import audit
 from app.iam.errors import TooManyRequests
@@ -25,6 +26,8 @@ from app.iam.store import IamStore
 from app.iam.tokens import IssuedToken, TokenIssuer, service_public_key, verify_service_login
 
 LOGIN_FAILED = "Login failed: invalid credentials"
+# Lifetime of a token addressed to a node reader or Mesos (a service login naming it).
+ADDRESSED_TOKEN_LIFETIME = 300
 
 
 class Login:
@@ -88,7 +91,9 @@ class Login:
             self._refuse(uid, srcip, "stored public key unusable")
         if claims.uid != uid:
             self._refuse(uid, srcip, "service login token for another uid")
-        return self._grant(uid, srcip, "service login token")
+        if claims.aud is not None and not is_addressable(claims.aud):
+            self._refuse(uid, srcip, "service login token for an unknown audience")
+        return self._grant(uid, srcip, "service login token", audience=claims.aud)
 
     async def prepare(self) -> None:
         """Make the dummy hash now, so no login pays for it."""
@@ -113,8 +118,15 @@ class Login:
         audit("login", "deny", uid=uid, srcip=srcip, reason=reason)
         raise AuthenticationError(LOGIN_FAILED)
 
-    def _grant(self, uid: str, srcip: str, method: str) -> IssuedToken:
+    def _grant(
+        self, uid: str, srcip: str, method: str, *, audience: str | None = None
+    ) -> IssuedToken:
         self._by_uid.reset(uid)
         self._by_address.refund(srcip)
         audit("login", "allow", uid=uid, srcip=srcip, reason=method)
-        return self._issuer.issue(uid)
+        if audience is None:
+            return self._issuer.issue(uid)
+        # A Logway extension: a service login token naming a node reader (or Mesos) gets a
+        # token addressed to it alone, living minutes (issue 12 §2).
+        lifetime = min(self._issuer.lifetime, ADDRESSED_TOKEN_LIFETIME)
+        return self._issuer.issue(uid, audience=audience, lifetime=lifetime)

@@ -12,11 +12,11 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
-from app.authz.model import Action, Grant
+from app.authz.model import SUPERUSER_RID, Action, Grant
 from app.core.errors import NotFound
 from app.iam import rows
 from app.iam.acl_store import AclStore
-from app.iam.db import Database
+from app.iam.db import Database, Invariant
 from app.iam.errors import Conflict
 from app.iam.records import Group, User
 
@@ -29,9 +29,27 @@ _GRANTS = (
 )
 
 
+# Some user holds dcos:superuser full (directly or through a group): the one way back into the
+# admin API. A change that would leave none is refused (409); `logway iam recover-superuser`
+# restores one for an operator who holds the store (issue 12 §5).
+_SUPERUSER_EXISTS = (
+    "SELECT 1 FROM users u WHERE EXISTS (SELECT 1 FROM aces a WHERE a.rid = ?"
+    " AND a.action = 'full' AND ((a.kind = 'user' AND a.principal = u.uid)"
+    " OR (a.kind = 'group' AND a.principal IN (SELECT gid FROM memberships m"
+    " WHERE m.uid = u.uid)))) LIMIT 1"
+)
+SOME_SUPERUSER = Invariant(
+    holds=lambda conn: rows.row(conn, _SUPERUSER_EXISTS, SUPERUSER_RID) is not None,
+    why=(
+        "Refused: this change would leave no user holding dcos:superuser full, and with it "
+        "no way back into the IAM's admin API; grant another user dcos:superuser full first"
+    ),
+)
+
+
 class IamStore:
     def __init__(self, path: Path, *, busy_timeout: float = 5.0) -> None:
-        self._db = Database(path, busy_timeout=busy_timeout)
+        self._db = Database(path, busy_timeout=busy_timeout, invariants=(SOME_SUPERUSER,))
         self.acls = AclStore(self._db)
 
     async def open(self) -> None:
@@ -184,6 +202,29 @@ class IamStore:
         return await self._db.read(
             lambda conn: rows.row(conn, "SELECT 1 FROM users LIMIT 1") is not None
         )
+
+    async def restore_superuser(self, uid: str, *, password_hash: str | None) -> bool:
+        """Make `uid` hold `dcos:superuser` `full` directly (the recovery path, for an operator
+        with the store in hand): created with `password_hash` if it does not exist, its
+        password replaced when one is given. True if the user was created."""
+
+        def restore(conn: sqlite3.Connection) -> bool:
+            created = not rows.exists(conn, "user", uid)
+            if created:
+                conn.execute(_INSERT_USER, (uid, "Superuser (recovered)", password_hash, None))
+            elif password_hash is not None:
+                conn.execute(
+                    "UPDATE users SET password_hash = ?, public_key = NULL WHERE uid = ?",
+                    (password_hash, uid),
+                )
+            conn.execute("INSERT OR IGNORE INTO acls VALUES (?, ?)", (SUPERUSER_RID, "Superuser"))
+            conn.execute(
+                "INSERT OR IGNORE INTO aces VALUES (?, 'user', ?, ?)",
+                (SUPERUSER_RID, uid, Action.FULL.value),
+            )
+            return created
+
+        return await self._db.write(restore)
 
     async def bootstrap_superuser(self, user: User, *, group: Group, rid: str) -> bool:
         """Create `user` holding `rid` `full` directly and through `group`, in one transaction,

@@ -16,9 +16,10 @@ from starlette.requests import Request
 
 SSE = "text/event-stream"
 
-# The gateway's own credential for the node readers; called per upstream request so that the
-# owner can renew it (a service login) without the proxy knowing how.
-TokenProvider = Callable[[], Awaitable[str]]
+# The gateway's own credential for one node reader, given that reader's audience
+# (app/core/audience.py, from the address dialled); called per upstream request so that the
+# owner can mint, cache and renew it per node without the proxy knowing how.
+TokenProvider = Callable[[str], Awaitable[str]]
 
 _V1_STREAM = re.compile(r"(?:^|/)v1/stream(?:/|$)")
 _V2 = re.compile(r"(?:^|/)v2/")

@@ -179,7 +179,7 @@ def test_slow_client_gateway_memory_stays_flat_and_the_upstream_closes_when_it_l
     url, pid = stream_url(gateway, run), listener_pid(gateway)
 
     def followers() -> int:
-        return metric(reader.url, FOLLOWERS, cluster.service)
+        return metric(reader.url, FOLLOWERS, cluster.node_headers(reader))
 
     # Warm up: imports, connection pools, the gateway's service token, a first relay.
     warm = SseClient(url, headers=cluster.admin)
