@@ -32,7 +32,11 @@ async def _logway_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, LogwayError)
     if exc.status >= 500:
         log.warning("request failed: %s", exc.message)
-    return problem(exc.status, exc.message)
+    response = problem(exc.status, exc.message)
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int):
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 async def _http_error(_: Request, exc: Exception) -> Response:

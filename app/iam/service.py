@@ -17,6 +17,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from app.authn import JwtAuthenticator
+from app.authn.known import KnownUids
 from app.iam.keys import KeyRing, SigningKey
 from app.iam.login import Login
 from app.iam.settings import IamSettings
@@ -31,8 +32,9 @@ class Iam:
         self.keys = KeyRing(settings.keys_dir, token_lifetime=settings.token_lifetime, clock=clock)
         self.issuer = TokenIssuer(self.keys, lifetime=settings.token_lifetime, clock=clock)
         # Verifies the IAM's own auth tokens: for the admin API here, and for the gateway.
-        self.authenticator = JwtAuthenticator(
-            IamKeys(self.keys), leeway=settings.leeway, clock=clock
+        # Tokens of uids the store does not hold are refused (KnownUids).
+        self.authenticator = KnownUids(
+            JwtAuthenticator(IamKeys(self.keys), leeway=settings.leeway, clock=clock), self.store
         )
         self.login = Login(settings, self.store, self.keys, self.issuer, clock=clock)
 

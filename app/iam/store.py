@@ -85,6 +85,9 @@ class IamStore:
 
         return await self._db.read(query)
 
+    async def user_exists(self, uid: str) -> bool:
+        return await self._db.read(lambda conn: rows.exists(conn, "user", uid))
+
     async def get_user(self, uid: str) -> User:
         user = await self.find_user(uid)
         if user is None:

@@ -31,13 +31,21 @@ GATEWAY_UID = "logway-gateway"
 T = TypeVar("T")
 
 
-def node_headers(gateway_data_dir: Path, reader_url: str) -> dict[str, str]:
-    """The credential the gateway whose state is in `gateway_data_dir` mints for the reader at
-    `reader_url` (addressed to it alone), to read that reader directly."""
+def signed_headers(
+    gateway_data_dir: Path, uid: str, *, audience: str | None = None
+) -> dict[str, str]:
+    """A token for `uid` signed with the keys of the gateway whose state is in
+    `gateway_data_dir`, as its IAM would issue it (whether or not `uid` exists there)."""
     ring = KeyRing(gateway_data_dir / "keys", token_lifetime=3600)
     ring.load()
-    issued = TokenIssuer(ring, lifetime=300).issue(GATEWAY_UID, audience=url_audience(reader_url))
+    issued = TokenIssuer(ring, lifetime=300).issue(uid, audience=audience)
     return {"Authorization": f"token={issued.token}"}
+
+
+def node_headers(gateway_data_dir: Path, reader_url: str) -> dict[str, str]:
+    """The credential that gateway mints for the reader at `reader_url` (addressed to it
+    alone), to read that reader directly."""
+    return signed_headers(gateway_data_dir, GATEWAY_UID, audience=url_audience(reader_url))
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ from tests.gateway.support import (
     node_headers,
     node_readers,
     port_free_on,
+    signed_headers,
     wait_for,
 )
 from tests.support.journal import Sender
@@ -246,6 +247,17 @@ def test_the_gateways_credential_is_good_at_one_node_only(env: Env) -> None:
     assert httpx.get(env.readers[S0] + "/v1/range/?limit=1", headers=stolen).status_code == 401
     assert env.get("/capabilities", stolen).status_code == 401
     assert env.get(f"/system/v1/agent/{S0}/logs/v1/range/?limit=1", stolen).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/capabilities", "/mesos/master/state-summary", f"/system/v1/agent/{S0}/logs/v1/range/"],
+)
+def test_a_validly_signed_token_of_an_unknown_uid_is_401(env: Env, path: str) -> None:
+    # Issue 12 §5: authentication also finds the uid in the IAM; the gateway's own service
+    # uid exists, "ghost" never did.
+    assert env.get(path, signed_headers(env.data_dir, "admin")).status_code != 401
+    assert env.get(path, signed_headers(env.data_dir, "ghost")).status_code == 401
 
 
 def test_what_mesos_receives_is_addressed_to_mesos(env: Env) -> None:

@@ -89,3 +89,22 @@ def test_the_recover_command_writes_a_new_password_to_a_private_file(tmp_path: P
     password_file = data_dir / "superuser-password"
     assert password_file.stat().st_mode & 0o077 == 0
     assert password_file.read_text().strip() not in run.stdout + run.stderr
+
+
+async def test_a_deleted_users_token_no_longer_authenticates(
+    isolated_client: httpx.AsyncClient,
+) -> None:
+    client = isolated_client
+    admin = await admin_of(client)
+    await client.put("/users/temp", json={"password": "temp password!!"}, headers=admin)
+    await client.put(f"/acls/{SUPERUSER_RID}/users/temp/full", headers=admin)
+    temp = auth(await login(client, "temp", "temp password!!"))
+    assert (await client.get("/users", headers=temp)).status_code == 200
+    assert (await client.delete("/users/temp", headers=admin)).status_code == 204
+    # Validly signed, unexpired, and its uid is gone: 401 (not merely 403 for lack of grants).
+    r = await client.get("/users", headers=temp)
+    assert r.status_code == 401
+    # The same uid created again is a new user: the old token belongs to it (DC/OS tokens name
+    # a uid, nothing more), but it holds none of the old grants.
+    await client.put("/users/temp", json={"password": "temp password!!"}, headers=admin)
+    assert (await client.get("/users", headers=temp)).status_code == 403
