@@ -100,6 +100,9 @@ class GatewaySettings(BaseSettings):
     mesos_request_timeout: float = Field(default=60.0, gt=0)
     # Least time between two refreshes that requests for an unknown agent or task trigger.
     mesos_refresh_min_interval: float = Field(default=5.0, ge=0)
+    # Longest a request waits for a refresh it needs (unknown agent or task, no usable state);
+    # then 503 with Retry-After while the refresh goes on in the background.
+    mesos_refresh_wait: float = Field(default=3.0, gt=0, le=60)
     # Merged role and app reads (`/system/v1/logs/v1/{role|app}/…`, app/gateway/merged.py).
     # A stream holds each entry at most this long (seconds) to put the agents in time order.
     merge_reorder_window: float = Field(default=0.25, ge=0, le=10)

@@ -62,6 +62,7 @@ def cluster_settings(
         hard_limit=settings.mesos_hard_limit,
         request_timeout=settings.mesos_request_timeout,
         refresh_min_interval=settings.mesos_refresh_min_interval,
+        refresh_wait=settings.mesos_refresh_wait,
         service_token=service_token,
     )
 
