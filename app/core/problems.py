@@ -42,7 +42,11 @@ async def _logway_error(_: Request, exc: Exception) -> Response:
 async def _http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     message = exc.detail if isinstance(exc.detail, str) else "error"
-    return problem(exc.status_code, message)
+    response = problem(exc.status_code, message)
+    # Starlette's 405 names the allowed methods (RFC 9110 §15.5.6: a 405 MUST carry Allow).
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
 
 
 async def _validation_error(_: Request, exc: Exception) -> Response:
