@@ -23,6 +23,7 @@ from app.authz import AclAuthorizer, Authorizer
 from app.cluster import ClusterSettings, ClusterState
 from app.core.audience import MESOS
 from app.core.config import GatewaySettings
+from app.core.graceful import GracefulStreams, OpenStreams
 from app.core.header_limits import HeaderLimits
 from app.core.problems import install_error_handlers
 from app.gateway.discovery import router as discovery_router
@@ -163,6 +164,8 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     app.state.proxy_metrics = ProxyMetrics()
     app.state.merge_limits = StreamCount()
     app.state.follow_limits = StreamCount()
+    app.state.open_streams = OpenStreams()
+    app.add_middleware(GracefulStreams, streams=app.state.open_streams)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     app.add_middleware(HeaderLimits)  # outermost: refused before metrics, routes, authn
     install_error_handlers(app)

@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI, Request
 from app.authn import Authenticator
 from app.core.config import NodeSettings
 from app.core.errors import Unauthenticated
+from app.core.graceful import GracefulStreams, OpenStreams
 from app.core.header_limits import HeaderLimits
 from app.core.problems import install_error_handlers
 from app.journal.handle import JournalLocation
@@ -64,6 +65,8 @@ def create_app(settings: NodeSettings) -> FastAPI:
     )
     app.state.authenticator = None  # set in the lifespan unless --no-auth
     app.state.heartbeat = settings.heartbeat_interval
+    app.state.open_streams = OpenStreams()
+    app.add_middleware(GracefulStreams, streams=app.state.open_streams)
     app.add_middleware(HeaderLimits)
     install_error_handlers(app)
     app.include_router(router)
