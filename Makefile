@@ -53,8 +53,9 @@ unit: install dcos-cli
 
 test: lint typecheck unit
 
+# `make bench` runs every section; `make bench ONLY=gateway` one of them (python -m bench --help).
 bench: install
-	$(PY) -m bench
+	$(PY) -m bench $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf $(VENV) .logway

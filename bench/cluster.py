@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from app.authz.routes import SYSTEM_LOGS_RID
+from app.authz.route_table import SYSTEM_LOGS_RID
 from app.devcluster.journald import JournaldNamespace
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster
 from bench.fill import KeepAlive, fill

@@ -14,7 +14,7 @@ from app.authz.model import (
 )
 from app.authz.remote import RemoteIamAuthorizer, TokenProvider
 from app.authz.resource import InvalidResourceId, canonical, covers, is_canonical
-from app.authz.routes import (
+from app.authz.route_table import (
     ROUTES,
     SYSTEM_LOGS_RID,
     AnyOf,

@@ -4,7 +4,14 @@ from app.cluster.errors import Ambiguous, InvalidId, MesosError
 from app.cluster.index import BadState, build_snapshot
 from app.cluster.mesos import MesosClient
 from app.cluster.model import Agent, ClusterSnapshot, Framework, Master, Task
-from app.cluster.protocols import ClusterStateSource, NodeResolver, TaskFinder
+from app.cluster.protocols import (
+    Cluster,
+    ClusterHealth,
+    ClusterStateSource,
+    NodeResolver,
+    StateFetcher,
+    TaskFinder,
+)
 from app.cluster.settings import ClusterSettings, TokenProvider
 from app.cluster.state import ClusterState
 
@@ -12,6 +19,8 @@ __all__ = [
     "Agent",
     "Ambiguous",
     "BadState",
+    "Cluster",
+    "ClusterHealth",
     "ClusterSettings",
     "ClusterSnapshot",
     "ClusterState",
@@ -22,6 +31,7 @@ __all__ = [
     "MesosClient",
     "MesosError",
     "NodeResolver",
+    "StateFetcher",
     "Task",
     "TaskFinder",
     "TokenProvider",

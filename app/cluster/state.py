@@ -21,11 +21,9 @@ import re
 import time
 from collections.abc import Callable
 
-import httpx
-
 from app.cluster.errors import InvalidId, MesosError, RefreshPending, ambiguous
-from app.cluster.mesos import MesosClient
 from app.cluster.model import Agent, ClusterSnapshot, Master, Task
+from app.cluster.protocols import StateFetcher
 from app.cluster.settings import ClusterSettings
 from app.core.errors import NotFound, Unavailable
 
@@ -39,19 +37,20 @@ STALE_LOG_INTERVAL = 10.0
 class ClusterState:
     """`ClusterStateSource`, `NodeResolver` and `TaskFinder` over one Mesos cluster.
 
-    The owner calls `start()` once the event loop runs and `close()` before it stops; the
-    httpx client stays the owner's.
+    The owner calls `start()` once the event loop runs and `close()` before it stops; `mesos`
+    (normally a `MesosClient`) and its HTTP client stay the owner's. `clock` is what ages the
+    snapshot and spaces refreshes: tests pass a fake one instead of sleeping.
     """
 
     def __init__(
         self,
         settings: ClusterSettings,
-        client: httpx.AsyncClient,
+        mesos: StateFetcher,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
-        self._mesos = MesosClient(settings, client)
+        self._mesos = mesos
         self._clock = clock
         self._current: tuple[ClusterSnapshot, float] | None = None  # snapshot, loaded at
         self._last_error = "no poll finished yet"

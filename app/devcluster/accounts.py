@@ -21,7 +21,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from app.authz.routes import SYSTEM_LOGS_RID, TASK_APP_RID
+from app.authz.route_table import SYSTEM_LOGS_RID, TASK_APP_RID
 from app.cli.iam import rid_path
 from app.cli.login import service_login_token
 from app.devcluster.cluster import DEV_USER, GATEWAY_UID, OPS_ACCOUNT, SUPERUSER

@@ -20,12 +20,13 @@ from fastapi import APIRouter, FastAPI
 
 from app.authn import Authenticator
 from app.authz import AclAuthorizer, Authorizer
-from app.cluster import ClusterSettings, ClusterState
+from app.cluster import ClusterSettings, ClusterState, MesosClient
 from app.core.audience import MESOS
 from app.core.config import GatewaySettings
 from app.core.graceful import GracefulStreams, OpenStreams
 from app.core.header_limits import HeaderLimits
 from app.core.problems import install_error_handlers
+from app.gateway.admission import check_routes
 from app.gateway.discovery import router as discovery_router
 from app.gateway.limits import StreamCount
 from app.gateway.logs import router as logs_router
@@ -36,6 +37,7 @@ from app.gateway.ops import router as ops_router
 from app.gateway.ops import store_problem
 from app.gateway.remote_iam import RemoteIam
 from app.gateway.service_token import ServiceCredential, ServiceToken
+from app.gateway.services import GatewayServices
 from app.iam import Iam, IamSettings, bootstrap, iam_router
 from app.proxy import HttpUpstream, Proxy, ProxyMetrics, TokenProvider, new_upstream_client
 
@@ -122,6 +124,8 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
         iam_routes, iam_problem, iam_lifespan = remote.router(), remote.problem, remote
     cluster_config = cluster_settings(settings, service_token)  # invalid settings fail here
 
+    metrics = GatewayMetrics()  # the request middleware counts into it from the start
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with (
@@ -129,12 +133,24 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
             httpx.AsyncClient() as mesos,
             new_upstream_client() as upstream,
         ):
-            cluster = ClusterState(cluster_config, mesos)
-            app.state.cluster = cluster
-            app.state.proxy = Proxy(
-                HttpUpstream(upstream),
-                metrics=app.state.proxy_metrics,
-                send_timeout=settings.client_send_timeout,
+            cluster = ClusterState(cluster_config, MesosClient(cluster_config, mesos))
+            app.state.services = GatewayServices(
+                settings=settings,
+                authenticator=authenticator,
+                authorizer=authorizer,
+                service_token=service_token,
+                node_tokens=node_tokens,
+                cluster=cluster,
+                cluster_settings=cluster_config,
+                proxy=Proxy(
+                    HttpUpstream(upstream),
+                    metrics=ProxyMetrics(),
+                    send_timeout=settings.client_send_timeout,
+                ),
+                metrics=metrics,
+                iam_problem=iam_problem,
+                merge_limits=StreamCount(),
+                follow_limits=StreamCount(),
             )
             await cluster.start()
             try:
@@ -153,22 +169,19 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.iam = iam  # None with a remote IAM
-    app.state.authenticator = authenticator
-    app.state.authorizer = authorizer
-    app.state.iam_problem = iam_problem
-    app.state.settings = settings
-    app.state.node_tokens = node_tokens
-    app.state.cluster_settings = cluster_config
-    app.state.metrics = GatewayMetrics()
-    app.state.proxy_metrics = ProxyMetrics()
-    app.state.merge_limits = StreamCount()
-    app.state.follow_limits = StreamCount()
+    # Built before the lifespan: the server's exit handler ends open streams through it.
     app.state.open_streams = OpenStreams()
     app.add_middleware(GracefulStreams, streams=app.state.open_streams)
-    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(HeaderLimits)  # outermost: refused before metrics, routes, authn
     install_error_handlers(app)
+    # The gateway's own routes, each admitted on its route table rule; a route the table does
+    # not name is an error here, never a silent allow. The IAM's routes are guarded by the IAM.
+    check_routes(
+        r
+        for router in (merged_router, logs_router, discovery_router, ops_router)
+        for r in router.routes
+    )
     # Merged role/app reads before the log routes, whose `/system/v1/logs/{rest}` would
     # take them for the master's own journal.
     app.include_router(merged_router)

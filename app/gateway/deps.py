@@ -1,4 +1,5 @@
-"""FastAPI dependencies of the gateway's routes, as `Annotated` aliases over `app.state`.
+"""FastAPI dependencies of the gateway's routes, as `Annotated` aliases over the one
+`GatewayServices` the lifespan builds.
 
 All are `async def`: FastAPI runs a plain `def` dependency in a worker thread, which cost the
 gateway measurable CPU per request (bench `gateway` section)."""
@@ -10,88 +11,90 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.authn import Authenticator, Identity
+from app.authn import Identity
 from app.authn.errors import TokenRejected
 from app.authz import Authorizer
 from app.authz.audit import audit
 from app.authz.model import Action, Decision
-from app.cluster import ClusterState
+from app.cluster import Cluster
 from app.core.errors import Unauthenticated
+from app.gateway.admission import Target, admit
+from app.gateway.services import GatewayServices
 from app.proxy import Proxy, TokenProvider
 
 
-async def _identity(request: Request) -> Identity:
+async def _services(request: Request) -> GatewayServices:
+    services: GatewayServices = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[GatewayServices, Depends(_services)]
+
+
+async def _identity(request: Request, services: ServicesDep) -> Identity:
     """The verified caller, or 401; every refusal is counted and audited by its reason."""
-    authenticator: Authenticator = request.app.state.authenticator
     try:
-        found = await authenticator.authenticate(request)
+        found = await services.authenticator.authenticate(request)
     except TokenRejected as exc:
-        _refused(request, exc.reason.name.lower())
+        _refused(request, services, exc.reason.name.lower())
         raise
     if found is None:
-        _refused(request, "missing")
+        _refused(request, services, "missing")
         raise Unauthenticated("Authentication required")
     identity: Identity = found
     return identity
 
 
-def _refused(request: Request, reason: str) -> None:
-    request.app.state.metrics.auth_failures[reason] += 1
+def _refused(request: Request, services: GatewayServices, reason: str) -> None:
+    services.metrics.auth_failures[reason] += 1
     action = Action.READ if request.method in ("GET", "HEAD") else Action.FULL
     audit("-", request.scope["path"], action, Decision.DENY, f"not authenticated: {reason}")
 
 
-async def _authorizer(request: Request) -> Authorizer:
-    authorizer: Authorizer = request.app.state.authorizer
-    return authorizer
-
-
-async def _cluster(request: Request) -> ClusterState:
-    cluster: ClusterState = request.app.state.cluster
-    return cluster
-
-
-async def _proxy(request: Request) -> Proxy:
-    proxy: Proxy = request.app.state.proxy
-    return proxy
-
-
-async def _node_tokens(request: Request) -> TokenProvider:
-    tokens: TokenProvider = request.app.state.node_tokens
-    return tokens
-
-
 CallerDep = Annotated[Identity, Depends(_identity)]
-AuthorizerDep = Annotated[Authorizer, Depends(_authorizer)]
-ClusterDep = Annotated[ClusterState, Depends(_cluster)]
-ProxyDep = Annotated[Proxy, Depends(_proxy)]
-NodeTokensDep = Annotated[TokenProvider, Depends(_node_tokens)]
+
+
+async def _target(request: Request, caller: CallerDep, services: ServicesDep) -> Target:
+    return await admit(request.scope["path"], caller, services)
+
+
+TargetDep = Annotated[Target, Depends(_target)]
+"""The request resolved and authorized (`app.gateway.admission`): every route that needs a
+token takes this, and only this, to get its caller."""
 
 
 @dataclass(frozen=True, slots=True)
-class Gate:
-    """What every proxied log route needs: the verified caller, who decides, where nodes are,
-    how to reach them and the gateway's own credential towards them."""
+class LogRead:
+    """A log read through the gateway: what it asks for, resolved and authorized, and the
+    services that serve it (who decides, where nodes are, how to reach them, with the
+    gateway's own credential)."""
 
-    caller: Identity
-    authorizer: Authorizer
-    cluster: ClusterState
-    proxy: Proxy
-    node_tokens: TokenProvider  # the gateway's credential for one node reader
+    target: Target
+    services: GatewayServices
 
     @property
     def uid(self) -> str:
-        return self.caller.uid
+        return self.target.uid
+
+    @property
+    def authorizer(self) -> Authorizer:
+        return self.services.authorizer
+
+    @property
+    def cluster(self) -> Cluster:
+        return self.services.cluster
+
+    @property
+    def proxy(self) -> Proxy:
+        return self.services.proxy
+
+    @property
+    def node_tokens(self) -> TokenProvider:
+        return self.services.node_tokens
 
 
-async def _gate(
-    caller: CallerDep,
-    authorizer: AuthorizerDep,
-    cluster: ClusterDep,
-    proxy: ProxyDep,
-    node_tokens: NodeTokensDep,
-) -> Gate:
-    return Gate(caller, authorizer, cluster, proxy, node_tokens)
+async def _log_read(target: TargetDep, services: ServicesDep) -> LogRead:
+    return LogRead(target, services)
 
 
-GateDep = Annotated[Gate, Depends(_gate)]
+LogReadDep = Annotated[LogRead, Depends(_log_read)]

@@ -1,7 +1,8 @@
 """Discovery routes the dcos CLI needs (reference §7): capabilities, cluster metadata and the
 Mesos state, served from the gateway's snapshot and filtered to what the caller may see.
 
-Every route needs a token (401 first). The Mesos documents are rendered from the snapshot, never
+Every route needs a token (401 first) and is admitted on its route table rule
+(`app.gateway.admission`). The Mesos documents are rendered from the snapshot, never
 fetched for the client, and what a caller sees of them is decided here, per object, the way
 Mesos's own authorization filters its `/state` (VIEW_FRAMEWORK, VIEW_TASK, VIEW_EXECUTOR,
 VIEW_FLAGS):
@@ -33,11 +34,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from app.authz import Action, Authorizer, Decision, authorize_any, requirements_for_task
-from app.authz.routes import SYSTEM_LOGS
-from app.cluster import ClusterSnapshot, ClusterState, Task
+from app.authz.route_table import SYSTEM_LOGS
+from app.cluster import ClusterSnapshot, Task
 from app.cluster.model import StatePath
 from app.core.errors import NotFound
-from app.gateway.deps import AuthorizerDep, CallerDep, ClusterDep
+from app.gateway.deps import ServicesDep, TargetDep
+from app.gateway.services import GatewayServices
 
 router = APIRouter()
 
@@ -119,24 +121,24 @@ class _Memo:
 
 
 @router.get("/capabilities")
-async def capabilities(caller: CallerDep) -> Response:
+async def capabilities(target: TargetDep) -> Response:
     """Cosmos's capabilities, as far as Logway has them (the dcos CLI's log switches)."""
     return Response(orjson.dumps(CAPABILITIES), media_type=CAPABILITIES_TYPE)
 
 
 @router.get("/dcos-metadata/ui-config.json")
-async def ui_config(caller: CallerDep) -> Response:
+async def ui_config(target: TargetDep) -> Response:
     return Response(orjson.dumps(UI_CONFIG), media_type=JSON)
 
 
 @router.get("/dcos-metadata/dcos-version.json")
-async def dcos_version(caller: CallerDep) -> Response:
+async def dcos_version(target: TargetDep) -> Response:
     """DC/OS's version document, describing Logway: there is no DC/OS image or bootstrap."""
     return Response(orjson.dumps(_version_document()), media_type=JSON)
 
 
 @router.get("/dcos-metadata{rest:path}")
-async def other_metadata(rest: str, caller: CallerDep) -> Response:
+async def other_metadata(rest: str, target: TargetDep) -> Response:
     raise NotFound(f"no cluster metadata at `/dcos-metadata{rest}`")
 
 
@@ -155,45 +157,39 @@ MASTER_NAMES = ("leader.mesos", "master.mesos")
 
 
 @router.get("/mesos_dns/v1/hosts/{host}")
-async def mesos_dns_hosts(host: str, caller: CallerDep, cluster: ClusterDep) -> Response:
+async def mesos_dns_hosts(host: str, target: TargetDep, services: ServicesDep) -> Response:
     """Mesos-DNS `v1/hosts/<name>` for the masters (`dcos node` lists them): the leader known
     from the snapshot. Logway knows only the leader, so `master.mesos` lists just it; any other
     name is an empty list, as Mesos-DNS answers for a name it has no record of."""
     records = []
     if host.rstrip(".") in MASTER_NAMES:
-        leader = await cluster.resolve_leader()
+        leader = await services.cluster.resolve_leader()
         records.append({"host": host.rstrip(".") + ".", "ip": leader.ip})
     return Response(orjson.dumps(records), media_type=JSON)
 
 
 @router.get("/mesos/master/state")
 @router.get("/mesos/master/state.json")
-async def master_state(
-    caller: CallerDep, authorizer: AuthorizerDep, cluster: ClusterDep
-) -> Response:
+async def master_state(target: TargetDep, services: ServicesDep) -> Response:
     """The leading master's `/master/state`, as of the gateway's snapshot."""
-    body = await _render(visible_state, caller.uid, authorizer, cluster)
+    body = await _render(visible_state, target.uid, services)
     return Response(body, media_type=JSON)
 
 
 @router.get("/mesos/master/state-summary")
-async def master_state_summary(
-    caller: CallerDep, authorizer: AuthorizerDep, cluster: ClusterDep
-) -> Response:
+async def master_state_summary(target: TargetDep, services: ServicesDep) -> Response:
     """`/master/state-summary`, computed from the snapshot's state (`dcos node`)."""
-    body = await _render(state_summary, caller.uid, authorizer, cluster)
+    body = await _render(state_summary, target.uid, services)
     return Response(body, media_type=JSON)
 
 
 @router.get("/slave/{agent_id}/state.json")
 @router.get("/agent/{agent_id}/state.json")
-async def agent_state_route(
-    agent_id: str, caller: CallerDep, authorizer: AuthorizerDep, cluster: ClusterDep
-) -> Response:
+async def agent_state_route(agent_id: str, target: TargetDep, services: ServicesDep) -> Response:
     """An agent's own `/state` in the shape the dcos CLI reads executors from, synthesized
     from the master's state: the agents themselves are never asked."""
-    await cluster.resolve_agent(agent_id)  # 404 malformed or unknown (after one refresh)
-    body = await _render(agent_state, caller.uid, authorizer, cluster, agent_id)
+    await services.cluster.resolve_agent(agent_id)  # 404 malformed or unknown (after one refresh)
+    body = await _render(agent_state, target.uid, services, agent_id)
     if body is None:  # gone from a snapshot loaded meanwhile
         raise NotFound(f"agent `{agent_id}` unknown")
     return Response(body, media_type=JSON)
@@ -202,13 +198,12 @@ async def agent_state_route(
 async def _render(
     render: Callable[..., object],
     uid: str,
-    authorizer: Authorizer,
-    cluster: ClusterState,
+    services: GatewayServices,
     *args: str,
 ) -> bytes | None:
     """`render(snapshot, visibility, *args)` as JSON; None when it renders None."""
-    snapshot = await cluster.snapshot()
-    seen = await visibility(uid, authorizer, snapshot)
+    snapshot = await services.cluster.snapshot()
+    seen = await visibility(uid, services.authorizer, snapshot)
     # A big cluster's state is megabytes: filter and encode it off the event loop.
     return await run_in_threadpool(_encode, render, snapshot, seen, *args)
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from app.authz import Authorizer, authorize_any, requirements_for_task
-from app.authz.routes import ResourceCheck, TaskAccess
-from app.cluster import ClusterSnapshot, ClusterState, Task
+from app.authz.route_table import ResourceCheck, TaskAccess
+from app.cluster import ClusterSnapshot, ClusterStateSource, Task
 from app.core.errors import Forbidden
 from app.proxy.fanin import MergePlan, SourceSpec
 
@@ -97,7 +97,7 @@ class Planner:
         narrowing: Narrowing,
         uid: str,
         authorizer: Authorizer,
-        cluster: ClusterState,
+        cluster: ClusterStateSource,
         *,
         forwarded: tuple[tuple[str, str], ...] = (),
     ) -> None:

@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.authz import is_canonical, match_route
-from app.authz.routes import TASK_APP_RID, MergedTasks
+from app.authz import is_canonical
+from app.authz.route_table import TASK_APP_RID, MergedTasks
 from app.core.config import GatewaySettings
 from app.core.errors import BadRequest, NotFound
 from app.core.problems import problem
-from app.gateway.deps import Gate, GateDep
+from app.gateway.deps import LogRead, LogReadDep
 from app.gateway.limits import StreamCount
 from app.gateway.merge_plan import MergeScope, Planner, capped, split_filters
 from app.journal.encoders import negotiate
@@ -73,10 +73,10 @@ STREAM_HEADERS = {
 async def role_range(
     request: Request,
     role: str,
-    gate: GateDep,
+    gate: LogReadDep,
 ) -> Response:
     """The role's tasks' journal lines on every agent, merged in time order."""
-    scope = _scope(request, "role", role)
+    scope = _scope(gate, "role", role)
     planner = _planner(request, scope, gate)
     return await _read(request, planner, gate, stream=False)
 
@@ -85,10 +85,10 @@ async def role_range(
 async def role_stream(
     request: Request,
     role: str,
-    gate: GateDep,
+    gate: LogReadDep,
 ) -> Response:
     """The same, followed: tasks and agents join and leave as the cluster state changes."""
-    scope = _scope(request, "role", role)
+    scope = _scope(gate, "role", role)
     planner = _planner(request, scope, gate)
     return await _read(request, planner, gate, stream=True)
 
@@ -97,10 +97,10 @@ async def role_stream(
 async def app_range(
     request: Request,
     app_id: str,
-    gate: GateDep,
+    gate: LogReadDep,
 ) -> Response:
     """The app's (and its descendants') tasks' journal lines, merged in time order."""
-    scope = _scope(request, "app", app_id)
+    scope = _scope(gate, "app", app_id)
     planner = _planner(request, scope, gate)
     return await _read(request, planner, gate, stream=False)
 
@@ -109,10 +109,10 @@ async def app_range(
 async def app_stream(
     request: Request,
     app_id: str,
-    gate: GateDep,
+    gate: LogReadDep,
 ) -> Response:
     """The same, followed."""
-    scope = _scope(request, "app", app_id)
+    scope = _scope(gate, "app", app_id)
     planner = _planner(request, scope, gate)
     return await _read(request, planner, gate, stream=True)
 
@@ -128,10 +128,10 @@ for _path in ROUTES:
     router.add_api_route(PREFIX + _path, _get_only, methods=["HEAD"], include_in_schema=False)
 
 
-def _scope(request: Request, kind: str, value: str) -> MergeScope:
-    matched = match_route(request.scope["path"])
-    if matched is None or not isinstance(matched.rule.requirement, MergedTasks):
-        raise NotFound("no such route")  # dot or empty segments, as on every route
+def _scope(gate: LogRead, kind: str, value: str) -> MergeScope:
+    # Admitted on its route table rule, which decides per task, in the plan (403 there).
+    if not isinstance(gate.target.rule.requirement, MergedTasks):
+        raise NotFound("no such route")
     if kind == "role":
         if len(value) > MAX_ROLE or not value.isprintable():
             raise BadRequest("invalid role in path", parameter="role")
@@ -143,14 +143,9 @@ def _scope(request: Request, kind: str, value: str) -> MergeScope:
     return MergeScope(kind, value)
 
 
-def _planner(request: Request, scope: MergeScope, gate: Gate) -> Planner:
+def _planner(request: Request, scope: MergeScope, gate: LogRead) -> Planner:
     narrowing, forwarded = split_filters(parse_filters(request.query_params.getlist("filter")))
     return Planner(scope, narrowing, gate.uid, gate.authorizer, gate.cluster, forwarded=forwarded)
-
-
-def _settings(request: Request) -> GatewaySettings:
-    settings: GatewaySettings = request.app.state.settings
-    return settings
 
 
 def _too_many(message: str, retry_after: int) -> Response:
@@ -234,12 +229,12 @@ def _over_cap(
     return None
 
 
-async def _read(request: Request, planner: Planner, gate: Gate, *, stream: bool) -> Response:
+async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bool) -> Response:
     proxy, node_tokens = gate.proxy, gate.node_tokens
-    settings = _settings(request)
+    settings = gate.services.settings
     p = _params(request, settings, stream=stream)
     plan = await planner.plan()  # 403 when the caller may read none of the tasks
-    limits: StreamCount = request.app.state.merge_limits
+    limits = gate.services.merge_limits
     refused = _over_cap(plan, planner, limits, settings, stream)
     if refused is not None:
         return refused

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import PlainTextResponse, Response
 
-from app.gateway.deps import AuthorizerDep, CallerDep, ClusterDep
-from app.gateway.logs import authorize
-from app.gateway.metrics import GatewayMetrics
+from app.gateway.deps import ServicesDep, TargetDep
+from app.gateway.services import GatewayServices
 from app.iam import IamStore
 
 log = logging.getLogger(__name__)
@@ -26,34 +25,28 @@ async def healthz() -> Response:
 
 
 @router.get("/readyz")
-async def readyz(request: Request) -> Response:
-    problems = await not_ready(request)
+async def readyz(services: ServicesDep) -> Response:
+    problems = await not_ready(services)
     if problems:
         return PlainTextResponse("not ready: " + "; ".join(problems) + "\n", status_code=503)
     return PlainTextResponse("ready\n")
 
 
 @router.get("/metrics")
-async def metrics(
-    request: Request, caller: CallerDep, authorizer: AuthorizerDep, cluster: ClusterDep
-) -> Response:
-    await authorize(request, caller.uid, authorizer, cluster, node_id=None)
-    state = request.app.state
-    gateway: GatewayMetrics = state.metrics
-    ready = not await not_ready(request)
-    body = gateway.prometheus(snapshot_age=cluster.age(), ready=ready)
-    return Response(body + state.proxy_metrics.prometheus(), media_type=PROMETHEUS)
+async def metrics(target: TargetDep, services: ServicesDep) -> Response:
+    ready = not await not_ready(services)
+    body = services.metrics.prometheus(snapshot_age=services.cluster.age(), ready=ready)
+    return Response(body + services.proxy.metrics.prometheus(), media_type=PROMETHEUS)
 
 
-async def not_ready(request: Request) -> list[str]:
+async def not_ready(services: GatewayServices) -> list[str]:
     """What keeps the gateway from serving logs; empty when ready."""
-    state = request.app.state
+    cluster = services.cluster
     problems = []
-    age = state.cluster.age()
-    hard_limit = state.cluster_settings.hard_limit
-    if age is None or age > hard_limit:
-        problems.append(f"cluster state unusable ({state.cluster.last_error or 'too old'})")
-    iam_problem: str | None = await state.iam_problem()
+    age = cluster.age()
+    if age is None or age > services.cluster_settings.hard_limit:
+        problems.append(f"cluster state unusable ({cluster.last_error or 'too old'})")
+    iam_problem = await services.iam_problem()
     if iam_problem is not None:
         problems.append(iam_problem)
     return problems

@@ -7,30 +7,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 
-from app.authn import Authenticator
 from app.core.config import NodeSettings
-from app.core.errors import Unauthenticated
 from app.core.graceful import GracefulStreams, OpenStreams
 from app.core.header_limits import HeaderLimits
 from app.core.problems import install_error_handlers
 from app.journal.handle import JournalLocation
 from app.journal.source import Journal, JournalSettings
 from app.node.auth import build_authenticator
+from app.node.deps import NodeServices, require_caller
 from app.node.routes import router
 
 log = logging.getLogger(__name__)
-
-
-async def require_caller(request: Request) -> None:
-    authenticator: Authenticator | None = request.app.state.authenticator
-    if authenticator is None:  # --no-auth
-        return
-    identity = await authenticator.authenticate(request)
-    if identity is None:
-        raise Unauthenticated("Authentication required: send Authorization: token=<JWT>")
-    request.state.identity = identity
 
 
 def location_of(settings: NodeSettings) -> JournalLocation:
@@ -42,10 +31,13 @@ def create_app(settings: NodeSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         journal = Journal(location_of(settings), JournalSettings(threads=settings.journal_threads))
         await journal.start()
-        app.state.journal = journal
         async with httpx.AsyncClient(timeout=5.0) as client:
-            if not settings.no_auth:
-                app.state.authenticator = build_authenticator(settings, client)
+            authenticator = None if settings.no_auth else build_authenticator(settings, client)
+            app.state.services = NodeServices(
+                journal=journal,
+                authenticator=authenticator,
+                heartbeat=settings.heartbeat_interval,
+            )
             try:
                 yield
             finally:
@@ -63,8 +55,7 @@ def create_app(settings: NodeSettings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.authenticator = None  # set in the lifespan unless --no-auth
-    app.state.heartbeat = settings.heartbeat_interval
+    # Built before the lifespan: the server's exit handler ends open streams through it.
     app.state.open_streams = OpenStreams()
     app.add_middleware(GracefulStreams, streams=app.state.open_streams)
     app.add_middleware(HeaderLimits)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from starlette.responses import JSONResponse, Response
 
 from app.core.errors import BadRequest, NotFound
 from app.journal.encoders import SSE, Encoder, encoder_for, file_encoder_for, negotiate
 from app.journal.query import Query
 from app.journal.source import Journal
+from app.node.deps import JournalDep, node_services
 from app.node.params import v1_query, v2_query, validate_path_value
 from app.node.respond import range_response, stream_response
 
@@ -31,12 +32,6 @@ def token_deadline(request: Request) -> float | None:
     return float(exp) if exp is not None else None
 
 
-def get_journal(request: Request) -> Journal:
-    journal: Journal = request.app.state.journal
-    return journal
-
-
-JournalDep = Annotated[Journal, Depends(get_journal)]
 Segment = Annotated[str, Path(pattern=r"^[^/]+$")]
 
 
@@ -80,7 +75,7 @@ async def _v1_stream(
     return stream_response(
         reading,
         encoder_for(media, stream=True),
-        heartbeat=request.app.state.heartbeat,
+        heartbeat=node_services(request).heartbeat,
         deadline=token_deadline(request),
     )
 
@@ -155,7 +150,7 @@ async def _v2_read(request: Request, journal: Journal, query: Query, encoder: En
     follow = encoder.media_type == SSE
     reading = await journal.open(query, follow=follow)
     if follow:
-        heartbeat = request.app.state.heartbeat
+        heartbeat = node_services(request).heartbeat
         return stream_response(
             reading,
             encoder,

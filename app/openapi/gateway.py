@@ -5,7 +5,7 @@ each is documented instead as the node reader routes it relays, one operation pe
 that really reaches it (the gateway's own router decides, so a path another route shadows is
 left out). Every other route keeps FastAPI's parameters and gets, from the tables here and in
 `app.openapi.iam`: an operation id, a summary, bodies, answers, errors, the permission the route
-table (`app.authz.routes`) asks for, and the security schemes unless it is public. A route no
+table (`app.authz.route_table`) asks for, and the security schemes unless it is public. A route no
 table knows (a new one) is still documented that way, with FastAPI's answers; one that serves
 journal entries can say so with `openapi_extra={"x-logway-reading": "<Reading>"}`.
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from app.authz.routes import Authenticated, Public, match_route
+from app.authz.route_table import Authenticated, Public, match_route
 from app.core.config import GatewaySettings
 from app.gateway.app import create_app
 from app.gateway.logs import TASK_FILES
@@ -192,7 +192,7 @@ PLAIN: dict[tuple[str, str], Plain] = {
         errors=("Unauthorized", "Forbidden"),
     ),
 }
-# Routes the route table (app.authz.routes) does not name but that take no token.
+# Routes the route table (app.authz.route_table) does not name but that take no token.
 EXTRA_PUBLIC = frozenset({"/acs/api/v1/auth/logout"})
 
 DESCRIPTION = """\

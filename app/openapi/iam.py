@@ -233,7 +233,7 @@ _PUBLIC_OPS: dict[str, IamOp] = {
 }
 OPS: dict[str, IamOp] = {**_ADMIN_OPS, **_PUBLIC_OPS}
 
-# What the route table (app.authz.routes) does not say: these routes have their own guards.
+# What the route table (app.authz.route_table) does not say: these routes have their own guards.
 PERMISSIONS = {
     "rotate_keys": "`dcos:superuser` full",
     "policyquery": "`dcos:superuser` full or `dcos:iam:policyquery` read",

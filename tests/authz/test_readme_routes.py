@@ -1,4 +1,4 @@
-"""The README shows the route → permission table exactly as app/authz/routes.py has it."""
+"""The README shows the route → permission table exactly as app/authz/route_table.py has it."""
 
 from __future__ import annotations
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 import httpx
 import pytest
 
-from app.cluster import Ambiguous, ClusterSettings, ClusterState, InvalidId
+from app.cluster import Ambiguous, ClusterSettings, ClusterState, InvalidId, MesosClient
 from app.core.errors import NotFound, Unavailable
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimTask
 
@@ -22,15 +23,35 @@ UNKNOWN = "bdcd424a-b59e-4df4-b492-b54e38926bd8-S0"
 MakeState = Callable[..., Awaitable[ClusterState]]
 
 
+class Clock:
+    """Real monotonic time plus what a test skipped with `advance()`: the snapshot ages and
+    the refresh spacing jump ahead without sleeping, while the poller's own waits stay real."""
+
+    def __init__(self) -> None:
+        self.skipped = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.skipped
+
+    def advance(self, seconds: float) -> None:
+        self.skipped += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
 @pytest.fixture
 async def make_state(
-    client: httpx.AsyncClient, settings: ClusterSettings
+    client: httpx.AsyncClient, settings: ClusterSettings, clock: Clock
 ) -> AsyncIterator[MakeState]:
     """`await make_state(**settings)`: a started `ClusterState` (`start=False`: not started)."""
     made: list[ClusterState] = []
 
     async def make(*, start: bool = True, **overrides: float) -> ClusterState:
-        state = ClusterState(replace(settings, **overrides), client)
+        configured = replace(settings, **overrides)
+        state = ClusterState(configured, MesosClient(configured, client), clock=clock)
         made.append(state)
         if start:
             await state.start()
@@ -74,28 +95,30 @@ async def test_requests_during_the_first_poll_join_it(
 async def test_the_poller_refreshes_every_period(
     sim: MesosSimulator, make_state: MakeState
 ) -> None:
-    state = await make_state(poll_period=0.15)
+    state = await make_state(poll_period=0.05)
     await eventually(lambda: sim.count(STATE) >= 3)
     await state.close()
     polls = sim.count(STATE)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.15)  # three periods: no event to await for "nothing happens"
     assert sim.count(STATE) == polls  # closed: no more polls
 
 
 async def test_mesos_down_after_a_good_poll_stale_then_too_old_then_healed(
     sim: MesosSimulator,
     make_state: MakeState,
+    clock: Clock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     state = await make_state(poll_period=0.1, soft_limit=0.4, hard_limit=0.8)
     good = await state.snapshot()
     sim.fail(500)
-    await asyncio.sleep(0.5)
+    await state.refresh()  # a failed poll keeps the last snapshot
+    clock.advance(0.5)
     with caplog.at_level(logging.WARNING, logger="app.cluster.state"):
         assert await state.snapshot() is good  # kept, and used past the soft limit
     assert "cluster state is stale" in caplog.text
     assert "HTTP 500" in caplog.text
-    await asyncio.sleep(0.4)
+    clock.advance(0.4)
     with pytest.raises(Unavailable, match=r"cluster state is too old \(\d+ s\): .*HTTP 500"):
         await state.snapshot()
     sim.heal()
@@ -201,7 +224,9 @@ async def test_a_burst_of_unknown_agent_lookups_is_one_refresh(
     assert sim.count(STATE) == 1
 
 
-async def test_the_refresh_rate_limit_holds(sim: MesosSimulator, make_state: MakeState) -> None:
+async def test_the_refresh_rate_limit_holds(
+    sim: MesosSimulator, make_state: MakeState, clock: Clock
+) -> None:
     state = await make_state(refresh_min_interval=0.4)
     await state.snapshot()
     sim.reset_requests()
@@ -213,7 +238,7 @@ async def test_the_refresh_rate_limit_holds(sim: MesosSimulator, make_state: Mak
         with pytest.raises(NotFound):
             await state.resolve_agent(UNKNOWN)  # within the interval: no refresh
     assert sim.count(STATE) == 1
-    await asyncio.sleep(0.45)
+    clock.advance(0.45)
     assert (await state.resolve_agent(UNKNOWN)).ip == "127.0.0.9"
     assert sim.count(STATE) == 2
 

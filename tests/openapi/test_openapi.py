@@ -17,7 +17,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from starlette.responses import Response
 
 from app.authz.model import Action
-from app.authz.routes import ROUTES, Public, match_route
+from app.authz.route_table import ROUTES, Public, match_route
 from app.core.config import GatewaySettings
 from app.gateway.app import create_app
 from app.iam import views

@@ -8,7 +8,7 @@ import pytest
 
 from app.authz.acl import AclAuthorizer
 from app.authz.model import SUPERUSER_RID, Action, Decision
-from app.authz.routes import (
+from app.authz.route_table import (
     ROUTES,
     SYSTEM_LOGS,
     SYSTEM_LOGS_RID,
