@@ -22,7 +22,7 @@ from app.cli.credentials import Credentials
 from app.cli.http import EXIT_DENIED, EXIT_USAGE, CliError
 from app.cli.logs_output import BadEntry
 from app.cli.logs_source import JSON, SSE, Request, Source, Window
-from app.cli.logs_sse import SseParser
+from app.proxy.sse import SseParser
 
 CONNECT_TIMEOUT = 10.0
 # The node reader sends an SSE ping after 15 s without entries; four missed pings mean the
@@ -33,6 +33,8 @@ BACKOFF_MAX = 10.0
 # After a follow has started, these mean "the gateway cannot reach the node right now".
 RETRY_STATUSES = frozenset({502, 503, 504})
 MAX_ERROR_CHARS = 2000
+MAX_EVENT_BYTES = 16 * 1024 * 1024  # far above a journal entry (journald caps one at 768 MiB,
+# but the node reader's lines are task lines and unit messages)
 
 Note = Callable[[str], None]
 Sleep = Callable[[float], None]
@@ -140,7 +142,7 @@ def last_cursor(client: httpx.Client, source: Source, window: Window) -> str | N
     finally:
         response.close()
     if response.headers.get("content-type", "").startswith(SSE):
-        events = SseParser().feed(body + b"\n\n")
+        events = SseParser(max_event_bytes=MAX_EVENT_BYTES).feed(body + b"\n\n")
         if events and events[-1].id:
             return events[-1].id
         lines = [event.data for event in events]
@@ -187,7 +189,7 @@ def follow(
                     if connected:
                         note("reconnected")
                     connected = True
-                    parser = SseParser()
+                    parser = SseParser(max_event_bytes=MAX_EVENT_BYTES)
                     for chunk in response.iter_bytes():
                         events = parser.feed(chunk)
                         while parser.comments:

@@ -68,7 +68,7 @@ async def admit(path: str, caller: Identity, services: GatewayServices) -> Targe
         raise NotFound("no such route")
     rule, params = matched.rule, matched.params
     requirement = rule.requirement
-    # Merged reads decide per task, in their plan (app.gateway.merge_plan).
+    # Merged reads decide per task, in their plan (app.merge.plan).
     if isinstance(requirement, Public | Authenticated | MergedTasks):
         return Target(caller, rule, params)
     agent_id = params.get("agent_id")

@@ -23,6 +23,7 @@ from app.authz import AclAuthorizer, Authorizer
 from app.cluster import ClusterSettings, ClusterState, MesosClient
 from app.core.audience import MESOS
 from app.core.config import GatewaySettings
+from app.core.credential import NodeTokenProvider
 from app.core.graceful import GracefulStreams, OpenStreams
 from app.core.header_limits import HeaderLimits
 from app.core.problems import install_error_handlers
@@ -39,7 +40,7 @@ from app.gateway.remote_iam import RemoteIam
 from app.gateway.service_token import ServiceCredential, ServiceToken
 from app.gateway.services import GatewayServices
 from app.iam import Iam, IamSettings, bootstrap, iam_router
-from app.proxy import HttpUpstream, Proxy, ProxyMetrics, TokenProvider, new_upstream_client
+from app.proxy import HttpUpstream, Proxy, ProxyMetrics, new_upstream_client
 
 log = logging.getLogger("logway.gateway")
 # Beside the IAM store, when the superuser password was generated.
@@ -104,7 +105,7 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     authenticator: Authenticator
     authorizer: Authorizer
     service_token: ServiceCredential  # towards Mesos
-    node_tokens: TokenProvider  # towards each node reader, given its audience
+    node_tokens: NodeTokenProvider  # towards each node reader, given its audience
     iam_routes: APIRouter
     iam_problem: Callable[[], Awaitable[str | None]]
     iam_lifespan: AbstractAsyncContextManager[object]

@@ -17,10 +17,11 @@ from app.authz import Authorizer
 from app.authz.audit import audit
 from app.authz.model import Action, Decision
 from app.cluster import Cluster
+from app.core.credential import NodeTokenProvider
 from app.core.errors import Unauthenticated
 from app.gateway.admission import Target, admit
 from app.gateway.services import GatewayServices
-from app.proxy import Proxy, TokenProvider
+from app.proxy import Proxy
 
 
 async def _services(request: Request) -> GatewayServices:
@@ -89,7 +90,7 @@ class LogRead:
         return self.services.proxy
 
     @property
-    def node_tokens(self) -> TokenProvider:
+    def node_tokens(self) -> NodeTokenProvider:
         return self.services.node_tokens
 
 

@@ -22,8 +22,6 @@ Order: 401 (no or bad token), 400 (parameters), 403 (no task the caller may read
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -34,21 +32,20 @@ from app.core.errors import BadRequest, NotFound
 from app.core.problems import problem
 from app.gateway.deps import LogRead, LogReadDep
 from app.gateway.limits import StreamCount
-from app.gateway.merge_plan import MergeScope, Planner, capped, split_filters
 from app.journal.encoders import negotiate
-from app.node.params import parse_filters, parse_time, parse_uint
-from app.proxy.fanin import MergePlan, Requester, SourceOpener, Start
-from app.proxy.merge_cursor import AgentState, CompositeCursor, decode_cursor
-from app.proxy.merge_entry import MergedEncoder, MergedEntry, Positions
-from app.proxy.merge_range import (
-    Starts,
-    begin_all,
-    covers,
-    last_entries,
-    merged_range,
-    open_all,
+from app.journal.params import parse_filters, parse_time, parse_uint
+from app.merge import (
+    MergePlan,
+    MergeScope,
+    Planner,
+    Query,
+    Requester,
+    StreamOptions,
+    decode_cursor,
+    read_range,
+    read_stream,
+    split_filters,
 )
-from app.proxy.merge_stream import MergedStreamResponse, StreamOptions
 
 router = APIRouter()
 
@@ -62,11 +59,6 @@ ROUTES = (
 MAX_ROLE = 256
 STREAMS_RETRY_AFTER = 5  # seconds: another stream of this caller may end by then
 AGENTS_RETRY_AFTER = 60  # seconds: the role or app may shrink, or the limit be raised
-STREAM_HEADERS = {
-    "Cache-Control": "no-cache",
-    "Access-Control-Allow-Origin": "*",
-    "X-Accel-Buffering": "no",
-}
 
 
 @router.get(PREFIX + "/role/{role}/range/")
@@ -154,18 +146,7 @@ def _too_many(message: str, retry_after: int) -> Response:
     return response
 
 
-@dataclass(frozen=True, slots=True)
-class ReadParams:
-    limit: int
-    skip_next: int
-    skip_prev: int
-    since: int | None
-    until: int | None
-    cursor: CompositeCursor | None
-    media: str
-
-
-def _params(request: Request, settings: GatewaySettings, *, stream: bool) -> ReadParams:
+def _params(request: Request, settings: GatewaySettings, *, stream: bool) -> Query:
     params = request.query_params
     if params.get("read_reverse"):
         raise BadRequest(
@@ -197,7 +178,7 @@ def _params(request: Request, settings: GatewaySettings, *, stream: bool) -> Rea
                 "`skip_prev`/`skip_next` cannot be combined with a merged-stream cursor",
                 parameter="cursor",
             )
-    return ReadParams(
+    return Query(
         limit=limit,
         skip_next=skip_next,
         skip_prev=skip_prev,
@@ -232,7 +213,7 @@ def _over_cap(
 async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bool) -> Response:
     proxy, node_tokens = gate.proxy, gate.node_tokens
     settings = gate.services.settings
-    p = _params(request, settings, stream=stream)
+    query = _params(request, settings, stream=stream)
     plan = await planner.plan()  # 403 when the caller may read none of the tasks
     limits = gate.services.merge_limits
     refused = _over_cap(plan, planner, limits, settings, stream)
@@ -244,64 +225,20 @@ async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bo
         scheme=request.url.scheme,
         token=node_tokens,
         filters=planner.forwarded,
-        until=p.until,
+        until=query.until,
+        answer_timeout=settings.merge_agent_timeout,
     )
-    opener = SourceOpener(proxy.upstream, requester)
-    encoder = MergedEncoder(p.media)
-    if p.cursor is not None:
-        positions = Positions.resumed(p.cursor)
-        starts = Starts(p.cursor.states(), Start(since=p.cursor.origin))
-    else:
-        positions, starts = Positions(p.since), Starts({}, Start(since=p.since))
     if not stream:
-        return await merged_range(
-            plan,
-            opener,
-            encoder,
-            positions,
-            starts,
-            skip_prev=p.skip_prev,
-            skip_next=p.skip_next,
-            limit=p.limit,
-            metrics=proxy.metrics,
-        )
+        return await read_range(plan, proxy.upstream, requester, query, metrics=proxy.metrics)
     release = limits.hold(planner.uid)  # before any await, so the cap cannot be overrun
     try:
-        prelude: list[MergedEntry] = []
-        unavailable: dict[str, str] = {}
-        if p.skip_prev:
-            # The last N of the merged whole, then each agent follows on from its own last.
-            opened, unavailable = await open_all(plan, opener, starts, skip_prev=p.skip_prev)
-            agent_covers = covers(plan, starts, positions)
-            tail = await last_entries(opened, p.skip_prev, agent_covers)
-            unavailable.update(tail.failed)
-            prelude = tail.kept
-            origin = prelude[0].ts if len(prelude) >= p.skip_prev else p.since
-            positions = Positions(origin, tail.dropped)
-            begin_all(positions, agent_covers)
-            starts = Starts(
-                {
-                    agent: AgentState(c, agent_covers[agent].members)
-                    for agent, c in tail.last.items()
-                },
-                Start(since=origin),
-            )
-
-        async def replan() -> MergePlan:
-            nonlocal plan
-            plan = capped(await planner.plan(), settings.merge_max_agents, keep=plan.sources)
-            return plan
-
-        return MergedStreamResponse(
-            plan=plan,
-            replan=replan,
-            opener=opener,
-            encoder=encoder,
-            positions=positions,
-            starts=starts,
-            prelude=prelude,
-            notes=[f"agent {a} unavailable: {why}" for a, why in sorted(unavailable.items())],
-            headers={**STREAM_HEADERS, "Content-Type": encoder.media_type},
+        return await read_stream(
+            planner,
+            plan,
+            proxy.upstream,
+            requester,
+            query,
+            max_agents=settings.merge_max_agents,
             options=StreamOptions(
                 window=settings.merge_reorder_window,
                 membership_period=settings.merge_membership_period,

@@ -24,17 +24,18 @@ from types import TracebackType
 from fastapi import APIRouter
 
 from app.authn import JwksSource, JwtAuthenticator
+from app.authn.sign import TokenSigner
 from app.authz import RemoteIamAuthorizer
 from app.core.audience import MESOS
 from app.core.config import GatewaySettings
 from app.gateway.iam_forward import IamForwarder, iam_forward_router
 from app.gateway.node_credentials import PerAudience
-from app.gateway.service_login import RemoteServiceToken, ServiceKey
+from app.gateway.service_login import RemoteServiceToken
+from app.iam.client import JWKS_PATH
 from app.proxy import new_upstream_client
 
 log = logging.getLogger(__name__)
 
-JWKS_PATH = "/acs/api/v1/auth/jwks"
 # /readyz answers anyone: at most one JWKS fetch per this many seconds, whatever the probing.
 READY_PROBE_INTERVAL = 2.0
 URL_SETTING = "LOGWAY_GATEWAY_IAM_URL"
@@ -42,7 +43,7 @@ KEY_SETTING = "LOGWAY_GATEWAY_SERVICE_PRIVATE_KEY"
 
 
 class RemoteIam:
-    def __init__(self, settings: GatewaySettings, key: ServiceKey) -> None:
+    def __init__(self, settings: GatewaySettings, key: TokenSigner) -> None:
         assert settings.iam_url is not None
         self.url = settings.iam_url
         self._uid, self._key = settings.service_uid, key
@@ -91,9 +92,11 @@ class RemoteIam:
                 f"{settings.service_uid!r} (LOGWAY_GATEWAY_SERVICE_UID) registered at that IAM"
             )
         try:
-            key = ServiceKey.from_file(key_path)
+            key = TokenSigner.from_file(key_path)
         except ValueError as exc:
             raise ValueError(f"{KEY_SETTING}: {exc}") from None
+        if key_path.stat().st_mode & 0o077:
+            log.warning("%s is readable by group or others: make it mode 0600", key_path)
         return cls(settings, key)
 
     def router(self) -> APIRouter:

@@ -10,10 +10,11 @@ from app.authn import Authenticator
 from app.authz import Authorizer
 from app.cluster import Cluster, ClusterSettings
 from app.core.config import GatewaySettings
+from app.core.credential import NodeTokenProvider
 from app.gateway.limits import StreamCount
 from app.gateway.metrics import GatewayMetrics
 from app.gateway.service_token import ServiceCredential
-from app.proxy import Proxy, TokenProvider
+from app.proxy import Proxy
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -24,7 +25,7 @@ class GatewayServices:
     # The gateway's own credentials (the caller's never leaves): towards Mesos, addressed to
     # it, and towards each node reader, addressed to that reader alone (app/core/audience.py).
     service_token: ServiceCredential
-    node_tokens: TokenProvider
+    node_tokens: NodeTokenProvider
     cluster: Cluster
     cluster_settings: ClusterSettings
     proxy: Proxy

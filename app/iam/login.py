@@ -14,11 +14,11 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from app.authn import KeyLoadError, TokenRejected
+from app.authz.audit import audit_event
 from app.core.audience import is_addressable
 from app.core.errors import AuthenticationError
-from app.iam.audit import audit
 from app.iam.errors import TooManyRequests
-from app.iam.keys import KeyRing
+from app.iam.key_ring import KeyRing
 from app.iam.passwords import dummy_hash, verify_password
 from app.iam.ratelimit import FailureLimiter, whole_seconds
 from app.iam.settings import IamSettings
@@ -107,7 +107,7 @@ class Login:
     def _admit(self, uid: str, srcip: str) -> None:
         wait = max(self._by_uid.retry_after(uid), self._by_address.retry_after(srcip))
         if wait > 0:
-            audit("login", "deny", uid=uid, srcip=srcip, reason="too many failed logins")
+            audit_event("login", "deny", uid=uid, srcip=srcip, reason="too many failed logins")
             raise TooManyRequests(
                 "Too many failed login attempts; try again later", retry_after=whole_seconds(wait)
             )
@@ -115,7 +115,7 @@ class Login:
         self._by_address.failed(srcip)
 
     def _refuse(self, uid: str, srcip: str, reason: str) -> NoReturn:
-        audit("login", "deny", uid=uid, srcip=srcip, reason=reason)
+        audit_event("login", "deny", uid=uid, srcip=srcip, reason=reason)
         raise AuthenticationError(LOGIN_FAILED)
 
     def _grant(
@@ -123,7 +123,7 @@ class Login:
     ) -> IssuedToken:
         self._by_uid.reset(uid)
         self._by_address.refund(srcip)
-        audit("login", "allow", uid=uid, srcip=srcip, reason=method)
+        audit_event("login", "allow", uid=uid, srcip=srcip, reason=method)
         if audience is None:
             return self._issuer.issue(uid)
         # A Logway extension: a service login token naming a node reader (or Mesos) gets a

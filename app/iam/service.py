@@ -18,7 +18,7 @@ from types import TracebackType
 
 from app.authn import JwtAuthenticator
 from app.authn.known import KnownUids
-from app.iam.keys import KeyRing, SigningKey
+from app.iam.key_ring import KeyRing, SigningKey
 from app.iam.login import Login
 from app.iam.settings import IamSettings
 from app.iam.store import IamStore

@@ -14,12 +14,10 @@ from typing import Protocol
 
 from starlette.requests import Request
 
+from app.core.credential import NodeTokenProvider
+
 SSE = "text/event-stream"
 
-# The gateway's own credential for one node reader, given that reader's audience
-# (app/core/audience.py, from the address dialled); called per upstream request so that the
-# owner can mint, cache and renew it per node without the proxy knowing how.
-TokenProvider = Callable[[str], Awaitable[str]]
 
 _V1_STREAM = re.compile(r"(?:^|/)v1/stream(?:/|$)")
 _V2 = re.compile(r"(?:^|/)v2/")
@@ -58,7 +56,7 @@ class UpstreamCall:
     uid: str | None
     client: str | None
     scheme: str
-    token: TokenProvider | None
+    token: NodeTokenProvider | None
 
     @classmethod
     def from_request(
@@ -68,7 +66,7 @@ class UpstreamCall:
         path: str,
         node: str,
         uid: str | None,
-        token: TokenProvider | None,
+        token: NodeTokenProvider | None,
     ) -> UpstreamCall:
         return cls(
             method=request.method,
@@ -145,4 +143,4 @@ class Upstream(Protocol):
         ...
 
 
-__all__ = ["SSE", "TokenProvider", "Upstream", "UpstreamCall", "UpstreamResponse", "is_follow"]
+__all__ = ["SSE", "Upstream", "UpstreamCall", "UpstreamResponse", "is_follow"]

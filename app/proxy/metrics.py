@@ -51,7 +51,7 @@ class ProxyMetrics:
     resumes: int = 0
     stalled_clients: int = 0
     upstream_errors: Counter[str] = field(default_factory=Counter)
-    # Merged role/app reads (app/proxy/merge*.py): their streams, the entries they merged,
+    # Merged role/app reads (app/merge/): their streams, the entries they merged,
     # entries released behind later ones, and agents that became unavailable mid-stream.
     merged_active_streams: int = 0
     merged_streams_total: int = 0

@@ -30,9 +30,9 @@ from tests.gateway.support import (
     node_readers,
     port_free_on,
     signed_headers,
-    wait_for,
 )
 from tests.support.journal import Sender
+from tests.support.wait import wait_for
 
 PASSWORD = "admin password for tests"
 HOSTS = ("127.0.0.2", "127.0.0.3")

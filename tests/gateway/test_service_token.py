@@ -9,7 +9,7 @@ from jose import jwt
 
 from app.gateway.node_credentials import embedded_node_tokens
 from app.gateway.service_token import ServiceToken
-from app.iam.keys import KeyRing
+from app.iam.key_ring import KeyRing
 from app.iam.tokens import IssuedToken, TokenIssuer
 
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from app.merge.entry import MergedEntry
 from app.proxy.call import UpstreamCall, UpstreamResponse
 from app.proxy.errors import UpstreamBroken, UpstreamUnreachable
-from app.proxy.merge_entry import MergedEntry
 
 SEQNUM_ID = "0f" * 16
 

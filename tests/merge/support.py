@@ -39,9 +39,9 @@ from tests.gateway.support import (
     node_headers,
     port_free_on,
 )
-from tests.gateway.support import wait_for as gateway_wait_for
 from tests.support.gateway import gateway as support_gateway
 from tests.support.journal import Sender
+from tests.support.wait import wait_for as wait_for_default
 
 PASSWORD = "admin password for merge tests"
 HOSTS = ("127.0.0.81", "127.0.0.82", "127.0.0.83", "127.0.0.84")
@@ -235,8 +235,8 @@ def new_run() -> str:
 
 
 def wait_for(what: str, check: Callable[[], T | None], *, timeout: float = DEADLINE) -> T:
-    """`tests.gateway.support.wait_for`, with this package's longer deadline."""
-    return gateway_wait_for(what, check, timeout=timeout)
+    """`tests.support.wait.wait_for`, with this package's longer deadline."""
+    return wait_for_default(what, check, timeout=timeout)
 
 
 # Reading merged streams ---------------------------------------------------------------------

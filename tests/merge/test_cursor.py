@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from app.core.errors import BadRequest
-from app.proxy.merge_cursor import (
+from app.merge.cursor import (
     AgentState,
     Debt,
     after,

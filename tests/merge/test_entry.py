@@ -9,8 +9,7 @@ import orjson
 import pytest
 
 from app.journal.encoders import JSON, SSE, TEXT
-from app.proxy.fanin import SourceSpec
-from app.proxy.merge_cursor import (
+from app.merge.cursor import (
     MAX_MEMBERS,
     AgentState,
     CompositeCursor,
@@ -20,7 +19,7 @@ from app.proxy.merge_cursor import (
     encode_cursor,
     pack,
 )
-from app.proxy.merge_entry import (
+from app.merge.entry import (
     BadEntry,
     Cover,
     EventParser,
@@ -30,7 +29,8 @@ from app.proxy.merge_entry import (
     Positions,
     cursor_of_line,
 )
-from app.proxy.merge_feed import owed
+from app.merge.fanin import SourceSpec
+from app.merge.feed import owed
 from tests.merge.fakes import cursor, entry, entry_json, sse_event
 
 
@@ -62,6 +62,13 @@ def test_event_parser_reads_other_spellings() -> None:
     (got,) = EventParser("S0").feed(event + b"data: no id\n\n")
     assert got.cursor == cursor(1, 100)
     assert got.data == data
+
+
+def test_event_parser_refuses_an_event_over_its_cap() -> None:
+    parser = EventParser("S0", max_event_bytes=64)
+    assert len(parser.feed(sse_event("S0", 1, 100)[:60])) == 0  # under the cap: held
+    with pytest.raises(BadEntry):
+        parser.feed(b"x" * 100)
 
 
 def test_line_parser_and_the_cursor_key() -> None:

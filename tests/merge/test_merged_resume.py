@@ -1,7 +1,7 @@
 """Exact resume when a task starts on an agent that is already in the merged stream.
 
 The composite cursor records, per agent, which containers its place covers and what is still
-owed behind it (`app.proxy.merge_cursor`). These tests start a second /prod/web task on S0
+owed behind it (`app.merge.cursor`). These tests start a second /prod/web task on S0
 (where /prod/web already runs) at the awkward moments — unnoticed by the stream before the
 client leaves, noticed just before, and while its catch-up is being delivered — and check
 that every line of every task since the stream's origin arrives exactly once over all
@@ -16,7 +16,7 @@ from collections.abc import Callable
 import orjson
 import pytest
 
-from app.proxy.merge_cursor import decode_cursor, digest
+from app.merge.cursor import decode_cursor, digest
 from tests.merge.support import (
     AGENTS,
     PREFIX,

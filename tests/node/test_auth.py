@@ -11,7 +11,7 @@ import pytest
 
 from app.core.audience import url_audience
 from app.devcluster.journald import JournaldNamespace
-from app.devcluster.keys import DevKeys
+from app.devcluster.signing_key import DevKeys
 from tests.support.servers import node_reader
 
 GATEWAY_UID = "logway-gateway"

@@ -37,9 +37,9 @@ from tests.gateway.support import (
     node_headers,
     node_readers,
     port_free_on,
-    wait_for,
 )
 from tests.support.journal import Sender
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.skipif(
     not journald_available(), reason="needs root and /lib/systemd/systemd-journald"

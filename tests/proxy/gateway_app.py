@@ -1,5 +1,8 @@
-"""The gateway under test: a few lines of FastAPI over `app.proxy`, the way the gateway's
-routes will use it. Run in a thread by the fixtures, or as a process for the memory test:
+"""A stand-in gateway for the proxy layer's tests: a few lines of FastAPI over `app.proxy`
+with a fixed agent -> node map, service token and uid, and no authentication, authorization
+or Mesos, so that the relay is tested alone (the real gateway's routes, `app/gateway/logs.py`,
+are tested in tests/gateway). Run in a thread by the fixtures, or as a process for the memory
+test:
 
     python -m tests.proxy.gateway_app --host 127.0.0.1 --port 8000 --node S1=http://127.0.0.2:61001
 """
@@ -59,7 +62,7 @@ def create_app(
     app.state.metrics = metrics
     install_error_handlers(app)
 
-    async def forward(request: Request, agent: str, prefix: str, upstream_prefix: str) -> Response:
+    async def to_node(request: Request, agent: str, prefix: str, upstream_prefix: str) -> Response:
         if not AGENT_ID.match(agent) or agent not in nodes:
             raise NotFound(f"agent `{agent}` unknown")
         raw_path = request.scope["raw_path"].decode("latin-1")
@@ -79,12 +82,12 @@ def create_app(
     @app.api_route("/system/v1/agent/{agent}/logs{rest:path}", methods=["GET", "HEAD"])
     async def agent_logs(request: Request, agent: str) -> Response:
         prefix = f"/system/v1/agent/{agent}/logs"
-        return await forward(request, agent, prefix, "/system/v1/logs")
+        return await to_node(request, agent, prefix, "/system/v1/logs")
 
     # Straight to a node reader: /node/<id><rest> → <rest>.
     @app.get("/node/{agent}{rest:path}")
     async def node(request: Request, agent: str) -> Response:
-        return await forward(request, agent, f"/node/{agent}", "")
+        return await to_node(request, agent, f"/node/{agent}", "")
 
     @app.get("/metrics")
     async def proxy_metrics() -> Response:

@@ -24,8 +24,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from app.journal.encoders import SSE
-from app.proxy.errors import UpstreamError
-from app.proxy.fanin import (
+from app.merge.cursor import AgentState
+from app.merge.entry import BadEntry, Cover, MergedEncoder, MergedEntry, Positions
+from app.merge.fanin import (
     MergePlan,
     Opened,
     SourceOpener,
@@ -34,10 +35,9 @@ from app.proxy.fanin import (
     range_batches,
     refusal,
 )
-from app.proxy.merge import merge_batches
-from app.proxy.merge_cursor import AgentState
-from app.proxy.merge_entry import BadEntry, Cover, MergedEncoder, MergedEntry, Positions
-from app.proxy.merge_feed import owed
+from app.merge.feed import owed
+from app.merge.window import merge_batches
+from app.proxy.errors import UpstreamError
 from app.proxy.metrics import ProxyMetrics
 
 log = logging.getLogger(__name__)

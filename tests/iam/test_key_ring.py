@@ -16,7 +16,7 @@ from app.authn import KeySet
 from app.authn.errors import TokenRejected
 from app.iam import Iam, IamSettings
 from app.iam.errors import TooManyRequests
-from app.iam.keys import (
+from app.iam.key_ring import (
     KEYRING_FILE,
     MAX_RETIRED_KEYS,
     MIN_ROTATION_INTERVAL,

@@ -8,7 +8,7 @@ permission to every task). Meanwhile:
   re-authorized when it changed): a new agent joins from the origin (or from its position
   when it was in the stream before), an agent that left is dropped once its queued entries
   are out, and an agent whose containers changed is re-read from its last entry (the
-  containers it gained are caught up from the origin: `app.proxy.merge_feed`);
+  containers it gained are caught up from the origin: `app.merge.feed`);
 * an agent resumed from a composite cursor (or returning after it left) first pays what its
   state owes: containers its place does not cover, and unpaid debts;
 * an agent whose reader fails gets the comment `: agent <id> unavailable: <why>`, is not
@@ -36,12 +36,12 @@ from starlette.types import Receive, Scope, Send
 from app.core.config import HEARTBEAT_INTERVAL
 from app.core.errors import Forbidden, LogwayError
 from app.journal.encoders import SSE
-from app.proxy.fanin import MergePlan, SourceOpener, SourceSpec, Start
-from app.proxy.merge import Reorderer
-from app.proxy.merge_cursor import AgentState, Debt
-from app.proxy.merge_entry import MergedEncoder, MergedEntry, Positions
-from app.proxy.merge_feed import AgentFeed, Backoff, owed
-from app.proxy.merge_range import Starts
+from app.merge.cursor import AgentState, Debt
+from app.merge.entry import MergedEncoder, MergedEntry, Positions
+from app.merge.fanin import MergePlan, SourceOpener, SourceSpec, Start
+from app.merge.feed import AgentFeed, Backoff, owed
+from app.merge.range import Starts
+from app.merge.window import Reorderer
 from app.proxy.metrics import ProxyMetrics
 
 log = logging.getLogger(__name__)

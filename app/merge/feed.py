@@ -32,8 +32,9 @@ from typing import Protocol
 import anyio
 
 from app.journal.encoders import SSE
-from app.proxy.errors import UpstreamError
-from app.proxy.fanin import (
+from app.merge.cursor import AgentState, Debt, after, digest, digests
+from app.merge.entry import BadEntry, Cover, EventParser, MergedEntry
+from app.merge.fanin import (
     Opened,
     SourceOpener,
     SourceSpec,
@@ -43,8 +44,7 @@ from app.proxy.fanin import (
     range_batches,
     refusal,
 )
-from app.proxy.merge_cursor import AgentState, Debt, after, digest, digests
-from app.proxy.merge_entry import BadEntry, Cover, EventParser, MergedEntry
+from app.proxy.errors import UpstreamError
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import heapq
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 
-from app.proxy.merge_entry import MergedEntry
+from app.merge.entry import MergedEntry
 
 BatchSource = AsyncIterator[list[MergedEntry]]
 

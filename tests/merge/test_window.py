@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from app.proxy.merge import Reorderer, merge_batches
-from app.proxy.merge_entry import MergedEntry
+from app.merge.entry import MergedEntry
+from app.merge.window import Reorderer, merge_batches
 from tests.merge.fakes import entry
 
 

@@ -21,7 +21,7 @@ from app.authz import Authorizer, authorize_any, requirements_for_task
 from app.authz.route_table import ResourceCheck, TaskAccess
 from app.cluster import ClusterSnapshot, ClusterStateSource, Task
 from app.core.errors import Forbidden
-from app.proxy.fanin import MergePlan, SourceSpec
+from app.merge.fanin import MergePlan, SourceSpec
 
 # Client filters on these fields narrow the task set here and are never forwarded: journald
 # ORs values of one field, so a forwarded `CONTAINER_ID:<other>` would widen the read.
