@@ -30,13 +30,15 @@ TASK_FILES = {"": "stdout", "/file/stdout": "stdout", "/file/stderr": "stderr"}
 # Any other method is 405 with `Allow: GET`.
 METHODS = ["GET"]
 # The node reader routes a log route may reach (the dcos-log API, reference §1-§2): v1 range,
-# stream and fields, v2 component and task files, downloads. Anything else a reader serves
-# (its /metrics, future routes) is 404 here (issue 12 §6). Raw, percent-encoded segments.
+# stream, fields and count (search), v2 component and task files, downloads. Anything else a
+# reader serves (its /metrics, future routes) is 404 here (issue 12 §6). Raw, percent-encoded
+# segments.
 _SEG = r"[^/]+"
 _TASK = rf"framework/{_SEG}/executor/{_SEG}/container/{_SEG}"
 READER_ROUTES = re.compile(
     rf"/v1/range/(?:download|{_TASK}(?:/download)?)?"
     rf"|/v1/stream/(?:{_TASK})?"
+    rf"|/v1/count/(?:{_TASK})?"
     rf"|/v1/fields/{_SEG}"
     rf"|/v2/component(?:/{_SEG})?"
     rf"|/v2/task/frameworks/{_SEG}/executors/{_SEG}/runs/{_SEG}/.+"
