@@ -30,7 +30,8 @@ from app.core.header_limits import HeaderLimits
 from app.core.problems import install_error_handlers
 from app.gateway.admission import check_routes
 from app.gateway.discovery import router as discovery_router
-from app.gateway.limits import StreamCount
+from app.gateway.leases import LeasedStreamCount
+from app.gateway.limits import StreamCount, StreamSlots
 from app.gateway.logs import router as logs_router
 from app.gateway.merged import router as merged_router
 from app.gateway.merged_count import router as merged_count_router
@@ -42,6 +43,7 @@ from app.gateway.remote_iam import RemoteIam
 from app.gateway.service_token import ServiceCredential, ServiceToken
 from app.gateway.services import GatewayServices
 from app.iam import Iam, IamSettings, bootstrap, iam_router
+from app.iam.pg import PgDatabase
 from app.proxy import HttpUpstream, Proxy, ProxyMetrics, new_upstream_client
 
 log = logging.getLogger("logway.gateway")
@@ -128,6 +130,16 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     cluster_config = cluster_settings(settings, service_token)  # invalid settings fail here
 
     metrics = GatewayMetrics()  # the request middleware counts into it from the start
+    # The per-identity caps: across every replica on a shared PostgreSQL store, else here.
+    merge_limits: StreamSlots = StreamCount()
+    follow_limits: StreamSlots = StreamCount()
+    shared_limits: list[LeasedStreamCount] = []
+    if iam is not None and isinstance(iam.store.engine, PgDatabase):
+        shared_limits = [
+            LeasedStreamCount(iam.store.engine, kind, ttl=settings.stream_lease_ttl)
+            for kind in ("merge", "follow")
+        ]
+        merge_limits, follow_limits = shared_limits
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -152,13 +164,17 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
                 ),
                 metrics=metrics,
                 iam_problem=iam_problem,
-                merge_limits=StreamCount(),
-                follow_limits=StreamCount(),
+                merge_limits=merge_limits,
+                follow_limits=follow_limits,
             )
             await cluster.start()
+            for leased in shared_limits:
+                await leased.start()
             try:
                 yield
             finally:
+                for leased in shared_limits:
+                    await leased.close()
                 await cluster.close()
 
     # No /docs or /openapi.json: openapi/gateway.json is the complete document (`make openapi`),

@@ -20,11 +20,11 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from app.core.errors import LogwayError, Unavailable
+from app.iam.engine import TOPIC_IAM, ChangeListener, Connection
 from app.iam.errors import Conflict
 from app.iam.schema import MIGRATIONS
 
@@ -33,24 +33,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 WATCH_BUSY_TIMEOUT = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class Invariant:
-    """A property of the store that every write keeping it true before must keep true after
-    (else the write is rolled back: 409 with `why`)."""
-
-    holds: Callable[[sqlite3.Connection], bool]
-    why: str
+CHANGE_POLL = 0.25
 
 
 class Database:
-    def __init__(
-        self, path: Path, *, busy_timeout: float = 5.0, invariants: tuple[Invariant, ...] = ()
-    ) -> None:
+    def __init__(self, path: Path, *, busy_timeout: float = 5.0) -> None:
         self.path = path
         self._busy_timeout = busy_timeout
-        self._invariants = invariants
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None  # used on the executor thread only
         self._watch: sqlite3.Connection | None = None
@@ -80,12 +69,13 @@ class Database:
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def read(self, fn: Callable[[Connection], T]) -> T:
         """`fn(conn)` on the database thread, inside one read transaction (one snapshot)."""
         return await self._run(lambda: self._transaction("BEGIN", fn))
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """`fn(conn)` inside one write transaction; a `LogwayError` from `fn` rolls it back."""
+    async def write(self, fn: Callable[[Connection], T], *, topic: str = TOPIC_IAM) -> T:
+        """`fn(conn)` inside one write transaction; a `LogwayError` from `fn` rolls it back.
+        (`topic` is for the engines with a change signal: here every commit is one change.)"""
         return await self._run(lambda: self._transaction("BEGIN IMMEDIATE", fn, write=True))
 
     def generation(self) -> int:
@@ -103,25 +93,42 @@ class Database:
         self._data_version = int(row[0])
         return self._local_commits + self._unknown_changes + self._data_version
 
+    def changes(self, topic: str) -> int:
+        return self.generation()
+
+    def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
+        """SQLite has no change signal across processes: a task polls `generation()` every
+        `CHANGE_POLL` seconds and calls `listener(TOPIC_IAM)` when it moved."""
+
+        async def poll() -> None:
+            seen = self.generation()
+            while True:
+                await asyncio.sleep(CHANGE_POLL)
+                now = self.generation()
+                if now != seen:
+                    seen = now
+                    listener(TOPIC_IAM)
+
+        task = asyncio.get_running_loop().create_task(poll())
+
+        def unsubscribe() -> None:
+            task.cancel()
+
+        return unsubscribe
+
     async def _run(self, fn: Callable[[], T]) -> T:
         if self._executor is None:
             raise Unavailable("IAM store is closed")
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
-    def _transaction(
-        self, begin: str, fn: Callable[[sqlite3.Connection], T], *, write: bool = False
-    ) -> T:
+    def _transaction(self, begin: str, fn: Callable[[Connection], T], *, write: bool = False) -> T:
         conn = self._conn
         if conn is None:
             raise Unavailable("IAM store is closed")
         try:
             conn.execute(begin)
             try:
-                kept = [i for i in self._invariants if i.holds(conn)] if write else []
                 result = fn(conn)
-                for invariant in kept:
-                    if not invariant.holds(conn):
-                        raise Conflict(invariant.why)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:  # SQLite may have rolled back already (e.g. disk full)

@@ -160,21 +160,8 @@ class KeyRing:
     # internals
 
     def _check_rotation(self, ring: dict[str, Any]) -> None:
-        now = self._clock()
-        times = sorted(float(e["retired_at"]) for e in ring["retired"])
-        if times and now - times[-1] < MIN_ROTATION_INTERVAL:
-            raise TooManyRequests(
-                f"Key rotation refused: the last was {now - times[-1]:.0f} s ago, at most one "
-                f"per {MIN_ROTATION_INTERVAL:.0f} s",
-                retry_after=whole_seconds(times[-1] + MIN_ROTATION_INTERVAL - now),
-            )
-        if len(times) >= MAX_RETIRED_KEYS:
-            free_at = times[0] + self._lifetime + RETIREMENT_GRACE
-            raise TooManyRequests(
-                f"Key rotation refused: {len(times)} retired keys still verify unexpired tokens "
-                f"(at most {MAX_RETIRED_KEYS}); the oldest goes when its tokens have expired",
-                retry_after=whole_seconds(free_at - now),
-            )
+        times = [float(e["retired_at"]) for e in ring["retired"]]
+        check_rotation(times, now=self._clock(), lifetime=self._lifetime)
 
     def _loaded(self) -> _State:
         if self._state is None:
@@ -294,3 +281,24 @@ def _write_private(path: Path, data: bytes) -> None:
 def _b64uint(value: int) -> str:
     raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def check_rotation(retired_at: list[float], *, now: float, lifetime: float) -> None:
+    """Refuse (429, `TooManyRequests`) a rotation within `MIN_ROTATION_INTERVAL` of the last,
+    or while `MAX_RETIRED_KEYS` retired keys still verify unexpired tokens (issue 12 §5).
+    `retired_at`: when each retired key still kept was retired."""
+    times = sorted(retired_at)
+    if times and now - times[-1] < MIN_ROTATION_INTERVAL:
+        raise TooManyRequests(
+            f"Key rotation refused: the last was {now - times[-1]:.0f} s ago, at most one "
+            f"per {MIN_ROTATION_INTERVAL:.0f} s",
+            retry_after=whole_seconds(times[-1] + MIN_ROTATION_INTERVAL - now),
+        )
+    live = [t for t in times if now < t + lifetime + RETIREMENT_GRACE]
+    if len(live) >= MAX_RETIRED_KEYS:
+        free_at = live[0] + lifetime + RETIREMENT_GRACE
+        raise TooManyRequests(
+            f"Key rotation refused: {len(live)} retired keys still verify unexpired tokens "
+            f"(at most {MAX_RETIRED_KEYS}); the oldest goes when its tokens have expired",
+            retry_after=whole_seconds(free_at - now),
+        )

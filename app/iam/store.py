@@ -8,20 +8,25 @@ is also the embedded authorizer's `GrantSource`.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from app.authz.model import SUPERUSER_RID, Action, Grant
 from app.core.errors import NotFound
 from app.iam import rows
 from app.iam.acl_store import AclStore
-from app.iam.db import Database, Invariant
+from app.iam.db import Database
+from app.iam.engine import TOPIC_IAM, ChangeListener, Connection, Engine
 from app.iam.errors import Conflict
 from app.iam.records import Group, User
 
 _USER = "SELECT uid, description, password_hash, public_key FROM users"
 _INSERT_USER = "INSERT INTO users (uid, description, password_hash, public_key) VALUES (?,?,?,?)"
+# `ON CONFLICT DO NOTHING`: SQLite's INSERT OR IGNORE in the SQL PostgreSQL also speaks.
+_ADD_ACL = "INSERT INTO acls VALUES (?, ?) ON CONFLICT DO NOTHING"
+_ADD_GROUP = "INSERT INTO groups VALUES (?, ?) ON CONFLICT DO NOTHING"
+_ADD_ACE = "INSERT INTO aces VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
 _GRANTS = (
     "SELECT rid, action FROM aces WHERE kind = 'user' AND principal = ?"
     " UNION SELECT a.rid, a.action FROM aces a JOIN memberships m"
@@ -38,19 +43,55 @@ _SUPERUSER_EXISTS = (
     " OR (a.kind = 'group' AND a.principal IN (SELECT gid FROM memberships m"
     " WHERE m.uid = u.uid)))) LIMIT 1"
 )
-SOME_SUPERUSER = Invariant(
-    holds=lambda conn: rows.row(conn, _SUPERUSER_EXISTS, SUPERUSER_RID) is not None,
-    why=(
-        "Refused: this change would leave no user holding dcos:superuser full, and with it "
-        "no way back into the IAM's admin API; grant another user dcos:superuser full first"
-    ),
+NO_SUPERUSER_LEFT = (
+    "Refused: this change would leave no user holding dcos:superuser full, and with it "
+    "no way back into the IAM's admin API; grant another user dcos:superuser full first"
 )
 
 
+def _superuser_exists(conn: Connection) -> bool:
+    return rows.row(conn, _SUPERUSER_EXISTS, SUPERUSER_RID) is not None
+
+
+T = TypeVar("T")
+
+
+class SuperuserKept:
+    """The `Engine` under the store, whatever its kind: an IAM write that would leave no
+    superuser where there was one is rolled back with a 409 (`Conflict`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    async def write(self, fn: Callable[[Connection], T], *, topic: str = TOPIC_IAM) -> T:
+        if topic != TOPIC_IAM:
+            return await self._engine.write(fn, topic=topic)
+
+        def guarded(conn: Connection) -> T:
+            had = _superuser_exists(conn)
+            result = fn(conn)
+            if had and not _superuser_exists(conn):
+                raise Conflict(NO_SUPERUSER_LEFT)
+            return result
+
+        return await self._engine.write(guarded, topic=topic)
+
+
 class IamStore:
-    def __init__(self, path: Path, *, busy_timeout: float = 5.0) -> None:
-        self._db = Database(path, busy_timeout=busy_timeout, invariants=(SOME_SUPERUSER,))
+    """Over an `Engine`: a path is the SQLite file (db.py), as before."""
+
+    def __init__(self, db: Path | Engine, *, busy_timeout: float = 5.0) -> None:
+        engine: Engine = Database(db, busy_timeout=busy_timeout) if isinstance(db, Path) else db
+        self._engine = engine  # what it is (login limits and keys look); writes go guarded
+        self._db: Engine = SuperuserKept(engine)
         self.acls = AclStore(self._db)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
 
     async def open(self) -> None:
         await self._db.open()
@@ -61,7 +102,7 @@ class IamStore:
     # GrantSource (app.authz.model)
 
     async def grants_for(self, uid: str) -> Iterable[Grant]:
-        def query(conn: sqlite3.Connection) -> list[Grant]:
+        def query(conn: Connection) -> list[Grant]:
             return [Grant(rid, Action(a)) for rid, a in conn.execute(_GRANTS, (uid, uid))]
 
         return await self._db.read(query)
@@ -69,17 +110,23 @@ class IamStore:
     def generation(self) -> int:
         return self._db.generation()
 
+    def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
+        """Call `listener(topic)` on this event loop after every change of the IAM, from any
+        process or replica sharing the store: the hook that ends streams a revoke or a
+        deleted user no longer allows (issue 12). Returns the unsubscribe function."""
+        return self._db.subscribe(listener)
+
     # Users and service accounts
 
     async def create_user(self, user: User) -> None:
-        def insert(conn: sqlite3.Connection) -> None:
+        def insert(conn: Connection) -> None:
             rows.require_absent(conn, "user", user.uid)
             conn.execute(_INSERT_USER, _user_row(user))
 
         await self._db.write(insert)
 
     async def find_user(self, uid: str) -> User | None:
-        def query(conn: sqlite3.Connection) -> User | None:
+        def query(conn: Connection) -> User | None:
             found = conn.execute(f"{_USER} WHERE uid = ?", (uid,)).fetchone()
             return None if found is None else User(*found)
 
@@ -109,7 +156,7 @@ class IamStore:
     ) -> None:
         """Set the given fields; a user keeps its kind (password vs public key)."""
 
-        def update(conn: sqlite3.Connection) -> None:
+        def update(conn: Connection) -> None:
             found = conn.execute(f"{_USER} WHERE uid = ?", (uid,)).fetchone()
             if found is None:
                 raise NotFound(f"User '{uid}' not found")
@@ -136,14 +183,14 @@ class IamStore:
     # Groups and memberships
 
     async def create_group(self, group: Group) -> None:
-        def insert(conn: sqlite3.Connection) -> None:
+        def insert(conn: Connection) -> None:
             rows.require_absent(conn, "group", group.gid)
             conn.execute("INSERT INTO groups VALUES (?, ?)", _group_row(group))
 
         await self._db.write(insert)
 
     async def get_group(self, gid: str) -> Group:
-        def query(conn: sqlite3.Connection) -> Group:
+        def query(conn: Connection) -> Group:
             found = rows.row(conn, "SELECT gid, description FROM groups WHERE gid = ?", gid)
             if found is None:
                 raise NotFound(f"Group '{gid}' not found")
@@ -162,7 +209,7 @@ class IamStore:
         await self._db.write(lambda conn: rows.delete(conn, "group", gid))
 
     async def add_member(self, gid: str, uid: str) -> None:
-        def insert(conn: sqlite3.Connection) -> None:
+        def insert(conn: Connection) -> None:
             rows.require(conn, "group", gid)
             rows.require(conn, "user", uid)
             if rows.row(conn, "SELECT 1 FROM memberships WHERE gid = ? AND uid = ?", gid, uid):
@@ -172,7 +219,7 @@ class IamStore:
         await self._db.write(insert)
 
     async def remove_member(self, gid: str, uid: str) -> None:
-        def delete(conn: sqlite3.Connection) -> None:
+        def delete(conn: Connection) -> None:
             rows.require(conn, "group", gid)
             rows.require(conn, "user", uid)
             cursor = conn.execute("DELETE FROM memberships WHERE gid = ? AND uid = ?", (gid, uid))
@@ -182,7 +229,7 @@ class IamStore:
         await self._db.write(delete)
 
     async def members(self, gid: str) -> list[User]:
-        def query(conn: sqlite3.Connection) -> list[User]:
+        def query(conn: Connection) -> list[User]:
             rows.require(conn, "group", gid)
             sql = f"{_USER} WHERE uid IN (SELECT uid FROM memberships WHERE gid = ?) ORDER BY uid"  # noqa: S608
             return [User(*found) for found in conn.execute(sql, (gid,))]
@@ -190,7 +237,7 @@ class IamStore:
         return await self._db.read(query)
 
     async def groups_of(self, uid: str) -> list[Group]:
-        def query(conn: sqlite3.Connection) -> list[Group]:
+        def query(conn: Connection) -> list[Group]:
             rows.require(conn, "user", uid)
             found = conn.execute(
                 "SELECT gid, description FROM groups WHERE gid IN"
@@ -211,7 +258,7 @@ class IamStore:
         with the store in hand): created with `password_hash` if it does not exist, its
         password replaced when one is given. True if the user was created."""
 
-        def restore(conn: sqlite3.Connection) -> bool:
+        def restore(conn: Connection) -> bool:
             created = not rows.exists(conn, "user", uid)
             if created:
                 conn.execute(_INSERT_USER, (uid, "Superuser (recovered)", password_hash, None))
@@ -220,11 +267,8 @@ class IamStore:
                     "UPDATE users SET password_hash = ?, public_key = NULL WHERE uid = ?",
                     (password_hash, uid),
                 )
-            conn.execute("INSERT OR IGNORE INTO acls VALUES (?, ?)", (SUPERUSER_RID, "Superuser"))
-            conn.execute(
-                "INSERT OR IGNORE INTO aces VALUES (?, 'user', ?, ?)",
-                (SUPERUSER_RID, uid, Action.FULL.value),
-            )
+            conn.execute(_ADD_ACL, (SUPERUSER_RID, "Superuser"))
+            conn.execute(_ADD_ACE, (SUPERUSER_RID, "user", uid, Action.FULL.value))
             return created
 
         return await self._db.write(restore)
@@ -234,18 +278,16 @@ class IamStore:
         only if the store has no user at all. False if it has one (another worker may have
         won the race)."""
 
-        def create(conn: sqlite3.Connection) -> bool:
+        def create(conn: Connection) -> bool:
             if rows.row(conn, "SELECT 1 FROM users LIMIT 1"):
                 return False
             conn.execute(_INSERT_USER, _user_row(user))
-            conn.execute("INSERT OR IGNORE INTO acls VALUES (?, ?)", (rid, "Superuser"))
-            conn.execute(
-                "INSERT OR IGNORE INTO groups VALUES (?, ?)", (group.gid, group.description)
-            )
+            conn.execute(_ADD_ACL, (rid, "Superuser"))
+            conn.execute(_ADD_GROUP, _group_row(group))
             conn.execute("INSERT INTO memberships VALUES (?, ?)", (group.gid, user.uid))
             for kind, principal in (("user", user.uid), ("group", group.gid)):
                 conn.execute(
-                    "INSERT OR IGNORE INTO aces VALUES (?, ?, ?, ?)",
+                    _ADD_ACE,
                     (rid, kind, principal, Action.FULL.value),
                 )
             return True
