@@ -22,7 +22,11 @@ from app.authn import Authenticator
 from app.authz import AclAuthorizer, Authorizer
 from app.cluster import ClusterSettings, ClusterState, MesosClient
 from app.console import CrossOriginProtection, console_router
+from app.core.audience import MESOS
 from app.core.config import GatewaySettings
+from app.core.credential import NodeTokenProvider
+from app.core.graceful import GracefulStreams, OpenStreams
+from app.core.header_limits import HeaderLimits
 from app.core.problems import install_error_handlers
 from app.gateway.admission import check_routes
 from app.gateway.discovery import router as discovery_router
@@ -32,6 +36,7 @@ from app.gateway.logs import router as logs_router
 from app.gateway.merged import router as merged_router
 from app.gateway.merged_count import router as merged_count_router
 from app.gateway.metrics import GatewayMetrics, RequestMetrics
+from app.gateway.node_credentials import embedded_node_tokens
 from app.gateway.ops import router as ops_router
 from app.gateway.ops import store_problem
 from app.gateway.remote_iam import RemoteIam
@@ -65,6 +70,7 @@ def cluster_settings(
         hard_limit=settings.mesos_hard_limit,
         request_timeout=settings.mesos_request_timeout,
         refresh_min_interval=settings.mesos_refresh_min_interval,
+        refresh_wait=settings.mesos_refresh_wait,
         service_token=service_token,
     )
 
@@ -102,19 +108,24 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     remote = RemoteIam.from_settings(settings)
     authenticator: Authenticator
     authorizer: Authorizer
-    service_token: ServiceCredential
+    service_token: ServiceCredential  # towards Mesos
+    node_tokens: NodeTokenProvider  # towards each node reader, given its audience
     iam_routes: APIRouter
     iam_problem: Callable[[], Awaitable[str | None]]
     iam_lifespan: AbstractAsyncContextManager[object]
     if remote is None:
         iam = iam or Iam(iam_settings(settings))
         authenticator, authorizer = iam.authenticator, AclAuthorizer(iam.store)
-        service_token = ServiceToken(iam.issuer, settings.service_uid)
+        lifetime = settings.node_token_lifetime
+        service_token = ServiceToken(
+            iam.issuer, settings.service_uid, audience=MESOS, lifetime=lifetime
+        )
+        node_tokens = embedded_node_tokens(iam.issuer, settings.service_uid, lifetime=lifetime)
         iam_routes, iam_problem = iam_router(iam, authorizer), partial(store_problem, iam.store)
         iam_lifespan = embedded_iam(iam)
     else:
         authenticator, authorizer = remote.authenticator, remote.authorizer
-        service_token = remote.service_token
+        service_token, node_tokens = remote.mesos_token, remote.node_tokens
         iam_routes, iam_problem, iam_lifespan = remote.router(), remote.problem, remote
     cluster_config = cluster_settings(settings, service_token)  # invalid settings fail here
 
@@ -143,6 +154,7 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
                 authenticator=authenticator,
                 authorizer=authorizer,
                 service_token=service_token,
+                node_tokens=node_tokens,
                 cluster=cluster,
                 cluster_settings=cluster_config,
                 proxy=Proxy(
@@ -176,8 +188,12 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    # Built before the lifespan: the server's exit handler ends open streams through it.
+    app.state.open_streams = OpenStreams()
+    app.add_middleware(GracefulStreams, streams=app.state.open_streams)
     app.add_middleware(CrossOriginProtection)
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(HeaderLimits)  # outermost: refused before metrics, routes, authn
     install_error_handlers(app)
     # The gateway's own routes, each admitted on its route table rule; a route the table does
     # not name is an error here, never a silent allow. The IAM's routes are guarded by the IAM.

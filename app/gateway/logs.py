@@ -6,6 +6,7 @@ gateway)."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 from urllib.parse import quote
 
@@ -26,7 +27,23 @@ MARATHON_LOGS = "/system/v1/leader/marathon/logs"
 V2_TASK = MASTER_LOGS + "/v2/task/{task}"
 # What may follow `…/v2/task/{task}`, and the file it names.
 TASK_FILES = {"": "stdout", "/file/stdout": "stdout", "/file/stderr": "stderr"}
-METHODS = ["GET", "HEAD"]
+# GET only: a node reader serves no HEAD, and a HEAD of a follow would open one (issue 12 §6).
+# Any other method is 405 with `Allow: GET`.
+METHODS = ["GET"]
+# The node reader routes a log route may reach (the dcos-log API, reference §1-§2): v1 range,
+# stream, fields and count (search), v2 component and task files, downloads. Anything else a
+# reader serves (its /metrics, future routes) is 404 here (issue 12 §6). Raw, percent-encoded
+# segments.
+_SEG = r"[^/]+"
+_TASK = rf"framework/{_SEG}/executor/{_SEG}/container/{_SEG}"
+READER_ROUTES = re.compile(
+    rf"/v1/range/(?:download|{_TASK}(?:/download)?)?"
+    rf"|/v1/stream/(?:{_TASK})?"
+    rf"|/v1/count/(?:{_TASK})?"
+    rf"|/v1/fields/{_SEG}"
+    rf"|/v2/component(?:/{_SEG})?"
+    rf"|/v2/task/frameworks/{_SEG}/executors/{_SEG}/runs/{_SEG}/.+"
+)
 FOLLOWS_RETRY_AFTER = 5  # seconds: another follow of this caller may end by then
 
 
@@ -126,6 +143,8 @@ async def relay(request: Request, gate: LogRead, base_url: str, prefix: str, nod
     path = path_after(request, prefix)
     if path == "/" and not request.scope["path"].endswith("/"):
         return RedirectResponse(prefix + "/", status_code=301)
+    if not READER_ROUTES.fullmatch(path):
+        raise NotFound(f"`{prefix}{path}` is not a log route (v1 range, stream, fields; v2 ...)")
     return await relay_to_reader(request, gate, base_url, path, node)
 
 
@@ -135,7 +154,7 @@ async def relay_to_reader(
     """`path` (already encoded) on the node reader at `base_url`, for `gate`'s caller. A follow
     counts against the caller's `max_follows_per_identity` until it ends: one more is 429."""
     call = UpstreamCall.from_request(
-        request, path=path, node=node, uid=gate.uid, token=gate.service_token
+        request, path=path, node=node, uid=gate.uid, token=gate.node_tokens
     )
     if not call.follow:
         return await gate.proxy.forward(base_url, call)

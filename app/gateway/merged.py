@@ -263,7 +263,7 @@ def _over_cap(
 
 
 async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bool) -> Response:
-    proxy, service_token = gate.proxy, gate.service_token
+    proxy, node_tokens = gate.proxy, gate.node_tokens
     settings = gate.services.settings
     query = _params(request, settings, stream=stream)
     grep = _grep(request)
@@ -279,7 +279,7 @@ async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bo
         uid=planner.uid,
         client=request.client.host if request.client else None,
         scheme=request.url.scheme,
-        token=service_token,
+        token=node_tokens,
         filters=planner.forwarded,
         until=query.until,
         grep=grep,

@@ -57,7 +57,7 @@ async def _count(request: Request, gate: LogRead, kind: str, value: str) -> Resp
         uid=planner.uid,
         client=request.client.host if request.client else None,
         scheme=request.url.scheme,
-        token=gate.service_token,
+        token=gate.node_tokens,
         filters=planner.forwarded,
         until=p.until,
         grep=grep,

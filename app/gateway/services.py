@@ -10,6 +10,7 @@ from app.authn import Authenticator
 from app.authz import Authorizer
 from app.cluster import Cluster, ClusterSettings
 from app.core.config import GatewaySettings
+from app.core.credential import NodeTokenProvider
 from app.gateway.limits import StreamSlots
 from app.gateway.metrics import GatewayMetrics
 from app.gateway.service_token import ServiceCredential
@@ -21,8 +22,10 @@ class GatewayServices:
     settings: GatewaySettings
     authenticator: Authenticator
     authorizer: Authorizer
-    # The gateway's own credential towards node readers and Mesos; the caller's never leaves.
+    # The gateway's own credentials (the caller's never leaves): towards Mesos, addressed to
+    # it, and towards each node reader, addressed to that reader alone (app/core/audience.py).
     service_token: ServiceCredential
+    node_tokens: NodeTokenProvider
     cluster: Cluster
     cluster_settings: ClusterSettings
     proxy: Proxy

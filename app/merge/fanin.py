@@ -23,7 +23,7 @@ from urllib.parse import quote
 import anyio
 import orjson
 
-from app.core.credential import TokenProvider
+from app.core.credential import NodeTokenProvider
 from app.journal.encoders import JSON, SSE
 from app.merge.cursor import after, cursor_realtime
 from app.merge.entry import SCHEDULER_SOURCE, Cover, LineParser, MergedEntry
@@ -80,7 +80,7 @@ class Requester:
     uid: str
     client: str | None
     scheme: str
-    token: TokenProvider
+    token: NodeTokenProvider
     filters: tuple[tuple[str, str], ...] = ()  # the client's, on fields the gateway leaves
     until: int | None = None
     grep: tuple[str, ...] = ()  # the client's patterns: every node reader searches its part

@@ -280,7 +280,8 @@ def test_the_service_account_key_on_disk_logs_in_through_a_replica(
     env: Env, tmp_path: Path
 ) -> None:
     """`logway login --service-account` against a replica: the IAM checks the self-signed token
-    with the public key it holds, and its token is what the node readers accept."""
+    with the public key it holds. Its token is good at the gateway, not at a node reader: those
+    accept only tokens addressed to themselves (issue 12 §2), which the replicas ask for."""
     result = subprocess.run(
         logway_argv(
             "login",
@@ -297,8 +298,10 @@ def test_the_service_account_key_on_disk_logs_in_through_a_replica(
     stored = json.loads((tmp_path / "logway" / "credentials.json").read_text())
     assert stored["uid"] == GATEWAY_UID
     token = stored["token"]
-    direct = get(env.readers[S1].url + "/v1/range/?limit=1", {"Authorization": f"token={token}"})
-    assert direct.status_code == 200, direct.text
+    bearer = {"Authorization": f"token={token}"}
+    assert get(f"{env.r2}/capabilities", bearer).status_code == 200
+    direct = get(env.readers[S1].url + "/v1/range/?limit=1", bearer)
+    assert direct.status_code == 401, direct.text
 
 
 def test_grant_and_revoke_at_the_iam_bite_on_both_replicas(env: Env) -> None:

@@ -1,5 +1,9 @@
 """`/__sim__/…`: the simulator's controls over HTTP, for a simulator in another process.
 
+A TEST TOOL FOR LOOPBACK ONLY: anyone who reaches it can move the leader, add agents that the
+gateway will then dial, and read which requests were made. Never expose it beyond 127.0.0.0/8.
+Recorded credentials are redacted (a JWT keeps its header and claims, not its signature).
+
     GET    /__sim__/requests[?path=&master=]   recorded requests (JSON list)
     DELETE /__sim__/requests
     PUT    /__sim__/leader        {"leader": 1}  or  {"leader": null}
