@@ -26,6 +26,7 @@ class SseError(ValueError):
 class Event:
     data: bytes
     id: str | None  # the last event id when this event was dispatched
+    type: str = "message"  # the `event` field (the gateway's last one: `access-ended`)
 
 
 class SseParser:
@@ -37,6 +38,7 @@ class SseParser:
         self._data: list[bytes] = []
         self._size = 0
         self._id: str | None = None  # the id buffer, committed at dispatch
+        self._type = ""
 
     def feed(self, chunk: bytes) -> list[Event]:
         self._buffer += chunk
@@ -70,11 +72,14 @@ class SseParser:
             self._size += len(value) + 1
         elif name == b"id" and b"\0" not in value:
             self._id = value.decode("utf-8", "replace")
-        return None  # `event` and `retry` do not concern a log reader
+        elif name == b"event":
+            self._type = value.decode("utf-8", "replace")
+        return None  # `retry` does not concern a log reader
 
     def _dispatch(self) -> Event | None:
         self.last_id = self._id
         data, self._data, self._size = b"\n".join(self._data), [], 0
+        kind, self._type = self._type or "message", ""
         if not data:
             return None
-        return Event(data, self.last_id)
+        return Event(data, self.last_id, kind)

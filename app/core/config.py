@@ -63,6 +63,10 @@ class GatewaySettings(BaseSettings):
     # process at once; one more is 429 with Retry-After, so one caller cannot pin every node
     # reader's followers. Merged streams have their own cap (merge_max_streams_per_identity).
     max_follows_per_identity: int = Field(default=32, ge=1)
+    # An open stream ends within this many seconds of its caller losing access: the IAM's
+    # change signal is looked at this often, and the streams decided again when it moved
+    # (a token's expiry is exact). See app/authz/access.py.
+    stream_access_period: float = Field(default=2.0, gt=0, le=5)
     # The Mesos state cache (Admin Router's CACHE_* settings, reference §3.3), in seconds.
     mesos_poll_period: float = Field(default=25.0, gt=0)
     mesos_soft_limit: float = Field(default=75.0, gt=0)

@@ -7,6 +7,8 @@ answer 503 naming the cluster state's last error until a poll succeeds."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -20,6 +22,7 @@ from fastapi import APIRouter, FastAPI
 
 from app.authn import Authenticator
 from app.authz import AclAuthorizer, Authorizer
+from app.authz.access import AccessWatcher, ChangeSignal, TtlSignal
 from app.cluster import ClusterSettings, ClusterState, MesosClient
 from app.core.config import GatewaySettings
 from app.core.problems import install_error_handlers
@@ -102,16 +105,21 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     iam_routes: APIRouter
     iam_problem: Callable[[], Awaitable[str | None]]
     iam_lifespan: AbstractAsyncContextManager[object]
+    # What tells open streams' watcher that grants may have changed (app.authz.access).
+    signal: ChangeSignal
     if remote is None:
         iam = iam or Iam(iam_settings(settings))
         authenticator, authorizer = iam.authenticator, AclAuthorizer(iam.store)
         service_token = ServiceToken(iam.issuer, settings.service_uid)
         iam_routes, iam_problem = iam_router(iam, authorizer), partial(store_problem, iam.store)
         iam_lifespan = embedded_iam(iam)
+        signal = iam.store
     else:
         authenticator, authorizer = remote.authenticator, remote.authorizer
         service_token = remote.service_token
         iam_routes, iam_problem, iam_lifespan = remote.router(), remote.problem, remote
+        # Decisions are cached for `iam_cache_ttl`: they may have changed each time it passed.
+        signal = TtlSignal(settings.iam_cache_ttl or settings.stream_access_period)
     cluster_config = cluster_settings(settings, service_token)  # invalid settings fail here
 
     metrics = GatewayMetrics()  # the request middleware counts into it from the start
@@ -124,6 +132,7 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
             new_upstream_client() as upstream,
         ):
             cluster = ClusterState(cluster_config, MesosClient(cluster_config, mesos))
+            access = AccessWatcher(signal, period=settings.stream_access_period)
             app.state.services = GatewayServices(
                 settings=settings,
                 authenticator=authenticator,
@@ -140,11 +149,16 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
                 iam_problem=iam_problem,
                 merge_limits=StreamCount(),
                 follow_limits=StreamCount(),
+                access=access,
             )
             await cluster.start()
+            watcher = asyncio.create_task(access.run(), name="access-watcher")
             try:
                 yield
             finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
                 await cluster.close()
 
     # No /docs or /openapi.json: openapi/gateway.json is the complete document (`make openapi`),

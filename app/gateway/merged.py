@@ -22,6 +22,8 @@ Order: 401 (no or bad token), 400 (parameters), 403 (no task the caller may read
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -137,7 +139,15 @@ def _scope(gate: LogRead, kind: str, value: str) -> MergeScope:
 
 def _planner(request: Request, scope: MergeScope, gate: LogRead) -> Planner:
     narrowing, forwarded = split_filters(parse_filters(request.query_params.getlist("filter")))
-    return Planner(scope, narrowing, gate.uid, gate.authorizer, gate.cluster, forwarded=forwarded)
+    return Planner(
+        scope,
+        narrowing,
+        gate.uid,
+        gate.authorizer,
+        gate.cluster,
+        forwarded=forwarded,
+        access_epoch=gate.services.access.epoch,
+    )
 
 
 def _too_many(message: str, retry_after: int) -> Response:
@@ -245,6 +255,9 @@ async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bo
             ),
             metrics=proxy.metrics,
             on_close=release,
+            watch=partial(
+                gate.services.access.register, planner.uid, gate.target.caller.valid_until
+            ),
         )
     except BaseException:
         release()
