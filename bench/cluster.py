@@ -23,6 +23,7 @@ import httpx
 from app.authz.route_table import SYSTEM_LOGS_RID
 from app.devcluster.journald import JournaldNamespace
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster
+from app.iam.client import IamClient
 from bench.fill import KeepAlive, fill
 from bench.nginx import STATIC_PATH, nginx_binary, nginx_proxy
 from bench.servers import Server, ServerError, free_port, logway_gateway, node_reader
@@ -52,27 +53,19 @@ class Cluster:
 
 
 def login(http: httpx.Client, uid: str, password: str) -> str:
-    r = http.post("/acs/api/v1/auth/login", json={"uid": uid, "password": password})
-    r.raise_for_status()
-    token: str = r.json()["token"]
-    return token
+    return IamClient(http).login(uid, password)
 
 
 def add_user(http: httpx.Client, admin: str, uid: str) -> str:
     """A new user with a random password; returns its token."""
     password = secrets.token_urlsafe(24)
-    headers = {"Authorization": f"token={admin}"}
-    r = http.put(f"/acs/api/v1/users/{uid}", json={"password": password}, headers=headers)
-    r.raise_for_status()
+    if not IamClient(http, token=admin).put_user(uid, {"password": password}):
+        raise ServerError(f"the user {uid} exists already")
     return login(http, uid, password)
 
 
 def grant_read(http: httpx.Client, admin: str, rid: str, uid: str) -> None:
-    headers = {"Authorization": f"token={admin}"}
-    acl = f"/acs/api/v1/acls/{rid}"
-    if http.put(acl, json={}, headers=headers).status_code not in (201, 409):
-        raise ServerError(f"cannot create the ACL {rid}")
-    http.put(f"{acl}/users/{uid}/read", headers=headers).raise_for_status()
+    IamClient(http, token=admin).grant(rid, uid, "read")
 
 
 def _wait_resolved(url: str, token: str) -> bytes:

@@ -4,7 +4,7 @@ from app.authn.authenticator import Authenticator, Identity, JwtAuthenticator, N
 from app.authn.dependency import require_identity
 from app.authn.errors import KeyLoadError, Reason, TokenRejected
 from app.authn.jwks import JwksSource
-from app.authn.keys import KeySet, KeySource, StaticKeys
+from app.authn.verification_keys import KeySet, KeySource, StaticKeys
 from app.authn.verify import Claims
 
 __all__ = [

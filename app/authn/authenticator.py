@@ -20,7 +20,7 @@ from app.authn.cache import DEFAULT_CACHE_SIZE, VerifiedTokens
 from app.authn.errors import Reason, TokenRejected
 from app.authn.extract import extract_token
 from app.authn.jwks import DEFAULT_TTL, MIN_REFRESH_INTERVAL, JwksSource
-from app.authn.keys import KeySet, KeySource, StaticKeys
+from app.authn.verification_keys import KeySet, KeySource, StaticKeys
 from app.authn.verify import (
     DEFAULT_LEEWAY,
     MAX_LEEWAY,

@@ -22,10 +22,10 @@ from collections.abc import Callable
 import httpx
 
 from app.authn.errors import KeyLoadError
-from app.authn.keys import KeySet, select_or_reject
+from app.authn.verification_keys import KeySet, select_or_reject
 from app.authn.verify import RS256Key
 from app.core.errors import Unavailable
-from app.core.http import read_bounded
+from app.core.http import ServiceCallFailed, call_service
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class JwksSource:
         self._last_attempt = self._clock()
         try:
             keys = KeySet.from_jwks(await self._fetch())
-        except (httpx.HTTPError, _FetchFailed, KeyLoadError) as exc:
+        except (ServiceCallFailed, _FetchFailed, KeyLoadError) as exc:
             kept = "keeping the last good key set" if self._keys else "no keys loaded"
             log.warning("JWKS fetch from %s failed (%s): %s", self.url, exc, kept)
             return False
@@ -112,19 +112,11 @@ class JwksSource:
         return True
 
     async def _fetch(self) -> object:
-        async with self._client.stream(
-            "GET",
-            self.url,
-            headers={"Accept": "application/json"},
-            timeout=self._timeout,
-            follow_redirects=False,
-        ) as response:
-            if response.status_code != 200:
-                raise _FetchFailed(f"HTTP {response.status_code}")
-            body = await read_bounded(response, MAX_JWKS_BYTES)
-            if body is None:
-                raise _FetchFailed(f"response larger than {MAX_JWKS_BYTES} bytes")
+        request = self._client.build_request(
+            "GET", self.url, headers={"Accept": "application/json"}, timeout=self._timeout
+        )
+        answer = await call_service(self._client, request, limit=MAX_JWKS_BYTES, service="the JWKS")
         try:
-            return json.loads(body)
+            return json.loads(answer.body)
         except (ValueError, RecursionError):
             raise _FetchFailed("response is not JSON") from None

@@ -8,8 +8,8 @@ in this module, before or after that call (reference/security.md §1-§2):
   segments, so JWE (five) and stray dots are refused (J5, J16);
 * the protected header may hold only `alg`, `typ` and `kid` (J26: kills `crit`, `jku`, `x5u`,
   `jwk`, `x5c`, `zip`, `b64`; J7, J15) and `alg` must be RS256 (J1-J4, J23);
-* the key is chosen by `kid` in our code (`keys.py`) and passed as one pre-built key object, with
-  an explicit `algorithms=["RS256"]` (J4, J6);
+* the key is chosen by `kid` in our code (`verification_keys.py`) and passed as one pre-built
+  key object, with an explicit `algorithms=["RS256"]` (J4, J6);
 * claims are validated here, not by `jose.jwt`, whose checks accept a missing `exp` (J8), a
   numeric-string or float `exp` (J9) and a future `iat` (J11).
 """

@@ -12,7 +12,7 @@ from app.authz.model import (
     GrantSource,
     PrincipalKind,
 )
-from app.authz.remote import RemoteIamAuthorizer, TokenProvider
+from app.authz.remote import RemoteIamAuthorizer
 from app.authz.resource import InvalidResourceId, canonical, covers, is_canonical
 from app.authz.route_table import (
     ROUTES,
@@ -55,7 +55,6 @@ __all__ = [
     "RouteMatch",
     "RouteRule",
     "TaskAccess",
-    "TokenProvider",
     "authorize_any",
     "canonical",
     "covers",

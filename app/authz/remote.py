@@ -17,19 +17,19 @@ IAM is the authority on rids here: they are sent as given, malformed or not.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import httpx
 
 from app.authz.audit import audit
 from app.authz.model import Action, Decision
+from app.core.credential import TokenProvider, current_token
 from app.core.errors import Unavailable
-from app.core.http import read_bounded
+from app.core.http import ServiceCallFailed, call_service
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,6 @@ MAX_RESPONSE_BYTES = 64 * 1024
 
 REASON = "IAM PQ response"
 REASON_CACHED = "IAM PQ response (cached)"
-
-# Returns the gateway's current service token; may be a coroutine function.
-TokenProvider = Callable[[], str | Awaitable[str]]
 
 
 class _QueryFailed(Exception):
@@ -115,27 +112,16 @@ class RemoteIamAuthorizer:
             extensions={"timeout": self._timeout.as_dict()},
         )
         try:
-            response = await self._client.send(
-                request, auth=None, follow_redirects=False, stream=True
+            answer = await call_service(
+                self._client, request, limit=MAX_RESPONSE_BYTES, service="IAM"
             )
-            try:
-                if response.status_code != 200:
-                    raise _QueryFailed(f"HTTP {response.status_code}")
-                body = await read_bounded(response, MAX_RESPONSE_BYTES)
-                if body is None:
-                    raise _QueryFailed(f"response larger than {MAX_RESPONSE_BYTES} bytes")
-            finally:
-                await response.aclose()
-        except httpx.TimeoutException:
-            raise _QueryFailed(f"timed out after {self._timeout.read} s") from None
-        except httpx.HTTPError as exc:
-            raise _QueryFailed(f"cannot reach IAM ({type(exc).__name__})") from None
-        return _allowed(body)
+        except ServiceCallFailed as exc:
+            raise _QueryFailed(exc.message) from None
+        return _allowed(answer.body)
 
     async def _service_token(self) -> str:
         try:
-            provided = self._token()
-            token = await provided if inspect.isawaitable(provided) else provided
+            token = await current_token(self._token)
         except Exception as exc:
             # The provider's own message might quote a credential; its type is enough here.
             raise _QueryFailed(f"no service token ({type(exc).__name__})") from None

@@ -28,6 +28,7 @@ and trailing-slash variants must not reach another resource).
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 from app.core.errors import BadRequest
 
@@ -91,6 +92,12 @@ def covers_canonical(grant_rid: str, requested_rid: str) -> bool:
         return False
     n = len(grant_rid)
     return len(requested_rid) == n or requested_rid[n] in _SEPARATORS
+
+
+def rid_path(rid: str) -> str:
+    """A resource id as one URL path segment. DC/OS IAM clients encode `/` twice (`%252F`) so
+    the id survives a proxy's decoding; the IAM decodes the remainder."""
+    return quote(rid.replace("/", "%2F"), safe=":")
 
 
 def _check_name(name: str) -> None:

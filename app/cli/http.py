@@ -32,11 +32,16 @@ def session(url: str | None) -> tuple[str, httpx.Client]:
     return base, httpx.Client(base_url=base, headers=headers, timeout=30.0)
 
 
+def refused(status: int, text: str) -> CliError:
+    """The error for an answer with a 4xx or 5xx `status`: 401 and 403 exit `EXIT_DENIED`."""
+    if status in (401, 403):
+        return CliError(f"{status}: {text.strip() or 'denied'}", EXIT_DENIED)
+    return CliError(f"{status}: {text.strip()}")
+
+
 def check(response: httpx.Response) -> Any:
-    if response.status_code in (401, 403):
-        raise CliError(f"{response.status_code}: {response.text.strip() or 'denied'}", EXIT_DENIED)
     if response.status_code >= 400:
-        raise CliError(f"{response.status_code}: {response.text.strip()}")
+        raise refused(response.status_code, response.text)
     if response.status_code == 204 or not response.content:
         return None
     if response.headers.get("content-type", "").startswith("application/json"):

@@ -10,15 +10,10 @@ from urllib.parse import quote
 
 import httpx
 
+from app.authz.resource import rid_path
 from app.cli.http import CliError, check, fail, session
 
 API = "/acs/api/v1"
-
-
-def rid_path(rid: str) -> str:
-    """A resource id as one path segment. DC/OS IAM clients encode `/` twice (`%252F`) so
-    the id survives the proxy's decoding; the IAM decodes the remainder."""
-    return quote(rid.replace("/", "%2F"), safe=":")
 
 
 def add_parser(commands: Any) -> None:

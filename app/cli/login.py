@@ -5,17 +5,15 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-from jose import jwt
 
+from app.authn.sign import TokenSigner
 from app.cli.credentials import Credentials
-from app.cli.http import CliError, check, fail
-
-SERVICE_LOGIN_LIFETIME = 300  # seconds, as the dcos CLI's service login tokens
+from app.cli.http import CliError, fail, refused
+from app.iam.client import IamCallFailed, IamClient
 
 
 def add_parser(commands: Any) -> None:
@@ -29,30 +27,30 @@ def add_parser(commands: Any) -> None:
     p.set_defaults(run=run)
 
 
-def service_login_token(uid: str, private_key: Path) -> str:
-    claims = {"uid": uid, "exp": int(time.time()) + SERVICE_LOGIN_LIFETIME}
-    token: str = jwt.encode(claims, private_key.read_text(), algorithm="RS256")
-    return token
-
-
 def run(args: argparse.Namespace) -> int:
     try:
-        if args.service_account:
-            if args.private_key is None:
-                raise CliError("--service-account needs --private-key", 2)
-            uid = args.service_account
-            body = {"uid": uid, "token": service_login_token(uid, args.private_key)}
-        else:
-            uid = args.username
-            if args.password_stdin:
-                password = sys.stdin.readline().rstrip("\n")
-            else:
-                password = getpass.getpass(f"password for {uid}: ")
-            body = {"uid": uid, "password": password}
         url = args.url.rstrip("/")
         with httpx.Client(timeout=30.0) as client:
-            answer = check(client.post(f"{url}/acs/api/v1/auth/login", json=body))
-        path = Credentials(url=url, uid=uid, token=answer["token"]).save()
+            iam = IamClient(client, url)
+            if args.service_account:
+                if args.private_key is None:
+                    raise CliError("--service-account needs --private-key", 2)
+                uid = args.service_account
+                try:
+                    signer = TokenSigner.from_file(args.private_key)
+                except ValueError as exc:
+                    raise CliError(str(exc)) from None
+                token = iam.service_login(uid, signer)
+            else:
+                uid = args.username
+                if args.password_stdin:
+                    password = sys.stdin.readline().rstrip("\n")
+                else:
+                    password = getpass.getpass(f"password for {uid}: ")
+                token = iam.login(uid, password)
+        path = Credentials(url=url, uid=uid, token=token).save()
+    except IamCallFailed as exc:
+        return fail(refused(exc.status, exc.text))
     except (CliError, httpx.HTTPError) as exc:
         return fail(exc)
     except OSError as exc:

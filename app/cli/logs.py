@@ -39,7 +39,7 @@ from app.cli.logs_source import (
     parse_since,
     unit_name,
 )
-from app.cli.logs_sse import SseError
+from app.proxy.sse import SseError
 
 EPILOG = """\
 examples:

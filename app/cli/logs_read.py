@@ -20,11 +20,12 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
+from app.authz.access import ACCESS_ENDED_EVENT
 from app.cli.credentials import Credentials
 from app.cli.http import EXIT_DENIED, EXIT_USAGE, CliError
 from app.cli.logs_output import BadEntry
 from app.cli.logs_source import JSON, SSE, Request, Source, Window
-from app.cli.logs_sse import SseParser
+from app.proxy.sse import SseParser
 
 CONNECT_TIMEOUT = 10.0
 # The node reader sends an SSE ping after 15 s without entries; four missed pings mean the
@@ -35,9 +36,8 @@ BACKOFF_MAX = 10.0
 # After a follow has started, these mean "the gateway cannot reach the node right now".
 RETRY_STATUSES = frozenset({502, 503, 504})
 MAX_ERROR_CHARS = 2000
-# The type of the event a gateway ends a stream with when the caller's access ended
-# (app.authz.access.ACCESS_ENDED_EVENT; the CLI does not import the gateway).
-ACCESS_ENDED = "access-ended"
+MAX_EVENT_BYTES = 16 * 1024 * 1024  # far above a journal entry (journald caps one at 768 MiB,
+# but the node reader's lines are task lines and unit messages)
 
 Note = Callable[[str], None]
 Sleep = Callable[[float], None]
@@ -145,7 +145,7 @@ def last_cursor(client: httpx.Client, source: Source, window: Window) -> str | N
     finally:
         response.close()
     if response.headers.get("content-type", "").startswith(SSE):
-        events = SseParser().feed(body + b"\n\n")
+        events = SseParser(max_event_bytes=MAX_EVENT_BYTES).feed(body + b"\n\n")
         if events and events[-1].id:
             return events[-1].id
         lines = [event.data for event in events]
@@ -192,12 +192,12 @@ def follow(
                     if connected:
                         note("reconnected")
                     connected = True
-                    parser = SseParser()
+                    parser = SseParser(max_event_bytes=MAX_EVENT_BYTES)
                     for chunk in response.iter_bytes():
                         events = parser.feed(chunk)
                         while parser.comments:
                             note(parser.comments.pop(0))
-                        ended = next((e for e in events if e.type == ACCESS_ENDED), None)
+                        ended = next((e for e in events if e.type == ACCESS_ENDED_EVENT), None)
                         if ended is not None:
                             events = events[: events.index(ended)]
                         if events:

@@ -34,7 +34,7 @@ LEADER_LOGS = "/system/v1/leader/mesos/logs"
 JSON = "application/json"
 SSE = "text/event-stream"
 
-# The node reader's rule for filter fields (app/node/params.py), checked here so that a bad
+# The node reader's rule for filter fields (app/journal/params.py), checked here so that a bad
 # --filter is a usage error (exit 2) before anything is sent.
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _RELATIVE = re.compile(r"(?:(\d+)([smhdw]))+")

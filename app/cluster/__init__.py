@@ -12,7 +12,7 @@ from app.cluster.protocols import (
     StateFetcher,
     TaskFinder,
 )
-from app.cluster.settings import ClusterSettings, TokenProvider
+from app.cluster.settings import ClusterSettings
 from app.cluster.state import ClusterState
 
 __all__ = [
@@ -34,6 +34,5 @@ __all__ = [
     "StateFetcher",
     "Task",
     "TaskFinder",
-    "TokenProvider",
     "build_snapshot",
 ]

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 from collections.abc import AsyncIterator
 
 import httpx
@@ -31,6 +30,7 @@ from app.cluster.errors import MesosError
 from app.cluster.index import BadState, NotLeader, build_snapshot
 from app.cluster.model import ClusterSnapshot
 from app.cluster.settings import ClusterSettings
+from app.core.credential import current_token
 from app.core.http import read_bounded
 
 STATE_PATH = "/master/state"
@@ -154,8 +154,7 @@ class MesosClient:
         provider = self._settings.service_token
         assert provider is not None
         try:
-            provided = provider()
-            token = await provided if inspect.isawaitable(provided) else provided
+            token = await current_token(provider)
         except Exception as exc:
             # The provider's message might quote a credential; its type is enough.
             raise MesosError(f"no service token ({type(exc).__name__})") from None

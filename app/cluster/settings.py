@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
+
+from app.core.credential import TokenProvider
 
 # Admin Router's cache defaults (reference §3.3): poll every 25 s, warn after 75 s,
 # refuse after 3 days. AR sent `User-Agent: Master Admin Router`.
@@ -16,9 +17,6 @@ DEFAULT_REQUEST_TIMEOUT = 60.0
 DEFAULT_REFRESH_MIN_INTERVAL = 5.0
 DEFAULT_READER_PORT = 61001
 USER_AGENT = "Logway gateway"
-
-# Returns the gateway's service token (sent as `Authorization: token=<it>`); may be async.
-TokenProvider = Callable[[], str | Awaitable[str]]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -86,6 +86,9 @@ class GatewaySettings(BaseSettings):
     merge_membership_period: float = Field(default=1.0, gt=0)
     # The largest `skip_prev` of a merged read: each agent is asked for that many entries.
     merge_max_skip_prev: int = Field(default=100_000, ge=1)
+    # How long a merged range waits for one agent's answer before it leaves that agent out
+    # (named in X-Logway-Unavailable-Agents) instead of holding the read.
+    merge_agent_timeout: float = Field(default=5.0, gt=0)
     # A remote DC/OS-style IAM shared by every replica (another gateway's embedded IAM, or
     # DC/OS's): logins are forwarded there, tokens verified by its JWKS, decisions asked of its
     # policy query. None: the embedded IAM in `data_dir`.

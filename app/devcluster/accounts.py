@@ -11,26 +11,25 @@ new key, not an account nobody can log in as.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from app.authn.sign import TokenSigner
 from app.authz.route_table import SYSTEM_LOGS_RID, TASK_APP_RID
-from app.cli.iam import rid_path
-from app.cli.login import service_login_token
 from app.devcluster.cluster import DEV_USER, GATEWAY_UID, OPS_ACCOUNT, SUPERUSER
+from app.iam.client import IamCallFailed, IamClient
 
 SERVICE_KEY_BITS = 2048
-API = "/acs/api/v1"
 DEV_GRANT = f"{TASK_APP_RID}:/dev"  # covers /dev/worker and /dev/batch, not /prod/web
 READ = "read"
-CREATED, NO_CONTENT, CONFLICT = 201, 204, 409
 
 
 class AccountError(RuntimeError):
@@ -111,32 +110,31 @@ def bootstrap(
 
 
 def login(client: httpx.Client, gateway: str, uid: str, password: str) -> str:
-    r = client.post(f"{gateway}{API}/auth/login", json={"uid": uid, "password": password})
-    if r.status_code != 200:
+    try:
+        return IamClient(client, gateway).login(uid, password)
+    except IamCallFailed as exc:
         raise AccountError(
-            f"login as {uid!r} failed ({r.status_code}): the IAM store was made with another "
+            f"login as {uid!r} failed ({exc.status}): the IAM store was made with another "
             "password; remove the dev data directory to start over"
-        )
-    return _token(r)
+        ) from None
 
 
 def service_login(client: httpx.Client, gateway: str, uid: str, private_key: Path) -> str:
     """A service account's token: a login token signed with its private key (as `dcos auth
     login --private-key` and `logway login --service-account` do)."""
-    body = {"uid": uid, "token": service_login_token(uid, private_key)}
-    r = client.post(f"{gateway}{API}/auth/login", json=body)
-    if r.status_code != 200:
-        raise AccountError(f"service login as {uid!r} failed ({r.status_code}): {r.text}")
-    return _token(r)
+    try:
+        return IamClient(client, gateway).service_login(uid, TokenSigner.from_file(private_key))
+    except ValueError as exc:
+        raise AccountError(f"service login as {uid!r}: {exc}") from None
+    except IamCallFailed as exc:
+        raise AccountError(f"service login as {uid!r} failed ({exc.status}): {exc.text}") from None
 
 
 class Admin:
     """IAM calls with the superuser's token, each one idempotent."""
 
     def __init__(self, client: httpx.Client, gateway: str, token: str) -> None:
-        self._client = client
-        self._api = f"{gateway}{API}"
-        self._headers = {"Authorization": f"token={token}"}
+        self._iam = IamClient(client, gateway, token=token)
         self.token = token
 
     def ensure_user(
@@ -151,32 +149,27 @@ class Admin:
         body = {"description": description}
         body |= {"password": password} if password is not None else {}
         body |= {"public_key": public_key} if public_key is not None else {}
-        url = f"{self._api}/users/{quote(uid, safe='')}"
-        if self._call("PUT", url, body, CREATED, CONFLICT) == CONFLICT:
-            self._call("PATCH", url, body, NO_CONTENT)
+        with _as_account_error():
+            if not self._iam.put_user(uid, body):
+                self._iam.patch_user(uid, body)
 
     def ensure_service_account(self, uid: str, public_key: str) -> None:
         """A service account nobody logs in as: one an earlier run made is left as it is."""
-        url = f"{self._api}/users/{quote(uid, safe='')}"
         body = {"description": "the gateway towards node readers", "public_key": public_key}
-        self._call("PUT", url, body, CREATED, CONFLICT)
+        with _as_account_error():
+            self._iam.put_user(uid, body)
 
     def grant(self, rid: str, uid: str, action: str) -> None:
-        acl = f"{self._api}/acls/{rid_path(rid)}"
-        self._call("PUT", acl, {"description": rid}, CREATED, CONFLICT)
-        self._call("PUT", f"{acl}/users/{quote(uid, safe='')}/{action}", None, NO_CONTENT, CONFLICT)
-
-    def _call(self, method: str, url: str, body: object, *expected: int) -> int:
-        r = self._client.request(method, url, json=body, headers=self._headers)
-        if r.status_code not in expected:
-            path = url.removeprefix(self._api)
-            raise AccountError(f"{method} {API}{path} failed ({r.status_code}): {r.text}")
-        return r.status_code
+        with _as_account_error():
+            self._iam.grant(rid, uid, action)
 
 
-def _token(r: httpx.Response) -> str:
-    token: str = r.json()["token"]
-    return token
+@contextlib.contextmanager
+def _as_account_error() -> Iterator[None]:
+    try:
+        yield
+    except IamCallFailed as exc:
+        raise AccountError(str(exc)) from None
 
 
 def _fresh_key() -> rsa.RSAPrivateKey:

@@ -35,6 +35,7 @@ from app.core.problems import problem
 from app.gateway.deps import LogRead, LogReadDep
 from app.gateway.limits import StreamCount
 from app.journal.encoders import negotiate
+from app.journal.params import parse_filters, parse_time, parse_uint
 from app.merge import (
     MergePlan,
     MergeScope,
@@ -47,7 +48,6 @@ from app.merge import (
     read_stream,
     split_filters,
 )
-from app.node.params import parse_filters, parse_time, parse_uint
 
 router = APIRouter()
 
@@ -236,6 +236,7 @@ async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bo
         token=service_token,
         filters=planner.forwarded,
         until=query.until,
+        answer_timeout=settings.merge_agent_timeout,
     )
     if not stream:
         return await read_range(plan, proxy.upstream, requester, query, metrics=proxy.metrics)

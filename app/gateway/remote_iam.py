@@ -24,10 +24,11 @@ from types import TracebackType
 from fastapi import APIRouter
 
 from app.authn import JwksSource, JwtAuthenticator
+from app.authn.sign import TokenSigner
 from app.authz import RemoteIamAuthorizer
 from app.core.config import GatewaySettings
 from app.gateway.iam_forward import IamForwarder, iam_forward_router
-from app.gateway.service_login import RemoteServiceToken, ServiceKey
+from app.gateway.service_login import RemoteServiceToken
 from app.proxy import new_upstream_client
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ KEY_SETTING = "LOGWAY_GATEWAY_SERVICE_PRIVATE_KEY"
 
 
 class RemoteIam:
-    def __init__(self, settings: GatewaySettings, key: ServiceKey) -> None:
+    def __init__(self, settings: GatewaySettings, key: TokenSigner) -> None:
         assert settings.iam_url is not None
         self.url = settings.iam_url
         self.client = new_upstream_client()
@@ -75,9 +76,11 @@ class RemoteIam:
                 f"{settings.service_uid!r} (LOGWAY_GATEWAY_SERVICE_UID) registered at that IAM"
             )
         try:
-            key = ServiceKey.from_file(key_path)
+            key = TokenSigner.from_file(key_path)
         except ValueError as exc:
             raise ValueError(f"{KEY_SETTING}: {exc}") from None
+        if key_path.stat().st_mode & 0o077:
+            log.warning("%s is readable by group or others: make it mode 0600", key_path)
         return cls(settings, key)
 
     def router(self) -> APIRouter:

@@ -18,26 +18,19 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Protocol
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from jose import jws
-from jose.backends.cryptography_backend import CryptographyRSAKey
 
 from app.authn import Claims, TokenRejected
-from app.authn.verify import ALGORITHM, MIN_RSA_BITS
+from app.authn.sign import TokenSigner
 from app.core.errors import Unavailable
-from app.core.http import read_bounded
+from app.core.http import ServiceCallFailed, call_service
 from app.gateway.service_token import RENEW_FRACTION
 
 log = logging.getLogger(__name__)
 
 LOGIN_PATH = "/acs/api/v1/auth/login"
-# As the dcos CLI's service login tokens (reference §5): only good for this one exchange.
-LOGIN_TOKEN_LIFETIME = 300
 LOGIN_TIMEOUT = 10.0
 MAX_ANSWER_BYTES = 64 * 1024
 # After a failed login, the least wait before the next attempt: a wrong key or a missing
@@ -47,39 +40,6 @@ RETRY_INTERVAL = 5.0
 
 class TokenVerifier(Protocol):
     async def verify(self, token: str) -> Claims: ...
-
-
-class ServiceKey:
-    """The service account's private key, loaded and checked once, at start-up."""
-
-    def __init__(self, pem: bytes, *, source: str) -> None:
-        try:
-            key = load_pem_private_key(pem, password=None)
-        except (ValueError, TypeError) as exc:
-            # Never the parser's text: it might quote the file.
-            raise ValueError(f"{source}: not an unencrypted PEM private key") from exc
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise ValueError(f"{source}: not an RSA private key (service login is RS256)")
-        if key.key_size < MIN_RSA_BITS:
-            raise ValueError(f"{source}: RSA key of {key.key_size} bits (minimum {MIN_RSA_BITS})")
-        self._signer = CryptographyRSAKey(key, ALGORITHM)
-
-    @classmethod
-    def from_file(cls, path: Path) -> ServiceKey:
-        try:
-            pem = path.read_bytes()
-        except OSError as exc:
-            raise ValueError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
-        key = cls(pem, source=str(path))
-        if path.stat().st_mode & 0o077:
-            log.warning("%s is readable by group or others: make it mode 0600", path)
-        return key
-
-    def login_token(self, uid: str, *, now: float) -> str:
-        """A service login token: header {alg: RS256, typ: JWT}, claims {uid, exp}."""
-        claims = {"uid": uid, "exp": int(now) + LOGIN_TOKEN_LIFETIME}
-        token: str = jws.sign(claims, self._signer, algorithm=ALGORITHM)
-        return token
 
 
 class _LoginFailed(Exception):
@@ -93,7 +53,7 @@ class RemoteServiceToken:
         self,
         iam_url: str,
         uid: str,
-        key: ServiceKey,
+        key: TokenSigner,
         *,
         client: httpx.AsyncClient,
         verifier: TokenVerifier,
@@ -176,22 +136,12 @@ class RemoteServiceToken:
             extensions={"timeout": httpx.Timeout(LOGIN_TIMEOUT).as_dict()},
         )
         try:
-            response = await self._client.send(
-                request, auth=None, follow_redirects=False, stream=True
+            answer = await call_service(
+                self._client, request, limit=MAX_ANSWER_BYTES, service="the IAM"
             )
-            try:
-                if response.status_code != 200:
-                    raise _LoginFailed(f"HTTP {response.status_code}")
-                answer = await read_bounded(response, MAX_ANSWER_BYTES)
-                if answer is None:
-                    raise _LoginFailed(f"answer larger than {MAX_ANSWER_BYTES} bytes")
-            finally:
-                await response.aclose()
-        except httpx.TimeoutException:
-            raise _LoginFailed(f"timed out after {LOGIN_TIMEOUT} s") from None
-        except httpx.HTTPError as exc:
-            raise _LoginFailed(f"cannot reach the IAM ({type(exc).__name__})") from None
-        token = _token_of(answer)
+        except ServiceCallFailed as exc:
+            raise _LoginFailed(exc.message) from None
+        token = _token_of(answer.body)
         try:
             claims = await self._verifier.verify(token)
         except TokenRejected as exc:

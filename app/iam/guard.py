@@ -15,9 +15,9 @@ from starlette.requests import HTTPConnection, Request
 
 from app.authn import Identity, require_identity
 from app.authn.extract import AUTH_COOKIE
+from app.authz.audit import audit_event
 from app.authz.model import SUPERUSER_RID, Action, Authorizer
 from app.core.errors import Forbidden
-from app.iam.audit import audit
 from app.iam.service import Iam
 
 POLICYQUERY_RID = "dcos:iam:policyquery"
@@ -39,7 +39,7 @@ class Guard:
         if not await self.allows(identity.uid, SUPERUSER_RID, Action.FULL):
             self._deny(request, identity, reason="needs dcos:superuser full")
         if request.method not in ("GET", "HEAD"):
-            audit("iam-admin", "allow", **_what(request, identity))
+            audit_event("iam-admin", "allow", **_what(request, identity))
         return identity
 
     async def policy_reader(self, request: Request) -> Identity:
@@ -52,7 +52,7 @@ class Guard:
         return identity
 
     def _deny(self, request: Request, identity: Identity, *, reason: str) -> NoReturn:
-        audit("iam-admin", "deny", **_what(request, identity), reason=reason)
+        audit_event("iam-admin", "deny", **_what(request, identity), reason=reason)
         raise Forbidden(f"Forbidden: uid '{identity.uid}' {reason}")
 
 

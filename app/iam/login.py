@@ -14,10 +14,10 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from app.authn import KeyLoadError, TokenRejected
+from app.authz.audit import audit_event
 from app.core.errors import AuthenticationError
-from app.iam.audit import audit
 from app.iam.errors import TooManyRequests
-from app.iam.keys import KeyRing
+from app.iam.key_ring import KeyRing
 from app.iam.passwords import dummy_hash, verify_password
 from app.iam.ratelimit import FailureLimiter, whole_seconds
 from app.iam.settings import IamSettings
@@ -102,7 +102,7 @@ class Login:
     def _admit(self, uid: str, srcip: str) -> None:
         wait = max(self._by_uid.retry_after(uid), self._by_address.retry_after(srcip))
         if wait > 0:
-            audit("login", "deny", uid=uid, srcip=srcip, reason="too many failed logins")
+            audit_event("login", "deny", uid=uid, srcip=srcip, reason="too many failed logins")
             raise TooManyRequests(
                 "Too many failed login attempts; try again later", retry_after=whole_seconds(wait)
             )
@@ -110,11 +110,11 @@ class Login:
         self._by_address.failed(srcip)
 
     def _refuse(self, uid: str, srcip: str, reason: str) -> NoReturn:
-        audit("login", "deny", uid=uid, srcip=srcip, reason=reason)
+        audit_event("login", "deny", uid=uid, srcip=srcip, reason=reason)
         raise AuthenticationError(LOGIN_FAILED)
 
     def _grant(self, uid: str, srcip: str, method: str) -> IssuedToken:
         self._by_uid.reset(uid)
         self._by_address.refund(srcip)
-        audit("login", "allow", uid=uid, srcip=srcip, reason=method)
+        audit_event("login", "allow", uid=uid, srcip=srcip, reason=method)
         return self._issuer.issue(uid)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from app.authn import JwtAuthenticator
-from app.iam.keys import KeyRing, SigningKey
+from app.iam.key_ring import KeyRing, SigningKey
 from app.iam.login import Login
 from app.iam.settings import IamSettings
 from app.iam.store import IamStore

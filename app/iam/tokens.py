@@ -17,7 +17,7 @@ from jose.backends.cryptography_backend import CryptographyRSAKey
 
 from app.authn import Claims, KeySet, Reason, StaticKeys, TokenRejected
 from app.authn.verify import ALGORITHM, RS256Key, parse, verify
-from app.iam.keys import KeyRing
+from app.iam.key_ring import KeyRing
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
+from app.authz.resource import rid_path
 from app.iam.records import Ace, Acl, Group, HeldPermission, User
 
 PREFIX = "/acs/api/v1"
-
-
-def rid_path(rid: str) -> str:
-    # DC/OS double-encodes inside rids ("/" -> "%252F") so one proxy decoding leaves "%2F".
-    return quote(quote(rid, safe=":"), safe=":")
 
 
 def user_url(uid: str) -> str:

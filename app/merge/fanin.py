@@ -12,6 +12,7 @@ what it sends up to and including the cursor's own entry is dropped: exact eithe
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -19,11 +20,12 @@ from urllib.parse import quote
 
 import anyio
 
+from app.core.credential import TokenProvider
 from app.journal.encoders import JSON, SSE
 from app.merge.cursor import after, cursor_realtime
 from app.merge.entry import Cover, LineParser, MergedEntry
-from app.proxy.call import TokenProvider, Upstream, UpstreamCall, UpstreamResponse
-from app.proxy.errors import UpstreamError
+from app.proxy.call import Upstream, UpstreamCall, UpstreamResponse
+from app.proxy.errors import UpstreamError, UpstreamTimeout
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,9 @@ class Requester:
     token: TokenProvider
     filters: tuple[tuple[str, str], ...] = ()  # the client's, on fields the gateway leaves
     until: int | None = None
+    # How long a range waits for an agent's answer before leaving it out (a frozen reader
+    # would otherwise hold the whole read for the upstream read timeout).
+    answer_timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +128,22 @@ class SourceOpener:
     async def open(
         self, spec: SourceSpec, start: Start, *, stream: bool, skip_prev: int = 0, limit: int = 0
     ) -> Opened:
-        """Raises `UpstreamError`; any status comes back for the caller to judge."""
+        """Raises `UpstreamError`; any status comes back for the caller to judge. A range's
+        answer (its status and headers) is awaited at most `answer_timeout`."""
+        limit_s = None if stream else self.requester.answer_timeout
+        try:
+            async with asyncio.timeout(limit_s):
+                return await self._open(
+                    spec, start, stream=stream, skip_prev=skip_prev, limit=limit
+                )
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"no answer within {limit_s:g} s (merge_agent_timeout)", node=spec.agent_id
+            ) from None
+
+    async def _open(
+        self, spec: SourceSpec, start: Start, *, stream: bool, skip_prev: int, limit: int
+    ) -> Opened:
         call = self.call(spec, start, stream=stream, skip_prev=skip_prev, limit=limit)
         response = await self.upstream.open(spec.reader_url, call)
         if response.status_code != 400 or start.cursor is None:

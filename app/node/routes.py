@@ -10,10 +10,10 @@ from starlette.responses import JSONResponse, Response
 
 from app.core.errors import BadRequest, NotFound
 from app.journal.encoders import SSE, Encoder, encoder_for, file_encoder_for, negotiate
+from app.journal.params import v1_query, v2_query, validate_path_value
 from app.journal.query import Query
 from app.journal.source import Journal
 from app.node.deps import JournalDep, node_services
-from app.node.params import v1_query, v2_query, validate_path_value
 from app.node.respond import range_response, stream_response
 
 # /v1/fields/{field} answers only for these (dcos-log's allow-list, case-sensitive).

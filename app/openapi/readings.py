@@ -1,5 +1,5 @@
 """How a log route reads the journal, as OpenAPI: its query parameters and headers (the rules
-of `app.node.params`), and its responses in the three media types of `app.journal.encoders`.
+of `app.journal.params`), and its responses in the three media types of `app.journal.encoders`.
 
 The node reader's routes are plain `Request` handlers, so FastAPI sees none of this; each
 route is given one `Reading` (see `app.openapi.node`), and the gateway's relayed routes reuse
@@ -11,7 +11,7 @@ import enum
 from typing import Any
 
 from app.journal.encoders import JSON, SSE, TEXT
-from app.node.params import INT64_MAX, UINT64_MAX
+from app.journal.params import INT64_MAX, UINT64_MAX
 from app.node.routes import ALLOWED_FIELDS, TASK_FILES
 
 Json = dict[str, Any]

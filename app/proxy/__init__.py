@@ -1,6 +1,6 @@
 """Gateway → node reader: upstream client, header hygiene, streaming relay, SSE resume."""
 
-from app.proxy.call import SSE, TokenProvider, Upstream, UpstreamCall, UpstreamResponse, is_follow
+from app.proxy.call import SSE, Upstream, UpstreamCall, UpstreamResponse, is_follow
 from app.proxy.client import HttpUpstream, new_upstream_client
 from app.proxy.errors import (
     UpstreamBroken,
@@ -14,7 +14,7 @@ from app.proxy.errors import (
 from app.proxy.forward import Proxy
 from app.proxy.metrics import ProxyMetrics
 from app.proxy.relay import NO_RESUME, RelayResponse, ResumePolicy
-from app.proxy.target import upstream_path, upstream_url
+from app.proxy.target import normalised_path, upstream_url
 
 __all__ = [
     "NO_RESUME",
@@ -24,7 +24,6 @@ __all__ = [
     "ProxyMetrics",
     "RelayResponse",
     "ResumePolicy",
-    "TokenProvider",
     "Upstream",
     "UpstreamBroken",
     "UpstreamBusy",
@@ -36,7 +35,7 @@ __all__ = [
     "UpstreamUnreachable",
     "is_follow",
     "new_upstream_client",
-    "upstream_path",
+    "normalised_path",
     "upstream_problem",
     "upstream_url",
 ]

@@ -14,11 +14,10 @@ from typing import Protocol
 
 from starlette.requests import Request
 
+from app.core.credential import TokenProvider
+
 SSE = "text/event-stream"
 
-# The gateway's own credential for the node readers; called per upstream request so that the
-# owner can renew it (a service login) without the proxy knowing how.
-TokenProvider = Callable[[], Awaitable[str]]
 
 _V1_STREAM = re.compile(r"(?:^|/)v1/stream(?:/|$)")
 _V2 = re.compile(r"(?:^|/)v2/")
@@ -144,4 +143,4 @@ class Upstream(Protocol):
         ...
 
 
-__all__ = ["SSE", "TokenProvider", "Upstream", "UpstreamCall", "UpstreamResponse", "is_follow"]
+__all__ = ["SSE", "Upstream", "UpstreamCall", "UpstreamResponse", "is_follow"]

@@ -1,8 +1,11 @@
-"""Event boundaries in a relayed event stream, so that a resumed stream repeats nothing.
+"""Server-sent events, read incrementally as the bytes arrive: `SseFramer` finds the event
+boundaries (what the relay forwards), `SseParser` parses the whole events it yields (what a
+client reads). Each takes its size cap as a parameter.
 
-The relay forwards only complete events (up to a blank line) and remembers the `id:` of the
-last one; when the node goes away mid-event, the half event is dropped and the stream resumes
-with `Last-Event-ID: <that id>`, so the node sends that event again, whole
+The boundaries make a resumed stream repeat nothing. The relay forwards only complete events
+(up to a blank line) and remembers the `id:` of the last one; when the node goes away
+mid-event, the half event is dropped and the stream resumes with `Last-Event-ID: <that id>`,
+so the node sends that event again, whole
 (https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation).
 An event larger than `MAX_EVENT_BYTES` is passed through as it comes instead of held, and the
 stream can then no longer be resumed.
@@ -12,9 +15,12 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from dataclasses import dataclass
 
 MAX_EVENT_BYTES = 4 * 1024 * 1024
+KEEPALIVE = "ping"  # the comment node readers and the gateway send to keep a stream open
 # A line ends with CRLF, LF or CR; an event ends with an empty line.
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 _BOUNDARY = re.compile(rb"(?:\r\n|\r(?!\n)|\n){2}")
 _LONGEST_BOUNDARY = 4
 _ID_FIELD = re.compile(rb"(?:\A|(?<=[\r\n]))id(?::[ ]?([^\r\n]*))?(?=[\r\n])")
@@ -78,4 +84,82 @@ class SseFramer:
         return partial
 
 
-__all__ = ["MAX_EVENT_BYTES", "SseFramer", "last_event_id"]
+class SseError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Event:
+    data: bytes
+    id: str | None  # the last event id when this event was dispatched
+    type: str = "message"  # the `event` field (a gateway's last one: `access-ended`)
+
+
+class SseParser:
+    """Whole events out of an event stream (a client's view), over an `SseFramer`.
+
+    Only whole events come out, each with the last event id as of its dispatch: an event cut
+    off by a lost connection never reaches the caller, so resuming with `Last-Event-ID` set to
+    the last dispatched id neither loses nor repeats one. Comments other than the keepalive (a
+    merged read's "agent … unavailable") are kept in `comments` for the caller to show. An
+    event larger than `max_event_bytes` is an `SseError`: a reader cannot use half of one.
+    """
+
+    def __init__(self, *, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        self.last_id: str | None = None  # as of the last dispatched event
+        self.comments: list[str] = []
+        self._max = max_event_bytes
+        self._framer = SseFramer(max_event_bytes=max_event_bytes)
+        self._data: list[bytes] = []
+        self._id: str | None = None  # the id buffer, committed at dispatch
+        self._type = ""
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        complete = self._framer.feed(chunk)
+        if not self._framer.resumable:
+            raise SseError(f"an event of more than {self._max} bytes")
+        events: list[Event] = []
+        start = 0
+        for end in _LINE_END.finditer(complete):  # the framer cuts after a line end
+            event = self._line(complete[start : end.start()])
+            if event is not None:
+                events.append(event)
+            start = end.end()
+        return events
+
+    def _line(self, line: bytes) -> Event | None:
+        if not line:
+            return self._dispatch()
+        if line.startswith(b":"):
+            comment = line[1:].decode("utf-8", "replace").strip()
+            if comment and comment != KEEPALIVE:
+                self.comments.append(comment)
+            return None
+        name, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value)
+        elif name == b"id" and b"\0" not in value:
+            self._id = value.decode("utf-8", "replace")
+        elif name == b"event":
+            self._type = value.decode("utf-8", "replace")
+        return None  # `retry` does not concern a log reader
+
+    def _dispatch(self) -> Event | None:
+        self.last_id = self._id
+        data, self._data = b"\n".join(self._data), []
+        kind, self._type = self._type or "message", ""
+        if not data:
+            return None
+        return Event(data, self.last_id, kind)
+
+
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "Event",
+    "SseError",
+    "SseFramer",
+    "SseParser",
+    "last_event_id",
+]

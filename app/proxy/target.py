@@ -50,8 +50,8 @@ def _segment(raw: str) -> str:
     return decoded
 
 
-def upstream_path(raw_path: str) -> str:
-    """The normalised upstream path, or `BadRequest` (400)."""
+def normalised_path(raw_path: str) -> str:
+    """`raw_path` checked segment by segment and normalised for the node, or `BadRequest`."""
     if len(raw_path) > MAX_PATH_BYTES:
         raise _bad_path("too long")
     if not raw_path.startswith("/"):
@@ -88,7 +88,7 @@ def upstream_url(node_base_url: str, raw_path: str, query: bytes) -> httpx.URL:
         raise ValueError("node base URL must be an absolute http(s) URL")
     if base.userinfo or base.query or base.fragment:
         raise ValueError("node base URL must not carry credentials, a query or a fragment")
-    target = base.raw_path.rstrip(b"/") + upstream_path(raw_path).encode("ascii")
+    target = base.raw_path.rstrip(b"/") + normalised_path(raw_path).encode("ascii")
     query = check_query(query)
     url = base.copy_with(raw_path=target + b"?" + query if query else target)
     if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port):
@@ -96,4 +96,4 @@ def upstream_url(node_base_url: str, raw_path: str, query: bytes) -> httpx.URL:
     return url
 
 
-__all__ = ["MAX_PATH_BYTES", "MAX_QUERY_BYTES", "check_query", "upstream_path", "upstream_url"]
+__all__ = ["MAX_PATH_BYTES", "MAX_QUERY_BYTES", "check_query", "normalised_path", "upstream_url"]

@@ -10,7 +10,7 @@ from app.authn import authenticator as authenticator_module
 from app.authn.authenticator import Identity, JwtAuthenticator, NoAuth
 from app.authn.errors import Reason, TokenRejected
 from app.authn.extract import AUTH_COOKIE
-from app.authn.keys import KeySet, StaticKeys
+from app.authn.verification_keys import KeySet, StaticKeys
 from app.authn.verify import MAX_LEEWAY, Claims, RS256Key, UnverifiedToken, verify
 from tests.authn.conftest import Clock, Keys, http_request
 from tests.authn.tokens import NOW, split

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from app.authn.authenticator import JwtAuthenticator
-from app.authn.keys import KeySet, StaticKeys
+from app.authn.verification_keys import KeySet, StaticKeys
 from tests.authn.conftest import Clock, Keys
 from tests.authn.test_dependency import create_app
 from tests.authn.test_verify import VECTORS, Vector

@@ -17,7 +17,7 @@ import pytest
 from app.authn import verify as verify_module
 from app.authn.authenticator import JwtAuthenticator
 from app.authn.errors import Reason, TokenRejected
-from app.authn.keys import KeySet, StaticKeys
+from app.authn.verification_keys import KeySet, StaticKeys
 from app.authn.verify import (
     DEFAULT_LEEWAY,
     MAX_TOKEN_LENGTH,

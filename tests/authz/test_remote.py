@@ -10,7 +10,8 @@ import pytest
 
 from app.authz.audit import AUDIT_LOGGER
 from app.authz.model import Action, Decision
-from app.authz.remote import MAX_RESPONSE_BYTES, RemoteIamAuthorizer, TokenProvider
+from app.authz.remote import MAX_RESPONSE_BYTES, RemoteIamAuthorizer
+from app.core.credential import TokenProvider
 from app.core.errors import Unavailable
 from tests.authz.conftest import FakeIam
 from tests.conftest import free_port

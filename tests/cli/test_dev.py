@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.cli.login import service_login_token
+from app.authn.sign import TokenSigner
 from app.devcluster.banner import DCOS_CLI
 from app.devcluster.journald import JournaldNamespace
 from tests.conftest import free_port, journald_available, new_namespace_name
@@ -520,7 +520,10 @@ def test_cluster_json_tokens_and_key_work(dev: Dev) -> None:
         assert r.status_code == 200, (who, r.text)
     key = Path(ids["service"]["private_key_path"])
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    body = {"uid": "logway-ops", "token": service_login_token("logway-ops", key)}
+    body = {
+        "uid": "logway-ops",
+        "token": TokenSigner.from_file(key).login_token("logway-ops", now=time.time()),
+    }
     r = httpx.post(f"{gateway}/acs/api/v1/auth/login", json=body, timeout=30)
     assert r.status_code == 200, r.text
     assert gateway_get(dev, r.json()["token"], system).status_code == 200

@@ -52,7 +52,6 @@ from app.cli.logs_source import (
     parse_since,
     unit_name,
 )
-from app.cli.logs_sse import Event, SseError, SseParser
 from app.cli.main import build_parser, main
 
 # --- Arguments ---------------------------------------------------------------------------------
@@ -284,55 +283,6 @@ def test_a_task_header_names_the_task_and_agent_of_its_first_line() -> None:
     assert by_id.header(first) == "==> task prod_web.1 stdout on agent m-S0 <=="
     assert source.header({"AGENT_ID": "m-S1"}) == "==> task web.prod stdout on agent m-S1 <=="
     assert build("master").header(first) == "==> master <=="
-
-
-# --- Server-sent events -----------------------------------------------------------------------
-
-STREAM = (
-    b": ping\n\n"
-    b'id: c1\ndata: {"a":1}\n\n'
-    b'id: c2\r\ndata: {"a":2}\r\n\r\n'
-    b"data: first\rdata: second\r\r"  # no id: the last one still holds
-    b'event: x\nretry: 5\nid: c3\ndata:{"a":3}\n\n'
-    b"id: c4\n\n"  # an id alone moves the resume point, no event
-    b'id: c5\ndata: {"a":5}\n'  # cut before its blank line: never dispatched
-)
-EXPECTED = [
-    Event(b'{"a":1}', "c1"),
-    Event(b'{"a":2}', "c2"),
-    Event(b"first\nsecond", "c2"),
-    Event(b'{"a":3}', "c3"),
-]
-
-
-@pytest.mark.parametrize("size", [1, 2, 3, 7, len(STREAM)])
-def test_sse_events_whatever_the_chunks(size: int) -> None:
-    parser = SseParser()
-    events: list[Event] = []
-    for i in range(0, len(STREAM), size):
-        events += parser.feed(STREAM[i : i + size])
-    assert events == EXPECTED
-    assert parser.last_id == "c4"  # c5's event never completed
-
-
-def test_sse_cr_at_a_chunk_end_waits_for_a_possible_lf() -> None:
-    parser = SseParser()
-    assert parser.feed(b"data: x\r") == []
-    assert parser.feed(b"\n\r\n") == [Event(b"x", None)]
-
-
-def test_sse_comments_other_than_the_keepalive_are_kept() -> None:
-    parser = SseParser()
-    parser.feed(b": ping\n\n: agent S1 unavailable: refused\n\n:\n\ndata: x\n\n")
-    assert parser.comments == ["agent S1 unavailable: refused"]
-
-
-def test_sse_refuses_an_endless_event() -> None:
-    parser = SseParser(max_event_bytes=100)
-    for _ in range(9):
-        parser.feed(b"data: " + b"x" * 10 + b"\n")  # 99 bytes held
-    with pytest.raises(SseError):
-        parser.feed(b"data: " + b"x" * 10 + b"\n")
 
 
 # --- Output ------------------------------------------------------------------------------------

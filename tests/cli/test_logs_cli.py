@@ -38,7 +38,8 @@ from app.devcluster.cluster import (
 )
 from app.devcluster.supervisor import Supervisor
 from tests.conftest import free_port, journald_available, new_namespace_name
-from tests.gateway.support import add_user, grant, login, port_free_on, wait_for
+from tests.gateway.support import add_user, grant, login, port_free_on
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.skipif(not journald_available(), reason="needs root and journald")
 

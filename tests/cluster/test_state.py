@@ -15,6 +15,7 @@ import pytest
 from app.cluster import Ambiguous, ClusterSettings, ClusterState, InvalidId, MesosClient
 from app.core.errors import NotFound, Unavailable
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimTask
+from tests.support.wait import wait_for_async
 
 STATE = "/master/state"
 UNKNOWN = "bdcd424a-b59e-4df4-b492-b54e38926bd8-S0"
@@ -63,11 +64,7 @@ async def make_state(
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 3.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+    await wait_for_async("the condition", lambda: check() or None, timeout=timeout, step=0.02)
 
 
 # Admin Router cache cases ---------------------------------------------------------------

@@ -22,8 +22,9 @@ from app.devcluster.mesos import MesosSimulator, SimCluster
 from tests.conftest import free_port
 from tests.deploy.catalog import DEPLOY, ROOT, all_settings
 from tests.deploy.dockerfile import LAST_STAGE, of
-from tests.gateway.support import DEAD_MESOS, wait_for
+from tests.gateway.support import DEAD_MESOS
 from tests.support.gateway import gateway
+from tests.support.wait import wait_for
 
 IGNORE = DEPLOY / "Dockerfile.dockerignore"
 PASSWORD = "deploy healthcheck password"

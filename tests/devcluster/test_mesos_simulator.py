@@ -16,6 +16,7 @@ from app.devcluster.mesos import Fault, MesosSimulator, SimAgent, SimCluster, Si
 from tests.cluster.support import fixture_path
 from tests.conftest import free_port
 from tests.support.servers import stop, wait_http
+from tests.support.wait import wait_for
 
 
 @pytest.fixture
@@ -239,19 +240,20 @@ def test_http_control_api(sim: MesosSimulator, cluster: SimCluster, http: httpx.
 
 def wait_until(url: str, *, up: bool, timeout: float = 5.0) -> None:
     """Poll with new connections until `url` accepts them (`up`) or refuses them."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def accepts() -> bool | None:
         try:
             httpx.get(f"{url}/master/redirect", timeout=1)
-            if up:
-                return
+            return True
         except httpx.ConnectError:
-            if not up:
-                return
+            return False
         except httpx.TransportError:
-            pass  # accepted, then reset: the server is going down right now
-        time.sleep(0.02)
-    raise AssertionError(f"{url} is not {'up' if up else 'down'}")
+            return None  # accepted, then reset: the server is going down right now
+
+    state = "up" if up else "down"
+    wait_for(
+        f"{url} {state}", lambda: True if accepts() is up else None, timeout=timeout, step=0.02
+    )
 
 
 def test_command_line_serves_a_fixture_until_terminated() -> None:

@@ -8,8 +8,7 @@ import itertools
 import re
 import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -147,19 +146,6 @@ def grant(base: str, admin: Mapping[str, str], rid: str, uid: str) -> None:
     acl = f"{base}/acs/api/v1/acls/{rid}"
     assert httpx.put(acl, json={}, headers=dict(admin)).status_code in (201, 409)
     assert httpx.put(f"{acl}/users/{uid}/read", headers=dict(admin)).status_code == 204
-
-
-def wait_for(
-    what: str, check: Callable[[], T | None], *, timeout: float = 20.0, step: float = 0.05
-) -> T:
-    """Poll `check` until it returns something other than None (or fail naming `what`)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found is not None:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(step)
 
 
 FAULT_PASSWORD = "admin password for fault tests"

@@ -21,8 +21,8 @@ from tests.gateway.support import (
     answered_by,
     fault_cluster,
     listener_pid,
-    wait_for,
 )
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.skipif(
     not journald_available(), reason="needs root and /lib/systemd/systemd-journald"

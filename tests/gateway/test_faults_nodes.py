@@ -24,11 +24,11 @@ from tests.gateway.support import (
     fault_cluster,
     listener_pid,
     metric,
-    wait_for,
 )
 from tests.node.test_follow import SseClient
 from tests.proxy.test_memory import rss
 from tests.support.journal import Sender
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.skipif(
     not journald_available(), reason="needs root and /lib/systemd/systemd-journald"

@@ -13,14 +13,8 @@ import httpx
 import pytest
 
 from tests.conftest import journald_available
-from tests.gateway.support import (
-    FAULT_AGENTS,
-    FaultCluster,
-    add_user,
-    fault_cluster,
-    grant,
-    wait_for,
-)
+from tests.gateway.support import FAULT_AGENTS, FaultCluster, add_user, fault_cluster, grant
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.skipif(not journald_available(), reason="needs root and journald")
 

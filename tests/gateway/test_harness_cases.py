@@ -34,7 +34,7 @@ from jose import jws, jwt
 from jose.backends.cryptography_backend import CryptographyRSAKey
 
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster
-from app.iam.keys import KeyRing
+from app.iam.key_ring import KeyRing
 from tests.gateway.support import add_user, grant, login, port_free_on
 from tests.proxy.harness import serve_in_thread
 from tests.proxy.upstreams import Reflector

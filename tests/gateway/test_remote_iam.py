@@ -24,9 +24,10 @@ from app.devcluster.journald import JournaldNamespace
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimFramework, SimTask
 from tests.authn.tokens import Signer
 from tests.conftest import free_port, journald_available, new_namespace_name
-from tests.gateway.support import GATEWAY_UID, Reader, grant, port_free_on, wait_for
+from tests.gateway.support import GATEWAY_UID, Reader, grant, port_free_on
 from tests.support.journal import Sender
 from tests.support.servers import START_TIMEOUT, stop
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.skipif(
     not journald_available(), reason="needs root and /lib/systemd/systemd-journald"

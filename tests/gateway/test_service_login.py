@@ -1,6 +1,6 @@
 """The gateway's token from a remote IAM (`RemoteServiceToken`): one service login, reused,
 renewed at half its life, replaced when the IAM stops publishing its key, kept through a
-failed renewal; and the key it logs in with (`ServiceKey`)."""
+failed renewal; and the key it logs in with (`TokenSigner`)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jose import jwt
 
 from app.authn import Claims, Reason, TokenRejected
+from app.authn.sign import LOGIN_TOKEN_LIFETIME, TokenSigner
 from app.core.errors import Unavailable
-from app.gateway.service_login import (
-    LOGIN_TOKEN_LIFETIME,
-    RETRY_INTERVAL,
-    RemoteServiceToken,
-    ServiceKey,
-)
+from app.gateway.service_login import RETRY_INTERVAL, RemoteServiceToken
 from tests.authn.tokens import Signer
 
 UID = "logway-gateway"
@@ -84,7 +80,7 @@ def iam(clock: Clock) -> FakeIam:
 
 @pytest.fixture
 async def token(iam: FakeIam, clock: Clock) -> AsyncIterator[RemoteServiceToken]:
-    key = ServiceKey(SIGNER.private_pem, source="test key")
+    key = TokenSigner(SIGNER.private_pem, source="test key")
     async with httpx.AsyncClient(transport=httpx.MockTransport(iam)) as client:
         yield RemoteServiceToken(
             "http://iam.test/",
@@ -193,25 +189,25 @@ async def test_a_token_for_another_uid_is_refused(token: RemoteServiceToken, iam
 
 def test_the_key_must_be_an_unencrypted_rsa_key_of_2048_bits(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not an unencrypted PEM private key"):
-        ServiceKey(b"-----BEGIN NONSENSE-----", source="k")
+        TokenSigner(b"-----BEGIN NONSENSE-----", source="k")
     encrypted = SIGNER.private_key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(b"secret"),
     )
     with pytest.raises(ValueError, match="not an unencrypted PEM private key"):
-        ServiceKey(encrypted, source="k")
+        TokenSigner(encrypted, source="k")
     ec_pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
     with pytest.raises(ValueError, match="not an RSA private key"):
-        ServiceKey(ec_pem, source="k")
+        TokenSigner(ec_pem, source="k")
     with pytest.raises(ValueError, match="1024 bits"):
-        ServiceKey(Signer.generate("small", bits=1024).private_pem, source="k")
+        TokenSigner(Signer.generate("small", bits=1024).private_pem, source="k")
     with pytest.raises(ValueError, match="cannot read"):
-        ServiceKey.from_file(tmp_path / "missing.pem")
+        TokenSigner.from_file(tmp_path / "missing.pem")
     path = tmp_path / "key.pem"
     path.write_bytes(SIGNER.private_pem)
-    assert ServiceKey.from_file(path).login_token(UID, now=0)
+    assert TokenSigner.from_file(path).login_token(UID, now=0)

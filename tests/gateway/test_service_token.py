@@ -8,7 +8,7 @@ from typing import cast
 from jose import jwt
 
 from app.gateway.service_token import ServiceToken
-from app.iam.keys import KeyRing
+from app.iam.key_ring import KeyRing
 from app.iam.tokens import IssuedToken, TokenIssuer
 
 

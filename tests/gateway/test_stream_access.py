@@ -29,11 +29,11 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from app.iam.keys import KeyRing
 
 from app.authz.access import ACCESS_ENDED_EVENT, ACCESS_REVOKED, TOKEN_EXPIRED
 from app.devcluster.journald import JournaldNamespace
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimFramework, SimTask
-from app.iam.keys import KeyRing
 from app.iam.tokens import TokenIssuer
 from tests.conftest import journald_available, new_namespace_name
 from tests.gateway.support import GATEWAY_UID, Reader, add_user, grant, login, port_free_on
@@ -348,12 +348,13 @@ def test_an_expired_token_ends_every_kind_of_follow_after_the_leeway(env: Env) -
         assert all(not f.done.is_set() for f in opened), "ended before the token expired"
         assert_ended(opened, TOKEN_EXPIRED, exp + LEEWAY)
         for f in opened:  # not before the leeway was over
-            assert f.ended_at is not None and f.ended_at >= exp + LEEWAY - 0.5, f.name
+            assert f.ended_at is not None
+            assert f.ended_at >= exp + LEEWAY - 0.5, f.name
 
 
 def test_a_follow_whose_access_holds_keeps_streaming(env: Env) -> None:
     """The control: the same follows, a change to another user's grants, nothing ends."""
-    uid, headers = env.user("dcos:mesos:agent:task:app_id:/dev/worker")
+    _, headers = env.user("dcos:mesos:agent:task:app_id:/dev/worker")
     other, _ = env.user("dcos:mesos:agent:task:app_id:/dev/worker")
     run = uuid.uuid4().hex
     with follows(env, headers, run) as opened:

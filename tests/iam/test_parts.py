@@ -6,10 +6,10 @@ import logging
 
 import pytest
 
+from app.authz.audit import audit_event
 from app.authz.model import Action
 from app.core.errors import BadRequest
 from app.iam import names
-from app.iam.audit import audit
 from app.iam.passwords import dummy_hash, hash_password, verify_password
 from app.iam.ratelimit import FailureLimiter, whole_seconds
 from tests.iam.conftest import Clock
@@ -99,7 +99,7 @@ def test_rids_and_actions() -> None:
 
 def test_audit_quotes_what_is_not_plain(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="logway.audit")
-    audit("login", "deny", uid="alice", srcip="::1", reason="wrong password\nuid=root")
+    audit_event("login", "deny", uid="alice", srcip="::1", reason="wrong password\nuid=root")
     (line,) = caplog.messages
     assert line == (
         'type=audit action=login result=deny uid=alice srcip=::1 reason="wrong password\\nuid=root"'

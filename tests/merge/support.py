@@ -31,9 +31,9 @@ from app.devcluster.journald import JournaldNamespace
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimFramework, SimTask
 from tests.conftest import new_namespace_name
 from tests.gateway.support import GATEWAY_UID, Reader, add_user, grant, login, port_free_on
-from tests.gateway.support import wait_for as gateway_wait_for
 from tests.support.gateway import gateway as support_gateway
 from tests.support.journal import Sender
+from tests.support.wait import wait_for as wait_for_default
 
 PASSWORD = "admin password for merge tests"
 HOSTS = ("127.0.0.81", "127.0.0.82", "127.0.0.83", "127.0.0.84")
@@ -225,8 +225,8 @@ def new_run() -> str:
 
 
 def wait_for(what: str, check: Callable[[], T | None], *, timeout: float = DEADLINE) -> T:
-    """`tests.gateway.support.wait_for`, with this package's longer deadline."""
-    return gateway_wait_for(what, check, timeout=timeout)
+    """`tests.support.wait.wait_for`, with this package's longer deadline."""
+    return wait_for_default(what, check, timeout=timeout)
 
 
 # Reading merged streams ---------------------------------------------------------------------

@@ -5,7 +5,6 @@ a refused cursor to its time without repeating anything."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from urllib.parse import parse_qs, quote
 
@@ -17,6 +16,7 @@ from app.merge.fanin import Requester, SourceOpener, SourceSpec, Start
 from app.merge.feed import AgentFeed, Backoff, CatchUp, owed
 from app.proxy.errors import UpstreamBroken
 from tests.merge.fakes import BROKEN, FakeUpstream, cursor, entry_json, response, sse_event
+from tests.support.wait import wait_for_async
 
 FAST = Backoff(first=0.001, longest=0.005)
 SPEC = SourceSpec("S0", "http://127.0.0.81:1", ("c-1",))
@@ -50,10 +50,7 @@ class Sink:
 
 
 async def until(what: str, check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.001)
+    await wait_for_async(what, lambda: check() or None, timeout=timeout, step=0.001)
 
 
 def query(upstream: FakeUpstream, index: int) -> dict[str, list[str]]:

@@ -5,6 +5,9 @@ agent's own journal, read from its node reader directly."""
 from __future__ import annotations
 
 import base64
+import os
+import signal
+import time
 
 import orjson
 import pytest
@@ -149,6 +152,25 @@ def test_nothing_matching_is_204(env: Env) -> None:
     r = env.get(f"{PREFIX}/app/prod/range/", env.admin, filter=f"{RUN}:nothing-{new_run()}")
     assert r.status_code == 204
     assert r.content == b""
+
+
+def test_a_frozen_reader_is_left_out_after_the_agent_timeout(env: Env, prod_run: str) -> None:
+    # SIGSTOP: the reader's socket still accepts, nothing answers. Without a bound the whole
+    # range waited for the upstream read timeout (60 s).
+    frozen = env.readers[AGENTS[1]].proc
+    assert frozen is not None
+    os.kill(frozen.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        r = env.get(f"{PREFIX}/app/prod/range/", {**env.admin, **JSON}, filter=f"{RUN}:{prod_run}")
+        elapsed = time.monotonic() - started
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
+    assert r.status_code == 200, r.text
+    assert r.headers["X-Logway-Unavailable-Agents"] == AGENTS[1]
+    assert elapsed < 20, f"the range waited {elapsed:.1f} s for the frozen agent"
+    got = keys([orjson.loads(line) for line in r.content.splitlines()])
+    assert got == brute_force(env, (WEB[0], WEB[2]), prod_run)
 
 
 def test_filters_on_task_fields_only_narrow(env: Env, prod_run: str) -> None:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from app.devcluster.journald import JournaldNamespace
-from app.devcluster.keys import DevKeys
+from app.devcluster.signing_key import DevKeys
 from tests.support.servers import node_reader
 
 GATEWAY_UID = "logway-gateway"

@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from app.devcluster.journald import JournaldNamespace
-from app.devcluster.keys import DevKeys
+from app.devcluster.signing_key import DevKeys
 from tests.node.test_follow import SseClient
 from tests.support.journal import Sender
 from tests.support.servers import node_reader

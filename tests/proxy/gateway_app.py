@@ -1,5 +1,8 @@
-"""The gateway under test: a few lines of FastAPI over `app.proxy`, the way the gateway's
-routes will use it. Run in a thread by the fixtures, or as a process for the memory test:
+"""A stand-in gateway for the proxy layer's tests: a few lines of FastAPI over `app.proxy`
+with a fixed agent -> node map, service token and uid, and no authentication, authorization
+or Mesos, so that the relay is tested alone (the real gateway's routes, `app/gateway/logs.py`,
+are tested in tests/gateway). Run in a thread by the fixtures, or as a process for the memory
+test:
 
     python -m tests.proxy.gateway_app --host 127.0.0.1 --port 8000 --node S1=http://127.0.0.2:61001
 """

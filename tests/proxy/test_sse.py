@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.proxy.sse import SseFramer, last_event_id
+from app.proxy.sse import Event, SseError, SseFramer, SseParser, last_event_id
 
 EVENTS = [
     b": ping\n\n",
@@ -101,3 +101,52 @@ def test_holding_back_is_linear_not_quadratic() -> None:
     for _ in range(20_000):  # a 200 kB event in 10-byte chunks rescans only its tail
         assert framer.feed(b"data: xxxx") == b""
     assert framer.feed(b"\n\n").endswith(b"xxxx\n\n")
+
+
+# --- SseParser: whole events, parsed --------------------------------------------------------------
+
+PARSED = (
+    b": ping\n\n"
+    b'id: c1\ndata: {"a":1}\n\n'
+    b'id: c2\r\ndata: {"a":2}\r\n\r\n'
+    b"data: first\rdata: second\r\r"  # no id: the last one still holds
+    b'event: x\nretry: 5\nid: c3\ndata:{"a":3}\n\n'
+    b"id: c4\n\n"  # an id alone moves the resume point, no event
+    b'id: c5\ndata: {"a":5}\n'  # cut before its blank line: never dispatched
+)
+EXPECTED = [
+    Event(b'{"a":1}', "c1"),
+    Event(b'{"a":2}', "c2"),
+    Event(b"first\nsecond", "c2"),
+    Event(b'{"a":3}', "c3"),
+]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, len(PARSED)])
+def test_parser_events_whatever_the_chunks(size: int) -> None:
+    parser = SseParser()
+    events: list[Event] = []
+    for i in range(0, len(PARSED), size):
+        events += parser.feed(PARSED[i : i + size])
+    assert events == EXPECTED
+    assert parser.last_id == "c4"  # c5's event never completed
+
+
+def test_parser_cr_at_a_chunk_end_waits_for_a_possible_lf() -> None:
+    parser = SseParser()
+    assert parser.feed(b"data: x\r") == []
+    assert parser.feed(b"\n\r\n") == [Event(b"x", None)]
+
+
+def test_parser_comments_other_than_the_keepalive_are_kept() -> None:
+    parser = SseParser()
+    parser.feed(b": ping\n\n: agent S1 unavailable: refused\n\n:\n\ndata: x\n\n")
+    assert parser.comments == ["agent S1 unavailable: refused"]
+
+
+def test_parser_refuses_an_endless_event() -> None:
+    parser = SseParser(max_event_bytes=100)
+    for _ in range(5):
+        parser.feed(b"data: " + b"x" * 10 + b"\n")  # 85 bytes of one event held
+    with pytest.raises(SseError):
+        parser.feed(b"data: " + b"x" * 10 + b"\n")

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from app.core.errors import BadRequest
-from app.proxy.target import MAX_QUERY_BYTES, upstream_path, upstream_url
+from app.proxy.target import MAX_QUERY_BYTES, normalised_path, upstream_url
 
 NODE = "http://10.0.0.5:61001"
 
@@ -27,7 +27,7 @@ NODE = "http://10.0.0.5:61001"
     ],
 )
 def test_good_paths_are_kept_or_normalised(path: str, upstream: str | None) -> None:
-    assert upstream_path(path) == (upstream or path)
+    assert normalised_path(path) == (upstream or path)
 
 
 @pytest.mark.parametrize(

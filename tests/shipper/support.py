@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from systemd import journal
 
 from app.devcluster.journald import JournaldNamespace
+from tests.support.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -81,11 +81,10 @@ def messages(ns: JournaldNamespace, stream: bytes | None = None) -> list[bytes]:
 
 
 def wait_for_message(ns: JournaldNamespace, message: bytes, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while message not in messages(ns):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{message!r} never reached the journal")
-        time.sleep(0.05)
+    def found() -> bool | None:
+        return message in messages(ns) or None
+
+    wait_for(f"{message!r} in the journal", found, timeout=timeout)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

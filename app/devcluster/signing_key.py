@@ -1,4 +1,4 @@
-"""An RSA signing key for the dev cluster, and tokens signed with it.
+"""An RSA signing key pair on disk for tests of the node reader's auth, and tokens signed with it.
 
 Stands in for the IAM's signing key until the embedded IAM exists; the private key file
 is mode 0600.
@@ -13,7 +13,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from jose import jwt
+
+from app.authn.sign import TokenSigner
 
 TOKEN_LIFETIME = 5 * 24 * 3600  # DC/OS IAM's default: five days
 KEY_BITS = 2048
@@ -47,6 +48,4 @@ class DevKeys:
 
     def token(self, uid: str, *, lifetime: int = TOKEN_LIFETIME) -> str:
         now = int(time.time())
-        claims = {"uid": uid, "exp": now + lifetime, "iat": now}
-        signed: str = jwt.encode(claims, self.private_path.read_text(), algorithm="RS256")
-        return signed
+        return TokenSigner.from_file(self.private_path).token(uid, exp=now + lifetime, iat=now)

@@ -12,7 +12,7 @@ from jose.backends.rsa_backend import RSAKey as PurePythonRSAKey
 
 from app.authn.authenticator import JwtAuthenticator
 from app.authn.errors import KeyLoadError, Reason, TokenRejected
-from app.authn.keys import MAX_JWKS_KEYS, KeySet, StaticKeys
+from app.authn.verification_keys import MAX_JWKS_KEYS, KeySet, StaticKeys
 from app.authn.verify import RS256Key, require_cryptography_backend
 from tests.authn.conftest import Keys
 from tests.authn.tokens import Signer
@@ -89,7 +89,7 @@ def test_unusable_jwks_entries_are_skipped(
     keys: Keys, caplog: pytest.LogCaptureFixture, entry: Any, why: str
 ) -> None:
     """J22: refuse at ingest, log, and keep serving with the other keys."""
-    with caplog.at_level(logging.WARNING, logger="app.authn.keys"):
+    with caplog.at_level(logging.WARNING, logger="app.authn.verification_keys"):
         keyset = KeySet.from_jwks({"keys": [keys.iam.jwk(), entry(keys)]})
     assert len(keyset) == 1
     assert keyset.select("iam-1") == rs256(keys.iam)

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from app.authn import KeySet
 from app.authn.errors import TokenRejected
 from app.iam import Iam, IamSettings
-from app.iam.keys import KEYRING_FILE, RETIREMENT_GRACE, KeyFileError, KeyRing
+from app.iam.key_ring import KEYRING_FILE, RETIREMENT_GRACE, KeyFileError, KeyRing
 from tests.iam.conftest import Clock, make_settings
 
 LIFETIME = 600

@@ -1,0 +1,56 @@
+"""The one place RS256 `{uid, exp}` tokens are signed, beside `app.authn.verify` that checks them.
+
+A service login token (reference §5) is such a token signed with the service account's own
+key and good for one exchange; the CLI's `logway login --service-account`, the gateway's login
+at a remote IAM and the dev cluster's accounts all make theirs here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from jose import jws
+from jose.backends.cryptography_backend import CryptographyRSAKey
+
+from app.authn.verify import ALGORITHM, MIN_RSA_BITS
+
+# As the dcos CLI's service login tokens (reference §5): only good for this one exchange.
+LOGIN_TOKEN_LIFETIME = 300
+
+
+class TokenSigner:
+    """An RSA private key (of a service account, or the dev cluster's), loaded and checked once."""
+
+    def __init__(self, pem: bytes, *, source: str) -> None:
+        try:
+            key = load_pem_private_key(pem, password=None)
+        except (ValueError, TypeError) as exc:
+            # Never the parser's text: it might quote the file.
+            raise ValueError(f"{source}: not an unencrypted PEM private key") from exc
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError(f"{source}: not an RSA private key (service login is RS256)")
+        if key.key_size < MIN_RSA_BITS:
+            raise ValueError(f"{source}: RSA key of {key.key_size} bits (minimum {MIN_RSA_BITS})")
+        self._signer = CryptographyRSAKey(key, ALGORITHM)
+
+    @classmethod
+    def from_file(cls, path: Path) -> TokenSigner:
+        try:
+            pem = path.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+        return cls(pem, source=str(path))
+
+    def token(self, uid: str, *, exp: int, iat: int | None = None) -> str:
+        """Header {alg: RS256, typ: JWT}; claims {uid, exp} (and iat when given)."""
+        claims: dict[str, object] = {"uid": uid, "exp": exp}
+        if iat is not None:
+            claims["iat"] = iat
+        signed: str = jws.sign(claims, self._signer, algorithm=ALGORITHM)
+        return signed
+
+    def login_token(self, uid: str, *, now: float) -> str:
+        """A service login token for `uid`, good for `LOGIN_TOKEN_LIFETIME` seconds."""
+        return self.token(uid, exp=int(now) + LOGIN_TOKEN_LIFETIME)
