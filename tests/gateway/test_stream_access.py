@@ -193,9 +193,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             ready = f"{base}/system/v1/logs/v1/app/dev/worker/range/"
             gateway_wait_for(
                 "the gateway's first cluster state",
-                lambda: httpx.get(ready, headers=admin, params={"limit": 1}).status_code
-                in (200, 204)
-                or None,
+                lambda: (
+                    httpx.get(ready, headers=admin, params={"limit": 1}).status_code in (200, 204)
+                    or None
+                ),
                 timeout=DEADLINE,
             )
             yield built
