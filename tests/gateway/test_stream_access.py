@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from app.iam.keys import KeyRing
+from app.iam.key_ring import KeyRing
 
 from app.authz.access import ACCESS_ENDED_EVENT, ACCESS_REVOKED, TOKEN_EXPIRED
 from app.devcluster.journald import JournaldNamespace
