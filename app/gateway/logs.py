@@ -67,7 +67,7 @@ async def task_file(
     agent = await gate.cluster.resolve_agent(found.agent_id)
     segments = ("frameworks", found.framework_id, "executors", found.executor_id, "runs")
     path = "/v2/task/" + "/".join(quote(s, safe="") for s in (*segments, found.container_id))
-    return await forward(request, gate, agent.reader_url, f"{path}/{file}", agent.id)
+    return await relay_to_reader(request, gate, agent.reader_url, f"{path}/{file}", agent.id)
 
 
 @router.api_route(MASTER_LOGS + "/{rest:path}", methods=METHODS)
@@ -127,13 +127,15 @@ async def relay(request: Request, gate: LogRead, base_url: str, prefix: str, nod
     """Forward what follows `prefix` to the node reader at `base_url` (from the snapshot or
     config, never from the client), with the gateway's own credential. Nothing after the
     prefix: 301 to `prefix/`, as the node's Admin Router answered (relative Location)."""
-    path = upstream_path(request, prefix)
+    path = path_after(request, prefix)
     if path == "/" and not request.scope["path"].endswith("/"):
         return RedirectResponse(prefix + "/", status_code=301)
-    return await forward(request, gate, base_url, path, node)
+    return await relay_to_reader(request, gate, base_url, path, node)
 
 
-async def forward(request: Request, gate: LogRead, base_url: str, path: str, node: str) -> Response:
+async def relay_to_reader(
+    request: Request, gate: LogRead, base_url: str, path: str, node: str
+) -> Response:
     """`path` (already encoded) on the node reader at `base_url`, for `gate`'s caller. A follow
     counts against the caller's `max_follows_per_identity` until it ends: one more is 429."""
     call = UpstreamCall.from_request(
@@ -178,7 +180,7 @@ def _watch(gate: LogRead) -> StreamAccess:
     return gate.services.access.register(target.uid, target.caller.valid_until, recheck)
 
 
-def upstream_path(request: Request, prefix: str) -> str:
+def path_after(request: Request, prefix: str) -> str:
     """The raw (still percent-encoded) path after `prefix`, starting with '/'."""
     raw = request.scope.get("raw_path")
     raw_path: str = raw.decode("latin-1") if raw else request.scope["path"]

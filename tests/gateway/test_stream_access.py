@@ -29,11 +29,11 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from app.iam.key_ring import KeyRing
 
 from app.authz.access import ACCESS_ENDED_EVENT, ACCESS_REVOKED, TOKEN_EXPIRED
 from app.devcluster.journald import JournaldNamespace
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimFramework, SimTask
+from app.iam.key_ring import KeyRing
 from app.iam.tokens import TokenIssuer
 from tests.conftest import journald_available, new_namespace_name
 from tests.gateway.support import GATEWAY_UID, Reader, add_user, grant, login, port_free_on
