@@ -37,9 +37,9 @@ from app.iam.key_ring import KeyRing
 from app.iam.tokens import TokenIssuer
 from tests.conftest import journald_available, new_namespace_name
 from tests.gateway.support import GATEWAY_UID, Reader, add_user, grant, login, port_free_on
-from tests.gateway.support import wait_for as gateway_wait_for
 from tests.support.gateway import gateway as support_gateway
 from tests.support.journal import Sender
+from tests.support.wait import wait_for as gateway_wait_for
 
 pytestmark = pytest.mark.skipif(not journald_available(), reason="needs root and journald")
 
