@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -275,9 +276,16 @@ class Follow:
         return self.done.wait(timeout)
 
     def close(self) -> None:
+        """Leave as a client does: the socket shut, which also wakes the reading thread."""
+        network = self._response.extensions.get("network_stream")
+        sock = network.get_extra_info("socket") if network is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._thread.join(timeout=10)
+        assert not self._thread.is_alive(), f"{self.name}: the reader did not stop"
         self._response.close()
         self._client.close()
-        self._thread.join(timeout=10)
 
 
 @contextlib.contextmanager
