@@ -118,7 +118,7 @@ EXPECTED = [
     Event(b'{"a":1}', "c1"),
     Event(b'{"a":2}', "c2"),
     Event(b"first\nsecond", "c2"),
-    Event(b'{"a":3}', "c3"),
+    Event(b'{"a":3}', "c3", "x"),  # its `event` field is kept (a gateway's `access-ended`)
 ]
 
 
