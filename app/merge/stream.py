@@ -7,7 +7,6 @@ any more), which ends it with a last `access-ended` event naming why. Meanwhile:
 
 * when the IAM changes, the plan is asked again at once (the watcher's re-check): a caller
   who lost some of its tasks keeps a stream narrowed to the ones still allowed;
-
 * every `membership_period` seconds the plan is asked again (the cluster state snapshot,
   re-authorized when it changed): a new agent joins from the origin (or from its position
   when it was in the stream before), an agent that left is dropped once its queued entries

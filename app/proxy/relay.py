@@ -166,8 +166,10 @@ class RelayResponse(Response):
                 )
                 outcome = _Outcome.BROKEN
             tasks.cancel_scope.cancel()
-        if self._access is not None and self._access.reason is not None:
-            return await self._access_ended(send, self._access.reason)
+        # Cancelled (the outcome left as it was) because the caller's access ended.
+        ended = self._access.reason if self._access is not None else None
+        if outcome is _Outcome.DISCONNECTED and ended is not None:
+            return await self._access_ended(send, ended)
         return outcome
 
     async def _access_ended(self, send: Send, reason: str) -> _Outcome:
