@@ -139,12 +139,13 @@ class Env:
             grant(self.base, self.admin, rid, uid)
         return uid, headers
 
-    def token(self, uid: str, lifetime: int) -> dict[str, str]:
-        """A token for `uid` signed with the gateway's own key, good for `lifetime` s."""
+    def token(self, uid: str, lifetime: int) -> tuple[dict[str, str], int]:
+        """A token for `uid` signed with the gateway's own key, good for `lifetime` s, and
+        its `exp`."""
         ring = KeyRing(self.tmp / "gateway" / "keys", token_lifetime=3600)
         ring.load()
         issued = TokenIssuer(ring, lifetime=lifetime).issue(uid)
-        return {"Authorization": f"token={issued.token}"}
+        return {"Authorization": f"token={issued.token}"}, issued.exp
 
     def revoke(self, rid: str, uid: str) -> None:
         url = f"{self.base}/acs/api/v1/acls/{rid}/users/{uid}/read"
@@ -351,8 +352,7 @@ def test_a_deleted_uid_ends_every_kind_of_follow(env: Env) -> None:
 def test_an_expired_token_ends_every_kind_of_follow_after_the_leeway(env: Env) -> None:
     uid, _ = env.user("dcos:mesos:agent:task:app_id:/dev/worker")
     lifetime = 6  # long enough to open four follows on a busy machine
-    headers = env.token(uid, lifetime)
-    exp = int(time.time()) + lifetime
+    headers, exp = env.token(uid, lifetime)
     run = uuid.uuid4().hex
     with follows(env, headers, run) as opened:
         assert all(not f.done.is_set() for f in opened), "ended before the token expired"
