@@ -24,6 +24,7 @@ from app.authn import Authenticator
 from app.authz import AclAuthorizer, Authorizer
 from app.authz.access import AccessWatcher, ChangeSignal, TtlSignal
 from app.cluster import ClusterSettings, ClusterState, MesosClient
+from app.console import CrossOriginProtection, console_router
 from app.core.config import GatewaySettings
 from app.core.problems import install_error_handlers
 from app.gateway.admission import check_routes
@@ -31,6 +32,7 @@ from app.gateway.discovery import router as discovery_router
 from app.gateway.limits import StreamCount
 from app.gateway.logs import router as logs_router
 from app.gateway.merged import router as merged_router
+from app.gateway.merged_count import router as merged_count_router
 from app.gateway.metrics import GatewayMetrics, RequestMetrics
 from app.gateway.ops import router as ops_router
 from app.gateway.ops import store_problem
@@ -172,20 +174,24 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.add_middleware(CrossOriginProtection)
     app.add_middleware(RequestMetrics, metrics=metrics)
     install_error_handlers(app)
     # The gateway's own routes, each admitted on its route table rule; a route the table does
     # not name is an error here, never a silent allow. The IAM's routes are guarded by the IAM.
+    console = console_router()
     check_routes(
         r
-        for router in (merged_router, logs_router, discovery_router, ops_router)
+        for router in (merged_router, logs_router, discovery_router, ops_router, console)
         for r in router.routes
     )
     # Merged role/app reads before the log routes, whose `/system/v1/logs/{rest}` would
     # take them for the master's own journal.
     app.include_router(merged_router)
+    app.include_router(merged_count_router)
     app.include_router(logs_router)  # early: the hot routes match in fewer tries
     app.include_router(iam_routes)
     app.include_router(discovery_router)
     app.include_router(ops_router)
+    app.include_router(console)
     return app

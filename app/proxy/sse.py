@@ -92,6 +92,7 @@ class SseError(ValueError):
 class Event:
     data: bytes
     id: str | None  # the last event id when this event was dispatched
+    named: bool = False  # the event set that id itself (an `id` field of its own)
     type: str = "message"  # the `event` field (a gateway's last one: `access-ended`)
 
 
@@ -112,6 +113,7 @@ class SseParser:
         self._framer = SseFramer(max_event_bytes=max_event_bytes)
         self._data: list[bytes] = []
         self._id: str | None = None  # the id buffer, committed at dispatch
+        self._named = False  # an `id` field since the last dispatch
         self._type = ""
 
     def feed(self, chunk: bytes) -> list[Event]:
@@ -142,6 +144,7 @@ class SseParser:
             self._data.append(value)
         elif name == b"id" and b"\0" not in value:
             self._id = value.decode("utf-8", "replace")
+            self._named = True
         elif name == b"event":
             self._type = value.decode("utf-8", "replace")
         return None  # `retry` does not concern a log reader
@@ -149,10 +152,15 @@ class SseParser:
     def _dispatch(self) -> Event | None:
         self.last_id = self._id
         data, self._data = b"\n".join(self._data), []
+        named, self._named = self._named, False
         kind, self._type = self._type or "message", ""
         if not data:
             return None
-        return Event(data, self.last_id, kind)
+        return Event(data, self.last_id, named, kind)
+
+    def discard_partial(self) -> None:
+        """The connection broke: the incomplete event held back is dropped, never completed."""
+        self._framer.discard_partial()
 
 
 __all__ = [
