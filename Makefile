@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := libsystemd-dev pkg-config gcc python3-dev systemd systemd-journal-remote nginx-light \
-	chromium chromium-driver redis-server rsyslog rsyslog-gnutls gnutls-bin
+	chromium chromium-driver redis-server rsyslog rsyslog-gnutls gnutls-bin postgresql
 STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck unit bench install apt clean dcos-cli openapi

@@ -64,6 +64,14 @@ def add_parser(commands: Any) -> None:
     )
     p.add_argument("--data-dir", type=Path, default=DEFAULTS.data_dir)
     p.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N gateway replicas on a throwaway PostgreSQL, nginx in front on the gateway's"
+        " address (default 1: one gateway on SQLite)",
+    )
+    p.add_argument(
         "--with-redis",
         action="store_true",
         help=f"also start redis-server on the master's address, port {REDIS_PORT} (see "
@@ -86,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
             gateway_port=args.gateway_port,
             namespace=args.namespace,
             data_dir=args.data_dir.resolve(),
+            replicas=args.replicas,
         )
     except ValueError as exc:
         print(f"logway dev: {exc}", file=sys.stderr)

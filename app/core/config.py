@@ -67,6 +67,9 @@ class GatewaySettings(BaseSettings):
     # change signal is looked at this often, and the streams decided again when it moved
     # (a token's expiry is exact). See app/authz/access.py.
     stream_access_period: float = Field(default=2.0, gt=0, le=5)
+    # On the PostgreSQL IAM store both caps count across every replica, one lease per stream
+    # (app/gateway/leases.py): a replica that dies frees its slots within this many seconds.
+    stream_lease_ttl: float = Field(default=15.0, ge=1, le=30)
     # The Mesos state cache (Admin Router's CACHE_* settings, reference §3.3), in seconds.
     mesos_poll_period: float = Field(default=25.0, gt=0)
     mesos_soft_limit: float = Field(default=75.0, gt=0)

@@ -29,7 +29,8 @@ from app.core.config import GatewaySettings
 from app.core.problems import install_error_handlers
 from app.gateway.admission import check_routes
 from app.gateway.discovery import router as discovery_router
-from app.gateway.limits import StreamCount
+from app.gateway.leases import LeasedStreamCount
+from app.gateway.limits import StreamCount, StreamSlots
 from app.gateway.logs import router as logs_router
 from app.gateway.merged import router as merged_router
 from app.gateway.merged_count import router as merged_count_router
@@ -40,6 +41,8 @@ from app.gateway.remote_iam import RemoteIam
 from app.gateway.service_token import ServiceCredential, ServiceToken
 from app.gateway.services import GatewayServices
 from app.iam import Iam, IamSettings, bootstrap, iam_router
+from app.iam.pg import PgDatabase
+from app.iam.store import IamStore
 from app.proxy import HttpUpstream, Proxy, ProxyMetrics, new_upstream_client
 
 log = logging.getLogger("logway.gateway")
@@ -109,13 +112,14 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     iam_lifespan: AbstractAsyncContextManager[object]
     # What tells open streams' watcher that grants may have changed (app.authz.access).
     signal: ChangeSignal
+    store: IamStore | None = None
     if remote is None:
         iam = iam or Iam(iam_settings(settings))
         authenticator, authorizer = iam.authenticator, AclAuthorizer(iam.store)
         service_token = ServiceToken(iam.issuer, settings.service_uid)
         iam_routes, iam_problem = iam_router(iam, authorizer), partial(store_problem, iam.store)
         iam_lifespan = embedded_iam(iam)
-        signal = iam.store
+        signal = store = iam.store
     else:
         authenticator, authorizer = remote.authenticator, remote.authorizer
         service_token = remote.service_token
@@ -125,6 +129,16 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     cluster_config = cluster_settings(settings, service_token)  # invalid settings fail here
 
     metrics = GatewayMetrics()  # the request middleware counts into it from the start
+    # The per-identity caps: across every replica on a shared PostgreSQL store, else here.
+    merge_limits: StreamSlots = StreamCount()
+    follow_limits: StreamSlots = StreamCount()
+    shared_limits: list[LeasedStreamCount] = []
+    if iam is not None and isinstance(iam.store.engine, PgDatabase):
+        shared_limits = [
+            LeasedStreamCount(iam.store.engine, kind, ttl=settings.stream_lease_ttl)
+            for kind in ("merge", "follow")
+        ]
+        merge_limits, follow_limits = shared_limits
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -149,18 +163,27 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
                 ),
                 metrics=metrics,
                 iam_problem=iam_problem,
-                merge_limits=StreamCount(),
-                follow_limits=StreamCount(),
+                merge_limits=merge_limits,
+                follow_limits=follow_limits,
                 access=access,
             )
             await cluster.start()
+            for leased in shared_limits:
+                await leased.start()
             watcher = asyncio.create_task(access.run(), name="access-watcher")
+            # The store's push signal (PostgreSQL NOTIFY; SQLite's poll) wakes the watcher at
+            # once; without it the watcher still looks every `stream_access_period`.
+            unsubscribe = store.subscribe(lambda _topic: access.changed()) if store else None
             try:
                 yield
             finally:
+                if unsubscribe is not None:
+                    unsubscribe()
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
+                for leased in shared_limits:
+                    await leased.close()
                 await cluster.close()
 
     # No /docs or /openapi.json: openapi/gateway.json is the complete document (`make openapi`),

@@ -145,15 +145,15 @@ async def relay_to_reader(
         return await gate.proxy.forward(base_url, call)
     limits = gate.services.follow_limits
     cap = gate.services.settings.max_follows_per_identity
-    if limits.held(gate.uid) >= cap:
+    release = await limits.acquire(gate.uid, cap)  # counted before the stream opens
+    if release is None:
         response = problem(
             429,
-            f"`{gate.uid}` already follows {cap} streams through this gateway, the limit per "
-            f"identity (max_follows_per_identity={cap}); close one or retry later",
+            f"`{gate.uid}` already follows {cap} streams, the limit per identity "
+            f"(max_follows_per_identity={cap}); close one or retry later",
         )
         response.headers["Retry-After"] = str(FOLLOWS_RETRY_AFTER)
         return response
-    release = limits.hold(gate.uid)  # before any await, so the cap cannot be overrun
     try:
         response = await gate.proxy.forward(base_url, call)
     except BaseException:

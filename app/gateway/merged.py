@@ -36,7 +36,7 @@ from app.core.config import GatewaySettings
 from app.core.errors import BadRequest, NotFound
 from app.core.problems import problem
 from app.gateway.deps import LogRead, LogReadDep
-from app.gateway.limits import StreamCount
+from app.gateway.limits import StreamSlots
 from app.journal.encoders import negotiate
 from app.journal.params import parse_filters, parse_time, parse_uint
 from app.journal.search import parse_search
@@ -218,7 +218,7 @@ def _grep(request: Request) -> tuple[str, ...]:
 
 
 def _over_cap(
-    plan: MergePlan, planner: Planner, limits: StreamCount, settings: GatewaySettings, stream: bool
+    plan: MergePlan, planner: Planner, limits: StreamSlots, settings: GatewaySettings, stream: bool
 ) -> Response | None:
     held = limits.held(planner.uid)
     if stream and held >= settings.merge_max_streams_per_identity:
@@ -260,7 +260,14 @@ async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bo
     )
     if not stream:
         return await read_range(plan, proxy.upstream, requester, query, metrics=proxy.metrics)
-    release = limits.hold(planner.uid)  # before any await, so the cap cannot be overrun
+    cap = settings.merge_max_streams_per_identity
+    release = await limits.acquire(planner.uid, cap)
+    if release is None:
+        return _too_many(
+            f"`{planner.uid}` already holds {cap} merged streams, the limit per identity "
+            f"(merge_max_streams_per_identity={cap}); close one or retry later",
+            STREAMS_RETRY_AFTER,
+        )
     try:
         return await read_stream(
             planner,

@@ -11,7 +11,7 @@ from app.authz import Authorizer
 from app.authz.access import AccessWatcher
 from app.cluster import Cluster, ClusterSettings
 from app.core.config import GatewaySettings
-from app.gateway.limits import StreamCount
+from app.gateway.limits import StreamSlots
 from app.gateway.metrics import GatewayMetrics
 from app.gateway.service_token import ServiceCredential
 from app.proxy import Proxy
@@ -31,7 +31,7 @@ class GatewayServices:
     # Why the IAM cannot serve this gateway (for /readyz); None when it can.
     iam_problem: Callable[[], Awaitable[str | None]]
     # Per-identity counts of open merged streams and of open follows.
-    merge_limits: StreamCount
-    follow_limits: StreamCount
+    merge_limits: StreamSlots
+    follow_limits: StreamSlots
     # Ends open streams whose caller lost access (token expired, uid deleted, grant revoked).
     access: AccessWatcher
