@@ -42,6 +42,9 @@ class Identity:
     # repr so that logging an Identity cannot leak it.
     token: str | None = field(default=None, repr=False)
     exp: int | None = None
+    # When the authenticator stops accepting the token (exp + its leeway, epoch seconds): an
+    # open stream ends then (app.authz.access). None: never (no token, `--no-auth`).
+    valid_until: float | None = None
 
 
 class Authenticator(Protocol):
@@ -117,7 +120,9 @@ class JwtAuthenticator:
         except TokenRejected as exc:
             log.debug("token rejected: %s", exc.reason)
             raise
-        return Identity(uid=claims.uid, token=token, exp=claims.exp)
+        return Identity(
+            uid=claims.uid, token=token, exp=claims.exp, valid_until=claims.exp + self._leeway
+        )
 
     async def verify(self, token: str) -> Claims:
         """Verify a bare token (no HTTP, no allow-list), through the cache."""

@@ -93,6 +93,10 @@ class GatewaySettings(BaseSettings):
     # process at once; one more is 429 with Retry-After, so one caller cannot pin every node
     # reader's followers. Merged streams have their own cap (merge_max_streams_per_identity).
     max_follows_per_identity: int = Field(default=32, ge=1)
+    # An open stream ends within this many seconds of its caller losing access: the IAM's
+    # change signal is looked at this often, and the streams decided again when it moved
+    # (a token's expiry is exact). See app/authz/access.py.
+    stream_access_period: float = Field(default=2.0, gt=0, le=5)
     # On the PostgreSQL IAM store both caps count across every replica, one lease per stream
     # (app/gateway/leases.py): a replica that dies frees its slots within this many seconds.
     stream_lease_ttl: float = Field(default=15.0, ge=1, le=30)

@@ -7,6 +7,8 @@ answer 503 naming the cluster state's last error until a poll succeeds."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -20,6 +22,7 @@ from fastapi import APIRouter, FastAPI
 
 from app.authn import Authenticator
 from app.authz import AclAuthorizer, Authorizer
+from app.authz.access import AccessWatcher, ChangeSignal, TtlSignal
 from app.cluster import ClusterSettings, ClusterState, MesosClient
 from app.console import CrossOriginProtection, console_router
 from app.core.audience import MESOS
@@ -44,6 +47,7 @@ from app.gateway.service_token import ServiceCredential, ServiceToken
 from app.gateway.services import GatewayServices
 from app.iam import Iam, IamSettings, bootstrap, iam_router
 from app.iam.pg import PgDatabase
+from app.iam.store import IamStore
 from app.proxy import HttpUpstream, Proxy, ProxyMetrics, new_upstream_client
 
 log = logging.getLogger("logway.gateway")
@@ -113,6 +117,9 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     iam_routes: APIRouter
     iam_problem: Callable[[], Awaitable[str | None]]
     iam_lifespan: AbstractAsyncContextManager[object]
+    # What tells open streams' watcher that grants may have changed (app.authz.access).
+    signal: ChangeSignal
+    store: IamStore | None = None
     if remote is None:
         iam = iam or Iam(iam_settings(settings))
         authenticator, authorizer = iam.authenticator, AclAuthorizer(iam.store)
@@ -123,10 +130,13 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
         node_tokens = embedded_node_tokens(iam.issuer, settings.service_uid, lifetime=lifetime)
         iam_routes, iam_problem = iam_router(iam, authorizer), partial(store_problem, iam.store)
         iam_lifespan = embedded_iam(iam)
+        signal = store = iam.store
     else:
         authenticator, authorizer = remote.authenticator, remote.authorizer
         service_token, node_tokens = remote.mesos_token, remote.node_tokens
         iam_routes, iam_problem, iam_lifespan = remote.router(), remote.problem, remote
+        # Decisions are cached for `iam_cache_ttl`: they may have changed each time it passed.
+        signal = TtlSignal(settings.iam_cache_ttl or settings.stream_access_period)
     cluster_config = cluster_settings(settings, service_token)  # invalid settings fail here
 
     metrics = GatewayMetrics()  # the request middleware counts into it from the start
@@ -149,6 +159,7 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
             new_upstream_client() as upstream,
         ):
             cluster = ClusterState(cluster_config, MesosClient(cluster_config, mesos))
+            access = AccessWatcher(signal, period=settings.stream_access_period)
             app.state.services = GatewayServices(
                 settings=settings,
                 authenticator=authenticator,
@@ -166,13 +177,23 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
                 iam_problem=iam_problem,
                 merge_limits=merge_limits,
                 follow_limits=follow_limits,
+                access=access,
             )
             await cluster.start()
             for leased in shared_limits:
                 await leased.start()
+            watcher = asyncio.create_task(access.run(), name="access-watcher")
+            # The store's push signal (PostgreSQL NOTIFY; SQLite's poll) wakes the watcher at
+            # once; without it the watcher still looks every `stream_access_period`.
+            unsubscribe = store.subscribe(lambda _topic: access.changed()) if store else None
             try:
                 yield
             finally:
+                if unsubscribe is not None:
+                    unsubscribe()
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
                 for leased in shared_limits:
                     await leased.close()
                 await cluster.close()

@@ -7,14 +7,17 @@ gateway)."""
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import RedirectResponse, Response
 
+from app.authz import authorize_any
+from app.authz.access import StreamAccess
 from app.cluster.scheduler import MARATHON
-from app.core.errors import BadRequest, NotFound
+from app.core.errors import BadRequest, NotFound, Unavailable
 from app.core.problems import problem
 from app.gateway.deps import CallerDep, LogRead, LogReadDep
 from app.proxy import RelayResponse, UpstreamCall
@@ -176,9 +179,23 @@ async def relay_to_reader(
         raise
     if isinstance(response, RelayResponse):
         response.on_close = release
+        response.watch = partial(_watch, gate)
     else:  # the node could not be reached: nothing stays open
         release()
     return response
+
+
+def _watch(gate: LogRead) -> StreamAccess:
+    """The follow's lease on its caller's access: until the token's expiry, and while the
+    caller still passes the checks admission decided it on (none: nothing to revoke)."""
+    target, authorizer = gate.target, gate.authorizer
+
+    async def recheck() -> bool:
+        if not target.checks:
+            return True
+        return (await authorize_any(authorizer, target.uid, target.checks)).allowed
+
+    return gate.services.access.register(target.uid, target.caller.valid_until, recheck)
 
 
 def path_after(request: Request, prefix: str) -> str:

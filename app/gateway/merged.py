@@ -31,6 +31,8 @@ Marathon leader's journal for `include=scheduler`; 503 when that leader is unkno
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -151,7 +153,15 @@ def _scope(gate: LogRead, kind: str, value: str) -> MergeScope:
 
 def _planner(request: Request, scope: MergeScope, gate: LogRead) -> Planner:
     narrowing, forwarded = split_filters(parse_filters(request.query_params.getlist("filter")))
-    return Planner(scope, narrowing, gate.uid, gate.authorizer, gate.cluster, forwarded=forwarded)
+    return Planner(
+        scope,
+        narrowing,
+        gate.uid,
+        gate.authorizer,
+        gate.cluster,
+        forwarded=forwarded,
+        access_epoch=gate.services.access.epoch,
+    )
 
 
 async def _may_read_scheduler(gate: LogRead) -> None:
@@ -310,6 +320,9 @@ async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bo
             ),
             metrics=proxy.metrics,
             on_close=release,
+            watch=partial(
+                gate.services.access.register, planner.uid, gate.target.caller.valid_until
+            ),
         )
     except BaseException:
         release()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from app.authn import Authenticator
 from app.authz import Authorizer
+from app.authz.access import AccessWatcher
 from app.cluster import Cluster, ClusterSettings
 from app.core.config import GatewaySettings
 from app.core.credential import NodeTokenProvider
@@ -35,3 +36,5 @@ class GatewayServices:
     # Per-identity counts of open merged streams and of open follows.
     merge_limits: StreamSlots
     follow_limits: StreamSlots
+    # Ends open streams whose caller lost access (token expired, uid deleted, grant revoked).
+    access: AccessWatcher

@@ -13,7 +13,7 @@ simply empty (a 204 range; a stream that waits for tasks to start).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -91,7 +91,8 @@ def denied(uid: str, scope: MergeScope) -> Forbidden:
 
 class Planner:
     """The caller's plan over the current snapshot; recomputed (and re-authorized) only
-    when the snapshot changed."""
+    when the snapshot changed or `access_epoch()` did (the IAM changed: app.authz.access),
+    so a stream narrows to the tasks still allowed when a grant is revoked."""
 
     def __init__(
         self,
@@ -103,6 +104,7 @@ class Planner:
         *,
         forwarded: tuple[tuple[str, str], ...] = (),
         scheduler: bool = False,
+        access_epoch: Callable[[], int] = lambda: 0,
     ) -> None:
         self.scope = scope
         self.narrowing = narrowing
@@ -113,14 +115,16 @@ class Planner:
         self.scheduler = scheduler
         self._authorizer = authorizer
         self._cluster = cluster
-        self._seen: tuple[ClusterSnapshot, MergePlan] | None = None
+        self._access_epoch = access_epoch
+        self._seen: tuple[ClusterSnapshot, int, MergePlan] | None = None
 
     async def plan(self) -> MergePlan:
         snapshot = await self._cluster.snapshot()
-        if self._seen is not None and self._seen[0] is snapshot:
-            return self._seen[1]
+        epoch = self._access_epoch()
+        if self._seen is not None and self._seen[0] is snapshot and self._seen[1] == epoch:
+            return self._seen[2]
         plan = await self._plan(snapshot)
-        self._seen = (snapshot, plan)
+        self._seen = (snapshot, epoch, plan)
         return plan
 
     async def _plan(self, snapshot: ClusterSnapshot) -> MergePlan:

@@ -686,6 +686,35 @@ def test_follow_stops_on_an_answer_waiting_cannot_fix() -> None:
     assert len(requests) == 2
 
 
+def test_follow_ends_when_the_gateway_says_access_ended() -> None:
+    """The gateway's last event names why the caller's access ended: print the entries before
+    it, then stop with that reason and exit 3, without reconnecting."""
+    script: Script = [sse(event("c1", "one") + b"event: access-ended\ndata: access revoked\n\n")]
+    requests: list[httpx.Request] = []
+    answers = iter(script)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return next(answers)(request)
+
+    printed: list[bytes] = []
+    notes: list[str] = []
+    client = httpx.Client(base_url="http://gw", transport=httpx.MockTransport(handler))
+    with pytest.raises(CliError, match="the gateway ended the stream: access revoked") as err:
+        follow(
+            client,
+            build("master"),
+            Window(),
+            printed.extend,
+            note=notes.append,
+            sleep=lambda _: None,
+        )
+    assert err.value.code == EXIT_DENIED
+    assert [orjson.loads(raw)["fields"]["MESSAGE"] for raw in printed] == ["one"]
+    assert len(requests) == 1
+    assert notes == []
+
+
 # --- The command line --------------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -447,3 +448,37 @@ def test_iam_down_means_503_never_allow(env: Env) -> None:
     for base in (env.r1, env.r2):
         until(f"{base} to serve again", base + path, admin, 200)
         until(f"{base} to be ready again", f"{base}/readyz", None, 200)
+
+
+def test_a_revoke_at_the_iam_ends_a_replicas_open_follow(env: Env) -> None:
+    """A replica has no change signal from a remote IAM: it decides its open streams again
+    once per cache TTL (issue 12 §1), so a revoke there ends the follow within the TTL plus
+    the replica's `stream_access_period` (2 s), with a last event saying why."""
+    admin = login(env.r1, "admin", PASSWORD)
+    uid = f"follow-{uuid.uuid4().hex[:8]}"
+    r = httpx.put(
+        f"{env.iam.url}/acs/api/v1/users/{uid}", json={"password": "follow pw 1"}, headers=admin
+    )
+    assert r.status_code == 201, r.text
+    grant(env.iam.url, admin, SYSTEM_LOGS, uid)
+    caller = login(env.r1, uid, "follow pw 1")
+    marker = uuid.uuid4().hex
+    url = f"{env.r1}/system/v1/agent/{S0}/logs/v1/stream/?filter=MARK:{marker}"
+    headers = {**caller, "Accept": "text/event-stream"}
+    # No ping comes for 15 s: a follow still open 10 s after the revoke times out the read.
+    with httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(10.0)) as stream:
+        assert stream.status_code == 200, stream.read()
+        write(env, S0, "before the revoke", MARK=marker)
+        lines = stream.iter_lines()
+        for line in lines:
+            if "before the revoke" in line:
+                break
+        revoke = httpx.delete(
+            f"{env.iam.url}/acs/api/v1/acls/{SYSTEM_LOGS}/users/{uid}/read", headers=admin
+        )
+        assert revoke.status_code == 204, revoke.text
+        revoked_at = time.monotonic()
+        rest = list(lines)  # until the gateway ends the response, whole
+        took = time.monotonic() - revoked_at
+    assert rest[-3:-1] == ["event: access-ended", "data: access revoked"], rest
+    assert took <= 2 * CACHE_TTL + 2.0 + 1.0, took
