@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from app.authz import authorize_any
 from app.authz.access import StreamAccess
 from app.cluster.scheduler import MARATHON
-from app.core.errors import BadRequest, NotFound, Unavailable
+from app.core.errors import BadRequest, NotFound
 from app.core.problems import problem
 from app.gateway.deps import CallerDep, LogRead, LogReadDep
 from app.proxy import RelayResponse, UpstreamCall
