@@ -10,11 +10,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
 
+from app.authz.route_table import TASK_APP_RID
+from app.iam.client import IamClient
 from tests.conftest import journald_available, new_namespace_name
 from tests.console.support import (
     MASTER,
@@ -429,6 +431,141 @@ def test_search_highlights_and_steps_through_matches_with_keys(admin: Console, d
     wait_for(lambda: admin.by_id("follow").get_attribute("aria-pressed") == "true", what="follow")
     admin.by_id("search").clear()
     admin.js("document.getElementById('search').dispatchEvent(new Event('input'))")
+
+
+def marks(page: Console) -> dict[str, set[str]]:
+    """Each rendered line's search classes: match or context, and gap."""
+    return {r["text"]: set(r["cls"].split()) & {"match", "context", "gap"} for r in page.rows()}
+
+
+def server_search(page: Console, pattern: str, context: int) -> None:
+    """Runs a server-side search from the toolbar: the pattern, the context, the "server" box."""
+    page.by_id("search").clear()
+    page.by_id("search").send_keys(pattern)
+    page.by_id("context").clear()
+    page.by_id("context").send_keys(str(context))
+    if not page.by_id("server-search").is_selected():
+        page.by_id("server-search").click()
+    else:
+        page.js("document.getElementById('search-form').requestSubmit()")
+
+
+def test_a_server_side_search_shows_the_matches_and_their_context(
+    admin: Console, dev: DevRun
+) -> None:
+    task = dev.task("/dev/worker")
+    tag = f"ctx{time.monotonic_ns()}"
+    needles = (2, 6, 10)
+
+    def line(i: int) -> str:
+        # Line 3 is context: HTML in it stays text.
+        return f"{tag} line {i} " + (
+            "needle" if i in needles else "<b>hay</b>" if i == 3 else "hay"
+        )
+
+    writer = JournalWriter(dev.agent_namespace(task["agent_id"]))
+    try:
+        for i in range(9):  # in one burst: the task's own lines (one a second) stay out of it
+            writer.send(task_fields(task, line(i)))
+        admin.open_view(task_path(task))
+        server_search(admin, rf"{tag} line \d+ needle", 1)
+        expected = [line(i) for i in (1, 2, 3, 5, 6, 7)]
+        wait_for(lambda: admin.texts() == expected, timeout=15, what="the matches in context")
+        query = parse_qs(urlsplit(admin.d.current_url).query)
+        assert query["grep"] == [rf"{tag} line \d+ needle"]
+        assert query["context"] == ["1"]
+        # Context marked as context, and a new group (a gap) at line 5: line 4 is in none.
+        assert marks(admin) == {
+            line(1): {"context"},
+            line(2): {"match"},
+            line(3): {"context"},
+            line(5): {"context", "gap"},
+            line(6): {"match"},
+            line(7): {"context"},
+        }
+        assert admin.js(HTML_ELEMENTS_JS) == 0
+        colour = (
+            "return getComputedStyle(document.querySelector(`#rows .line.${arguments[0]} .msg`))"
+            ".color"
+        )
+        assert admin.js(colour, "context") != admin.js(colour, "match")
+        # The marks are on the matches only, the whole of what the pattern matched.
+        assert admin.js(MARKS_JS) == [line(2), line(6)]
+        # The live tail follows the search: a new match comes with its context.
+        wait_for(lambda: "following" in admin.status(), what="the live tail")
+        for i in (9, 10, 11):
+            writer.send(task_fields(task, line(i)))
+        expected += [line(i) for i in (9, 10, 11)]
+        wait_for(lambda: admin.texts() == expected, timeout=10, what="the live match in context")
+        assert {k: v for k, v in marks(admin).items() if k in expected[-3:]} == {
+            line(9): {"context", "gap"},
+            line(10): {"match"},
+            line(11): {"context"},
+        }
+    finally:
+        writer.close()
+    # n and N step over the matches only.
+    admin.key("f")
+    wait_for(lambda: admin.by_id("follow").get_attribute("aria-pressed") == "false", what="paused")
+    assert admin.count() == "\u2013 of 3"  # no current match yet
+    admin.by_id("log").click()
+    seen = []
+    for _ in range(3):
+        admin.key("n")
+        seen.append(admin.js("return document.querySelector('#rows mark.current').textContent"))
+    assert sorted(seen) == sorted(line(i) for i in needles)
+    admin.key("N")
+    assert admin.js("return document.querySelector('#rows mark.current').textContent") == seen[1]
+
+
+@pytest.fixture(scope="module")
+def worker_reader(dev: DevRun) -> tuple[str, str]:
+    """A user who may read the /dev/worker app's tasks only (not /dev/batch's)."""
+    manifest = dev.manifest()
+    uid, password = "worker-reader", "worker-reader-password-1"
+    with httpx.Client(timeout=30) as http:
+        iam = IamClient(
+            http, manifest["gateway_url"], token=manifest["identities"]["superuser"]["token"]
+        )
+        iam.put_user(uid, {"description": "reads /dev/worker", "password": password})
+        iam.grant(f"{TASK_APP_RID}:/dev/worker", uid, "read")
+    return uid, password
+
+
+def test_a_merged_server_side_search_shows_the_matches_of_the_readable_tasks_only(
+    console: Console, dev: DevRun, worker_reader: tuple[str, str]
+) -> None:
+    worker, batch = dev.task("/dev/worker"), dev.task("/dev/batch", 0)
+    tag = f"merged{time.monotonic_ns()}"
+    for task in (worker, batch):
+        writer = JournalWriter(dev.agent_namespace(task["agent_id"]))
+        try:
+            for i in range(4):
+                writer.send(
+                    task_fields(task, f"{tag} {task['app_id']} {i} {'needle' if i % 2 else 'hay'}")
+                )
+        finally:
+            writer.close()
+    console.sign_in(*worker_reader)
+    try:
+        # The app /dev holds both apps' tasks; this user may read /dev/worker's only.
+        console.open_view("/console/apps/dev")
+        assert not console.visible("context-box")  # merged reads take no context=
+        server_search(console, f"{tag} .* needle", 3)
+        expected = [f"{tag} /dev/worker {i} needle" for i in (1, 3)]
+        wait_for(lambda: console.texts() == expected, timeout=15, what="the worker's matches")
+        assert "context" not in parse_qs(urlsplit(console.d.current_url).query)
+        assert all("match" in r["cls"].split() for r in console.rows())
+        assert all(r["cursor"].startswith("m2.") for r in console.rows())
+        reads = [n for n in console.js(RESOURCES_JS) if "/app/dev/range/" in n]
+        assert reads
+        assert all("grep=" in n and "context=" not in n for n in reads)
+        # A context= in a typed address is left out of merged reads, not sent to a 400.
+        console.get(f"/console/apps/dev?grep={quote(tag + ' .* needle')}&context=2")
+        wait_for(lambda: console.texts() == expected, timeout=15, what="the matches again")
+        assert not console.visible("problem")
+    finally:
+        console.sign_out()
 
 
 def test_download_gives_the_apis_gzip(admin: Console, dev: DevRun, downloads: Path) -> None:

@@ -9,6 +9,7 @@ export const LINE_HEIGHT = 18; // px, as --line-height in console.css
 export const MAX_LINES = 10000; // lines kept in memory; the oldest go first
 export const PAGE = 400; // lines per range read (DC/OS's UI read 400 per page)
 export const CONTEXT = 50; // lines shown before and after a permalinked line
+export const MAX_CONTEXT = 100; // the API's most context= lines (app/journal/search.py)
 const OVERSCAN = 20; // rows rendered above and below the visible ones
 const EDGE = 60 * LINE_HEIGHT; // this close to an end, the next page loads
 const RETRY_MS = [500, 1000, 2000, 5000];
@@ -18,6 +19,41 @@ function timeText(us) {
   const d = new Date(us / 1000);
   const pad = (n, w = 2) => String(n).padStart(w, "0");
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+}
+
+// The grep= pattern as a JavaScript RegExp, for the marks only (the API decides what matches):
+// RE2's leading `(?i)` becomes the `i` flag; a pattern JavaScript cannot read gets no marks.
+export function patternOf(grep) {
+  const insensitive = grep.startsWith("(?i)");
+  try {
+    return new RegExp(insensitive ? grep.slice(4) : grep, insensitive ? "gi" : "g");
+  } catch {
+    return null;
+  }
+}
+
+function regexHits(pattern, msg) {
+  const hits = [];
+  if (!pattern) return hits;
+  pattern.lastIndex = 0;
+  for (let m = pattern.exec(msg); m; m = pattern.exec(msg)) {
+    if (m[0].length === 0) {
+      pattern.lastIndex++; // an empty match marks nothing
+      continue;
+    }
+    hits.push([m.index, m.index + m[0].length]);
+  }
+  return hits;
+}
+
+function substringHits(query, msg) {
+  const hits = [];
+  if (!query) return hits;
+  const lower = msg.toLowerCase();
+  for (let hit = lower.indexOf(query); hit >= 0; hit = lower.indexOf(query, hit + query.length)) {
+    hits.push([hit, hit + query.length]);
+  }
+  return hits;
 }
 
 export class LogView {
@@ -41,6 +77,7 @@ export class LogView {
     this.generation++;
     Object.assign(this, {
       source, params, prefix, lines: [], pending: [], linked: cursor,
+      pattern: params.get("grep") ? patternOf(params.get("grep")) : null,
       atBeginning: false, atEnd: false, live: false, following: !cursor && !since,
       loadingOlder: false, loadingNewer: false, reconnecting: false, problem: "", dropped: 0,
     });
@@ -294,22 +331,30 @@ export class LogView {
     this.render();
   }
 
-  // Search over the loaded lines (case-insensitive), with a current match.
+  // Search over the loaded lines (case-insensitive), with a current match. On a server-side
+  // search (grep= in the reads) the matches are the lines the API marks as matches, and the
+  // marks are where the pattern hits.
   search(query) {
     this.query = query.toLowerCase();
+    this.pattern = this.params && this.params.get("grep") ? patternOf(this.params.get("grep")) : null;
     this.current = -1;
     this.refreshMatches();
     this.render();
     this.notify();
   }
 
+  serverSearch() {
+    return Boolean(this.params && this.params.get("grep"));
+  }
+
   refreshMatches() {
     const currentLine = this.current >= 0 ? this.lines[this.matches[this.current]] : null;
     this.matches = [];
-    if (!this.query) return;
-    this.lines.forEach((l, i) => {
-      if (l.msg.toLowerCase().includes(this.query)) this.matches.push(i);
-    });
+    if (this.serverSearch()) {
+      this.lines.forEach((l, i) => l.match && this.matches.push(i));
+    } else if (this.query) {
+      this.lines.forEach((l, i) => l.msg.toLowerCase().includes(this.query) && this.matches.push(i));
+    }
     this.current = currentLine ? this.matches.findIndex((i) => this.lines[i] === currentLine) : -1;
   }
 
@@ -353,27 +398,28 @@ export class LogView {
     if (line.stderr) classes.push("stderr");
     if (line.level) classes.push(line.level);
     if (this.linked && line.id === this.linked) classes.push("linked");
+    if (this.serverSearch()) classes.push(line.match ? "match" : "context");
+    if (line.gap) classes.push("gap");
     const link = new URLSearchParams(location.search);
     link.set("cursor", line.id);
     const node = el("div", { className: classes.join(" "), dataset: { cursor: line.id } },
       el("a", { className: "ts", href: `?${link}`, title: "Link to this line" }, timeText(line.ts)));
     if (line.prefix) node.append(el("span", { className: `prefix ${line.prefix.colour}`, title: line.prefix.title }, line.prefix.label));
-    node.append(this.message(line.msg, current));
+    if (this.serverSearch()) node.title = line.match ? "match" : "context";
+    node.append(this.message(line, current));
     return node;
   }
 
-  message(msg, current) {
+  // The message as text, with <mark>s where the search hits (context lines have none).
+  message(line, current) {
+    const msg = line.msg;
     const span = el("span", { className: "msg" });
-    if (!this.query) {
-      span.textContent = msg;
-      return span;
-    }
-    const lower = msg.toLowerCase();
+    const hits = this.serverSearch() ? (line.match ? regexHits(this.pattern, msg) : []) : substringHits(this.query, msg);
     let at = 0;
-    for (let hit = lower.indexOf(this.query); hit >= 0; hit = lower.indexOf(this.query, at)) {
-      if (hit > at) span.append(msg.slice(at, hit));
-      span.append(el("mark", { className: current ? "current" : null }, msg.slice(hit, hit + this.query.length)));
-      at = hit + this.query.length;
+    for (const [start, end] of hits) {
+      if (start > at) span.append(msg.slice(at, start));
+      span.append(el("mark", { className: current ? "current" : null }, msg.slice(start, end)));
+      at = end;
     }
     if (at < msg.length) span.append(msg.slice(at));
     return span;

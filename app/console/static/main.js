@@ -2,7 +2,7 @@
 
 import { byId, el, show } from "./dom.js";
 import { getCatalog, signIn, signOut } from "./api.js";
-import { LogView, MAX_LINES } from "./logview.js";
+import { LogView, MAX_CONTEXT, MAX_LINES } from "./logview.js";
 import { describe, parseRoute, prefixer, routeUrl } from "./source.js";
 
 const THEME_KEY = "logway-console-theme"; // the only thing the console stores
@@ -93,8 +93,19 @@ function readParams(query, source) {
   if (source.streams && stream) params.append("filter", `STREAM:${stream}`);
   const unit = query.get("unit");
   if (source.units && unit) params.append("filter", unit);
-  if (query.get("grep")) params.set("grep", query.get("grep"));
+  if (query.get("grep")) {
+    params.set("grep", query.get("grep"));
+    // Context lines around each match; merged reads refuse context= (issue 14).
+    const context = query.get("context");
+    if (!source.merged && context && context !== "0") params.set("context", context);
+  }
   return params;
+}
+
+// The URL change for a server-side search: the pattern and the context lines around each match.
+function serverSearch(grep) {
+  const context = Number(byId("context").value);
+  return { grep, context: grep && context > 0 ? String(Math.min(context, MAX_CONTEXT)) : "" };
 }
 
 function setQuery(change) {
@@ -140,6 +151,8 @@ function openView() {
   byId("since").value = since ? toLocalInput(since) : "";
   byId("server-search").checked = Boolean(query.get("grep"));
   if (query.get("grep")) byId("search").value = query.get("grep");
+  show(byId("context-box"), !source.merged);
+  byId("context").value = query.get("context") || "0";
   const download = byId("download");
   show(download, Boolean(source.download));
   if (source.download) {
@@ -243,7 +256,7 @@ function wire() {
   });
   byId("search-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    if (byId("server-search").checked) setQuery({ grep: byId("search").value });
+    if (byId("server-search").checked) setQuery(serverSearch(byId("search").value));
     else view.step(1);
   });
   byId("search").addEventListener("keydown", (e) => {
@@ -252,7 +265,10 @@ function wire() {
       view.step(-1);
     }
   });
-  byId("server-search").addEventListener("change", (e) => setQuery({ grep: e.target.checked ? byId("search").value : "" }));
+  byId("server-search").addEventListener("change", (e) => setQuery(serverSearch(e.target.checked ? byId("search").value : "")));
+  byId("context").addEventListener("change", () => {
+    if (byId("server-search").checked) setQuery(serverSearch(byId("search").value));
+  });
   byId("next").addEventListener("click", () => view.step(1));
   byId("prev").addEventListener("click", () => view.step(-1));
   byId("follow").addEventListener("click", () => view.setFollow(!view.following));

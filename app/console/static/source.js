@@ -119,6 +119,10 @@ export function toLine(event, prefix) {
     level: Number.isNaN(priority) || text(fields.PRIORITY) === "" ? "" : priority <= 3 ? "p-err" : priority === 4 ? "p-warn" : "",
     unit: text(fields.UNIT) ? ["UNIT", text(fields.UNIT)] : text(fields._SYSTEMD_UNIT) ? ["_SYSTEMD_UNIT", text(fields._SYSTEMD_UNIT)] : null,
     prefix: prefix ? prefix(fields) : null,
+    // A server-side search (grep=) marks its context lines `match: false` and the first line
+    // of each new group `gap: true` (issue 14); a read without grep= has neither.
+    match: entry.match !== false,
+    gap: entry.gap === true,
   };
 }
 
