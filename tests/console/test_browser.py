@@ -454,7 +454,7 @@ def server_search(page: Console, pattern: str, context: int | None) -> None:
 def test_a_server_side_search_shows_the_matches_and_their_context(
     admin: Console, dev: DevRun
 ) -> None:
-    task = dev.task("/dev/worker")
+    task = dev.task("/dev/batch", 1)  # the pod's reporter: no other test reads its lines
     tag = f"ctx{time.monotonic_ns()}"
     needles = (2, 6, 10)
 
@@ -516,56 +516,6 @@ def test_a_server_side_search_shows_the_matches_and_their_context(
     assert sorted(seen) == sorted(line(i) for i in needles)
     admin.key("N")
     assert admin.js("return document.querySelector('#rows mark.current').textContent") == seen[1]
-
-
-@pytest.fixture(scope="module")
-def worker_reader(dev: DevRun) -> tuple[str, str]:
-    """A user who may read the /dev/worker app's tasks only (not /dev/batch's)."""
-    manifest = dev.manifest()
-    uid, password = "worker-reader", "worker-reader-password-1"
-    with httpx.Client(timeout=30) as http:
-        iam = IamClient(
-            http, manifest["gateway_url"], token=manifest["identities"]["superuser"]["token"]
-        )
-        iam.put_user(uid, {"description": "reads /dev/worker", "password": password})
-        iam.grant(f"{TASK_APP_RID}:/dev/worker", uid, "read")
-    return uid, password
-
-
-def test_a_merged_server_side_search_shows_the_matches_of_the_readable_tasks_only(
-    console: Console, dev: DevRun, worker_reader: tuple[str, str]
-) -> None:
-    worker, batch = dev.task("/dev/worker"), dev.task("/dev/batch", 0)
-    tag = f"merged{time.monotonic_ns()}"
-    for task in (worker, batch):
-        writer = JournalWriter(dev.agent_namespace(task["agent_id"]))
-        try:
-            for i in range(4):
-                writer.send(
-                    task_fields(task, f"{tag} {task['app_id']} {i} {'needle' if i % 2 else 'hay'}")
-                )
-        finally:
-            writer.close()
-    console.sign_in(*worker_reader)
-    try:
-        # The app /dev holds both apps' tasks; this user may read /dev/worker's only.
-        console.open_view("/console/apps/dev")
-        assert not console.visible("context-box")  # merged reads take no context=
-        server_search(console, f"{tag} .* needle", None)
-        expected = [f"{tag} /dev/worker {i} needle" for i in (1, 3)]
-        wait_for(lambda: console.texts() == expected, timeout=15, what="the worker's matches")
-        assert "context" not in parse_qs(urlsplit(console.d.current_url).query)
-        assert all("match" in r["cls"].split() for r in console.rows())
-        assert all(r["cursor"].startswith("m2.") for r in console.rows())
-        reads = [n for n in console.js(RESOURCES_JS) if "/app/dev/range/" in n and "grep=" in n]
-        assert reads
-        assert not [n for n in reads if "context=" in n]
-        # A context= in a typed address is left out of merged reads, not sent to a 400.
-        console.get(f"/console/apps/dev?grep={quote(tag + ' .* needle')}&context=2")
-        wait_for(lambda: console.texts() == expected, timeout=15, what="the matches again")
-        assert not console.visible("problem")
-    finally:
-        console.sign_out()
 
 
 def test_download_gives_the_apis_gzip(admin: Console, dev: DevRun, downloads: Path) -> None:
@@ -699,6 +649,56 @@ def test_a_user_sees_only_what_their_grants_allow(
         console.get(task_path(dev_tasks[0]))
         wait_for(lambda: console.visible("problem"), what="a refusal")
         assert console.rows() == []
+    finally:
+        console.sign_out()
+
+
+@pytest.fixture(scope="module")
+def worker_reader(dev: DevRun) -> tuple[str, str]:
+    """A user who may read the /dev/worker app's tasks only (not /dev/batch's)."""
+    manifest = dev.manifest()
+    uid, password = "worker-reader", "worker-reader-password-1"
+    with httpx.Client(timeout=30) as http:
+        iam = IamClient(
+            http, manifest["gateway_url"], token=manifest["identities"]["superuser"]["token"]
+        )
+        iam.put_user(uid, {"description": "reads /dev/worker", "password": password})
+        iam.grant(f"{TASK_APP_RID}:/dev/worker", uid, "read")
+    return uid, password
+
+
+def test_a_merged_server_side_search_shows_the_matches_of_the_readable_tasks_only(
+    console: Console, dev: DevRun, worker_reader: tuple[str, str]
+) -> None:
+    worker, batch = dev.task("/dev/worker"), dev.task("/dev/batch", 0)
+    tag = f"merged{time.monotonic_ns()}"
+    for task in (worker, batch):
+        writer = JournalWriter(dev.agent_namespace(task["agent_id"]))
+        try:
+            for i in range(4):
+                writer.send(
+                    task_fields(task, f"{tag} {task['app_id']} {i} {'needle' if i % 2 else 'hay'}")
+                )
+        finally:
+            writer.close()
+    console.sign_in(*worker_reader)
+    try:
+        # The app /dev holds both apps' tasks; this user may read /dev/worker's only.
+        console.open_view("/console/apps/dev")
+        assert not console.visible("context-box")  # merged reads take no context=
+        server_search(console, f"{tag} .* needle", None)
+        expected = [f"{tag} /dev/worker {i} needle" for i in (1, 3)]
+        wait_for(lambda: console.texts() == expected, timeout=15, what="the worker's matches")
+        assert "context" not in parse_qs(urlsplit(console.d.current_url).query)
+        assert all("match" in r["cls"].split() for r in console.rows())
+        assert all(r["cursor"].startswith("m2.") for r in console.rows())
+        reads = [n for n in console.js(RESOURCES_JS) if "/app/dev/range/" in n and "grep=" in n]
+        assert reads
+        assert not [n for n in reads if "context=" in n]
+        # A context= in a typed address is left out of merged reads, not sent to a 400.
+        console.get(f"/console/apps/dev?grep={quote(tag + ' .* needle')}&context=2")
+        wait_for(lambda: console.texts() == expected, timeout=15, what="the matches again")
+        assert not console.visible("problem")
     finally:
         console.sign_out()
 
