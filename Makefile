@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := libsystemd-dev pkg-config gcc python3-dev systemd systemd-journal-remote nginx-light
+APT_PACKAGES := libsystemd-dev pkg-config gcc python3-dev systemd systemd-journal-remote nginx-light \
+	chromium chromium-driver redis-server rsyslog rsyslog-gnutls gnutls-bin postgresql
 STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck unit bench install apt clean dcos-cli openapi
@@ -29,7 +30,7 @@ $(STAMP): pyproject.toml | apt
 	touch $(STAMP)
 
 run: install
-	$(VENV)/bin/logway dev
+	$(VENV)/bin/logway dev --with-redis
 
 lint: install
 	$(VENV)/bin/ruff check .

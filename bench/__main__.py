@@ -1,5 +1,5 @@
 """`python -m bench [--entries N] [--runs N] [--followers N] [--skip-peers] [--load-seconds S]
-[--merged-rate N] [--merged-seconds S] [--only logs|identity|gateway|merged]`."""
+[--merged-rate N] [--merged-seconds S] [--only logs|identity|gateway|merged|search|forward]`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from app.devcluster.journald import JournaldNamespace
-from bench import gateway, identity, merged, report, sections
+from bench import forward, gateway, identity, merged, report, search, sections
 from bench.fill import KeepAlive, fill
 from bench.report import Verdict
 from bench.servers import gatewayd, node_reader
@@ -66,10 +66,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--only",
-        choices=("logs", "identity", "gateway", "merged"),
+        choices=("logs", "identity", "gateway", "merged", "search", "forward"),
         help="run one part: the node reader (logs), token/authorization/login (identity), "
-        "the gateway against nginx proxy_pass and the direct node reader (gateway), or a "
-        "merged app stream over three agents (merged)",
+        "the gateway against nginx proxy_pass and the direct node reader (gateway), a "
+        "merged app stream over three agents (merged), grep= against journalctl --grep "
+        "(search), or `logway forward` into Redis against a journalctl | redis-cli pipe "
+        "(forward)",
     )
     return p.parse_args(argv)
 
@@ -140,10 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.only in (None, "gateway"):
             plan = gateway.Plan(entries=args.entries, runs=args.runs, seconds=args.load_seconds)
             verdicts += gateway.run(plan)
+        if args.only in (None, "search"):
+            verdicts += search.run(args.runs)
         if args.only in (None, "merged"):
             verdicts += merged.run(
                 merged.Plan(rate=args.merged_rate, seconds=args.merged_seconds, runs=args.runs)
             )
+        if args.only in (None, "forward"):
+            verdicts += forward.run(forward.Plan(entries=args.entries, runs=args.runs))
     except KeyboardInterrupt:
         print("\ninterrupted; everything started was stopped", file=sys.stderr)
         return 130

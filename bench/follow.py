@@ -55,6 +55,7 @@ def stamped(count: int) -> Iterator[bytes]:
 
 
 async def _collect(response: httpx.Response, count: int, out: list[float]) -> None:
+    """Until `count` entries arrived (those the follower's filter or search lets through)."""
     async for line in response.aiter_lines():
         if not line.startswith("data:"):
             continue
@@ -65,8 +66,13 @@ async def _collect(response: httpx.Response, count: int, out: list[float]) -> No
             return
 
 
-async def measure(base_url: str, socket_path: Path, count: int) -> Latency:
-    url = f"{base_url}/v1/stream/?filter={MARK_FIELD}:{MARK}"
+async def measure(
+    base_url: str, socket_path: Path, count: int, *, query: str = "", expect: int | None = None
+) -> Latency:
+    """`query`: more parameters for the follower (a `grep=`); `expect`: how many of the
+    `count` written entries it should receive (all by default)."""
+    url = f"{base_url}/v1/stream/?filter={MARK_FIELD}:{MARK}" + (f"&{query}" if query else "")
+    wanted = count if expect is None else expect
     millis: list[float] = []
     headers = {"Accept": "text/event-stream"}
     async with (
@@ -86,8 +92,8 @@ async def measure(base_url: str, socket_path: Path, count: int) -> Latency:
         try:
             # A timeout is reported as fewer received than sent.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_collect(response, count, millis), budget)
+                await asyncio.wait_for(_collect(response, wanted, millis), budget)
         finally:
             stop.set()
             writer.join()
-    return Latency(sent=count, received=len(millis), millis=tuple(sorted(millis)))
+    return Latency(sent=wanted, received=len(millis), millis=tuple(sorted(millis)))

@@ -43,3 +43,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         s.bind((host, 0))
         port: int = s.getsockname()[1]
         return port
+
+
+# The PostgreSQL cluster the IAM tests run against (tests/support/postgres.py).
+from tests.support.postgres import pg_cluster  # noqa: E402, F401

@@ -150,6 +150,11 @@ ROUTES: tuple[RouteRule, ...] = (
     RouteRule(f"{_AGENT_LOGS}/v1/range{_V1_TASK}/download", "The same, as a gzip download", _TASK),
     RouteRule(f"{_AGENT_LOGS}/v1/stream{_V1_TASK}", "The same, followed", _TASK),
     RouteRule(
+        f"{_AGENT_LOGS}/v1/count{_V1_TASK}",
+        'The same range\'s size, `{"entries": N}` (with `grep=`: its matches)',
+        _TASK,
+    ),
+    RouteRule(
         f"{_AGENT_LOGS}{_V2_TASK_RUN}{{file:path}}",
         "A task's stdout or stderr, v2 form, from the journal",
         _TASK,
@@ -157,6 +162,11 @@ ROUTES: tuple[RouteRule, ...] = (
     RouteRule(f"{_MASTER_LOGS}/v1/range{_V1_TASK}", "A task's journal on the master", _TASK),
     RouteRule(f"{_MASTER_LOGS}/v1/range{_V1_TASK}/download", "The same, as a gzip download", _TASK),
     RouteRule(f"{_MASTER_LOGS}/v1/stream{_V1_TASK}", "The same, followed", _TASK),
+    RouteRule(
+        f"{_MASTER_LOGS}/v1/count{_V1_TASK}",
+        'The same range\'s size, `{"entries": N}` (with `grep=`: its matches)',
+        _TASK,
+    ),
     RouteRule(
         f"{_MASTER_LOGS}{_V2_TASK_RUN}{{file:path}}",
         "A task's stdout or stderr, v2 form, from the journal",
@@ -185,6 +195,16 @@ ROUTES: tuple[RouteRule, ...] = (
     RouteRule(
         f"{_MASTER_LOGS}/v1/app{{app_id:path}}/stream/",
         "The same, followed; resumable by the composite cursor in each event's `id`",
+        _MERGED,
+    ),
+    RouteRule(
+        f"{_MASTER_LOGS}/v1/role/{{role}}/count/",
+        "A role's merged range's size, `{\"entries\": N}` (with `grep=`: its matches)",
+        _MERGED,
+    ),
+    RouteRule(
+        f"{_MASTER_LOGS}/v1/app{{app_id:path}}/count/",
+        "An app's merged range's size, `{\"entries\": N}` (with `grep=`: its matches)",
         _MERGED,
     ),
     RouteRule(
@@ -223,6 +243,16 @@ ROUTES: tuple[RouteRule, ...] = (
     RouteRule("/mesos_dns/v1/hosts/{host}", "Mesos-DNS records of the masters", _AUTHN),
     RouteRule("/slave/{agent_id}/state.json", f"An agent's state, {_FILTERED}", _AUTHN),
     RouteRule("/agent/{agent_id}/state.json", f"The same (alias), {_FILTERED}", _AUTHN),
+    RouteRule(
+        "/console/api/catalog",
+        f"The console's nodes, apps, roles and tasks, {_FILTERED} (nodes: system-logs only)",
+        _AUTHN,
+    ),
+    RouteRule(
+        "/console{path:path}",
+        "The browser console: its page, static files and sign-out; no log data",
+        Public(),
+    ),
 )
 
 

@@ -14,8 +14,11 @@ import argparse
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,8 @@ from app.devcluster.cluster import DEFAULT_AGENTS, MAX_AGENTS, DevClusterConfig
 from app.devcluster.supervisor import DevClusterError, Interrupted, Supervisor
 
 DEFAULTS = DevClusterConfig()
+REDIS_PORT = 6379
+REDIS_START_TIMEOUT = 10.0
 WATCH_INTERVAL = 0.2
 
 
@@ -58,6 +63,21 @@ def add_parser(commands: Any) -> None:
         "--namespace", default=DEFAULTS.namespace, help="prefix of the journald namespaces"
     )
     p.add_argument("--data-dir", type=Path, default=DEFAULTS.data_dir)
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N gateway replicas on a throwaway PostgreSQL, nginx in front on the gateway's"
+        " address (default 1: one gateway on SQLite)",
+    )
+    p.add_argument(
+        "--with-redis",
+        action="store_true",
+        help=f"also start redis-server on the master's address, port {REDIS_PORT} (see "
+        "--redis-port), for the banner's `logway forward` example",
+    )
+    p.add_argument("--redis-port", type=int, default=REDIS_PORT)
     p.set_defaults(run=run)
 
 
@@ -74,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
             gateway_port=args.gateway_port,
             namespace=args.namespace,
             data_dir=args.data_dir.resolve(),
+            replicas=args.replicas,
         )
     except ValueError as exc:
         print(f"logway dev: {exc}", file=sys.stderr)
@@ -99,21 +120,55 @@ def run(args: argparse.Namespace) -> int:
         print(f"logway dev: {exc}", file=sys.stderr)
         return 1
     code = 0
+    redis = None
     try:
+        if args.with_redis:
+            redis = _start_redis(config.master_ip, args.redis_port, config.data_dir)
         manifest.write(cluster, supervisor.identities, master_id=supervisor.master_id)
         logway, path = _logway()
-        print(banner(cluster, supervisor.identities, logway=logway, path=path))
+        address = f"{config.master_ip}:{args.redis_port}" if redis is not None else None
+        print(banner(cluster, supervisor.identities, logway=logway, path=path, redis=address))
         sys.stdout.flush()
         while not interrupt.wait(WATCH_INTERVAL):
             exited = supervisor.exited()
+            if exited is None and redis is not None and redis.poll() is not None:
+                exited = f"redis-server exited with {redis.returncode}"
             if exited is not None:
                 print(f"logway dev: {exited}; stopping everything", file=sys.stderr)
                 code = 1
                 break
+    except DevClusterError as exc:
+        print(f"logway dev: {exc}", file=sys.stderr)
+        code = 1
     finally:
         manifest.remove(config.data_dir)  # stale once the cluster is gone
+        if redis is not None and redis.poll() is None:
+            redis.terminate()
+            redis.wait(10)
         supervisor.stop()
     return code
+
+
+def _start_redis(ip: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+    """redis-server in the foreground, no persistence, its output in the data directory."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise DevClusterError("--with-redis: no redis-server (apt-get install redis-server)")
+    log = (data_dir / "redis.log").open("ab")
+    argv = [binary, "--bind", ip, "--port", str(port), "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(argv, stdout=log, stderr=log)
+    log.close()
+    deadline = time.monotonic() + REDIS_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise DevClusterError(f"redis-server exited with {proc.returncode}: see {log.name}")
+        with socket.socket() as s:
+            if s.connect_ex((ip, port)) == 0:
+                return proc
+        time.sleep(0.05)
+    proc.terminate()
+    proc.wait(10)
+    raise DevClusterError(f"redis-server did not listen on {ip}:{port}")
 
 
 def _agent_count(value: str) -> int:

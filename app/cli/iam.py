@@ -6,14 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
-from app.authz.resource import rid_path
-from app.cli.http import CliError, check, fail, session
-
-API = "/acs/api/v1"
+from app.cli.http import CliError, fail, refused, session
+from app.iam.client import IamCallFailed, IamClient
 
 
 def add_parser(commands: Any) -> None:
@@ -84,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         _, client = session(getattr(args, "url", None))
         with client:
-            args.run(client, args)
+            args.run(IamClient(client), args)
+    except IamCallFailed as exc:
+        return fail(refused(exc.status, exc.text))
     except (CliError, httpx.HTTPError) as exc:
         return fail(exc)
     except OSError as exc:
@@ -92,93 +91,74 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rows(answer: Any) -> list[dict[str, Any]]:
-    rows = answer.get("array", answer) if isinstance(answer, dict) else answer
-    return list(rows or [])
-
-
-def _add_user(client: httpx.Client, args: argparse.Namespace) -> None:
+def _add_user(iam: IamClient, args: argparse.Namespace) -> None:
     body: dict[str, str] = {"description": args.description}
     if args.kind == "user":
         if args.password_stdin:
             body["password"] = sys.stdin.readline().rstrip("\n")
     else:
         body["public_key"] = args.public_key.read_text()
-    check(client.put(f"{API}/users/{quote(args.uid, safe='')}", json=body))
+    if not iam.put_user(args.uid, body):
+        raise refused(409, f"{args.kind} {args.uid} exists")
     print(f"created {args.kind} {args.uid}")
 
 
-def _list_users(client: httpx.Client, args: argparse.Namespace) -> None:
-    params = {"type": "service"} if args.kind == "service-account" else {}
-    for row in _rows(check(client.get(f"{API}/users", params=params))):
-        service = bool(row.get("is_service") or row.get("public_key"))
-        if service == (args.kind == "service-account"):
-            print(f"{row.get('uid')}\t{row.get('description', '')}")
+def _list_users(iam: IamClient, args: argparse.Namespace) -> None:
+    for row in iam.users(services=args.kind == "service-account"):
+        print(f"{row.get('uid')}\t{row.get('description', '')}")
 
 
-def _delete_user(client: httpx.Client, args: argparse.Namespace) -> None:
-    check(client.delete(f"{API}/users/{quote(args.uid, safe='')}"))
+def _delete_user(iam: IamClient, args: argparse.Namespace) -> None:
+    iam.delete_user(args.uid)
     print(f"deleted {args.uid}")
 
 
-def _add_group(client: httpx.Client, args: argparse.Namespace) -> None:
-    check(
-        client.put(
-            f"{API}/groups/{quote(args.gid, safe='')}", json={"description": args.description}
-        )
-    )
+def _add_group(iam: IamClient, args: argparse.Namespace) -> None:
+    iam.put_group(args.gid, args.description)
     print(f"created group {args.gid}")
 
 
-def _list_groups(client: httpx.Client, args: argparse.Namespace) -> None:
-    for row in _rows(check(client.get(f"{API}/groups"))):
+def _list_groups(iam: IamClient, args: argparse.Namespace) -> None:
+    for row in iam.groups():
         print(f"{row.get('gid')}\t{row.get('description', '')}")
 
 
-def _delete_group(client: httpx.Client, args: argparse.Namespace) -> None:
-    check(client.delete(f"{API}/groups/{quote(args.gid, safe='')}"))
+def _delete_group(iam: IamClient, args: argparse.Namespace) -> None:
+    iam.delete_group(args.gid)
     print(f"deleted group {args.gid}")
 
 
-def _membership(client: httpx.Client, args: argparse.Namespace) -> None:
-    path = f"{API}/groups/{quote(args.gid, safe='')}/users/{quote(args.uid, safe='')}"
+def _membership(iam: IamClient, args: argparse.Namespace) -> None:
     if args.verb_name == "add-user":
-        check(client.put(path))
+        iam.add_member(args.gid, args.uid)
         print(f"added {args.uid} to {args.gid}")
     else:
-        check(client.delete(path))
+        iam.remove_member(args.gid, args.uid)
         print(f"removed {args.uid} from {args.gid}")
 
 
-def _grant(client: httpx.Client, args: argparse.Namespace) -> None:
+def _grant(iam: IamClient, args: argparse.Namespace) -> None:
     kind, _, name = args.principal.rpartition(":")
-    kind = {"": "users", "user": "users", "group": "groups"}.get(kind)
-    if kind is None or not name:
+    to = {"": "users", "user": "users", "group": "groups"}.get(kind)
+    if to is None or not name:
         raise CliError("PRINCIPAL is UID, user:UID or group:GID", 2)
-    rid = rid_path(args.rid)
-    path = f"{API}/acls/{rid}/{kind}/{quote(name, safe='')}/{args.action}"
     if args.verb_name == "grant":
-        created = client.put(f"{API}/acls/{rid}", json={"description": args.rid})
-        if created.status_code != 409:  # the ACL may exist already
-            check(created)
-        check(client.put(path))
+        iam.grant(args.rid, name, args.action, to=to)
         print(f"granted {args.action} on {args.rid} to {args.principal}")
     else:
-        check(client.delete(path))
+        iam.revoke(args.rid, name, args.action, to=to)
         print(f"revoked {args.action} on {args.rid} from {args.principal}")
 
 
-def _permissions(client: httpx.Client, args: argparse.Namespace) -> None:
-    answer = check(client.get(f"{API}/users/{quote(args.uid, safe='')}/permissions"))
-    if isinstance(answer, dict):
-        for source, rows in answer.items():
-            for row in rows or []:
-                actions = row.get("actions") or [row.get("action")]
-                names = ",".join(a["name"] if isinstance(a, dict) else str(a) for a in actions)
-                via = f" (via {row['gid']})" if row.get("gid") else ""
-                print(f"{row.get('rid')}\t{names}\t{source}{via}")
+def _permissions(iam: IamClient, args: argparse.Namespace) -> None:
+    for source, rows in iam.permissions(args.uid).items():
+        for row in rows or []:
+            actions = row.get("actions") or [row.get("action")]
+            names = ",".join(a["name"] if isinstance(a, dict) else str(a) for a in actions)
+            via = f" (via {row['gid']})" if row.get("gid") else ""
+            print(f"{row.get('rid')}\t{names}\t{source}{via}")
 
 
-def _rotate(client: httpx.Client, args: argparse.Namespace) -> None:
-    check(client.post(f"{API}/auth/rotate-keys"))
+def _rotate(iam: IamClient, args: argparse.Namespace) -> None:
+    iam.rotate_keys()
     print("rotated the token signing key")

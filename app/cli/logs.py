@@ -25,8 +25,8 @@ import httpx
 
 from app.cli.credentials import Credentials
 from app.cli.http import EXIT_ERROR, EXIT_OK, CliError
-from app.cli.logs_output import OUTPUTS, BadEntry, Printer, Style, formatter_for
-from app.cli.logs_read import Target, follow, last_cursor, read_range
+from app.cli.logs_output import OUTPUTS, BadEntry, Printer, Style, formatter_for, highlighter
+from app.cli.logs_read import Target, follow, last_cursor, read_count, read_range
 from app.cli.logs_source import (
     DEFAULT_LINES,
     SOURCE_KINDS,
@@ -38,6 +38,7 @@ from app.cli.logs_source import (
     parse_lines,
     parse_since,
     unit_name,
+    usage,
 )
 from app.proxy.sse import SseError
 
@@ -78,6 +79,25 @@ _OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
             "values are ORed, fields ANDed)",
         },
     ),
+    (
+        ("--grep",),
+        {
+            "action": "append",
+            "metavar": "RE",
+            "help": "only entries whose message matches RE (RE2 syntax, `(?i)` ignores case; "
+            "repeatable: any matches), searched by the server; -n counts matches",
+        },
+    ),
+    (
+        ("-C", "--context"),
+        {
+            "metavar": "N",
+            "type": int,
+            "help": "with --grep: N entries of the same source "
+            "around each match (`--` between groups)",
+        },
+    ),
+    (("--count",), {"action": "store_true", "help": "print how many entries (matches) only"}),
     (("--unit",), {"metavar": "UNIT", "help": "one systemd unit's lines (agent, master, leader)"}),
     (
         ("-o", "--output"),
@@ -130,9 +150,9 @@ def _add_options(parser: argparse.ArgumentParser, *, after: bool) -> None:
 def _option(args: argparse.Namespace, name: str) -> Any:
     before = getattr(args, name, None)
     after = getattr(args, _AFTER + name, None)
-    if name == "filter":
+    if name in ("filter", "grep"):
         return [*(before or ()), *(after or ())]
-    if name == "follow":
+    if name in ("follow", "count"):
         return bool(before or after)
     return after if after is not None else before
 
@@ -170,6 +190,7 @@ class Plan:
     follow: bool
     output: str
     target: Target
+    count: bool = False
 
 
 def plan(args: argparse.Namespace, env: Mapping[str, str]) -> Plan:
@@ -182,15 +203,28 @@ def plan(args: argparse.Namespace, env: Mapping[str, str]) -> Plan:
     since = parse_since(since_raw) if since_raw is not None else None
     if lines_raw is not None:
         lines = parse_lines(lines_raw)
-    else:  # like journalctl: --since alone means everything since then
-        lines = None if since is not None else DEFAULT_LINES
+    else:  # like journalctl: --since alone means everything since then; a count, all
+        lines = None if since is not None or _option(args, "count") else DEFAULT_LINES
     filters = tuple(parse_filter(raw) for raw in _option(args, "filter"))
+    grep = tuple(_option(args, "grep"))
+    context = _option(args, "context") or 0
+    if context and not grep:
+        raise usage("-C/--context needs --grep")
+    if context < 0:
+        raise usage("-C/--context must be 0 or more")
+    count = bool(_option(args, "count"))
+    if count and _option(args, "follow"):
+        raise usage("--count cannot follow")
+    window = Window(lines=lines, since=since, filters=filters, grep=grep, context=context)
+    if count and source.route.count(window) is None:
+        raise usage(f"--count: {source.label} has no count route (every source but a task)")
     return Plan(
         source=source,
-        window=Window(lines=lines, since=since, filters=filters),
+        window=window,
         follow=_option(args, "follow"),
         output=_option(args, "output"),
         target=Target.resolve(_option(args, "url"), env, Credentials.load()),
+        count=count,
     )
 
 
@@ -198,9 +232,19 @@ def _run(args: argparse.Namespace) -> int:
     p = plan(args, os.environ)
     source, window = p.source, p.window
     style = Style.for_terminal(p.output, sys.stdout.isatty(), os.environ)
-    formatter = formatter_for(p.output, style, task_file=source.task_file, per_task=source.merged)
+    formatter = formatter_for(
+        p.output,
+        style,
+        task_file=source.task_file,
+        per_task=source.merged,
+        highlight=highlighter(window.grep),
+    )
     printer = Printer(sys.stdout.buffer, formatter, style, source.header)
     with p.target.client() as client:
+        counted = source.route.count(window) if p.count else None
+        if counted is not None:
+            print(read_count(client, counted))
+            return EXIT_OK
         if window.lines == 0:
             # Nothing old: start after the newest entry (this also checks access).
             window = replace(window, cursor=last_cursor(client, source, window))

@@ -17,12 +17,15 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 import orjson
+import re2  # type: ignore[import-untyped]
 
 from app.cli.logs_source import Fields
 
 OUTPUTS = ("text", "json", "raw")
 
 DIM, BOLD, RED, YELLOW, RESET = "\x1b[2m", "\x1b[1m", "\x1b[31m", "\x1b[33m", "\x1b[0m"
+MATCH = "\x1b[1;31m"  # a --grep match within its line, as grep --color
+SEPARATOR = b"--\n"  # between groups of matches and their context, as grep -C
 # One per task of a merged read, in the order tasks first appear (red and yellow mean stderr
 # and warnings, so not here): green, blue, magenta, cyan and their bright forms.
 TASK_COLOURS = ("\x1b[32m", "\x1b[34m", "\x1b[35m", "\x1b[36m", "\x1b[92m", "\x1b[94m")
@@ -41,6 +44,8 @@ class LogEntry:
     raw: bytes  # the JSON object as received
     fields: Fields
     realtime: int | None  # µs since the epoch, when the gateway sent it
+    match: bool | None = None  # a search's match (True) or context (False)
+    gap: bool = False  # a search's new group of lines starts here
 
     @classmethod
     def parse(cls, raw: bytes) -> LogEntry:
@@ -51,7 +56,14 @@ class LogEntry:
         if not isinstance(obj, dict) or not isinstance(obj.get("fields"), dict):
             raise BadEntry(f"not a log entry: {raw[:80]!r}")
         realtime = obj.get("realtime_timestamp")
-        return cls(raw, obj["fields"], realtime if isinstance(realtime, int) else None)
+        match = obj.get("match")
+        return cls(
+            raw,
+            obj["fields"],
+            realtime if isinstance(realtime, int) else None,
+            match if isinstance(match, bool) else None,
+            obj.get("gap") is True,
+        )
 
     def field(self, name: str) -> str | None:
         value = self.fields.get(name)
@@ -111,9 +123,15 @@ class TextFormatter:
     a task's stdout/stderr (`task_file`) as the task wrote it. No MESSAGE, no line."""
 
     def __init__(
-        self, style: Style, *, task_file: str | None = None, per_task: bool = False
+        self,
+        style: Style,
+        *,
+        task_file: str | None = None,
+        per_task: bool = False,
+        highlight: Callable[[str], str] | None = None,
     ) -> None:
         self._style = style
+        self._highlight = highlight if style.colour else None
         self._task_file = task_file
         # A merged read on a terminal: each line starts with its task's short name in the
         # task's own colour (`web.prod:2056a8 `), so interleaved tasks can be told apart.
@@ -129,13 +147,16 @@ class TextFormatter:
             text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
         stderr = self._task_file == "stderr" or entry.field("STREAM") == "STDERR"
         priority = entry.priority
-        if stderr or (priority is not None and priority <= PRIORITY_ERROR):
+        if entry.match and self._highlight is not None:
+            text = self._highlight(text)
+        elif stderr or (priority is not None and priority <= PRIORITY_ERROR):
             text = self._style.paint(RED, text)
         elif priority == PRIORITY_WARNING:
             text = self._style.paint(YELLOW, text)
+        gap = SEPARATOR.decode() if entry.gap else ""
         if self._task_file is not None:
-            return f"{text}\n".encode()
-        return f"{self._task(entry)}{self._prefix(entry)}{text}\n".encode()
+            return f"{gap}{text}\n".encode()
+        return f"{gap}{self._task(entry)}{self._prefix(entry)}{text}\n".encode()
 
     def _task(self, entry: LogEntry) -> str:
         """`name:container` of a merged read's line, in its task's colour; "" otherwise."""
@@ -165,14 +186,39 @@ class TextFormatter:
         return " ".join(parts) + " " if parts else ""
 
 
+def highlighter(patterns: tuple[str, ...]) -> Callable[[str], str] | None:
+    """Paints what `patterns` match in a line (RE2 here too: linear time on any line)."""
+    if not patterns:
+        return None
+    try:
+        program = re2.compile("|".join(f"(?:{p})" for p in patterns))
+    except re2.error:
+        return None  # the server refuses it with a clear 400
+
+    def paint(text: str) -> str:
+        out, pos = [], 0
+        for m in program.finditer(text):
+            if m.end() > m.start():
+                out += [text[pos : m.start()], MATCH, m.group(), RESET]
+                pos = m.end()
+        return "".join(out) + text[pos:]
+
+    return paint
+
+
 def formatter_for(
-    output: str, style: Style, *, task_file: str | None, per_task: bool = False
+    output: str,
+    style: Style,
+    *,
+    task_file: str | None,
+    per_task: bool = False,
+    highlight: Callable[[str], str] | None = None,
 ) -> Formatter:
     if output == "json":
         return JsonFormatter()
     if output == "raw":
         return RawFormatter()
-    return TextFormatter(style, task_file=task_file, per_task=per_task)
+    return TextFormatter(style, task_file=task_file, per_task=per_task, highlight=highlight)
 
 
 class Printer:

@@ -19,7 +19,7 @@ import httpx
 import orjson
 
 from app.cli.credentials import Credentials
-from app.cli.http import EXIT_DENIED, EXIT_USAGE, CliError
+from app.cli.http import EXIT_DENIED, EXIT_ERROR, EXIT_USAGE, CliError
 from app.cli.logs_output import BadEntry
 from app.cli.logs_source import JSON, SSE, Request, Source, Window
 from app.proxy.sse import SseParser
@@ -127,6 +127,20 @@ def read_range(
             entries(batch)
     finally:
         response.close()
+
+
+def read_count(client: httpx.Client, request: Request) -> int:
+    """`{"entries": N}` from a count route."""
+    response = _get(client, request, {"Accept": JSON})
+    try:
+        check(response)
+        body = orjson.loads(response.read())
+    finally:
+        response.close()
+    n = body.get("entries") if isinstance(body, dict) else None
+    if not isinstance(n, int):
+        raise CliError(f"unexpected answer from the gateway: {body!r:.80}", EXIT_ERROR)
+    return n
 
 
 def last_cursor(client: httpx.Client, source: Source, window: Window) -> str | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from urllib.parse import quote
@@ -74,6 +74,8 @@ class Window:
     since: int | None = None
     filters: tuple[tuple[str, str], ...] = ()
     cursor: str | None = None
+    grep: tuple[str, ...] = ()  # RE2 patterns, searched by the server (any matches)
+    context: int = 0
 
     def common(self) -> Params:
         params: Params = []
@@ -82,6 +84,9 @@ class Window:
         if self.since is not None:
             params.append(("since", str(self.since)))
         params += [("filter", f"{name}:{value}") for name, value in self.filters]
+        params += [("grep", pattern) for pattern in self.grep]
+        if self.context:
+            params.append(("context", str(self.context)))
         return params
 
 
@@ -147,6 +152,10 @@ class Route(Protocol):
 
     def stream(self, window: Window) -> Request: ...
 
+    def count(self, window: Window) -> Request | None:
+        """The window's size (with grep: its matches), or None where there is no count."""
+        ...
+
 
 @dataclass(frozen=True)
 class V1Route:
@@ -162,6 +171,9 @@ class V1Route:
 
     def stream(self, window: Window) -> Request:
         return Request(f"{self.base}/stream/", tuple(self._params(window)))
+
+    def count(self, window: Window) -> Request | None:
+        return Request(f"{self.base}/count/", tuple(self._params(replace(window, context=0))))
 
     @staticmethod
     def _params(window: Window) -> Params:
@@ -182,6 +194,9 @@ class V2Route:
 
     def stream(self, window: Window) -> Request:
         return Request(self.path, tuple(self._params(window)))
+
+    def count(self, window: Window) -> Request | None:
+        return None
 
     @staticmethod
     def _params(window: Window) -> Params:

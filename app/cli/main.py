@@ -6,10 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.cli import dev, gateway, iam, login, logs, node
-
 
 def build_parser() -> argparse.ArgumentParser:
+    # Here, not at the top: `logway forward` and `logway ship` start without the others.
+    from app.cli import dev, forward, gateway, iam, login, logs, node
+
     parser = argparse.ArgumentParser(prog="logway", description="Logway cluster logging API")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     node.add_parser(commands)
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_parser(commands)
     login.add_parser(commands)
     logs.add_parser(commands)
+    forward.add_parser(commands)
     iam.add_parser(commands)
     return parser
 
@@ -33,8 +35,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from app.shipper.cli import main as ship_main
 
         return ship_main(args_list[1:])
+    if args_list[:1] == ["forward"]:
+        # A long-running command restarted by supervisors: only its own imports.
+        from app.cli.forward import main as forward_main
+
+        return forward_main(args_list[1:])
     args = build_parser().parse_args(args_list)
     if args.command == "iam":
+        from app.cli import iam
+
         return iam.run(args)
     result: int = args.run(args)
     return result

@@ -63,6 +63,9 @@ class GatewaySettings(BaseSettings):
     # process at once; one more is 429 with Retry-After, so one caller cannot pin every node
     # reader's followers. Merged streams have their own cap (merge_max_streams_per_identity).
     max_follows_per_identity: int = Field(default=32, ge=1)
+    # On the PostgreSQL IAM store both caps count across every replica, one lease per stream
+    # (app/gateway/leases.py): a replica that dies frees its slots within this many seconds.
+    stream_lease_ttl: float = Field(default=15.0, ge=1, le=30)
     # The Mesos state cache (Admin Router's CACHE_* settings, reference §3.3), in seconds.
     mesos_poll_period: float = Field(default=25.0, gt=0)
     mesos_soft_limit: float = Field(default=75.0, gt=0)

@@ -29,8 +29,17 @@ READ_MANIFEST = (  # argv: cluster.json, identity
 )
 
 
-def banner(cluster: DevCluster, identities: Identities, *, logway: str, path: Path | None) -> str:
-    """`logway`: how to run logway in a shell, once `path` (the venv's scripts) is on PATH."""
+def banner(
+    cluster: DevCluster,
+    identities: Identities,
+    *,
+    logway: str,
+    path: Path | None,
+    redis: str | None = None,
+) -> str:
+    """`logway`: how to run logway in a shell, once `path` (the venv's scripts) is on PATH.
+    `redis`: host:port of the Redis `logway dev --with-redis` started, for the forward
+    example (without it, the example writes a file)."""
     gw, data_dir = cluster.gateway_url, cluster.config.data_dir
     cluster_json = manifest.manifest_path(data_dir)
     worker = cluster.task_for(DEV_WORKER)
@@ -102,6 +111,12 @@ def banner(cluster: DevCluster, identities: Identities, *, logway: str, path: Pa
         f"  user             {identities.dev.uid:<11} password {identities.dev.password} "
         "(only /dev/* task logs)",
         f"  service account  {service.uid:<11} private key {service.private_key_path} (every log)",
+        "",
+        f"Console: {gw}/console/ (a browser; sign in with a user and password):",
+        f"  {identities.superuser.uid} / {identities.superuser.password}   every node, app, role "
+        "and task",
+        f"  {identities.dev.uid} / {identities.dev.password}   the /dev/* tasks only",
+        "  (the service account has no password: it logs in with its key, not in a browser)",
         "",
         f"# for `logway logs` and the dcos CLI (needs {INSTALL_DCOS_CLI}); then a token below",
         f"  {setup}",
@@ -179,6 +194,23 @@ def banner(cluster: DevCluster, identities: Identities, *, logway: str, path: Pa
             "a token of its own: a login signed with its private key",
             f"{logway} login --url {gw} --service-account {service.uid} --private-key {key}",
         ),
+    )
+    state = shlex.quote(str(data_dir / "forward-prod.json"))
+    if redis is not None:
+        host, _, port = redis.rpartition(":")
+        sink = f"'redis://{redis}/0?key=logstash'"
+        watch = f"redis-cli -h {host} -p {port} LRANGE logstash -3 -1"
+    else:
+        out = data_dir / "forward-prod.ndjson"
+        sink, watch = shlex.quote(f"file://{out}"), f"tail -n 3 {shlex.quote(str(out))}"
+    lines += section(
+        "== forward: ship /prod's lines, as the superuser (LOGWAY_TOKEN above), resumably",
+        (
+            "Logstash's redis input reads this list (README: Integrations); Ctrl-C saves",
+            f"{logway} forward app /prod --to {sink} --state {state}",
+        ),
+        ("in another shell: the newest events", watch),
+        ("", f"{logway} forward status --state {state}"),
     )
     lines += ["", "Ctrl-C stops everything.", ""]
     return "\n".join(lines)

@@ -28,6 +28,7 @@ DEV_BATCH = "/dev/batch"  # a pod: POD_CONTAINERS in nested containers of one ex
 PROD_ROLE, DEV_ROLE = "prod", "dev"
 POD_CONTAINERS = ("loader", "reporter")
 MAX_AGENTS = 50
+MAX_REPLICAS = 8
 DEFAULT_AGENTS = 2
 
 
@@ -61,10 +62,16 @@ class DevClusterConfig:
     gateway_port: int = 8000
     namespace: str = "logway-dev"  # prefix of the per-node journald namespaces
     data_dir: Path = Path(".logway/dev")
+    # More than 1: PostgreSQL, that many gateway replicas on it (ports after the gateway's),
+    # nginx in front on the gateway's address.
+    replicas: int = 1
+    postgres_port: int = 15432
 
     def __post_init__(self) -> None:
         if not self.agent_ips:
             raise ValueError("the dev cluster needs at least one agent")
+        if not 1 <= self.replicas <= MAX_REPLICAS:
+            raise ValueError(f"--replicas must be between 1 and {MAX_REPLICAS}")
         if len(self.agent_ips) > MAX_AGENTS:
             raise ValueError(f"the dev cluster runs at most {MAX_AGENTS} agents")
         ips = (self.master_ip, *self.agent_ips)
@@ -157,6 +164,17 @@ class DevCluster:
     @property
     def gateway_url(self) -> str:
         return f"http://{self.config.master_ip}:{self.config.gateway_port}"
+
+    @property
+    def replica_ports(self) -> tuple[int, ...]:
+        """The gateway replicas' ports behind nginx (none with one gateway)."""
+        if self.config.replicas == 1:
+            return ()
+        return tuple(self.config.gateway_port + 1 + i for i in range(self.config.replicas))
+
+    @property
+    def replica_urls(self) -> tuple[str, ...]:
+        return tuple(f"http://{self.config.master_ip}:{p}" for p in self.replica_ports)
 
     @property
     def jwks_url(self) -> str:

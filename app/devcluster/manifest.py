@@ -69,6 +69,9 @@ def describe(cluster: DevCluster, identities: Identities, *, master_id: str) -> 
     service_key = identities.service.private_key_path
     return {
         "gateway_url": cluster.gateway_url,
+        # Every gateway process serving the cluster: the replicas behind nginx (--replicas N),
+        # or the one gateway.
+        "replicas": list(cluster.replica_urls) or [cluster.gateway_url],
         "identities": {
             "superuser": _user(identities.superuser),
             "dev": _user(identities.dev),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -33,6 +34,8 @@ from app.devcluster.cluster import GATEWAY_UID, DevCluster
 from app.devcluster.commands import gateway_argv, node_argv, ship_argv
 from app.devcluster.journald import JournaldError, JournaldNamespace
 from app.devcluster.mesos import MesosSimulator
+from app.devcluster.nginx import nginx_argv, write_conf
+from app.devcluster.postgres import PostgresCluster, PostgresError
 from app.devcluster.services import ServiceWriter
 
 START_TIMEOUT = 60.0  # generous: the machine may be busy
@@ -61,6 +64,9 @@ class _Started:
     namespaces: list[JournaldNamespace] = field(default_factory=list)
     simulator: MesosSimulator | None = None
     gateway: _Child | None = None
+    postgres: PostgresCluster | None = None
+    replicas: list[_Child] = field(default_factory=list)
+    nginx: _Child | None = None
     readers: list[_Child] = field(default_factory=list)
     tasks: list[_Child] = field(default_factory=list)
     services: ServiceWriter | None = None
@@ -149,6 +155,9 @@ class Supervisor:
             ) from exc
 
     def _start_gateway(self, client: httpx.Client) -> None:
+        if self.cluster.config.replicas > 1:
+            self._start_replicas(client)
+            return
         cluster, config = self.cluster, self.cluster.config
         gateway = self._started.gateway = self._spawn(
             "gateway",
@@ -166,6 +175,55 @@ class Supervisor:
             f"the gateway's JWKS at {cluster.jwks_url}",
             partial(_answers, client, cluster.jwks_url, 200),
             [gateway],
+        )
+
+    def _start_replicas(self, client: httpx.Client) -> None:
+        """PostgreSQL (a throwaway cluster under the data directory, as its own user), the
+        gateway replicas on it, nginx in front of them on the gateway's address."""
+        cluster, config = self.cluster, self.cluster.config
+        pg = PostgresCluster(
+            config.data_dir / "postgres", host=config.master_ip, port=config.postgres_port
+        )
+        pg.remove()  # a previous run's, if it was not stopped cleanly
+        self._started.postgres = pg
+        try:
+            pg.init()
+            pg.start()
+            url = pg.create_database("logway")
+        except (PostgresError, OSError) as exc:
+            raise DevClusterError(f"PostgreSQL on {config.master_ip}:{pg.port}: {exc}") from exc
+        env = {
+            **self._env,
+            "LOGWAY_IAM_SUPERUSER_PASSWORD": self._password,
+            "LOGWAY_IAM_DATABASE_URL": url,
+            "LOGWAY_IAM_KEY_ENCRYPTION_KEY": secrets.token_urlsafe(48),
+        }
+        for i, port in enumerate(cluster.replica_ports):
+            argv = gateway_argv(
+                config.master_ip,
+                port,
+                str(config.data_dir / f"gateway-{i}"),
+                f"--mesos={cluster.mesos_url}",
+                f"--reader-port={config.reader_port}",
+                f"--master-reader-url={cluster.master.reader_url}",
+            )
+            self._started.replicas.append(self._spawn(f"gateway replica {i}", argv, env=env))
+        for url, replica in zip(cluster.replica_urls, self._started.replicas, strict=True):
+            jwks = f"{url}/acs/api/v1/auth/jwks"
+            self._wait(
+                f"the replica's JWKS at {jwks}", partial(_answers, client, jwks, 200), [replica]
+            )
+        prefix = config.data_dir / "nginx"
+        conf = write_conf(
+            prefix,
+            f"{config.master_ip}:{config.gateway_port}",
+            [f"{config.master_ip}:{p}" for p in cluster.replica_ports],
+        )
+        nginx = self._started.nginx = self._spawn("nginx", nginx_argv(conf, prefix))
+        self._wait(
+            f"the gateway's JWKS through nginx at {cluster.jwks_url}",
+            partial(_answers, client, cluster.jwks_url, 200),
+            [nginx],
         )
 
     def _make_identities(self, client: httpx.Client) -> Identities:
@@ -226,6 +284,9 @@ class Supervisor:
     def _addresses(self) -> list[tuple[str, int]]:
         config = self.cluster.config
         master = [(config.master_ip, config.mesos_port), (config.master_ip, config.gateway_port)]
+        if config.replicas > 1:
+            master += [(config.master_ip, p) for p in self.cluster.replica_ports]
+            master.append((config.master_ip, config.postgres_port))
         return master + [(node.ip, node.reader_port) for node in self.cluster.nodes]
 
     def _spawn(self, name: str, argv: list[str], *, env: Mapping[str, str] | None = None) -> _Child:
@@ -260,7 +321,8 @@ class Supervisor:
     @property
     def children(self) -> list[_Child]:
         s = self._started
-        return [*([s.gateway] if s.gateway else []), *s.readers, *s.tasks]
+        front = [*([s.gateway] if s.gateway else []), *s.replicas, *([s.nginx] if s.nginx else [])]
+        return [*front, *s.readers, *s.tasks]
 
     def exited(self) -> str | None:
         """Which child has exited, with its status; None while all run."""
@@ -279,6 +341,11 @@ class Supervisor:
             s.services.stop()
         _terminate(s.tasks)
         _terminate([*s.readers, *([s.gateway] if s.gateway else [])])
+        _terminate([*([s.nginx] if s.nginx else []), *s.replicas])
+        if s.postgres is not None:
+            with contextlib.suppress(PostgresError):
+                s.postgres.stop()
+            s.postgres.remove()
         if s.simulator is not None:
             s.simulator.stop()
         for ns in reversed(s.namespaces):

@@ -21,13 +21,16 @@ from fastapi import APIRouter, FastAPI
 from app.authn import Authenticator
 from app.authz import AclAuthorizer, Authorizer
 from app.cluster import ClusterSettings, ClusterState, MesosClient
+from app.console import CrossOriginProtection, console_router
 from app.core.config import GatewaySettings
 from app.core.problems import install_error_handlers
 from app.gateway.admission import check_routes
 from app.gateway.discovery import router as discovery_router
-from app.gateway.limits import StreamCount
+from app.gateway.leases import LeasedStreamCount
+from app.gateway.limits import StreamCount, StreamSlots
 from app.gateway.logs import router as logs_router
 from app.gateway.merged import router as merged_router
+from app.gateway.merged_count import router as merged_count_router
 from app.gateway.metrics import GatewayMetrics, RequestMetrics
 from app.gateway.ops import router as ops_router
 from app.gateway.ops import store_problem
@@ -35,6 +38,7 @@ from app.gateway.remote_iam import RemoteIam
 from app.gateway.service_token import ServiceCredential, ServiceToken
 from app.gateway.services import GatewayServices
 from app.iam import Iam, IamSettings, bootstrap, iam_router
+from app.iam.pg import PgDatabase
 from app.proxy import HttpUpstream, Proxy, ProxyMetrics, new_upstream_client
 
 log = logging.getLogger("logway.gateway")
@@ -115,6 +119,16 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     cluster_config = cluster_settings(settings, service_token)  # invalid settings fail here
 
     metrics = GatewayMetrics()  # the request middleware counts into it from the start
+    # The per-identity caps: across every replica on a shared PostgreSQL store, else here.
+    merge_limits: StreamSlots = StreamCount()
+    follow_limits: StreamSlots = StreamCount()
+    shared_limits: list[LeasedStreamCount] = []
+    if iam is not None and isinstance(iam.store.engine, PgDatabase):
+        shared_limits = [
+            LeasedStreamCount(iam.store.engine, kind, ttl=settings.stream_lease_ttl)
+            for kind in ("merge", "follow")
+        ]
+        merge_limits, follow_limits = shared_limits
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -138,13 +152,17 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
                 ),
                 metrics=metrics,
                 iam_problem=iam_problem,
-                merge_limits=StreamCount(),
-                follow_limits=StreamCount(),
+                merge_limits=merge_limits,
+                follow_limits=follow_limits,
             )
             await cluster.start()
+            for leased in shared_limits:
+                await leased.start()
             try:
                 yield
             finally:
+                for leased in shared_limits:
+                    await leased.close()
                 await cluster.close()
 
     # No /docs or /openapi.json: openapi/gateway.json is the complete document (`make openapi`),
@@ -158,20 +176,24 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.add_middleware(CrossOriginProtection)
     app.add_middleware(RequestMetrics, metrics=metrics)
     install_error_handlers(app)
     # The gateway's own routes, each admitted on its route table rule; a route the table does
     # not name is an error here, never a silent allow. The IAM's routes are guarded by the IAM.
+    console = console_router()
     check_routes(
         r
-        for router in (merged_router, logs_router, discovery_router, ops_router)
+        for router in (merged_router, logs_router, discovery_router, ops_router, console)
         for r in router.routes
     )
     # Merged role/app reads before the log routes, whose `/system/v1/logs/{rest}` would
     # take them for the master's own journal.
     app.include_router(merged_router)
+    app.include_router(merged_count_router)
     app.include_router(logs_router)  # early: the hot routes match in fewer tries
     app.include_router(iam_routes)
     app.include_router(discovery_router)
     app.include_router(ops_router)
+    app.include_router(console)
     return app

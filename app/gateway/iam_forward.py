@@ -78,7 +78,8 @@ class IamForwarder:
         self._client = client
         self._timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT).as_dict()
 
-    async def forward(self, request: Request) -> Response:
+    async def relay(self, request: Request) -> Response:
+        """The caller's request, as it came, to the IAM; its answer streamed back."""
         raw_path = _checked_path(request.scope.get("raw_path") or request.scope["path"].encode())
         query: bytes = request.scope.get("query_string", b"")
         target = self._base_path + raw_path + (b"?" + query if query else b"")
@@ -116,7 +117,7 @@ def iam_forward_router(forwarder: IamForwarder) -> APIRouter:
     @router.api_route(PREFIX + "/{rest:path}", methods=METHODS)
     async def forward_to_iam(request: Request) -> Response:
         """The IAM's API (login, JWKS, users, groups, ACLs), answered by the remote IAM."""
-        return await forwarder.forward(request)
+        return await forwarder.relay(request)
 
     return router
 

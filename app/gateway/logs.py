@@ -64,7 +64,7 @@ async def task_file(
     agent = await gate.cluster.resolve_agent(found.agent_id)
     segments = ("frameworks", found.framework_id, "executors", found.executor_id, "runs")
     path = "/v2/task/" + "/".join(quote(s, safe="") for s in (*segments, found.container_id))
-    return await forward(request, gate, agent.reader_url, f"{path}/{file}", agent.id)
+    return await relay_to_reader(request, gate, agent.reader_url, f"{path}/{file}", agent.id)
 
 
 @router.api_route(MASTER_LOGS + "/{rest:path}", methods=METHODS)
@@ -124,13 +124,15 @@ async def relay(request: Request, gate: LogRead, base_url: str, prefix: str, nod
     """Forward what follows `prefix` to the node reader at `base_url` (from the snapshot or
     config, never from the client), with the gateway's own credential. Nothing after the
     prefix: 301 to `prefix/`, as the node's Admin Router answered (relative Location)."""
-    path = upstream_path(request, prefix)
+    path = path_after(request, prefix)
     if path == "/" and not request.scope["path"].endswith("/"):
         return RedirectResponse(prefix + "/", status_code=301)
-    return await forward(request, gate, base_url, path, node)
+    return await relay_to_reader(request, gate, base_url, path, node)
 
 
-async def forward(request: Request, gate: LogRead, base_url: str, path: str, node: str) -> Response:
+async def relay_to_reader(
+    request: Request, gate: LogRead, base_url: str, path: str, node: str
+) -> Response:
     """`path` (already encoded) on the node reader at `base_url`, for `gate`'s caller. A follow
     counts against the caller's `max_follows_per_identity` until it ends: one more is 429."""
     call = UpstreamCall.from_request(
@@ -140,15 +142,15 @@ async def forward(request: Request, gate: LogRead, base_url: str, path: str, nod
         return await gate.proxy.forward(base_url, call)
     limits = gate.services.follow_limits
     cap = gate.services.settings.max_follows_per_identity
-    if limits.held(gate.uid) >= cap:
+    release = await limits.acquire(gate.uid, cap)  # counted before the stream opens
+    if release is None:
         response = problem(
             429,
-            f"`{gate.uid}` already follows {cap} streams through this gateway, the limit per "
-            f"identity (max_follows_per_identity={cap}); close one or retry later",
+            f"`{gate.uid}` already follows {cap} streams, the limit per identity "
+            f"(max_follows_per_identity={cap}); close one or retry later",
         )
         response.headers["Retry-After"] = str(FOLLOWS_RETRY_AFTER)
         return response
-    release = limits.hold(gate.uid)  # before any await, so the cap cannot be overrun
     try:
         response = await gate.proxy.forward(base_url, call)
     except BaseException:
@@ -161,7 +163,7 @@ async def forward(request: Request, gate: LogRead, base_url: str, path: str, nod
     return response
 
 
-def upstream_path(request: Request, prefix: str) -> str:
+def path_after(request: Request, prefix: str) -> str:
     """The raw (still percent-encoded) path after `prefix`, starting with '/'."""
     raw = request.scope.get("raw_path")
     raw_path: str = raw.decode("latin-1") if raw else request.scope["path"]

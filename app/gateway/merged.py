@@ -15,6 +15,9 @@ The node reader's v1 parameters, where they make sense for a merged whole:
 * `cursor=` or, on streams, `Last-Event-ID` (which wins, and turns the skips off): a
   composite cursor from an earlier merged read's SSE `id`. Not combinable with skips.
 * `read_reverse` is refused: a merged whole is read forwards.
+* `grep=RE` (repeatable), forwarded: every node reader searches its tasks' lines, so skips
+  and limits count matches; `context` is refused here (a task's own route has it: a merged
+  whole is ordered by time, and before-context comes out of order).
 
 Order: 401 (no or bad token), 400 (parameters), 403 (no task the caller may read), 429
 (caps), then the read. Caps are per gateway process.
@@ -31,9 +34,10 @@ from app.core.config import GatewaySettings
 from app.core.errors import BadRequest, NotFound
 from app.core.problems import problem
 from app.gateway.deps import LogRead, LogReadDep
-from app.gateway.limits import StreamCount
+from app.gateway.limits import StreamSlots
 from app.journal.encoders import negotiate
 from app.journal.params import parse_filters, parse_time, parse_uint
+from app.journal.search import parse_search
 from app.merge import (
     MergePlan,
     MergeScope,
@@ -55,6 +59,8 @@ ROUTES = (
     "/role/{role}/stream/",
     "/app{app_id:path}/range/",
     "/app{app_id:path}/stream/",
+    "/role/{role}/count/",
+    "/app{app_id:path}/count/",
 )
 MAX_ROLE = 256
 STREAMS_RETRY_AFTER = 5  # seconds: another stream of this caller may end by then
@@ -189,8 +195,20 @@ def _params(request: Request, settings: GatewaySettings, *, stream: bool) -> Que
     )
 
 
+def _grep(request: Request) -> tuple[str, ...]:
+    """The client's `grep` patterns, checked here (one 400, not one per node reader)."""
+    params = request.query_params
+    if params.get("context"):
+        raise BadRequest(
+            "`context` is not supported on merged reads (each task's own route has it)",
+            parameter="context",
+        )
+    search = parse_search(params.getlist("grep"), None)
+    return search.patterns if search is not None else ()
+
+
 def _over_cap(
-    plan: MergePlan, planner: Planner, limits: StreamCount, settings: GatewaySettings, stream: bool
+    plan: MergePlan, planner: Planner, limits: StreamSlots, settings: GatewaySettings, stream: bool
 ) -> Response | None:
     held = limits.held(planner.uid)
     if stream and held >= settings.merge_max_streams_per_identity:
@@ -214,6 +232,7 @@ async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bo
     proxy, service_token = gate.proxy, gate.service_token
     settings = gate.services.settings
     query = _params(request, settings, stream=stream)
+    grep = _grep(request)
     plan = await planner.plan()  # 403 when the caller may read none of the tasks
     limits = gate.services.merge_limits
     refused = _over_cap(plan, planner, limits, settings, stream)
@@ -226,11 +245,19 @@ async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bo
         token=service_token,
         filters=planner.forwarded,
         until=query.until,
+        grep=grep,
         answer_timeout=settings.merge_agent_timeout,
     )
     if not stream:
         return await read_range(plan, proxy.upstream, requester, query, metrics=proxy.metrics)
-    release = limits.hold(planner.uid)  # before any await, so the cap cannot be overrun
+    cap = settings.merge_max_streams_per_identity
+    release = await limits.acquire(planner.uid, cap)
+    if release is None:
+        return _too_many(
+            f"`{planner.uid}` already holds {cap} merged streams, the limit per identity "
+            f"(merge_max_streams_per_identity={cap}); close one or retry later",
+            STREAMS_RETRY_AFTER,
+        )
     try:
         return await read_stream(
             planner,

@@ -29,11 +29,11 @@ from app.authz import RemoteIamAuthorizer
 from app.core.config import GatewaySettings
 from app.gateway.iam_forward import IamForwarder, iam_forward_router
 from app.gateway.service_login import RemoteServiceToken
+from app.iam.client import JWKS_PATH
 from app.proxy import new_upstream_client
 
 log = logging.getLogger(__name__)
 
-JWKS_PATH = "/acs/api/v1/auth/jwks"
 # /readyz answers anyone: at most one JWKS fetch per this many seconds, whatever the probing.
 READY_PROBE_INTERVAL = 2.0
 URL_SETTING = "LOGWAY_GATEWAY_IAM_URL"

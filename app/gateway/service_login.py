@@ -27,10 +27,10 @@ from app.authn.sign import TokenSigner
 from app.core.errors import Unavailable
 from app.core.http import ServiceCallFailed, call_service
 from app.gateway.service_token import RENEW_FRACTION
+from app.iam.client import LOGIN_PATH
 
 log = logging.getLogger(__name__)
 
-LOGIN_PATH = "/acs/api/v1/auth/login"
 LOGIN_TIMEOUT = 10.0
 MAX_ANSWER_BYTES = 64 * 1024
 # After a failed login, the least wait before the next attempt: a wrong key or a missing

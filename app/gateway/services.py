@@ -10,7 +10,7 @@ from app.authn import Authenticator
 from app.authz import Authorizer
 from app.cluster import Cluster, ClusterSettings
 from app.core.config import GatewaySettings
-from app.gateway.limits import StreamCount
+from app.gateway.limits import StreamSlots
 from app.gateway.metrics import GatewayMetrics
 from app.gateway.service_token import ServiceCredential
 from app.proxy import Proxy
@@ -30,5 +30,5 @@ class GatewayServices:
     # Why the IAM cannot serve this gateway (for /readyz); None when it can.
     iam_problem: Callable[[], Awaitable[str | None]]
     # Per-identity counts of open merged streams and of open follows.
-    merge_limits: StreamCount
-    follow_limits: StreamCount
+    merge_limits: StreamSlots
+    follow_limits: StreamSlots

@@ -1,4 +1,5 @@
-"""The embedded IAM: users, service accounts, groups and ACLs (SQLite), RS256 signing keys,
+"""The embedded IAM: users, service accounts, groups and ACLs (SQLite on one host, or
+PostgreSQL shared by gateway replicas), RS256 signing keys,
 login (password or service login token), JWKS and the DC/OS-compatible admin API."""
 
 from app.iam.api import iam_router

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from app.authz.model import Action, PrincipalKind
 from app.core.errors import NotFound
 from app.iam import rows
-from app.iam.db import Database
+from app.iam.engine import Connection, Engine
 from app.iam.errors import Conflict
 from app.iam.records import Ace, Acl, HeldPermission
 
@@ -15,18 +13,18 @@ _ACE_EXISTS = "SELECT 1 FROM aces WHERE rid = ? AND kind = ? AND principal = ? A
 
 
 class AclStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Engine) -> None:
         self._db = db
 
     async def create(self, acl: Acl) -> None:
-        def insert(conn: sqlite3.Connection) -> None:
+        def insert(conn: Connection) -> None:
             rows.require_absent(conn, "acl", acl.rid)
             conn.execute("INSERT INTO acls VALUES (?, ?)", (acl.rid, acl.description))
 
         await self._db.write(insert)
 
     async def get(self, rid: str) -> Acl:
-        def query(conn: sqlite3.Connection) -> Acl:
+        def query(conn: Connection) -> Acl:
             found = rows.row(conn, "SELECT rid, description FROM acls WHERE rid = ?", rid)
             if found is None:
                 raise NotFound(f"ACL for resource '{rid}' not found")
@@ -45,7 +43,7 @@ class AclStore:
         await self._db.write(lambda conn: rows.delete(conn, "acl", rid))
 
     async def grant(self, ace: Ace) -> None:
-        def insert(conn: sqlite3.Connection) -> None:
+        def insert(conn: Connection) -> None:
             _require_parties(conn, ace)
             if rows.row(conn, _ACE_EXISTS, *_key(ace)):
                 raise Conflict(f"{_who(ace)} already has '{ace.action}' on '{ace.rid}'")
@@ -54,7 +52,7 @@ class AclStore:
         await self._db.write(insert)
 
     async def revoke(self, ace: Ace) -> None:
-        def delete(conn: sqlite3.Connection) -> None:
+        def delete(conn: Connection) -> None:
             _require_parties(conn, ace)
             cursor = conn.execute(
                 "DELETE FROM aces WHERE rid = ? AND kind = ? AND principal = ? AND action = ?",
@@ -68,7 +66,7 @@ class AclStore:
     async def entries(self, rid: str) -> list[Ace]:
         """The ACEs of one ACL, users first."""
 
-        def query(conn: sqlite3.Connection) -> list[Ace]:
+        def query(conn: Connection) -> list[Ace]:
             rows.require(conn, "acl", rid)
             found = conn.execute(
                 "SELECT rid, kind, principal, action FROM aces WHERE rid = ?"
@@ -82,7 +80,7 @@ class AclStore:
     async def held_by_user(self, uid: str) -> list[HeldPermission]:
         """What `uid` holds, directly (first) and through its groups."""
 
-        def query(conn: sqlite3.Connection) -> list[HeldPermission]:
+        def query(conn: Connection) -> list[HeldPermission]:
             rows.require(conn, "user", uid)
             found = conn.execute(
                 "SELECT a.rid, l.description, a.action, NULL AS gid FROM aces a"
@@ -90,7 +88,7 @@ class AclStore:
                 " UNION ALL SELECT a.rid, l.description, a.action, m.gid FROM aces a"
                 " JOIN acls l ON l.rid = a.rid JOIN memberships m"
                 " ON a.kind = 'group' AND a.principal = m.gid WHERE m.uid = ?"
-                " ORDER BY gid, 1, 3",
+                " ORDER BY gid NULLS FIRST, 1, 3",
                 (uid, uid),
             )
             return [HeldPermission(r, d, Action(a), g) for r, d, a, g in found]
@@ -98,7 +96,7 @@ class AclStore:
         return await self._db.read(query)
 
     async def held_by_group(self, gid: str) -> list[HeldPermission]:
-        def query(conn: sqlite3.Connection) -> list[HeldPermission]:
+        def query(conn: Connection) -> list[HeldPermission]:
             rows.require(conn, "group", gid)
             found = conn.execute(
                 "SELECT a.rid, l.description, a.action FROM aces a JOIN acls l"
@@ -110,7 +108,7 @@ class AclStore:
         return await self._db.read(query)
 
 
-def _require_parties(conn: sqlite3.Connection, ace: Ace) -> None:
+def _require_parties(conn: Connection, ace: Ace) -> None:
     rows.require(conn, "acl", ace.rid)
     rows.require(conn, ace.kind.value, ace.principal)
 

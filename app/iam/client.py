@@ -1,5 +1,6 @@
-"""The IAM's HTTP API (reference §5) as the tools that call it see it: `logway login`, the dev
-cluster's accounts and the bench log in, make users and grant through this one client, over
+"""The IAM's HTTP API (reference §5) as the tools that call it see it: `logway login`, `logway
+iam`, the dev cluster's accounts and the bench log in, make users and grant through this one
+client, over
 the gateway's `/acs/api/v1` or any DC/OS-compatible IAM.
 
 Synchronous, over an `httpx.Client` the caller owns (and closes). A status the call did not
@@ -20,6 +21,7 @@ from app.authz.resource import rid_path
 
 API = "/acs/api/v1"
 LOGIN_PATH = f"{API}/auth/login"
+JWKS_PATH = f"{API}/auth/jwks"
 OK, CREATED, NO_CONTENT, CONFLICT = 200, 201, 204, 409
 
 
@@ -58,11 +60,48 @@ class IamClient:
     def patch_user(self, uid: str, body: dict[str, str]) -> None:
         self.call("PATCH", user_path(uid), body, NO_CONTENT)
 
-    def grant(self, rid: str, uid: str, action: str) -> None:
-        """`uid` may `action` on `rid` (the ACL made if missing); granting twice is no error."""
-        acl = acl_path(rid)
-        self.call("PUT", acl, {"description": rid}, CREATED, CONFLICT)
-        self.call("PUT", f"{acl}/users/{quote(uid, safe='')}/{action}", None, NO_CONTENT, CONFLICT)
+    def delete_user(self, uid: str) -> None:
+        self.call("DELETE", user_path(uid), None, NO_CONTENT)
+
+    def users(self, *, services: bool) -> list[dict[str, Any]]:
+        """The users (`services=False`) or the service accounts."""
+        params = "?type=service" if services else ""
+        rows = _rows(self.call("GET", f"{API}/users{params}", None).json())
+        return [r for r in rows if bool(r.get("is_service") or r.get("public_key")) == services]
+
+    def put_group(self, gid: str, description: str) -> None:
+        self.call("PUT", group_path(gid), {"description": description}, CREATED)
+
+    def delete_group(self, gid: str) -> None:
+        self.call("DELETE", group_path(gid), None, NO_CONTENT)
+
+    def groups(self) -> list[dict[str, Any]]:
+        return _rows(self.call("GET", f"{API}/groups", None).json())
+
+    def add_member(self, gid: str, uid: str) -> None:
+        self.call("PUT", f"{group_path(gid)}/users/{quote(uid, safe='')}", None, NO_CONTENT)
+
+    def remove_member(self, gid: str, uid: str) -> None:
+        self.call("DELETE", f"{group_path(gid)}/users/{quote(uid, safe='')}", None, NO_CONTENT)
+
+    def grant(self, rid: str, uid: str, action: str, *, to: str = "users") -> None:
+        """`uid` (a group's gid with `to="groups"`) may `action` on `rid` (the ACL made if
+        missing); granting twice is no error."""
+        self.call("PUT", acl_path(rid), {"description": rid}, CREATED, CONFLICT)
+        self.call("PUT", grant_path(rid, uid, action, to), None, NO_CONTENT, CONFLICT)
+
+    def revoke(self, rid: str, uid: str, action: str, *, to: str = "users") -> None:
+        self.call("DELETE", grant_path(rid, uid, action, to), None, NO_CONTENT)
+
+    def permissions(self, uid: str) -> dict[str, list[dict[str, Any]]]:
+        """`uid`'s grants: `direct` and through its `groups`."""
+        answer: dict[str, list[dict[str, Any]]] = self.call(
+            "GET", f"{user_path(uid)}/permissions", None
+        ).json()
+        return answer
+
+    def rotate_keys(self) -> None:
+        self.call("POST", f"{API}/auth/rotate-keys", None, OK, CREATED, NO_CONTENT)
 
     def call(self, method: str, path: str, body: Any, *expected: int) -> httpx.Response:
         """One call of the API; a status outside `expected` (default 200) is `IamCallFailed`."""
@@ -82,5 +121,21 @@ def user_path(uid: str) -> str:
     return f"{API}/users/{quote(uid, safe='')}"
 
 
+def group_path(gid: str) -> str:
+    return f"{API}/groups/{quote(gid, safe='')}"
+
+
 def acl_path(rid: str) -> str:
     return f"{API}/acls/{rid_path(rid)}"
+
+
+def grant_path(rid: str, name: str, action: str, to: str) -> str:
+    if to not in ("users", "groups"):
+        raise ValueError(f"grants go to users or groups, not {to!r}")
+    return f"{acl_path(rid)}/{to}/{quote(name, safe='')}/{action}"
+
+
+def _rows(answer: Any) -> list[dict[str, Any]]:
+    """A list answer, bare or in DC/OS's `{"array": [...]}`."""
+    rows = answer.get("array", answer) if isinstance(answer, dict) else answer
+    return list(rows or [])

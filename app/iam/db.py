@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from app.core.errors import LogwayError, Unavailable
+from app.iam.engine import TOPIC_IAM, ChangeListener, Connection
 from app.iam.errors import Conflict
 from app.iam.schema import MIGRATIONS
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 WATCH_BUSY_TIMEOUT = 0.05
+CHANGE_POLL = 0.25
 
 
 class Database:
@@ -67,12 +69,13 @@ class Database:
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def read(self, fn: Callable[[Connection], T]) -> T:
         """`fn(conn)` on the database thread, inside one read transaction (one snapshot)."""
         return await self._run(lambda: self._transaction("BEGIN", fn))
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """`fn(conn)` inside one write transaction; a `LogwayError` from `fn` rolls it back."""
+    async def write(self, fn: Callable[[Connection], T], *, topic: str = TOPIC_IAM) -> T:
+        """`fn(conn)` inside one write transaction; a `LogwayError` from `fn` rolls it back.
+        (`topic` is for the engines with a change signal: here every commit is one change.)"""
         return await self._run(lambda: self._transaction("BEGIN IMMEDIATE", fn, write=True))
 
     def generation(self) -> int:
@@ -90,14 +93,35 @@ class Database:
         self._data_version = int(row[0])
         return self._local_commits + self._unknown_changes + self._data_version
 
+    def changes(self, topic: str) -> int:
+        return self.generation()
+
+    def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
+        """SQLite has no change signal across processes: a task polls `generation()` every
+        `CHANGE_POLL` seconds and calls `listener(TOPIC_IAM)` when it moved."""
+
+        async def poll() -> None:
+            seen = self.generation()
+            while True:
+                await asyncio.sleep(CHANGE_POLL)
+                now = self.generation()
+                if now != seen:
+                    seen = now
+                    listener(TOPIC_IAM)
+
+        task = asyncio.get_running_loop().create_task(poll())
+
+        def unsubscribe() -> None:
+            task.cancel()
+
+        return unsubscribe
+
     async def _run(self, fn: Callable[[], T]) -> T:
         if self._executor is None:
             raise Unavailable("IAM store is closed")
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
-    def _transaction(
-        self, begin: str, fn: Callable[[sqlite3.Connection], T], *, write: bool = False
-    ) -> T:
+    def _transaction(self, begin: str, fn: Callable[[Connection], T], *, write: bool = False) -> T:
         conn = self._conn
         if conn is None:
             raise Unavailable("IAM store is closed")

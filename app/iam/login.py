@@ -1,6 +1,7 @@
 """Login: a password or a service login token in, an auth token out.
 
-Failed attempts are limited per uid and per client address (ratelimit.py). An attempt is
+Failed attempts are limited per uid and per client address (login_limits.py: in this process,
+or across replicas on PostgreSQL). An attempt is
 counted as a failure *before* the credential is checked and refunded on success, so a burst
 of concurrent guesses cannot all slip in while the first ones are still hashing.
 """
@@ -15,12 +16,14 @@ from typing import NoReturn
 
 from app.authn import KeyLoadError, TokenRejected
 from app.authz.audit import audit_event
-from app.core.errors import AuthenticationError
+from app.core.errors import AuthenticationError, Unavailable
 from app.iam.errors import TooManyRequests
-from app.iam.key_ring import KeyRing
+from app.iam.login_limits import LocalLoginLimits, LoginLimits
 from app.iam.passwords import dummy_hash, verify_password
-from app.iam.ratelimit import FailureLimiter, whole_seconds
+from app.iam.ratelimit import whole_seconds
+from app.iam.records import User
 from app.iam.settings import IamSettings
+from app.iam.signing import SigningKeys
 from app.iam.store import IamStore
 from app.iam.tokens import IssuedToken, TokenIssuer, service_public_key, verify_service_login
 
@@ -32,11 +35,12 @@ class Login:
         self,
         settings: IamSettings,
         store: IamStore,
-        keys: KeyRing,
+        keys: SigningKeys,
         issuer: TokenIssuer,
         *,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        limits: LoginLimits | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -45,15 +49,16 @@ class Login:
         self._clock = clock
         self._dummy_hash: str | None = None
         self._hashing = asyncio.Semaphore(os.cpu_count() or 1)
-        window = settings.login_failure_window
-        self._by_uid = FailureLimiter(settings.login_failures_per_uid, window, clock=monotonic)
-        self._by_address = FailureLimiter(
-            settings.login_failures_per_address, window, clock=monotonic
+        self._limits = limits or LocalLoginLimits(
+            settings.login_failures_per_uid,
+            settings.login_failures_per_address,
+            settings.login_failure_window,
+            clock=monotonic,
         )
 
     async def with_password(self, uid: str, password: str, *, srcip: str) -> IssuedToken:
-        self._admit(uid, srcip)
-        user = await self._store.find_user(uid)
+        await self._admit(uid, srcip)
+        user = await self._lookup(uid, srcip)
         # Unknown users, service accounts and password-less users cost one hash as well, so
         # that the answer's timing does not tell which uids exist.
         stored = user.password_hash if user is not None else None
@@ -66,11 +71,11 @@ class Login:
             self._refuse(uid, srcip, "unknown user")
         if stored is None or not ok:
             self._refuse(uid, srcip, "no password set" if stored is None else "wrong password")
-        return self._grant(uid, srcip, "password")
+        return await self._grant(uid, srcip, "password")
 
     async def with_service_token(self, uid: str, token: str, *, srcip: str) -> IssuedToken:
-        self._admit(uid, srcip)
-        user = await self._store.find_user(uid)
+        await self._admit(uid, srcip)
+        user = await self._lookup(uid, srcip)
         if user is None or user.public_key is None:
             self._refuse(uid, srcip, "unknown user" if user is None else "not a service account")
         try:
@@ -88,7 +93,15 @@ class Login:
             self._refuse(uid, srcip, "stored public key unusable")
         if claims.uid != uid:
             self._refuse(uid, srcip, "service login token for another uid")
-        return self._grant(uid, srcip, "service login token")
+        return await self._grant(uid, srcip, "service login token")
+
+    async def _lookup(self, uid: str, srcip: str) -> User | None:
+        try:
+            return await self._store.find_user(uid)
+        except Unavailable:
+            # The store is down (503): not a failed attempt of the caller's.
+            await self._limits.refund(uid, srcip)
+            raise
 
     async def prepare(self) -> None:
         """Make the dummy hash now, so no login pays for it."""
@@ -99,22 +112,19 @@ class Login:
             self._dummy_hash = await asyncio.to_thread(dummy_hash, self._settings.scrypt_log2_n)
         return self._dummy_hash
 
-    def _admit(self, uid: str, srcip: str) -> None:
-        wait = max(self._by_uid.retry_after(uid), self._by_address.retry_after(srcip))
+    async def _admit(self, uid: str, srcip: str) -> None:
+        wait = await self._limits.admit(uid, srcip)
         if wait > 0:
             audit_event("login", "deny", uid=uid, srcip=srcip, reason="too many failed logins")
             raise TooManyRequests(
                 "Too many failed login attempts; try again later", retry_after=whole_seconds(wait)
             )
-        self._by_uid.failed(uid)
-        self._by_address.failed(srcip)
 
     def _refuse(self, uid: str, srcip: str, reason: str) -> NoReturn:
         audit_event("login", "deny", uid=uid, srcip=srcip, reason=reason)
         raise AuthenticationError(LOGIN_FAILED)
 
-    def _grant(self, uid: str, srcip: str, method: str) -> IssuedToken:
-        self._by_uid.reset(uid)
-        self._by_address.refund(srcip)
+    async def _grant(self, uid: str, srcip: str, method: str) -> IssuedToken:
+        await self._limits.succeeded(uid, srcip)
         audit_event("login", "allow", uid=uid, srcip=srcip, reason=method)
         return self._issuer.issue(uid)

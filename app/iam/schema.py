@@ -39,3 +39,51 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX aces_by_principal ON aces (kind, principal)",
     ],
 ]
+
+MIGRATIONS.append(
+    # 2: the signing key ring in the database (used on PostgreSQL, where replicas share it;
+    # SQLite keeps its keys in files, key_ring.py). Private keys are sealed (sealing.py).
+    [
+        """CREATE TABLE signing_keys (
+            kid TEXT PRIMARY KEY,
+            private_key TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            retired_at DOUBLE PRECISION
+        )""",
+        """CREATE TABLE keyring (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            current_kid TEXT NOT NULL REFERENCES signing_keys (kid)
+        )""",
+    ]
+)
+
+MIGRATIONS.append(
+    # 3: stream slots held by gateway replicas for the per-identity caps, as leases a replica
+    # renews while it lives (app/gateway/leases.py; used on PostgreSQL).
+    [
+        """CREATE TABLE stream_leases (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            uid TEXT NOT NULL,
+            replica TEXT NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX stream_leases_by_uid ON stream_leases (kind, uid)",
+        "CREATE INDEX stream_leases_by_replica ON stream_leases (replica)",
+    ]
+)
+
+MIGRATIONS.append(
+    # 4: failed-login token buckets shared by the replicas (app/iam/login_limits.py; used on
+    # PostgreSQL). scope: 'uid' or 'address'.
+    [
+        """CREATE TABLE login_buckets (
+            scope TEXT NOT NULL,
+            key TEXT NOT NULL,
+            tokens DOUBLE PRECISION NOT NULL,
+            updated DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (scope, key)
+        )""",
+        "CREATE INDEX login_buckets_by_age ON login_buckets (updated)",
+    ]
+)

@@ -19,27 +19,60 @@ from types import TracebackType
 from app.authn import JwtAuthenticator
 from app.iam.key_ring import KeyRing, SigningKey
 from app.iam.login import Login
+from app.iam.login_limits import LoginLimits, SharedLoginLimits
+from app.iam.pg import PgDatabase
+from app.iam.sealing import Sealer
 from app.iam.settings import IamSettings
+from app.iam.signing import SigningKeys
 from app.iam.store import IamStore
+from app.iam.stored_keys import StoredKeyRing
 from app.iam.tokens import IamKeys, TokenIssuer
 
 
 class Iam:
     def __init__(self, settings: IamSettings, *, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
-        self.store = IamStore(settings.db_path, busy_timeout=settings.busy_timeout)
-        self.keys = KeyRing(settings.keys_dir, token_lifetime=settings.token_lifetime, clock=clock)
+        self._ring: KeyRing | None = None
+        self._stored: StoredKeyRing | None = None
+        self.keys: SigningKeys
+        if settings.database_url is None:
+            self.store = IamStore(settings.db_path, busy_timeout=settings.busy_timeout)
+            self.keys = self._ring = KeyRing(
+                settings.keys_dir, token_lifetime=settings.token_lifetime, clock=clock
+            )
+        else:
+            engine = PgDatabase(
+                settings.database_url.get_secret_value(), stale_grants=settings.stale_grants
+            )
+            self.store = IamStore(engine)
+            self.keys = self._stored = StoredKeyRing(
+                engine,
+                Sealer(settings.sealing_secret()),
+                token_lifetime=settings.token_lifetime,
+                clock=clock,
+            )
         self.issuer = TokenIssuer(self.keys, lifetime=settings.token_lifetime, clock=clock)
         # Verifies the IAM's own auth tokens: for the admin API here, and for the gateway.
         self.authenticator = JwtAuthenticator(
             IamKeys(self.keys), leeway=settings.leeway, clock=clock
         )
-        self.login = Login(settings, self.store, self.keys, self.issuer, clock=clock)
+        limits: LoginLimits | None = None
+        if isinstance(self.store.engine, PgDatabase):
+            limits = SharedLoginLimits(
+                self.store.engine,
+                settings.login_failures_per_uid,
+                settings.login_failures_per_address,
+                settings.login_failure_window,
+            )
+        self.login = Login(settings, self.store, self.keys, self.issuer, clock=clock, limits=limits)
 
     async def open(self) -> None:
         await self.store.open()
         try:
-            await asyncio.to_thread(self.keys.load)
+            if self._ring is not None:
+                await asyncio.to_thread(self._ring.load)
+            if self._stored is not None:
+                await self._stored.load()
             await self.login.prepare()
         except BaseException:
             await self.store.close()
@@ -65,4 +98,7 @@ class Iam:
         return self.keys.jwks()
 
     async def rotate_keys(self) -> SigningKey:
-        return await asyncio.to_thread(self.keys.rotate)
+        if self._stored is not None:
+            return await self._stored.rotate()
+        assert self._ring is not None
+        return await asyncio.to_thread(self._ring.rotate)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # DC/OS: EXPIRATION_AUTH_TOKEN_DAYS = 5 (reference/dcos-logs-api.md §5).
@@ -25,7 +25,8 @@ class IamSettings(BaseSettings):
     # First superuser, created when the store is empty; no password = one is generated.
     superuser_uid: str = Field(default=DEFAULT_SUPERUSER_UID, pattern=r"^[a-zA-Z0-9._@-]{1,96}$")
     superuser_password: SecretStr | None = None
-    # Failed logins allowed per window before 429 (per process: see ratelimit.py).
+    # Failed logins allowed per window before 429 (per process on SQLite, across replicas on
+    # PostgreSQL: see login_limits.py).
     login_failures_per_uid: int = Field(default=10, ge=1)
     login_failures_per_address: int = Field(default=30, ge=1)
     login_failure_window: float = Field(default=60.0, gt=0)
@@ -34,3 +35,37 @@ class IamSettings(BaseSettings):
     scrypt_log2_n: int = Field(default=15, ge=10, le=20)
     # How long a write waits for another process's write lock before answering 503.
     busy_timeout: float = Field(default=5.0, gt=0)
+    # PostgreSQL shared by every gateway replica (postgresql://user:pass@host/db); unset: the
+    # SQLite file `db_path`. On PostgreSQL the signing keys live in the database too, sealed
+    # with the key-encryption secret (a file, or the value itself): one of the two is needed.
+    database_url: SecretStr | None = None
+    key_encryption_key_file: Path | None = None
+    key_encryption_key: SecretStr | None = None
+    # Without the change signal (PostgreSQL unreachable), cached authorization decisions are
+    # trusted this long, then every decision needs the store (pg.py).
+    stale_grants: float = Field(default=30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _postgres_url(self) -> IamSettings:
+        url = self.database_url
+        if url is not None and not url.get_secret_value().startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("LOGWAY_IAM_DATABASE_URL must be a postgresql:// URL")
+        return self
+
+    def sealing_secret(self) -> bytes:
+        if self.key_encryption_key is not None:
+            return self.key_encryption_key.get_secret_value().encode()
+        if self.key_encryption_key_file is None:
+            raise ValueError(
+                "LOGWAY_IAM_DATABASE_URL needs LOGWAY_IAM_KEY_ENCRYPTION_KEY_FILE (or"
+                " LOGWAY_IAM_KEY_ENCRYPTION_KEY): the secret the signing keys are sealed with"
+            )
+        try:
+            return self.key_encryption_key_file.read_bytes()
+        except OSError as exc:
+            raise ValueError(
+                f"LOGWAY_IAM_KEY_ENCRYPTION_KEY_FILE: cannot read {self.key_encryption_key_file}"
+                f" ({exc.strerror})"
+            ) from None

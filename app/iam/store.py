@@ -8,8 +8,7 @@ is also the embedded authorizer's `GrantSource`.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from app.authz.model import Action, Grant
@@ -17,11 +16,16 @@ from app.core.errors import NotFound
 from app.iam import rows
 from app.iam.acl_store import AclStore
 from app.iam.db import Database
+from app.iam.engine import ChangeListener, Connection, Engine
 from app.iam.errors import Conflict
 from app.iam.records import Group, User
 
 _USER = "SELECT uid, description, password_hash, public_key FROM users"
 _INSERT_USER = "INSERT INTO users (uid, description, password_hash, public_key) VALUES (?,?,?,?)"
+# `ON CONFLICT DO NOTHING`: SQLite's INSERT OR IGNORE in the SQL PostgreSQL also speaks.
+_ADD_ACL = "INSERT INTO acls VALUES (?, ?) ON CONFLICT DO NOTHING"
+_ADD_GROUP = "INSERT INTO groups VALUES (?, ?) ON CONFLICT DO NOTHING"
+_ADD_ACE = "INSERT INTO aces VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
 _GRANTS = (
     "SELECT rid, action FROM aces WHERE kind = 'user' AND principal = ?"
     " UNION SELECT a.rid, a.action FROM aces a JOIN memberships m"
@@ -30,9 +34,15 @@ _GRANTS = (
 
 
 class IamStore:
-    def __init__(self, path: Path, *, busy_timeout: float = 5.0) -> None:
-        self._db = Database(path, busy_timeout=busy_timeout)
+    """Over an `Engine`: a path is the SQLite file (db.py), as before."""
+
+    def __init__(self, db: Path | Engine, *, busy_timeout: float = 5.0) -> None:
+        self._db: Engine = Database(db, busy_timeout=busy_timeout) if isinstance(db, Path) else db
         self.acls = AclStore(self._db)
+
+    @property
+    def engine(self) -> Engine:
+        return self._db
 
     async def open(self) -> None:
         await self._db.open()
@@ -43,7 +53,7 @@ class IamStore:
     # GrantSource (app.authz.model)
 
     async def grants_for(self, uid: str) -> Iterable[Grant]:
-        def query(conn: sqlite3.Connection) -> list[Grant]:
+        def query(conn: Connection) -> list[Grant]:
             return [Grant(rid, Action(a)) for rid, a in conn.execute(_GRANTS, (uid, uid))]
 
         return await self._db.read(query)
@@ -51,17 +61,23 @@ class IamStore:
     def generation(self) -> int:
         return self._db.generation()
 
+    def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
+        """Call `listener(topic)` on this event loop after every change of the IAM, from any
+        process or replica sharing the store: the hook that ends streams a revoke or a
+        deleted user no longer allows (issue 12). Returns the unsubscribe function."""
+        return self._db.subscribe(listener)
+
     # Users and service accounts
 
     async def create_user(self, user: User) -> None:
-        def insert(conn: sqlite3.Connection) -> None:
+        def insert(conn: Connection) -> None:
             rows.require_absent(conn, "user", user.uid)
             conn.execute(_INSERT_USER, _user_row(user))
 
         await self._db.write(insert)
 
     async def find_user(self, uid: str) -> User | None:
-        def query(conn: sqlite3.Connection) -> User | None:
+        def query(conn: Connection) -> User | None:
             found = conn.execute(f"{_USER} WHERE uid = ?", (uid,)).fetchone()
             return None if found is None else User(*found)
 
@@ -88,7 +104,7 @@ class IamStore:
     ) -> None:
         """Set the given fields; a user keeps its kind (password vs public key)."""
 
-        def update(conn: sqlite3.Connection) -> None:
+        def update(conn: Connection) -> None:
             found = conn.execute(f"{_USER} WHERE uid = ?", (uid,)).fetchone()
             if found is None:
                 raise NotFound(f"User '{uid}' not found")
@@ -115,14 +131,14 @@ class IamStore:
     # Groups and memberships
 
     async def create_group(self, group: Group) -> None:
-        def insert(conn: sqlite3.Connection) -> None:
+        def insert(conn: Connection) -> None:
             rows.require_absent(conn, "group", group.gid)
             conn.execute("INSERT INTO groups VALUES (?, ?)", _group_row(group))
 
         await self._db.write(insert)
 
     async def get_group(self, gid: str) -> Group:
-        def query(conn: sqlite3.Connection) -> Group:
+        def query(conn: Connection) -> Group:
             found = rows.row(conn, "SELECT gid, description FROM groups WHERE gid = ?", gid)
             if found is None:
                 raise NotFound(f"Group '{gid}' not found")
@@ -141,7 +157,7 @@ class IamStore:
         await self._db.write(lambda conn: rows.delete(conn, "group", gid))
 
     async def add_member(self, gid: str, uid: str) -> None:
-        def insert(conn: sqlite3.Connection) -> None:
+        def insert(conn: Connection) -> None:
             rows.require(conn, "group", gid)
             rows.require(conn, "user", uid)
             if rows.row(conn, "SELECT 1 FROM memberships WHERE gid = ? AND uid = ?", gid, uid):
@@ -151,7 +167,7 @@ class IamStore:
         await self._db.write(insert)
 
     async def remove_member(self, gid: str, uid: str) -> None:
-        def delete(conn: sqlite3.Connection) -> None:
+        def delete(conn: Connection) -> None:
             rows.require(conn, "group", gid)
             rows.require(conn, "user", uid)
             cursor = conn.execute("DELETE FROM memberships WHERE gid = ? AND uid = ?", (gid, uid))
@@ -161,7 +177,7 @@ class IamStore:
         await self._db.write(delete)
 
     async def members(self, gid: str) -> list[User]:
-        def query(conn: sqlite3.Connection) -> list[User]:
+        def query(conn: Connection) -> list[User]:
             rows.require(conn, "group", gid)
             sql = f"{_USER} WHERE uid IN (SELECT uid FROM memberships WHERE gid = ?) ORDER BY uid"  # noqa: S608
             return [User(*found) for found in conn.execute(sql, (gid,))]
@@ -169,7 +185,7 @@ class IamStore:
         return await self._db.read(query)
 
     async def groups_of(self, uid: str) -> list[Group]:
-        def query(conn: sqlite3.Connection) -> list[Group]:
+        def query(conn: Connection) -> list[Group]:
             rows.require(conn, "user", uid)
             found = conn.execute(
                 "SELECT gid, description FROM groups WHERE gid IN"
@@ -190,18 +206,16 @@ class IamStore:
         only if the store has no user at all. False if it has one (another worker may have
         won the race)."""
 
-        def create(conn: sqlite3.Connection) -> bool:
+        def create(conn: Connection) -> bool:
             if rows.row(conn, "SELECT 1 FROM users LIMIT 1"):
                 return False
             conn.execute(_INSERT_USER, _user_row(user))
-            conn.execute("INSERT OR IGNORE INTO acls VALUES (?, ?)", (rid, "Superuser"))
-            conn.execute(
-                "INSERT OR IGNORE INTO groups VALUES (?, ?)", (group.gid, group.description)
-            )
+            conn.execute(_ADD_ACL, (rid, "Superuser"))
+            conn.execute(_ADD_GROUP, _group_row(group))
             conn.execute("INSERT INTO memberships VALUES (?, ?)", (group.gid, user.uid))
             for kind, principal in (("user", user.uid), ("group", group.gid)):
                 conn.execute(
-                    "INSERT OR IGNORE INTO aces VALUES (?, ?, ?, ?)",
+                    _ADD_ACE,
                     (rid, kind, principal, Action.FULL.value),
                 )
             return True

@@ -17,7 +17,7 @@ from jose.backends.cryptography_backend import CryptographyRSAKey
 
 from app.authn import Claims, KeySet, Reason, StaticKeys, TokenRejected
 from app.authn.verify import ALGORITHM, RS256Key, parse, verify
-from app.iam.key_ring import KeyRing
+from app.iam.signing import SigningKeys
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,7 @@ class IssuedToken:
 
 class TokenIssuer:
     def __init__(
-        self, keys: KeyRing, *, lifetime: int, clock: Callable[[], float] = time.time
+        self, keys: SigningKeys, *, lifetime: int, clock: Callable[[], float] = time.time
     ) -> None:
         self._keys = keys
         self.lifetime = lifetime
@@ -61,7 +61,7 @@ class TokenIssuer:
 class IamKeys:
     """The `KeySource` of the IAM's own tokens: the published keys of the key ring."""
 
-    def __init__(self, keys: KeyRing) -> None:
+    def __init__(self, keys: SigningKeys) -> None:
         self._ring = keys
         self._kids: tuple[str, ...] = ()
         self._keys: StaticKeys | None = None
@@ -102,7 +102,7 @@ def verify_service_login(
     return verify(unverified, public_key, now=now, leeway=leeway)
 
 
-def is_iam_key(key: RS256Key, keys: KeyRing) -> bool:
+def is_iam_key(key: RS256Key, keys: SigningKeys) -> bool:
     """Whether `key` is one of the IAM's own (refused as a service account key, J24)."""
     return any(k.private_key.public_key().public_numbers() == key.numbers for k in keys.published())
 

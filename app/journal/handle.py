@@ -14,6 +14,11 @@ from systemd import journal as sd
 from app.core.errors import BadRequest, JournalError
 from app.journal.entry import Entry
 from app.journal.query import Query
+from app.journal.search import Search
+
+# Messages searched with one call (see `Search.matching`): small enough that stepping back
+# to decode a match is cheap, large enough that the call's own cost is spread thin.
+SCAN_CHUNK = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +38,9 @@ class JournalLocation:
                 reader = sd._Reader(sd.LOCAL_ONLY)
         except (OSError, ValueError) as exc:
             raise JournalError(f"Error opening journal {self.describe()}: {exc}") from exc
+        # The inotify watch: without it `process()` never sees a file journald opened after
+        # this handle (a rotation), and a reused handle stops at the old file's end.
+        reader.fileno()
         return Handle(reader)
 
     def describe(self) -> str:
@@ -108,8 +116,13 @@ class Handle:
                 self._tail()
         elif query.since is not None:
             self._seek_before_realtime(query.since)
-        skipped_next = self._forward(query.skip_next)
-        skipped_prev = self._back(query.skip_prev)
+        if query.search is not None:
+            # With grep=, skips count matches: `skip_prev=20` is the last 20 matches.
+            skipped_next = self._forward_matches(query.skip_next, query.search)
+            skipped_prev = self._back_matches(query.skip_prev, query.search)
+        else:
+            skipped_next = self._forward(query.skip_next)
+            skipped_prev = self._back(query.skip_prev)
         self._include_current = True
         return Skipped(skipped_next, skipped_prev)
 
@@ -189,7 +202,143 @@ class Handle:
             moved += 1
         return moved
 
+    def _message(self) -> bytes | None:
+        try:
+            value: bytes = self._r._get("MESSAGE")
+        except KeyError:
+            return None
+        return value
+
+    def _forward_matches(self, n: int, search: Search) -> int:
+        moved = 0
+        while moved < n and self._r._next():
+            self._at = _At.ON
+            if search.matches(self._message()):
+                moved += 1
+        return moved
+
+    def _back_matches(self, n: int, search: Search) -> int:
+        moved = 0
+        while moved < n and self._at is _At.ON:
+            hit = search.matches(self._message())
+            if not self._r._previous():
+                self._head()
+            if hit:
+                moved += 1
+        return moved
+
+    def around(self, n: int, reverse: bool) -> list[Entry]:
+        """Up to `n` entries just before the read position in read order (what a search
+        needs to rebuild its context), in read order; the position is kept."""
+        r = self._r
+        if n <= 0 or self._at is not _At.ON or self._pending is not None:
+            return []
+        here = r._get_cursor()
+        out: list[Entry] = []
+        if reverse:
+            while len(out) < n and r._next():
+                out.append(self.entry())
+        else:
+            out.append(self.entry())
+            while len(out) < n and r._previous():
+                out.append(self.entry())
+        r.seek_cursor(here)
+        r._next()
+        return out[::-1]
+
     # reading ------------------------------------------------------------------------
+
+    def scan_forward(self, max_scanned: int, search: Search) -> tuple[list[Entry], str | None]:
+        """The matches among the next `max_scanned` entries, and the cursor of the last one
+        looked at, or None when the journal ended. The scan reads MESSAGE alone and searches
+        a chunk of messages at once; only matches are decoded, found again by stepping back
+        (cheap: a chunk is short), which is what makes a rare match cheap to find."""
+        found: list[Entry] = []
+        scanned = 0
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            scanned += 1
+            if search.matches(pending.message):
+                found.append(pending)
+        r = self._r
+        step, get = r._next, r._get
+        ended = False
+        while scanned < max_scanned and not ended:
+            messages: list[bytes | None] = []
+            append = messages.append
+            for _ in range(min(SCAN_CHUNK, max_scanned - scanned)):
+                if not step():
+                    ended = True
+                    break
+                try:
+                    append(get("MESSAGE"))
+                except KeyError:
+                    append(None)
+            if not messages:
+                break
+            scanned += len(messages)
+            self._at = _At.ON
+            hits = search.matching(messages)
+            if hits:
+                found += self._collect(len(messages), hits, forward=True)
+        if ended or scanned < max_scanned:
+            return found, None
+        cursor: str = r._get_cursor()
+        return found, cursor
+
+    def scan_backward(self, max_scanned: int, search: Search) -> tuple[list[Entry], str | None]:
+        """As `scan_forward`, newest first."""
+        found: list[Entry] = []
+        if self._at is _At.HEAD:
+            return found, None
+        r = self._r
+        get, back = r._get, r._previous
+        scanned = 0
+        at_head = False
+        while scanned < max_scanned and not at_head:
+            want = min(SCAN_CHUNK, max_scanned - scanned)
+            messages: list[bytes | None] = []
+            while len(messages) < want:
+                if self._include_current:
+                    self._include_current = False
+                elif not back():
+                    at_head = True
+                    break
+                try:
+                    messages.append(get("MESSAGE"))
+                except KeyError:
+                    messages.append(None)
+            scanned += len(messages)
+            hits = search.matching(messages)
+            if hits:
+                found += self._collect(len(messages), hits, forward=False)
+            if not messages:
+                break
+        if at_head or scanned < max_scanned:
+            self._head()
+            return found, None
+        cursor: str = r._get_cursor()
+        return found, cursor
+
+    def _collect(self, count: int, hits: list[int], *, forward: bool) -> list[Entry]:
+        """The entries at `hits` (indices in read order) of the `count` just scanned, the
+        handle being on the last of them; it is left there."""
+        r = self._r
+        here = r._get_cursor()
+        wanted = set(hits)
+        out: list[Entry] = []
+        i = count - 1
+        back = r._previous if forward else r._next
+        while True:
+            if i in wanted:
+                out.append(self.entry())
+            if i == hits[0] or not back():
+                break
+            i -= 1
+        r.seek_cursor(here)
+        r._next()
+        out.reverse()
+        return out
 
     def read_forward(self, max_entries: int) -> list[Entry]:
         batch: list[Entry] = []

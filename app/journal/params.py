@@ -15,6 +15,7 @@ from starlette.datastructures import QueryParams
 from app.core.errors import BadRequest
 from app.journal.cursor import parse_cursor
 from app.journal.query import Query
+from app.journal.search import Search, parse_search
 
 UINT64_MAX = 2**64 - 1
 INT64_MAX = 2**63 - 1
@@ -131,6 +132,11 @@ def validate_path_value(name: str, value: str) -> str:
     return value
 
 
+def search_params(params: QueryParams) -> Search | None:
+    """`grep=RE` (repeatable, any matches) and `context=N` (app/journal/search.py)."""
+    return parse_search(params.getlist("grep"), _one(params, "context"))
+
+
 def v1_query(
     params: QueryParams,
     *,
@@ -166,6 +172,7 @@ def v1_query(
         reverse=reverse,
         since=parse_time(params, "since"),
         until=parse_time(params, "until"),
+        search=search_params(params),
     )
 
 
@@ -210,4 +217,5 @@ def v2_query(
         limit=limit or None,
         since=parse_time(params, "since"),
         until=parse_time(params, "until"),
+        search=search_params(params),
     )

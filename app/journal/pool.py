@@ -51,6 +51,9 @@ class HandlePool:
             if handle is None:
                 handle = await self.run(self.location.open)
                 self.open_handles += 1
+            else:
+                # Files journald added (rotation) or removed since the handle was last used.
+                await self.run(handle.process)
         except BaseException:
             self._slots.release()
             raise

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.journal.entry import Entry
+from app.journal.search import Search
 
 Predicate = Callable[[Entry], bool]
 
@@ -33,6 +34,8 @@ class Query:
     reverse: bool = False
     since: int | None = None  # realtime µs, inclusive
     until: int | None = None  # realtime µs, inclusive
+    # grep=/context=: skips and limit then count matches (app/journal/search.py).
+    search: Search | None = None
     _groups: dict[str, frozenset[bytes]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

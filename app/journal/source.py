@@ -13,14 +13,19 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from app.journal.cursor import seqnum_of
 from app.journal.entry import Entry
 from app.journal.handle import Handle, JournalLocation, Skipped
 from app.journal.pool import HandlePool, Lease
 from app.journal.prefetch import Prefetch
 from app.journal.query import Query
+from app.journal.search import Selector
 from app.journal.tail import Lagged, LiveTail, Subscription
 
 READ_BATCH = 500
+# A search without context looks at this many entries per step on the journal thread
+# (decoding only the matches); the client's departure is noticed between steps.
+SCAN_BATCH = 5000
 JOURNAL_THREADS = 8
 HEARTBEAT_INTERVAL = 15.0
 
@@ -56,10 +61,17 @@ class Journal:
             skipped = await lease.call(lease.handle.position, query)
             # A follower must not take from the live tail what lies before its start.
             anchor = await lease.call(lease.handle.anchor) if follow else None
+            before: list[Entry] = []
+            if query.search is not None and query.search.context:
+                size = query.search.prime_size
+                before = await lease.call(lease.handle.around, size, query.reverse)
         except BaseException:
             lease.release()
             raise
-        return Reading(self, lease, query, skipped, follow=follow, anchor=anchor)
+        reading = Reading(self, lease, query, skipped, follow=follow, anchor=anchor)
+        if reading.selector is not None and before:
+            reading.selector.prime([e for e in before if query.in_time_window(e)])
+        return reading
 
     async def unique(self, field: str) -> list[str]:
         lease = await self.pool.lease()
@@ -88,12 +100,15 @@ class Reading:
         self.query = query
         self.skipped = skipped
         self.follow = follow
-        self._remaining = query.limit if query.limit else None
+        # With grep=, the selector counts matches against the limit (and adds context).
+        self.selector = Selector(query.search, limit=query.limit) if query.search else None
+        self._remaining = query.limit if query.limit and self.selector is None else None
         # The last entry delivered (or, for a follow, the one just before its start): what
         # the live tail offers at or before it is not this reader's.
         self._last: Entry | None = anchor
         # A follow ends here (unix time): the caller's credential expires then (J27).
         self.deadline: float | None = None
+        self._scan_end = ""  # a scanning read's last entry looked at ('' at the end)
 
     async def aclose(self) -> None:
         if self._lease is not None:
@@ -104,6 +119,11 @@ class Reading:
             self._sub = None
 
     def _take(self, entries: list[Entry]) -> list[Entry]:
+        if self.selector is not None:
+            # What was looked at, not what was sent, bounds what the live tail may add.
+            if entries:
+                self._last = entries[-1]
+            return self.selector.feed(entries)
         if self._remaining is not None:
             entries = entries[: self._remaining]
             self._remaining -= len(entries)
@@ -113,7 +133,26 @@ class Reading:
 
     @property
     def _exhausted(self) -> bool:
+        if self.selector is not None:
+            return self.selector.done
         return self._remaining is not None and self._remaining <= 0
+
+    @property
+    def _scanning(self) -> bool:
+        """A search without context: only matches need decoding."""
+        search = self.query.search
+        return search is not None and not search.context
+
+    async def count(self) -> int:
+        """How many entries (with grep=: matches) the range would send, without sending."""
+        total = 0
+        try:
+            async for entries, _ in self._range(None):
+                if self.selector is None:
+                    total += len(entries)
+        finally:
+            await self.aclose()
+        return self.selector.matched if self.selector is not None else total
 
     async def batches(self, *, heartbeat: float = HEARTBEAT_INTERVAL) -> AsyncIterator[list[Entry]]:
         """Lists of entries; while following, [] after `heartbeat` seconds idle."""
@@ -142,8 +181,13 @@ class Reading:
     ) -> AsyncIterator[tuple[list[Entry], bytes]]:
         lease = self._lease
         assert lease is not None
-        read = lease.handle.read_backward if self.query.reverse else lease.handle.read_forward
+        read: Callable[[int], list[Entry]] = (
+            lease.handle.read_backward if self.query.reverse else lease.handle.read_forward
+        )
         size = self._journal.settings.read_batch
+        if self._scanning:
+            read = self._scanner(lease.handle)
+            size = SCAN_BATCH
         ahead = Prefetch(lease, lambda: self._range_step(read, size, encode), lambda r: r[2])
         try:
             while True:
@@ -155,6 +199,20 @@ class Reading:
         finally:
             ahead.close()
 
+    def _scanner(self, handle: Handle) -> Callable[[int], list[Entry]]:
+        """`read` for a search without context: the matches of the next `size` entries.
+        Sets `_scan_end` to the last entry looked at ('' when the journal ended)."""
+        search = self.query.search
+        assert search is not None
+        scan = handle.scan_backward if self.query.reverse else handle.scan_forward
+
+        def read(size: int) -> list[Entry]:
+            found, last = scan(size, search)
+            self._scan_end = "" if last is None else last
+            return found
+
+        return read
+
     def _range_step(
         self,
         read: Callable[[int], list[Entry]],
@@ -165,9 +223,17 @@ class Reading:
         if self._exhausted:
             return [], b"", True
         batch = read(size)
-        if not batch:
+        if self._scanning:
+            end = self._scan_end
+            if not batch and not end:
+                return [], b"", True
+            past_window = not end or self._beyond_window_at(_realtime(end))
+            if not batch:
+                return [], b"", past_window
+        elif not batch:
             return [], b"", True
-        past_window = self._beyond_window(batch)
+        else:
+            past_window = self._beyond_window_at(batch[-1].realtime)
         q = self.query
         if q.since is not None or q.until is not None:
             batch = [e for e in batch if q.in_time_window(e)]
@@ -175,26 +241,25 @@ class Reading:
         data = encode(entries) if encode is not None and entries else b""
         return entries, data, past_window or self._exhausted
 
-    def _beyond_window(self, batch: list[Entry]) -> bool:
+    def _beyond_window_at(self, realtime: int) -> bool:
         q = self.query
-        if q.since is None and q.until is None:
-            return False
         if q.reverse:
-            return q.since is not None and batch[-1].realtime < q.since
-        return q.until is not None and batch[-1].realtime > q.until
+            return q.since is not None and realtime < q.since
+        return q.until is not None and realtime > q.until
 
     async def _follow(self, heartbeat: float) -> AsyncIterator[list[Entry]]:
         query = self.query
         while True:
             sub = self._sub = self._journal.tail.subscribe(query)
             try:
-                async for batch in self._catch_up(sub.start):
+                async for batch in self._catch_up(sub.start, heartbeat):
                     yield batch
                     if self._exhausted or self._expired():
                         return
                 if self._lease is not None:
                     self._lease.release()
                     self._lease = None
+                quiet_since = time.monotonic()
                 while True:
                     idle = heartbeat
                     if self.deadline is not None:
@@ -213,7 +278,11 @@ class Reading:
                         if entries:
                             yield entries
                         return
-                    yield self._take(entries)
+                    taken = self._take(entries)
+                    if taken or not entries or time.monotonic() - quiet_since >= heartbeat:
+                        # [] only when idle: a search's non-matching lines are not a ping each.
+                        quiet_since = time.monotonic()
+                        yield taken
                     if self._exhausted:
                         return
             except Lagged:
@@ -225,22 +294,39 @@ class Reading:
     def _expired(self) -> bool:
         return self.deadline is not None and time.time() >= self.deadline
 
-    async def _catch_up(self, cutoff: Entry | None) -> AsyncIterator[list[Entry]]:
+    async def _catch_up(self, cutoff: Entry | None, heartbeat: float) -> AsyncIterator[list[Entry]]:
+        """Up to and including `cutoff`, on our own handle. A search may scan long without
+        a match: [] every `heartbeat` seconds keeps the client's stream alive meanwhile."""
         lease = self._lease
         if lease is None or cutoff is None:
             return
         stop = cutoff.seqnum
         size = self._journal.settings.read_batch
+        read: Callable[[int], list[Entry]] = lease.handle.read_forward
+        if self._scanning:
+            read, size = self._scanner(lease.handle), SCAN_BATCH
+        quiet_since = time.monotonic()
         while True:
-            batch = await lease.call(lease.handle.read_forward, size)
-            if not batch:
+            batch = await lease.call(read, size)
+            if self._scanning:
+                end = self._scan_end
+                done = not end or seqnum_of(end).after(stop)
+            elif not batch:
                 return
-            done = batch[-1].seqnum.after(stop)
+            else:
+                done = batch[-1].seqnum.after(stop)
             if done:
                 batch = [e for e in batch if not e.seqnum.after(stop)]
             entries = self._take([e for e in batch if self.query.in_time_window(e)])
+            if self._scanning and not done and self._scan_end:
+                # Looked at up to there: the live tail must not hand us those again.
+                self._last = Entry({}, self._scan_end)
             if entries:
+                quiet_since = time.monotonic()
                 yield entries
+            elif time.monotonic() - quiet_since >= heartbeat:
+                quiet_since = time.monotonic()
+                yield []
             if done or self._exhausted:
                 return
 
@@ -251,6 +337,10 @@ class Reading:
         handle = self._lease.handle
         after = self._last or lagged.start
         await self._lease.call(_resume_after, handle, self.query, after)
+
+
+def _realtime(cursor: str) -> int:
+    return int(cursor.split(";", 5)[4][2:], 16)
 
 
 def _resume_after(handle: Handle, query: Query, after: Entry | None) -> None:

@@ -28,11 +28,10 @@ from app.merge.cursor import (
     pack,
     unpack,
 )
+from app.proxy.sse import MAX_EVENT_BYTES, SseError, SseParser
 
 _CURSOR_KEY = b',"cursor":"'
 _AGENT_KEY = b'"AGENT_ID":'
-_ID = b"id: "
-_DATA = b"\ndata: "
 
 
 class Cover:
@@ -130,50 +129,31 @@ class LineParser:
 
 
 class EventParser:
-    """A node reader's event stream → entries of one agent: `id: <cursor>` + `data: <JSON>`
-    per event; comments (`: ping`) and anything without both fields are skipped. A partial
-    last event waits for the next chunk, so a broken connection loses no whole event."""
+    """A node reader's event stream → entries of one agent, through the one SSE reader
+    (`app.proxy.sse`): each event with its own `id: <cursor>` and `data: <JSON>` is an entry;
+    comments (`: ping`) and events without both are skipped. A partial last event waits for
+    the next chunk, so a broken connection loses no whole event; an event over
+    `max_event_bytes` is a `BadEntry`."""
 
-    def __init__(self, agent: str) -> None:
+    def __init__(self, agent: str, *, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
         self.agent = agent
-        self._pending = b""
+        self._sse = SseParser(max_event_bytes=max_event_bytes)
 
     def feed(self, chunk: bytes, arrived: float = 0.0) -> list[MergedEntry]:
-        data = self._pending + chunk if self._pending else chunk
-        if b"\r" in data:  # the node writes LF only; any other server gets normalised
-            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        events = data.split(b"\n\n")
-        self._pending = events.pop()
-        out: list[MergedEntry] = []
+        try:
+            events = self._sse.feed(chunk)
+        except SseError as exc:
+            raise BadEntry(str(exc)) from None
+        self._sse.comments.clear()  # a node reader's comments are keepalives
         agent = self.agent
-        for event in events:
-            if event.startswith(_ID):
-                cut = event.find(_DATA)
-                if cut > 0:
-                    cursor = event[4:cut].decode("ascii", "replace")
-                    out.append(MergedEntry(agent, cursor, event[cut + 7 :], arrived))
-                    continue
-            entry = self._slow(event, arrived)
-            if entry is not None:
-                out.append(entry)
-        return out
-
-    def _slow(self, event: bytes, arrived: float) -> MergedEntry | None:
-        cursor: str | None = None
-        data: list[bytes] = []
-        for line in event.split(b"\n"):
-            name, _, value = line.partition(b":")
-            value = value[1:] if value.startswith(b" ") else value
-            if name == b"id":
-                cursor = value.decode("ascii", "replace")
-            elif name == b"data":
-                data.append(value)
-        if cursor is None or not data:
-            return None
-        return MergedEntry(self.agent, cursor, b"\n".join(data), arrived)
+        return [
+            MergedEntry(agent, e.id, e.data, arrived)
+            for e in events
+            if e.named and e.id is not None
+        ]
 
     def discard_partial(self) -> None:
-        self._pending = b""
+        self._sse.discard_partial()
 
 
 class Positions:

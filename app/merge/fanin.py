@@ -71,6 +71,7 @@ class Requester:
     token: TokenProvider
     filters: tuple[tuple[str, str], ...] = ()  # the client's, on fields the gateway leaves
     until: int | None = None
+    grep: tuple[str, ...] = ()  # the client's patterns: every node reader searches its part
     # How long a range waits for an agent's answer before leaving it out (a frozen reader
     # would otherwise hold the whole read for the upstream read timeout).
     answer_timeout: float | None = None
@@ -88,6 +89,7 @@ def upstream_query(
 ) -> bytes:
     params = [("filter", f"CONTAINER_ID:{c}") for c in spec.containers]
     params += [("filter", f"{name}:{value}") for name, value in requester.filters]
+    params += [("grep", pattern) for pattern in requester.grep]
     if start.cursor is not None:
         params.append(("cursor", start.cursor))
     elif start.since is not None:

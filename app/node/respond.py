@@ -7,15 +7,21 @@ heartbeats while idle; the reading is released when the client goes away.
 
 from __future__ import annotations
 
+import asyncio
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
-from starlette.responses import Response, StreamingResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from app.journal.encoders import SSE, Encoder
 from app.journal.source import Reading
+
+T = TypeVar("T")
+CLIENT_GONE = 499  # nginx's "client closed request": nobody reads this answer
 
 COMMON_HEADERS = {"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"}
 GZIP_WBITS = 31  # zlib: gzip container
@@ -54,17 +60,49 @@ async def _gzip(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     yield compressor.flush()
 
 
+class ClientGone(Exception):
+    """The client left before the answer was ready."""
+
+
+async def unless_gone(request: Request | None, work: Awaitable[T]) -> T:
+    """`work`, cancelled if the client disconnects first (a search for a rare match can
+    scan a long time before its first byte: it must not outlive its client)."""
+    if request is None:
+        return await work
+    task = asyncio.ensure_future(work)
+
+    async def gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait((task,))
+    if task.cancelled():
+        raise ClientGone
+    return task.result()
+
+
 async def range_response(
     reading: Reading,
     encoder: Encoder,
     *,
     skip_headers: bool = True,
     download_name: str | None = None,
+    request: Request | None = None,
 ) -> Response:
     headers = {**COMMON_HEADERS, **(_skip_headers(reading) if skip_headers else {})}
     chunks = reading.encoded(encoder.encode)
     try:
-        first = await anext(chunks, None)
+        first = await unless_gone(request, anext(chunks, None))
+    except ClientGone:
+        await reading.aclose()
+        return Response(status_code=CLIENT_GONE)
     except BaseException:
         await reading.aclose()
         raise
@@ -79,6 +117,16 @@ async def range_response(
     else:
         headers["Content-Type"] = encoder.media_type
     return StreamingResponse(body, headers=headers, background=BackgroundTask(reading.aclose))
+
+
+async def count_response(reading: Reading, request: Request) -> Response:
+    """`{"entries": N}`: what the range would send (with grep=, its matches)."""
+    try:
+        n = await unless_gone(request, reading.count())
+    except ClientGone:
+        await reading.aclose()
+        return Response(status_code=CLIENT_GONE)
+    return JSONResponse({"entries": n}, headers=COMMON_HEADERS)
 
 
 def stream_response(

@@ -3,18 +3,20 @@ file routes (reference §2.3), served from the task's journal lines."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from starlette.responses import JSONResponse, Response
 
 from app.core.errors import BadRequest, NotFound
-from app.journal.encoders import SSE, Encoder, encoder_for, file_encoder_for, negotiate
+from app.journal.encoders import SSE, TEXT, Encoder, encoder_for, file_encoder_for, negotiate
 from app.journal.params import v1_query, v2_query, validate_path_value
 from app.journal.query import Query
+from app.journal.search import SearchEncoder
 from app.journal.source import Journal
 from app.node.deps import JournalDep, node_services
-from app.node.respond import range_response, stream_response
+from app.node.respond import count_response, range_response, stream_response
 
 # /v1/fields/{field} answers only for these (dcos-log's allow-list, case-sensitive).
 ALLOWED_FIELDS = ("FRAMEWORK_ID", "AGENT_ID", "EXECUTOR_ID", "CONTAINER_ID", "STREAM")
@@ -43,6 +45,13 @@ def _task_matches(fid: str, eid: str, cid: str) -> list[tuple[str, str]]:
     ]
 
 
+def searching(query: Query, encoder: Encoder) -> Encoder:
+    """With grep=: entries marked as match or context (`--` between groups in text)."""
+    if query.search is None:
+        return encoder
+    return SearchEncoder(encoder, text=encoder.media_type == TEXT)
+
+
 async def _v1_range(
     request: Request,
     journal: Journal,
@@ -53,12 +62,25 @@ async def _v1_range(
         request.query_params, stream=False, last_event_id=None, path_matches=matches or ()
     )
     media = negotiate(request.headers.get("accept"))
+    encoder = searching(query, encoder_for(media, stream=False))
     reading = await journal.open(query)
     if download is not None:
         postfix = request.query_params.get("postfix")
         name = "-".join(p for p in (download, postfix) if p)
-        return await range_response(reading, encoder_for(media, stream=False), download_name=name)
-    return await range_response(reading, encoder_for(media, stream=False))
+        return await range_response(reading, encoder, download_name=name, request=request)
+    return await range_response(reading, encoder, request=request)
+
+
+async def _v1_count(
+    request: Request, journal: Journal, matches: list[tuple[str, str]] | None = None
+) -> Response:
+    """`{"entries": N}`: how many entries (with grep=, matches) the range would send."""
+    query = v1_query(
+        request.query_params, stream=False, last_event_id=None, path_matches=matches or ()
+    )
+    if query.search is not None and query.search.context:
+        query = replace(query, search=replace(query.search, context=0))
+    return await count_response(await journal.open(query), request)
 
 
 async def _v1_stream(
@@ -71,10 +93,11 @@ async def _v1_stream(
         path_matches=matches or (),
     )
     media = negotiate(request.headers.get("accept"))
+    encoder = searching(query, encoder_for(media, stream=True))
     reading = await journal.open(query, follow=True)
     return stream_response(
         reading,
-        encoder_for(media, stream=True),
+        encoder,
         heartbeat=node_services(request).heartbeat,
         deadline=token_deadline(request),
     )
@@ -83,6 +106,22 @@ async def _v1_stream(
 @router.get("/v1/range/")
 async def v1_range(request: Request, journal: JournalDep) -> Response:
     return await _v1_range(request, journal)
+
+
+@router.get("/v1/count/")
+async def v1_count(request: Request, journal: JournalDep) -> Response:
+    return await _v1_count(request, journal)
+
+
+@router.get("/v1/count/framework/{framework_id}/executor/{executor_id}/container/{container_id}")
+async def v1_task_count(
+    request: Request,
+    journal: JournalDep,
+    framework_id: Segment,
+    executor_id: Segment,
+    container_id: Segment,
+) -> Response:
+    return await _v1_count(request, journal, _task_matches(framework_id, executor_id, container_id))
 
 
 @router.get("/v1/range/download")
@@ -148,6 +187,7 @@ async def v1_fields(field: str, journal: JournalDep) -> Response:
 async def _v2_read(request: Request, journal: Journal, query: Query, encoder: Encoder) -> Response:
     # v2 has no stream URL: an event-stream Accept follows, anything else is a range.
     follow = encoder.media_type == SSE
+    encoder = searching(query, encoder)
     reading = await journal.open(query, follow=follow)
     if follow:
         heartbeat = node_services(request).heartbeat
@@ -158,7 +198,7 @@ async def _v2_read(request: Request, journal: Journal, query: Query, encoder: En
             deadline=token_deadline(request),
             skip_headers=False,
         )
-    return await range_response(reading, encoder, skip_headers=False)
+    return await range_response(reading, encoder, skip_headers=False, request=request)
 
 
 async def _v2_component(request: Request, journal: Journal, unit: str | None) -> Response:

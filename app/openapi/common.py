@@ -129,8 +129,9 @@ RESPONSES: Json = {
     ),
     "FollowLimit": _problem(
         "Only when following (v1 `stream/`, or v2 with `Accept: text/event-stream`): the caller "
-        "already holds as many follows through this gateway as `max_follows_per_identity` "
-        "allows. Retry after `Retry-After` seconds, or close one.",
+        "already holds as many follows as `max_follows_per_identity` allows (through this "
+        "gateway process, or across every replica on the PostgreSQL IAM store). Retry after "
+        "`Retry-After` seconds, or close one.",
         headers={"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
     ),
     "MergeLimit": _problem(

@@ -59,6 +59,8 @@ MERGED = {
     "role_stream": (Reading.MERGED_STREAM, "A role's tasks on every agent, merged: followed"),
     "app_range": (Reading.MERGED_RANGE, "An app's or group's tasks, merged: a range"),
     "app_stream": (Reading.MERGED_STREAM, "An app's or group's tasks, merged: followed"),
+    "role_count": (Reading.MERGED_COUNT, "A role's merged range: how many entries (matches)"),
+    "app_count": (Reading.MERGED_COUNT, "An app's merged range: how many entries (matches)"),
 }
 # Routes left out, and why.
 OMIT = {"other_metadata": "only answers 404 for metadata the gateway does not have"}
@@ -118,6 +120,8 @@ class Plain:
     errors: tuple[str, ...] = ("Unauthorized", "ClusterUnavailable")
     schema: Json | None = None  # default: a string for text, an object for JSON
     description: str | None = None  # of the answer; default: the summary
+    tag: str = ""  # default: discovery (ops for the ops routes)
+    status: str = "200"
 
 
 _CAPABILITIES_SCHEMA = {
@@ -191,6 +195,30 @@ PLAIN: dict[tuple[str, str], Plain] = {
         media=TEXT,
         errors=("Unauthorized", "Forbidden"),
     ),
+    ("GET", "/console/api/catalog"): Plain(
+        "console_catalog",
+        "The console's list: the nodes (system-logs holders only), apps, roles and tasks the "
+        "caller may read, from the same filtered cluster state as `/mesos/master/state`",
+        tag="console",
+    ),
+    ("POST", "/console/api/logout"): Plain(
+        "console_logout",
+        "Sign out of the console: clears the auth cookie (refused cross-origin)",
+        media=TEXT,
+        errors=(),
+        tag="console",
+        status="204",
+    ),
+    ("GET", "/console/{rest}"): Plain(
+        "console_page",
+        "The console's page, for every console URL (`/console/nodes/<agent id>`, `/console/"
+        "tasks/<task id>`, `/console/apps/<app id>`, `/console/roles/<role>`); it carries no "
+        "data: the page reads the log routes itself",
+        media="text/html",
+        schema={"type": "string"},
+        errors=(),
+        tag="console",
+    ),
 }
 # Routes the route table (app.authz.route_table) does not name but that take no token.
 EXTRA_PUBLIC = frozenset({"/acs/api/v1/auth/logout"})
@@ -220,6 +248,7 @@ TAGS = [
     {"name": "iam", "description": "Identity and access management (DC/OS IAM API)."},
     {"name": "discovery", "description": "What the dcos CLI asks before reading logs."},
     {"name": "ops", "description": "Operating the gateway."},
+    {"name": "console", "description": "The browser console (`/console/`)."},
 ]
 
 
@@ -348,7 +377,8 @@ def _other(route: RouteInfo, method: str, fastapi_op: Json) -> Json:
     plain = PLAIN.get((method, route.path_format))
     if plain is not None:
         op = _plain(fastapi_op, plain)
-        tag = "ops" if plain.operation_id in ("healthz", "readyz", "metrics") else "discovery"
+        ops = plain.operation_id in ("healthz", "readyz", "metrics")
+        tag = plain.tag or ("ops" if ops else "discovery")
         _finish(op, route.path_format, tag, plain.errors)
         return op
     return _unknown(route, fastapi_op)
@@ -364,7 +394,9 @@ def _plain(fastapi_op: Json, plain: Plain) -> Json:
         operationId=plain.operation_id,
         summary=plain.summary,
         responses={
-            "200": {"description": description, "content": {plain.media: {"schema": schema}}}
+            plain.status: {"description": description}
+            if plain.status == "204"
+            else {"description": description, "content": {plain.media: {"schema": schema}}}
         },
     )
     return op

@@ -33,6 +33,8 @@ NODE_OPS: dict[str, NodeOp] = {
         "Entries whose FRAMEWORK_ID, EXECUTOR_ID and CONTAINER_ID are the path's (stdout and "
         "stderr: filter on `STREAM:STDOUT` or `STREAM:STDERR`).",
     ),
+    "v1_count": NodeOp(Reading.V1_COUNT, "The whole journal: how many entries a range has"),
+    "v1_task_count": NodeOp(Reading.V1_COUNT, "A task's journal: how many entries a range has"),
     "v1_task_download": NodeOp(Reading.V1_DOWNLOAD, "A task's journal entries, gzipped"),
     "v1_stream": NodeOp(Reading.V1_STREAM, "The whole journal, followed"),
     "v1_task_stream": NodeOp(Reading.V1_STREAM, "A task's journal entries, followed"),

@@ -22,15 +22,22 @@ class Reading(enum.StrEnum):
     V1_DOWNLOAD = "v1-download"  # the same, gzipped as a file
     V1_STREAM = "v1-stream"  # follows
     V1_FIELDS = "v1-fields"  # a field's values, JSON
+    V1_COUNT = "v1-count"  # a v1 range's size (with grep=: its matches), JSON
     V2_COMPONENT = "v2-component"  # v2 parameters; follows with Accept: text/event-stream
     V2_TASK_FILE = "v2-task-file"  # the same over a task's stdout/stderr lines
     MERGED_RANGE = "merged-range"  # a role's or app's tasks on every agent, merged in order
     MERGED_STREAM = "merged-stream"  # the same, followed
+    MERGED_COUNT = "merged-count"  # the size of a merged range, JSON
 
     @property
     def is_log(self) -> bool:
         """Serves entries in the three media types (not a field list or a gzip file)."""
-        return self not in (Reading.V1_FIELDS, Reading.V1_DOWNLOAD)
+        return self not in (
+            Reading.V1_FIELDS,
+            Reading.V1_DOWNLOAD,
+            Reading.V1_COUNT,
+            Reading.MERGED_COUNT,
+        )
 
 
 def _query(name: str, schema: Json, description: str, **extra: Any) -> Json:
@@ -42,6 +49,21 @@ _TIME = {"type": "string", "examples": ["2026-11-24T10:00:00Z", "179551440000000
 
 # components/parameters
 PARAMETERS: Json = {
+    "grep": _query(
+        "grep",
+        {"type": "array", "items": {"type": "string", "maxLength": 1024}, "maxItems": 16},
+        "Keep only entries whose MESSAGE matches this RE2 regular expression (linear time "
+        "whatever the pattern; `(?i)` ignores case). Repeatable: any pattern matching keeps "
+        "the entry. Skips and `limit` then count matches. Invalid or oversized: 400.",
+        explode=True,
+    ),
+    "context": _query(
+        "context",
+        {"type": "integer", "minimum": 0, "maximum": 100},
+        "With `grep`: N entries of the same source (a task's stream, else the unit) before "
+        "and after each match; entries carry `match` (true/false) and `gap` (a new group) "
+        "in JSON/SSE, text has `--` between groups.",
+    ),
     "filter": _query(
         "filter",
         {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*:"}},
@@ -121,19 +143,42 @@ PARAMETERS: Json = {
     },
 }
 
-_V1 = ("filter", "cursor", "limit", "skip_next", "skip_prev", "read_reverse", "since", "until")
-_V1_STREAM = ("filter", "cursor", "skip_next", "skip_prev", "since", "until", "Last-Event-ID")
-_V2 = ("filter", "cursorV2", "skip", "limit", "since", "until", "Last-Event-ID")
-_MERGED = ("filter", "mergedCursor", "skip_prev", "since", "until")
+_V1 = (
+    "filter",
+    "cursor",
+    "limit",
+    "skip_next",
+    "skip_prev",
+    "read_reverse",
+    "since",
+    "until",
+    "grep",
+    "context",
+)
+_V1_STREAM = (
+    "filter",
+    "cursor",
+    "skip_next",
+    "skip_prev",
+    "since",
+    "until",
+    "grep",
+    "context",
+    "Last-Event-ID",
+)
+_V2 = ("filter", "cursorV2", "skip", "limit", "since", "until", "grep", "context", "Last-Event-ID")
+_MERGED = ("filter", "mergedCursor", "skip_prev", "since", "until", "grep")
 _PARAMETERS_OF: dict[Reading, tuple[str, ...]] = {
     Reading.V1_RANGE: _V1,
     Reading.V1_DOWNLOAD: (*_V1, "postfix"),
     Reading.V1_STREAM: _V1_STREAM,
     Reading.V1_FIELDS: (),
+    Reading.V1_COUNT: _V1,
     Reading.V2_COMPONENT: _V2,
     Reading.V2_TASK_FILE: _V2,
     Reading.MERGED_RANGE: (*_MERGED, "skip_next", "limit"),
     Reading.MERGED_STREAM: (*_MERGED, "mergedLastEventId"),
+    Reading.MERGED_COUNT: ("filter", "skip_prev", "skip_next", "limit", "since", "until", "grep"),
 }
 
 
@@ -277,6 +322,18 @@ def _content(text: Json, sse: Json) -> Json:
 def responses(reading: Reading) -> Json:
     """The success responses of a reading (errors are added by the document's owner)."""
     empty = {"204": {"description": "No entry matched (or none has a MESSAGE, for text)."}}
+    if reading in (Reading.V1_COUNT, Reading.MERGED_COUNT):
+        count = {
+            "type": "object",
+            "properties": {"entries": {"type": "integer", "minimum": 0}},
+            "required": ["entries"],
+        }
+        return {
+            "200": {
+                "description": "How many entries the range would send (with `grep`: matches).",
+                "content": {JSON: {"schema": count}},
+            }
+        }
     if reading is Reading.V1_RANGE:
         return {
             "200": {

@@ -92,6 +92,7 @@ class SseError(ValueError):
 class Event:
     data: bytes
     id: str | None  # the last event id when this event was dispatched
+    named: bool = False  # the event set that id itself (an `id` field of its own)
 
 
 class SseParser:
@@ -111,6 +112,7 @@ class SseParser:
         self._framer = SseFramer(max_event_bytes=max_event_bytes)
         self._data: list[bytes] = []
         self._id: str | None = None  # the id buffer, committed at dispatch
+        self._named = False  # an `id` field since the last dispatch
 
     def feed(self, chunk: bytes) -> list[Event]:
         complete = self._framer.feed(chunk)
@@ -140,14 +142,20 @@ class SseParser:
             self._data.append(value)
         elif name == b"id" and b"\0" not in value:
             self._id = value.decode("utf-8", "replace")
+            self._named = True
         return None  # `event` and `retry` do not concern a log reader
 
     def _dispatch(self) -> Event | None:
         self.last_id = self._id
         data, self._data = b"\n".join(self._data), []
+        named, self._named = self._named, False
         if not data:
             return None
-        return Event(data, self.last_id)
+        return Event(data, self.last_id, named)
+
+    def discard_partial(self) -> None:
+        """The connection broke: the incomplete event held back is dropped, never completed."""
+        self._framer.discard_partial()
 
 
 __all__ = [

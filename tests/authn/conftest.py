@@ -1,25 +1,16 @@
-"""Fixtures for authn: real RSA keys, a fake clock, requests, and a real loopback HTTP server."""
+"""Fixtures for authn: real RSA keys, a fake clock, requests, and the fake IAM on loopback."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import pytest
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-from starlette.types import ASGIApp
 
 from tests.authn.tokens import NOW, Signer
-from tests.conftest import free_port
-
-JWKS_PATH = "/acs/api/v1/auth/jwks"
+from tests.support.fake_iam import FakeIam
+from tests.support.servers import serve
 
 
 @dataclass(frozen=True)
@@ -69,52 +60,10 @@ def http_request(headers: Iterable[tuple[str, str]] = (), *, query_string: bytes
     return Request(scope)
 
 
-@asynccontextmanager
-async def serve(app: ASGIApp) -> AsyncIterator[str]:
-    """Run `app` under uvicorn on a free 127.0.0.1 port; yields the base URL."""
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn exited before starting")
-            await asyncio.sleep(0.005)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
-@dataclass
-class FakeIam:
-    """The IAM's JWKS endpoint; tests change what it serves and count what it was asked."""
-
-    document: Any = field(default_factory=lambda: {"keys": []})
-    status: int = 200
-    raw_body: bytes | None = None
-    hits: int = 0
-    url: str = ""
-
-    def publish(self, *signers: Signer) -> None:
-        self.document = {"keys": [s.jwk() for s in signers]}
-        self.status, self.raw_body = 200, None
-
-    async def jwks(self, request: Request) -> Response:
-        self.hits += 1
-        if self.raw_body is not None:
-            return Response(self.raw_body, status_code=self.status, media_type="application/json")
-        return JSONResponse(self.document, status_code=self.status)
-
-
 @pytest.fixture
 async def iam() -> AsyncIterator[FakeIam]:
+    """The IAM's JWKS endpoint on loopback; tests change what it serves and count its hits."""
     fake = FakeIam()
-    app = Starlette(routes=[Route(JWKS_PATH, fake.jwks)])
-    async with serve(app) as base_url:
-        fake.url = base_url + JWKS_PATH
+    async with serve(fake) as base_url:
+        fake.url = base_url
         yield fake

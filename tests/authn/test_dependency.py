@@ -17,7 +17,9 @@ from app.authn.authenticator import Authenticator, Identity, JwtAuthenticator, N
 from app.authn.dependency import require_identity
 from app.authn.extract import AUTH_COOKIE
 from app.core.problems import install_error_handlers
-from tests.authn.conftest import FakeIam, Keys, serve
+from tests.authn.conftest import Keys
+from tests.support.fake_iam import FakeIam
+from tests.support.servers import serve
 
 
 def create_app(authenticator: Authenticator) -> FastAPI:
@@ -47,7 +49,7 @@ async def jwks_client() -> AsyncIterator[httpx.AsyncClient]:
 def jwt_auth(iam: FakeIam, keys: Keys, jwks_client: httpx.AsyncClient) -> JwtAuthenticator:
     iam.publish(keys.iam)
     return JwtAuthenticator.from_jwks_url(
-        iam.url, client=jwks_client, allowed_uids={"alice", "gateway"}
+        iam.jwks_url, client=jwks_client, allowed_uids={"alice", "gateway"}
     )
 
 
@@ -95,7 +97,7 @@ async def test_end_to_end(jwt_auth: JwtAuthenticator, keys: Keys, iam: FakeIam) 
             headers={"Authorization": f"token={forged}", "Cookie": f"{AUTH_COOKIE}={good}"},
         )
         assert_401(response, "Invalid authentication token")
-    assert iam.hits == 1
+    assert iam.jwks_hits == 1
 
 
 async def test_keys_never_loaded_is_503(

@@ -16,8 +16,9 @@ from app.authn.errors import Reason, TokenRejected
 from app.authn.jwks import MAX_JWKS_BYTES, MIN_REFRESH_INTERVAL, JwksSource
 from app.authn.verify import RS256Key
 from app.core.errors import Unavailable
-from tests.authn.conftest import Clock, FakeIam, Keys
+from tests.authn.conftest import Clock, Keys
 from tests.authn.tokens import Signer
+from tests.support.fake_iam import FakeIam
 
 COOLDOWN = MIN_REFRESH_INTERVAL
 TTL = 600.0
@@ -44,15 +45,15 @@ async def reason_of(call: Awaitable[object]) -> Reason:
 
 @pytest.fixture
 def source(iam: FakeIam, client: httpx.AsyncClient, clock: Clock) -> JwksSource:
-    return JwksSource(iam.url, client=client, ttl=TTL, clock=clock)
+    return JwksSource(iam.jwks_url, client=client, ttl=TTL, clock=clock)
 
 
 async def test_loads_lazily_once(iam: FakeIam, source: JwksSource, keys: Keys) -> None:
     iam.publish(keys.iam)
-    assert iam.hits == 0
+    assert iam.jwks_hits == 0
     for _ in range(5):
         assert await source.key_for("iam-1") == rs256(keys.iam)
-    assert iam.hits == 1
+    assert iam.jwks_hits == 1
 
 
 async def test_rotation_new_kid_one_refresh(
@@ -61,19 +62,19 @@ async def test_rotation_new_kid_one_refresh(
     iam.publish(keys.iam)
     auth = JwtAuthenticator(source)
     await auth.verify(keys.iam.token({"uid": "alice", "exp": 2**31}))
-    assert iam.hits == 1
+    assert iam.jwks_hits == 1
 
     iam.publish(keys.iam, keys.iam2)  # the IAM rotates in a new key
     new = keys.iam2.token({"uid": "alice", "exp": 2**31})
     # Still inside the cooldown that began with the first load: no fetch, rejected.
     clock.advance(COOLDOWN - 1)
     assert await reason_of(auth.verify(new)) == Reason.UNKNOWN_KID
-    assert iam.hits == 1
+    assert iam.jwks_hits == 1
     clock.advance(1)
     assert (await auth.verify(new)).uid == "alice"
-    assert iam.hits == 2
+    assert iam.jwks_hits == 2
     assert (await auth.verify(new)).uid == "alice"
-    assert iam.hits == 2
+    assert iam.jwks_hits == 2
 
 
 async def test_flood_of_unknown_kids_costs_one_fetch_per_cooldown(
@@ -93,14 +94,14 @@ async def test_flood_of_unknown_kids_costs_one_fetch_per_cooldown(
     for outcome in await flood(200):
         assert isinstance(outcome, TokenRejected)
         assert outcome.reason == Reason.UNKNOWN_KID
-    assert iam.hits == 2
+    assert iam.jwks_hits == 2
     await flood(50)
     clock.advance(COOLDOWN - 1)
     await flood(50)
-    assert iam.hits == 2
+    assert iam.jwks_hits == 2
     clock.advance(1)
     await flood(50)
-    assert iam.hits == 3
+    assert iam.jwks_hits == 3
 
 
 @pytest.mark.parametrize(
@@ -108,13 +109,13 @@ async def test_flood_of_unknown_kids_costs_one_fetch_per_cooldown(
     [
         pytest.param(lambda iam, keys: setattr(iam, "status", 500), id="500"),
         pytest.param(lambda iam, keys: setattr(iam, "status", 404), id="404"),
-        pytest.param(lambda iam, keys: setattr(iam, "raw_body", b"<html>oops</html>"), id="html"),
-        pytest.param(lambda iam, keys: setattr(iam, "raw_body", b'{"keys": [tr'), id="truncated"),
-        pytest.param(lambda iam, keys: setattr(iam, "document", {"keys": "x"}), id="not-jwks"),
-        pytest.param(lambda iam, keys: setattr(iam, "document", {"keys": []}), id="empty"),
+        pytest.param(lambda iam, keys: setattr(iam, "body", b"<html>oops</html>"), id="html"),
+        pytest.param(lambda iam, keys: setattr(iam, "body", b'{"keys": [tr'), id="truncated"),
+        pytest.param(lambda iam, keys: setattr(iam, "jwks", {"keys": "x"}), id="not-jwks"),
+        pytest.param(lambda iam, keys: setattr(iam, "jwks", {"keys": []}), id="empty"),
         pytest.param(lambda iam, keys: iam.publish(keys.weak), id="only-weak-key"),
         pytest.param(
-            lambda iam, keys: setattr(iam, "raw_body", b" " * (MAX_JWKS_BYTES + 1)), id="too-big"
+            lambda iam, keys: setattr(iam, "body", b" " * (MAX_JWKS_BYTES + 1)), id="too-big"
         ),
     ],
 )
@@ -130,10 +131,10 @@ async def test_failed_fetch_keeps_last_good_set(
     break_it(iam, keys)
     clock.advance(TTL)  # stale: the next request refreshes, fails, and keeps the old set
     assert await source.key_for("iam-1") == rs256(keys.iam)
-    assert iam.hits == 2
+    assert iam.jwks_hits == 2
     clock.advance(COOLDOWN)
     assert await reason_of(source.key_for("iam-2")) == Reason.UNKNOWN_KID
-    assert iam.hits == 3
+    assert iam.jwks_hits == 3
     assert await source.key_for("iam-1") == rs256(keys.iam)
 
 
@@ -145,10 +146,10 @@ async def test_ttl_refresh_drops_removed_key(
     iam.publish(keys.iam2)
     clock.advance(TTL - 1)
     assert await source.key_for("iam-1") == rs256(keys.iam)
-    assert iam.hits == 1
+    assert iam.jwks_hits == 1
     clock.advance(1)
     assert await reason_of(source.key_for("iam-1")) == Reason.UNKNOWN_KID
-    assert iam.hits == 2
+    assert iam.jwks_hits == 2
 
 
 async def test_never_loaded_is_unavailable_then_recovers(
@@ -159,11 +160,11 @@ async def test_never_loaded_is_unavailable_then_recovers(
         await source.key_for("iam-1")
     with pytest.raises(Unavailable):
         await source.key_for("iam-1")
-    assert iam.hits == 1  # the cooldown applies to failures too
+    assert iam.jwks_hits == 1  # the cooldown applies to failures too
     iam.publish(keys.iam)
     clock.advance(COOLDOWN)
     assert await source.key_for("iam-1") == rs256(keys.iam)
-    assert iam.hits == 2
+    assert iam.jwks_hits == 2
 
 
 async def test_refresh_ignores_cooldown(iam: FakeIam, source: JwksSource, keys: Keys) -> None:
@@ -173,7 +174,7 @@ async def test_refresh_ignores_cooldown(iam: FakeIam, source: JwksSource, keys: 
     assert await source.refresh() is True
     assert source.keys is not None
     assert source.keys.select("iam-1") == rs256(keys.iam)
-    assert iam.hits == 2
+    assert iam.jwks_hits == 2
 
 
 async def test_unreachable_server(client: httpx.AsyncClient, clock: Clock) -> None:

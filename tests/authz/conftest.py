@@ -1,24 +1,15 @@
-"""Fakes for authz: an in-memory grant source, and a real loopback IAM policy-query server."""
+"""Fakes for authz: an in-memory grant source, and the fake IAM's policy query on loopback."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import socket
-import threading
-import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from app.authz.model import Action, Grant
-from app.authz.remote import POLICY_QUERY_PATH
+from tests.support.fake_iam import FakeIam
+from tests.support.servers import serve_on_thread
 
 
 class FakeGrantSource:
@@ -68,74 +59,26 @@ def source() -> FakeGrantSource:
     return FakeGrantSource()
 
 
-@dataclass(frozen=True)
-class SeenRequest:
-    raw_query: bytes
-    params: list[tuple[str, str]]
-    headers: dict[str, str]
+class Slot:
+    """The ASGI app a module-scoped server serves: this test's fake IAM."""
 
+    def __init__(self) -> None:
+        self.current = FakeIam()
 
-@dataclass
-class FakeIam:
-    """Plays IAM's policy query: `{"allowed": uid in allowed}` unless told to misbehave."""
-
-    url: str = ""
-    allowed: set[str] = field(default_factory=set)
-    status: int = 200
-    body: bytes | None = None  # replaces the JSON answer when set
-    stall: float = 0.0
-    seen: list[SeenRequest] = field(default_factory=list)
-
-    def reset(self) -> None:
-        self.allowed, self.status, self.body, self.stall = set(), 200, None, 0.0
-        self.seen.clear()
-
-    async def policy_query(self, request: Request) -> Response:
-        self.seen.append(
-            SeenRequest(
-                raw_query=request.scope["query_string"],
-                params=request.query_params.multi_items(),
-                headers=dict(request.headers.items()),
-            )
-        )
-        if self.stall:
-            await asyncio.sleep(self.stall)
-        body = self.body
-        if body is None:
-            body = json.dumps({"allowed": request.query_params.get("uid") in self.allowed}).encode()
-        return Response(body, status_code=self.status, media_type="application/json")
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.current(scope, receive, send)
 
 
 @pytest.fixture(scope="module")
-def iam_server() -> Iterator[FakeIam]:
-    """uvicorn on its own thread and event loop, on a port bound before it starts."""
-    fake = FakeIam()
-    app = Starlette(routes=[Route(POLICY_QUERY_PATH, fake.policy_query)])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_level="warning", lifespan="off", ws="none", timeout_graceful_shutdown=2
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(1000):
-            if server.started or not thread.is_alive():
-                break
-            time.sleep(0.005)
-        if not server.started:
-            raise RuntimeError("the fake IAM did not start")
-        fake.url = f"http://127.0.0.1:{port}"
-        yield fake
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+def iam_server() -> Iterator[tuple[str, Slot]]:
+    """One loopback server for the module (the policy query's stalls need a real socket)."""
+    slot = Slot()
+    with serve_on_thread(slot) as url:
+        yield url, slot
 
 
 @pytest.fixture
-def iam(iam_server: FakeIam) -> FakeIam:
-    iam_server.reset()
-    return iam_server
+def iam(iam_server: tuple[str, Slot]) -> FakeIam:
+    url, slot = iam_server
+    slot.current = FakeIam(url=url)
+    return slot.current

@@ -30,6 +30,7 @@ from app.devcluster.banner import DCOS_CLI
 from app.devcluster.journald import JournaldNamespace
 from tests.conftest import free_port, journald_available, new_namespace_name
 from tests.gateway.support import port_free_on
+from tests.support.readme import sh_lines
 
 pytestmark = pytest.mark.skipif(not journald_available(), reason="needs root and journald")
 
@@ -75,13 +76,23 @@ DEV_DENIED_DCOS = (DEV, r"^DCOS_CONFIG=\S+/dcos-dev\.toml dcos node log --leader
 OPS_MASTER = (OPS, r"^curl .*/system/v1/logs/v1/range/\?skip_prev=5'$")
 OPS_LOGS = (OPS, r"^logway logs master -n 3$")
 OPS_LOGIN = (OPS, r"^logway login --url \S+ --service-account logway-ops --private-key \S+$")
+FWD = "forward"
+FWD_RUN = (FWD, r"^logway forward app /prod --to file://\S+/forward-prod\.ndjson --state \S+$")
+FWD_WATCH = (FWD, r"^tail -n 3 \S+/forward-prod\.ndjson$")
+FWD_STATUS = (FWD, r"^logway forward status --state \S+/forward-prod\.json$")
 PRINTED = (
     SU_LEADER, SU_AGENT, SU_WORKER_V1, SU_POD_V1, SU_FOLLOW, SU_V2, SU_LOGS_LEADER,
     SU_LOGS_AGENT, SU_LOGS_TASK, SU_LOGS_FOLLOW, SU_LOGS_APP, SU_APP_STREAM, SU_DCOS_LEADER,
     SU_DCOS_TASK, SU_LOGIN, DEV_V2, DEV_LOGS, DEV_ROLE, DEV_DCOS_TASK, DEV_DENIED_TASK,
     DEV_DENIED_SYSTEM, DEV_DENIED_LOGS, DEV_DENIED_DCOS, OPS_MASTER, OPS_LOGS, OPS_LOGIN,
+    FWD_RUN, FWD_WATCH, FWD_STATUS,
 )  # fmt: skip
-SECTIONS = {SU: "== as the superuser", DEV: "== as dev:", OPS: "== as the service account"}
+SECTIONS = {
+    SU: "== as the superuser",
+    DEV: "== as dev:",
+    OPS: "== as the service account",
+    FWD: "== forward:",  # run with the superuser's token line, as printed
+}
 TOKEN_LINE = r"^export LOGWAY_TOKEN="
 SETUP_LINE = r"^export LOGWAY_URL="
 
@@ -310,9 +321,10 @@ def v1_task_path(task: dict[str, Any]) -> str:
 def test_every_printed_command_is_one_this_test_runs(dev: Dev) -> None:
     for who in SECTIONS:
         tested = [dev.command(p) for p in PRINTED if p[0] == who]
-        assert sorted(dev.commands(who)) == sorted([dev.command((who, TOKEN_LINE)), *tested])
+        token = [] if who == FWD else [dev.command((who, TOKEN_LINE))]
+        assert sorted(dev.commands(who)) == sorted([*token, *tested])
     assert "/.venv/bin:" in dev.setup  # `logway` on PATH, as printed
-    for who in SECTIONS:
+    for who in (SU, DEV, OPS):
         token = out(dev, who, 'echo "$LOGWAY_TOKEN"').strip()
         assert token == dev.manifest()["identities"][who]["token"]
 
@@ -654,6 +666,62 @@ def assert_all_free(hosts_ports: list[tuple[str, int]]) -> None:
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT: none listens
             s.bind((host, port))
+
+
+def test_the_forward_lines_ship_prod_lines_and_report(dev: Dev) -> None:
+    following(dev, SU, dev.command(FWD_RUN))  # SIGTERM after a few seconds: saved, exit 0
+    got = out(dev, SU, dev.command(FWD_WATCH))
+    events = [json.loads(line) for line in got.splitlines()]
+    assert events
+    assert all(e["task_id"].startswith("prod_web.") for e in events)
+    status = out(dev, SU, dev.command(FWD_STATUS))
+    assert "not running" in status
+    assert "position  source: " in status
+
+
+# The README's examples -------------------------------------------------------------------
+
+
+def test_the_readmes_sh_examples_run_as_written(dev: Dev) -> None:
+    """Every curl and `logway logs` line of the README's ```sh blocks, as a newcomer pastes it
+    after `make run`: make run's address and the `<agent id>` placeholder become this
+    cluster's, `$T`/`$TOKEN` the superuser's token. Each must answer 200 with something in it
+    (a follow: what it printed in 3 s)."""
+    manifest = dev.manifest()
+    gateway, token = manifest["gateway_url"], manifest["identities"]["superuser"]["token"]
+    values = {"http://127.0.0.1:8000": gateway, "<agent id>": manifest["agents"][0]["id"]}
+    env = {"T": token, "TOKEN": token, "GATEWAY": gateway, "LOGWAY_TOKEN": token}
+    setup, ran = [dev.setup], []
+    for line in sh_lines():
+        for placeholder, value in values.items():
+            line = line.replace(placeholder, value)
+        assert not re.search(r"<[a-z ]+>", line), f"a placeholder no test can fill: {line}"
+        if re.match(r"^[A-Z_]+=", line):
+            setup.append(line)
+            continue
+        if line.startswith("curl "):
+            command = "curl -w '\\n%{http_code}' --max-time 3 " + line.removeprefix("curl ")
+        elif line.startswith("logway logs "):
+            command = f"{{ timeout 3 {line} || [ $? = 124 ]; }}"
+        else:
+            continue
+        done = subprocess.run(
+            ["bash", "-c", " && ".join([*setup, command])],
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+            env={**os.environ, **env},
+            cwd="/",
+        )
+        body, status = done.stdout, "200"
+        if line.startswith("curl "):
+            assert done.returncode in (0, 28), (line, done.returncode, done.stderr)  # 28: -N
+            body, _, status = done.stdout.rpartition("\n")
+        assert done.returncode in (0, 28), (line, done.stdout, done.stderr)
+        assert status == "200", (line, done.stdout)
+        assert body.strip(), f"nothing came of {line}"
+        ran.append(line)
+    assert len(ran) >= 7, ran
 
 
 def test_sigint_stops_every_process_and_namespace(dev: Dev) -> None:

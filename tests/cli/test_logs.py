@@ -802,3 +802,16 @@ def test_nothing_yet_means_from_the_start_and_errors_are_errors() -> None:
     with pytest.raises(CliError) as err:
         newest("master", status(403, "no"))
     assert err.value.code == EXIT_DENIED
+
+
+def test_grep_matches_are_highlighted_and_groups_separated() -> None:
+    from app.cli.logs_output import MATCH, RESET, LogEntry, Style, TextFormatter, highlighter
+
+    paint = highlighter(("err(or)?", "(?i)disk"))
+    fmt = TextFormatter(Style(colour=True), task_file="stdout", highlight=paint)
+    match = LogEntry.parse(b'{"fields":{"MESSAGE":"error: Disk full"},"match":true,"gap":true}')
+    context = LogEntry.parse(b'{"fields":{"MESSAGE":"error later"},"match":false}')
+    assert fmt.format(match) == f"--\n{MATCH}error{RESET}: {MATCH}Disk{RESET} full\n".encode()
+    assert fmt.format(context) == b"error later\n"
+    plain = TextFormatter(Style(), task_file="stdout", highlight=paint)
+    assert plain.format(match) == b"--\nerror: Disk full\n"

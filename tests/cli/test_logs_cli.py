@@ -817,3 +817,20 @@ def test_colours_and_header_on_a_terminal_only(dev: Dev) -> None:
     assert code == 0
     assert b"\x1b" not in as_json
     assert all(orjson.loads(line) for line in as_json.splitlines())
+
+
+def test_grep_with_context_and_count(dev: Dev) -> None:
+    import re2  # type: ignore[import-untyped]
+
+    task = dev.dev_task
+    full = wait_lines(dev, task, "stdout", 5)
+    target = full[2]
+    pattern = f"^{re2.escape(target)}$"
+    assert ok(logs(dev, "task", task.task.id, "--grep", pattern)) == [target]
+    around = ok(logs(dev, "task", task.task.id, "--grep", pattern, "-C", "1"))
+    assert around == full[1:4]
+    agent = task.agent_id or ""
+    assert ok(logs(dev, "agent", agent, "--grep", pattern, "--count")) == ["1"]
+    done = logs(dev, "agent", agent, "--grep", "(unclosed")
+    assert done.returncode == 2
+    assert "grep" in done.stderr

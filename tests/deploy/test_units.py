@@ -75,7 +75,11 @@ def verifiable_copy(unit: Path, tmp_path: Path) -> Path:
 
 
 def test_both_units_exist() -> None:
-    assert [u.name for u in UNITS] == ["logway-gateway.service", "logway-node.service"]
+    assert [u.name for u in UNITS] == [
+        "logway-forward.service",
+        "logway-gateway.service",
+        "logway-node.service",
+    ]
 
 
 @needs_systemd_analyze

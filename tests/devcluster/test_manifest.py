@@ -37,8 +37,17 @@ def test_cluster_json_has_the_agreed_shape(tmp_path: Path) -> None:
     path = manifest.write(dev, identities(tmp_path), master_id=MASTER_ID)
     assert path == tmp_path / "cluster.json"
     doc = json.loads(path.read_text())
-    assert set(doc) == {"gateway_url", "identities", "master", "agents", "tasks", "dcos_config"}
+    assert set(doc) == {
+        "gateway_url",
+        "replicas",
+        "identities",
+        "master",
+        "agents",
+        "tasks",
+        "dcos_config",
+    }
     assert doc["gateway_url"] == "http://127.0.0.31:8000"
+    assert doc["replicas"] == ["http://127.0.0.31:8000"]  # one gateway: itself
     assert doc["identities"] == {
         "superuser": {"uid": "admin", "password": "p-admin", "token": "t-admin"},
         "dev": {"uid": "dev", "password": "p-dev", "token": "t-dev"},

@@ -1,11 +1,10 @@
 """`/acs/api/v1/*` forwarded to a remote IAM: what reaches the IAM and what comes back. The
-IAM is an httpx mock transport that records each request; the gateway side is the real router
+IAM is the fake IAM in process, recording each request; the gateway side is the real router
 behind ASGI."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -14,46 +13,21 @@ from fastapi import FastAPI
 from app.core.problems import install_error_handlers
 from app.gateway.iam_forward import IamForwarder, iam_forward_router
 from app.proxy import new_upstream_client
-
-Handler = Callable[[httpx.Request], httpx.Response]
-
-
-@dataclass
-class FakeIam:
-    answer: Handler = field(default=lambda _: httpx.Response(200, json={"ok": True}))
-    seen: list[httpx.Request] = field(default_factory=list)
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        request.read()
-        self.seen.append(request)
-        built = self.answer(request)
-        # Streamed, as from a real connection (a bytes body would count as read already).
-        return httpx.Response(
-            built.status_code, headers=built.headers.raw, stream=Chunks(built.content)
-        )
-
-    @property
-    def last(self) -> httpx.Request:
-        assert self.seen, "nothing reached the IAM"
-        return self.seen[-1]
+from tests.support.fake_iam import FakeIam
 
 
-class Chunks(httpx.AsyncByteStream):
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        yield self._body
+def ok(_: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={"ok": True})
 
 
 @pytest.fixture
 def iam() -> FakeIam:
-    return FakeIam()
+    return FakeIam(other=ok)  # every path here is under /base: none is the IAM's own
 
 
 @pytest.fixture
 async def gateway(iam: FakeIam) -> AsyncIterator[httpx.AsyncClient]:
-    async with new_upstream_client(transport=httpx.MockTransport(iam)) as upstream:
+    async with new_upstream_client(transport=iam.transport()) as upstream:
         app = FastAPI()
         install_error_handlers(app)
         app.include_router(iam_forward_router(IamForwarder("http://iam.test:8101/base", upstream)))
@@ -125,7 +99,7 @@ async def test_headers_named_in_connection_are_hop_by_hop(
 async def test_the_iams_answer_comes_back_with_its_cookies(
     gateway: httpx.AsyncClient, iam: FakeIam
 ) -> None:
-    iam.answer = lambda _: httpx.Response(
+    iam.other = lambda _: httpx.Response(
         401,
         headers=[
             ("Content-Type", "text/plain"),
@@ -155,7 +129,7 @@ async def test_the_iams_answer_comes_back_with_its_cookies(
 
 
 async def test_a_hostless_location_is_kept(gateway: httpx.AsyncClient, iam: FakeIam) -> None:
-    iam.answer = lambda _: httpx.Response(307, headers={"Location": "/acs/api/v1/users/"})
+    iam.other = lambda _: httpx.Response(307, headers={"Location": "/acs/api/v1/users/"})
     r = await gateway.get("/acs/api/v1/users")
     assert r.status_code == 307
     assert r.headers["location"] == "/acs/api/v1/users/"
@@ -189,10 +163,10 @@ async def test_an_unreachable_iam_is_502_and_a_slow_one_504(
     def stall(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("slow", request=request)
 
-    iam.answer = refuse
+    iam.other = refuse
     r = await gateway.get("/acs/api/v1/auth/jwks")
     assert (r.status_code, r.text) == (502, "cannot reach the IAM\n")
-    iam.answer = stall
+    iam.other = stall
     r = await gateway.get("/acs/api/v1/auth/jwks")
     assert (r.status_code, r.text) == (504, "the IAM did not answer in time\n")
 

@@ -5,7 +5,6 @@ failed renewal; and the key it logs in with (`TokenSigner`)."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from app.authn.sign import LOGIN_TOKEN_LIFETIME, TokenSigner
 from app.core.errors import Unavailable
 from app.gateway.service_login import RETRY_INTERVAL, RemoteServiceToken
 from tests.authn.tokens import Signer
+from tests.support.fake_iam import FakeIam
 
 UID = "logway-gateway"
 LIFETIME = 3600
@@ -38,26 +38,18 @@ class Clock:
 
 
 @dataclass
-class FakeIam:
-    """Logins answer `"<uid>|<exp>|<n>"` tokens; the verifier reads them back. `down` refuses
-    connections; `unpublished` tokens fail verification as with a key the IAM dropped."""
+class Tokens:
+    """The IAM's tokens here: logins answer `"<uid>|<exp>|<n>"` (n counts logins), the verifier
+    reads them back; `unpublished` tokens fail verification as with a key the IAM dropped."""
 
     clock: Clock
+    iam: FakeIam
     uid: str = UID
-    logins: list[dict[str, str]] = field(default_factory=list)
-    down: bool = False
-    status: int = 200
     unpublished: set[str] = field(default_factory=set)
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        if self.down:
-            raise httpx.ConnectError("refused", request=request)
-        assert request.url.path == "/acs/api/v1/auth/login"
-        self.logins.append(json.loads(request.content))
-        if self.status != 200:
-            return httpx.Response(self.status, text="Login failed")
+    def issue(self, _: str) -> str:
         exp = int(self.clock()) + LIFETIME
-        return httpx.Response(200, json={"token": f"{self.uid}|{exp}|{len(self.logins)}"})
+        return f"{self.uid}|{exp}|{len(self.iam.logins)}"
 
     async def verify(self, token: str) -> Claims:
         uid, exp, _ = token.split("|")
@@ -74,20 +66,27 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def iam(clock: Clock) -> FakeIam:
-    return FakeIam(clock)
+def iam() -> FakeIam:
+    return FakeIam()
 
 
 @pytest.fixture
-async def token(iam: FakeIam, clock: Clock) -> AsyncIterator[RemoteServiceToken]:
+def tokens(iam: FakeIam, clock: Clock) -> Tokens:
+    tokens = Tokens(clock, iam)
+    iam.issue = tokens.issue
+    return tokens
+
+
+@pytest.fixture
+async def token(tokens: Tokens, iam: FakeIam, clock: Clock) -> AsyncIterator[RemoteServiceToken]:
     key = TokenSigner(SIGNER.private_pem, source="test key")
-    async with httpx.AsyncClient(transport=httpx.MockTransport(iam)) as client:
+    async with httpx.AsyncClient(transport=iam.transport()) as client:
         yield RemoteServiceToken(
             "http://iam.test/",
             UID,
             key,
             client=client,
-            verifier=iam,
+            verifier=tokens,
             clock=clock,
             monotonic=clock,  # one fake clock for both
         )
@@ -132,10 +131,10 @@ async def test_concurrent_callers_share_one_login(token: RemoteServiceToken, iam
 
 
 async def test_a_token_whose_key_the_iam_dropped_is_replaced_at_once(
-    token: RemoteServiceToken, iam: FakeIam
+    token: RemoteServiceToken, iam: FakeIam, tokens: Tokens
 ) -> None:
     first = await token()
-    iam.unpublished.add(first)
+    tokens.unpublished.add(first)
     second = await token()
     assert second != first
     assert len(iam.logins) == 2
@@ -181,8 +180,10 @@ async def test_an_expired_token_is_never_handed_out(
         await token()
 
 
-async def test_a_token_for_another_uid_is_refused(token: RemoteServiceToken, iam: FakeIam) -> None:
-    iam.uid = "someone-else"
+async def test_a_token_for_another_uid_is_refused(
+    token: RemoteServiceToken, tokens: Tokens
+) -> None:
+    tokens.uid = "someone-else"
     with pytest.raises(Unavailable, match="another uid"):
         await token()
 

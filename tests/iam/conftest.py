@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from app.authz.model import SUPERUSER_RID, Action, Authorizer, Decision, GrantSo
 from app.core.problems import install_error_handlers
 from app.iam import Iam, IamSettings, bootstrap, iam_router
 from tests.conftest import free_port
+from tests.support.postgres import fresh_database
 
 ADMIN = "admin"
 ADMIN_PASSWORD = "correct horse battery staple"
@@ -43,7 +45,10 @@ class Clock:
         self.now += seconds
 
 
-def make_settings(tmp_path: Path, **overrides: Any) -> IamSettings:
+def make_settings(
+    tmp_path: Path, *, database_url: str | None = None, **overrides: Any
+) -> IamSettings:
+    """Settings over `tmp_path` (SQLite), or over `database_url` (PostgreSQL)."""
     values: dict[str, Any] = {
         "db_path": tmp_path / "iam.db",
         "keys_dir": tmp_path / "keys",
@@ -51,12 +56,47 @@ def make_settings(tmp_path: Path, **overrides: Any) -> IamSettings:
         "superuser_password": SecretStr(ADMIN_PASSWORD),
         "scrypt_log2_n": 10,  # fast tests; the default is 15
     }
+    if database_url is not None:
+        values["database_url"] = SecretStr(database_url)
+        values["key_encryption_key"] = SecretStr(SEALING_SECRET)
     return IamSettings(**(values | overrides))
 
 
+SEALING_SECRET = "test key-encryption secret, 32 bytes or more"
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store engine: every test using it runs against both (ARCHITECTURE.md §2)."""
+    name: str = request.param
+    return name
+
+
+def database_for(backend: str, request: pytest.FixtureRequest) -> str | None:
+    """A fresh PostgreSQL database for `backend` "postgresql", None for SQLite."""
+    if backend == "sqlite":
+        return None
+    return fresh_database(request.getfixturevalue("pg_cluster"))
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> IamSettings:
-    return make_settings(tmp_path)
+def new_settings(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Callable[..., IamSettings]:
+    """Settings on this test's backend; each call is a new, empty store."""
+    count = itertools.count()
+
+    def make(**overrides: Any) -> IamSettings:
+        directory = tmp_path / f"iam{next(count)}"
+        return make_settings(directory, database_url=database_for(backend, request), **overrides)
+
+    return make
+
+
+@pytest.fixture
+def settings(new_settings: Callable[..., IamSettings]) -> IamSettings:
+    return new_settings()
 
 
 class FakeAuthorizer:
@@ -136,11 +176,16 @@ def responses() -> Iterator[Responses]:
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """One server per test module. Login limits are out of the way: tests share an address;
-    the limits are tested on `isolated` servers."""
+def shared(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """One server per test module and backend. Login limits are out of the way: tests share
+    an address; the limits are tested on `isolated` servers."""
     settings = make_settings(
-        tmp_path_factory.mktemp("iam"), login_failures_per_uid=1000, login_failures_per_address=1000
+        tmp_path_factory.mktemp("iam"),
+        database_url=database_for(backend, request),
+        login_failures_per_uid=1000,
+        login_failures_per_address=1000,
     )
     with run_server(Iam(settings)) as served:
         yield served

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
 from app.authz.model import SUPERUSER_RID, Action, Grant
-from app.iam import Iam, bootstrap
+from app.iam import Iam, IamSettings, bootstrap
 from tests.iam.conftest import ADMIN, ADMIN_PASSWORD, make_settings
 
+NewSettings = Callable[..., IamSettings]
 
-async def test_configured_superuser(tmp_path: Path) -> None:
-    async with Iam(make_settings(tmp_path)) as iam:
+
+async def test_configured_superuser(new_settings: NewSettings) -> None:
+    async with Iam(new_settings()) as iam:
         created = await bootstrap(iam)
         assert created is not None
         assert created.uid == ADMIN
@@ -34,10 +37,10 @@ async def test_configured_superuser(tmp_path: Path) -> None:
 
 
 async def test_generated_password_is_returned_once_and_never_logged(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    new_settings: NewSettings, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    settings = make_settings(tmp_path, superuser_uid="root", superuser_password=None)
+    settings = new_settings(superuser_uid="root", superuser_password=None)
     async with Iam(settings) as iam:
         created = await bootstrap(iam)
         assert created is not None
@@ -49,17 +52,18 @@ async def test_generated_password_is_returned_once_and_never_logged(
         await iam.login.with_password("root", password, srcip="127.0.0.1")
 
 
-async def test_only_an_empty_store_gets_one(tmp_path: Path) -> None:
+async def test_only_an_empty_store_gets_one(new_settings: NewSettings) -> None:
     from app.iam.records import User
 
-    async with Iam(make_settings(tmp_path)) as iam:
+    async with Iam(new_settings()) as iam:
         await iam.store.create_user(User("someone", ""))
         assert await bootstrap(iam) is None
         assert await iam.store.find_user(ADMIN) is None
 
 
-async def test_workers_starting_together_create_one(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, superuser_password=None)
+async def test_workers_starting_together_create_one(new_settings: NewSettings) -> None:
+    """Workers on one host (SQLite) or replicas on one database (PostgreSQL)."""
+    settings = new_settings(superuser_password=None)
     iams = [Iam(settings) for _ in range(4)]
     for iam in iams:
         await iam.open()
@@ -78,7 +82,7 @@ def test_bad_superuser_settings_are_refused(tmp_path: Path) -> None:
         make_settings(tmp_path, superuser_uid="bad uid")
 
 
-async def test_short_configured_password_is_refused(tmp_path: Path) -> None:
-    async with Iam(make_settings(tmp_path, superuser_password=SecretStr("short"))) as iam:
+async def test_short_configured_password_is_refused(new_settings: NewSettings) -> None:
+    async with Iam(new_settings(superuser_password=SecretStr("short"))) as iam:
         with pytest.raises(ValueError, match="password"):
             await bootstrap(iam)

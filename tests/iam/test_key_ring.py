@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from app.authn import KeySet
 from app.authn.errors import TokenRejected
 from app.iam import Iam, IamSettings
 from app.iam.key_ring import KEYRING_FILE, RETIREMENT_GRACE, KeyFileError, KeyRing
-from tests.iam.conftest import Clock, make_settings
+from tests.iam.conftest import Clock
 
 LIFETIME = 600
 
@@ -98,8 +99,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def short_settings(tmp_path: Path) -> IamSettings:
-    return make_settings(tmp_path, token_lifetime=LIFETIME)
+def short_settings(new_settings: Callable[..., IamSettings]) -> IamSettings:
+    return new_settings(token_lifetime=LIFETIME)
 
 
 async def test_tokens_across_a_rotation(short_settings: IamSettings, clock: Clock) -> None:

@@ -19,14 +19,29 @@ import pytest
 from app.authz.model import Action, Grant, PrincipalKind
 from app.core.errors import NotFound
 from app.iam import Conflict, IamStore
+from app.iam.pg import PgDatabase
 from app.iam.records import Ace, Acl, Group, User
 from app.iam.schema import MIGRATIONS
+from tests.iam.conftest import database_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[IamStore]:
+async def store(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[IamStore]:
+    """On each backend (tests/iam/conftest.py `backend`)."""
+    url = database_for(backend, request)
+    s = IamStore(tmp_path / "iam.db" if url is None else PgDatabase(url))
+    await s.open()
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[IamStore]:
+    """For what only the SQLite engine has: its file, WAL, `data_version`."""
     s = IamStore(tmp_path / "iam.db")
     await s.open()
     yield s
@@ -34,7 +49,7 @@ async def store(tmp_path: Path) -> AsyncIterator[IamStore]:
 
 
 async def test_file_is_created_private_in_wal_mode_with_a_schema_version(
-    tmp_path: Path, store: IamStore
+    tmp_path: Path, sqlite_store: IamStore
 ) -> None:
     path = tmp_path / "iam.db"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -46,8 +61,8 @@ async def test_file_is_created_private_in_wal_mode_with_a_schema_version(
         conn.close()
 
 
-async def test_reopening_does_not_migrate_again(tmp_path: Path, store: IamStore) -> None:
-    await store.create_user(User("u1", "d"))
+async def test_reopening_does_not_migrate_again(tmp_path: Path, sqlite_store: IamStore) -> None:
+    await sqlite_store.create_user(User("u1", "d"))
     again = IamStore(tmp_path / "iam.db")
     await again.open()
     try:
@@ -144,20 +159,20 @@ async def test_generation_changes_on_every_write(store: IamStore) -> None:
     assert store.generation() == before
 
 
-async def test_generation_sees_another_connection(tmp_path: Path, store: IamStore) -> None:
+async def test_generation_sees_another_connection(tmp_path: Path, sqlite_store: IamStore) -> None:
     other = IamStore(tmp_path / "iam.db")
     await other.open()
     try:
-        before = store.generation()
+        before = sqlite_store.generation()
         await other.create_user(User("bob", ""))
-        assert store.generation() != before
-        assert await store.find_user("bob") is not None
+        assert sqlite_store.generation() != before
+        assert await sqlite_store.find_user("bob") is not None
     finally:
         await other.close()
 
 
-async def test_generation_sees_another_process(tmp_path: Path, store: IamStore) -> None:
-    before = store.generation()
+async def test_generation_sees_another_process(tmp_path: Path, sqlite_store: IamStore) -> None:
+    before = sqlite_store.generation()
     script = textwrap.dedent(
         f"""
         import asyncio
@@ -175,8 +190,8 @@ async def test_generation_sees_another_process(tmp_path: Path, store: IamStore) 
         """
     )
     subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, timeout=30)
-    assert store.generation() != before
-    assert await store.find_user("from-elsewhere") is not None
+    assert sqlite_store.generation() != before
+    assert await sqlite_store.find_user("from-elsewhere") is not None
 
 
 async def test_generation_is_cheap(store: IamStore) -> None:
@@ -188,7 +203,7 @@ async def test_generation_is_cheap(store: IamStore) -> None:
     assert per_call < 100e-6, f"{per_call * 1e6:.1f} µs per call"  # ~4 µs measured here
 
 
-async def test_concurrent_writers_in_two_processes(tmp_path: Path, store: IamStore) -> None:
+async def test_concurrent_writers_in_two_processes(tmp_path: Path, sqlite_store: IamStore) -> None:
     """Writers in several processes wait for each other (busy timeout), none fails."""
     script = textwrap.dedent(
         f"""
@@ -209,9 +224,9 @@ async def test_concurrent_writers_in_two_processes(tmp_path: Path, store: IamSto
     )
     procs = [subprocess.Popen([sys.executable, "-c", script, tag], cwd=ROOT) for tag in ("p", "q")]
     for i in range(40):
-        await store.create_group(Group(f"here-{i}", ""))
+        await sqlite_store.create_group(Group(f"here-{i}", ""))
     assert [p.wait(30) for p in procs] == [0, 0]
-    assert len(await store.list_groups()) == 120
+    assert len(await sqlite_store.list_groups()) == 120
 
 
 async def test_blocking_calls_stay_off_the_event_loop(store: IamStore) -> None:
@@ -253,10 +268,12 @@ async def test_database_file_is_private_even_with_umask_0(tmp_path: Path) -> Non
     assert stat.S_IMODE((tmp_path / "iam.db").stat().st_mode) == 0o600
 
 
-async def test_generation_never_raises_and_reports_a_change_when_unsure(store: IamStore) -> None:
-    before = store.generation()
-    assert store._db._watch is not None
-    store._db._watch.close()  # any SQLite failure on the watch connection
-    first = store.generation()
+async def test_generation_never_raises_and_reports_a_change_when_unsure(
+    sqlite_store: IamStore,
+) -> None:
+    before = sqlite_store.generation()
+    assert sqlite_store._db._watch is not None
+    sqlite_store._db._watch.close()  # any SQLite failure on the watch connection
+    first = sqlite_store.generation()
     assert first != before
-    assert store.generation() != first
+    assert sqlite_store.generation() != first

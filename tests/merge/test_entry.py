@@ -64,6 +64,13 @@ def test_event_parser_reads_other_spellings() -> None:
     assert got.data == data
 
 
+def test_event_parser_refuses_an_event_over_its_cap() -> None:
+    parser = EventParser("S0", max_event_bytes=64)
+    assert len(parser.feed(sse_event("S0", 1, 100)[:60])) == 0  # under the cap: held
+    with pytest.raises(BadEntry):
+        parser.feed(b"x" * 100)
+
+
 def test_line_parser_and_the_cursor_key() -> None:
     tricky = entry_json("S0", 7, 700, 'he said ,"cursor":"s=evil" and left')
     assert cursor_of_line(tricky) == cursor(7, 700)

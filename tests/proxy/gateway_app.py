@@ -62,7 +62,7 @@ def create_app(
     app.state.metrics = metrics
     install_error_handlers(app)
 
-    async def forward(request: Request, agent: str, prefix: str, upstream_prefix: str) -> Response:
+    async def to_node(request: Request, agent: str, prefix: str, upstream_prefix: str) -> Response:
         if not AGENT_ID.match(agent) or agent not in nodes:
             raise NotFound(f"agent `{agent}` unknown")
         raw_path = request.scope["raw_path"].decode("latin-1")
@@ -82,12 +82,12 @@ def create_app(
     @app.api_route("/system/v1/agent/{agent}/logs{rest:path}", methods=["GET", "HEAD"])
     async def agent_logs(request: Request, agent: str) -> Response:
         prefix = f"/system/v1/agent/{agent}/logs"
-        return await forward(request, agent, prefix, "/system/v1/logs")
+        return await to_node(request, agent, prefix, "/system/v1/logs")
 
     # Straight to a node reader: /node/<id><rest> → <rest>.
     @app.get("/node/{agent}{rest:path}")
     async def node(request: Request, agent: str) -> Response:
-        return await forward(request, agent, f"/node/{agent}", "")
+        return await to_node(request, agent, f"/node/{agent}", "")
 
     @app.get("/metrics")
     async def proxy_metrics() -> Response:

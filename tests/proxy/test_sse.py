@@ -115,10 +115,10 @@ PARSED = (
     b'id: c5\ndata: {"a":5}\n'  # cut before its blank line: never dispatched
 )
 EXPECTED = [
-    Event(b'{"a":1}', "c1"),
-    Event(b'{"a":2}', "c2"),
-    Event(b"first\nsecond", "c2"),
-    Event(b'{"a":3}', "c3"),
+    Event(b'{"a":1}', "c1", named=True),
+    Event(b'{"a":2}', "c2", named=True),
+    Event(b"first\nsecond", "c2", named=False),  # the id held over, not its own
+    Event(b'{"a":3}', "c3", named=True),
 ]
 
 

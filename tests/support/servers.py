@@ -1,13 +1,19 @@
-"""Real server processes on loopback addresses, stopped by their owners."""
+"""Real servers on loopback addresses, stopped by their owners: processes, and ASGI apps under
+uvicorn (on the test's event loop, or on a thread of their own for module-scoped fixtures)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import socket
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
+import uvicorn
+from starlette.types import ASGIApp
 
 from app.devcluster.commands import node_argv
 from tests.conftest import free_port
@@ -60,3 +66,51 @@ def node_reader(
         stop(proc)
         if proc.stdout:
             proc.stdout.close()
+
+
+@contextlib.asynccontextmanager
+async def serve(app: ASGIApp) -> AsyncIterator[str]:
+    """Run `app` under uvicorn on a free 127.0.0.1 port; yields the base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn exited before starting")
+            await asyncio.sleep(0.005)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@contextlib.contextmanager
+def serve_on_thread(app: ASGIApp) -> Iterator[str]:
+    """uvicorn on its own thread and event loop, on a port bound before it starts; yields the
+    base URL. For fixtures that outlive one test's event loop."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="off", ws="none", timeout_graceful_shutdown=2
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(1000):
+            if server.started or not thread.is_alive():
+                break
+            time.sleep(0.005)
+        if not server.started:
+            raise RuntimeError("uvicorn did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

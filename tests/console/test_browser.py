@@ -1,0 +1,628 @@
+"""The console in a real browser (Debian's headless Chromium through chromium-driver) against
+a real `logway dev` cluster on this module's addresses: one cluster and one browser for the
+whole module. The browser reaches the gateway through a TCP relay so a test can drop its
+connections as a network would."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from tests.conftest import journald_available, new_namespace_name
+from tests.console.support import (
+    MASTER,
+    DevRun,
+    JournalWriter,
+    Relay,
+    browser_available,
+    new_browser,
+    start_dev,
+    stop_dev,
+    task_fields,
+    wait_for,
+)
+
+pytestmark = [
+    pytest.mark.skipif(not journald_available(), reason="needs root and journald"),
+    pytest.mark.skipif(not browser_available(), reason="needs chromium and chromium-driver"),
+]
+
+LINE_WITHIN = 1.0  # seconds from the journal to the page (issue 15 §4)
+MAX_LINES = 10000  # logview.js MAX_LINES
+XSS = (
+    '<img src=x onerror="window.__xss=1">',
+    "</script><script>window.__xss=2</script>",
+    "<svg onload=window.__xss=3><circle r=1></svg>",
+    '"><iframe src="javascript:window.__xss=4"></iframe>',
+    '<a href="javascript:window.__xss=5">click</a>',
+    "{{constructor.constructor('window.__xss=6')()}}",
+    "<style>*{display:none}</style><b>bold?</b>",
+    "&lt;escaped&gt; &amp; <!-- comment -->",
+    "javascript:window.__xss=7",
+    "\u202eRTL override <details open ontoggle=window.__xss=8>",
+)
+STORED_KEYS_JS = "return Object.keys(localStorage).filter(k => k !== 'logway-console-theme')"
+PREFIXES_JS = (
+    "return [...document.querySelectorAll('#rows .prefix')]"
+    ".map(p => p.className + '|' + p.textContent)"
+)
+OFFSET_JS = (
+    "const e = document.querySelector(`#rows [data-cursor='${arguments[0]}']`);"
+    "const box = document.getElementById('log').getBoundingClientRect();"
+    "return e ? e.getBoundingClientRect().top - box.top : null"
+)
+RESOURCES_JS = "return performance.getEntriesByType('resource').map(e => e.name)"
+MARKS_JS = "return [...document.querySelectorAll('#rows mark')].map(m => m.textContent)"
+HTML_ELEMENTS_JS = (
+    "return document.querySelectorAll('#rows img, #rows svg, #rows iframe, #rows script,"
+    " #rows style, #rows details, #rows b, #rows a:not(.ts)').length"
+)
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevRun]:
+    run = start_dev(tmp_path_factory.mktemp("console") / "data", new_namespace_name())
+    try:
+        yield run
+    finally:
+        stop_dev(run)
+
+
+@pytest.fixture(scope="module")
+def relay(dev: DevRun) -> Iterator[Relay]:
+    gateway = dev.manifest()["gateway_url"].removeprefix("http://")
+    host, port = gateway.split(":")
+    r = Relay(MASTER, (host, int(port)))
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(downloads: Path) -> Iterator[Any]:
+    driver = new_browser(downloads)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def no_grant(dev: DevRun) -> tuple[str, str]:
+    """A user the IAM knows, with no permission at all."""
+    manifest = dev.manifest()
+    token = manifest["identities"]["superuser"]["token"]
+    uid, password = "nobody", "no-grant-password-1"
+    r = httpx.put(
+        f"{manifest['gateway_url']}/acs/api/v1/users/{uid}",
+        json={"description": "no grants", "password": password},
+        headers={"Authorization": f"token={token}"},
+        timeout=30,
+    )
+    assert r.status_code in (201, 204), r.text
+    return uid, password
+
+
+class Console:
+    """The page, as a test drives it."""
+
+    def __init__(self, driver: Any, base: str) -> None:
+        self.d = driver
+        self.base = base
+
+    def get(self, path: str) -> None:
+        self.d.get(self.base + path)
+
+    def js(self, script: str, *args: Any) -> Any:
+        return self.d.execute_script(script, *args)
+
+    def by_id(self, name: str) -> Any:
+        return self.d.find_element("id", name)
+
+    def visible(self, name: str) -> bool:
+        return bool(self.js("return !document.getElementById(arguments[0]).hidden", name))
+
+    def sign_in(self, uid: str, password: str) -> None:
+        self.get("/console/")
+        wait_for(lambda: self.visible("signin") or self.visible("browse"), what="the page")
+        if self.visible("browse"):
+            self.sign_out()
+        self.by_id("uid").clear()
+        self.by_id("uid").send_keys(uid)
+        self.by_id("password").send_keys(password)
+        self.by_id("signin-submit").click()
+        wait_for(lambda: self.by_id("who").text == f"signed in as {uid}", what=f"{uid} signed in")
+
+    def sign_out(self) -> None:
+        self.by_id("signout").click()
+        wait_for(lambda: self.visible("signin"), what="the sign-in form")
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The rendered log lines: cursor, text, classes."""
+        rows: list[dict[str, Any]] = self.js(
+            "return [...document.querySelectorAll('#rows .line[data-cursor]')].map(e =>"
+            " ({cursor: e.dataset.cursor, text: e.querySelector('.msg').textContent,"
+            "   line: e.textContent, cls: e.className}))"
+        )
+        return rows
+
+    def texts(self) -> list[str]:
+        return [r["text"] for r in self.rows()]
+
+    def status(self) -> str:
+        text: str = self.by_id("status").text
+        return text
+
+    def stored(self) -> int:
+        return int(self.js("return Number(document.getElementById('log').dataset.lines || 0)"))
+
+    def open_view(self, path: str) -> None:
+        self.get(path)
+        wait_for(lambda: self.rows(), timeout=15, what=f"lines at {path}")
+
+    def scroll_top(self) -> None:
+        self.js("const b = document.getElementById('log'); b.scrollTop = 0;")
+
+    def scroll_bottom(self) -> None:
+        self.js("const b = document.getElementById('log'); b.scrollTop = b.scrollHeight;")
+
+    def key(self, keys: str) -> None:
+        self.by_id("log").send_keys(keys)
+
+    def count(self) -> str:
+        text: str = self.by_id("count").text
+        return text
+
+    def page_text(self) -> str:
+        text: str = self.js("return document.body.innerText")
+        return text
+
+
+@pytest.fixture(scope="module")
+def console(browser: Any, relay: Relay) -> Console:
+    return Console(browser, relay.url)
+
+
+@pytest.fixture(scope="module")
+def admin(console: Console, dev: DevRun) -> Console:
+    console.sign_in("admin", dev.manifest()["identities"]["superuser"]["password"])
+    return console
+
+
+def task_path(task: dict[str, Any]) -> str:
+    return f"/console/tasks/{quote(task['id'], safe='')}"
+
+
+# Signing in and browsing ----------------------------------------------------------------------
+
+
+def test_the_superuser_signs_in_and_sees_every_node_app_role_and_task(
+    admin: Console, dev: DevRun
+) -> None:
+    manifest = dev.manifest()
+    admin.get("/console/")
+    wait_for(lambda: admin.visible("browse"), what="the list")
+    text = admin.page_text()
+    for agent in manifest["agents"]:
+        assert agent["id"] in text
+    for task in manifest["tasks"]:
+        assert task["name"] in text
+    for app in ("/prod/web", "/dev/worker", "/dev/batch"):
+        assert app in text
+    links = admin.js("return [...document.querySelectorAll('#browse a')].map(a => a.pathname)")
+    assert "/console/nodes/leader" in links
+    assert "/console/roles/dev" in links
+    # The cookie is HttpOnly, and nothing about the session is in storage.
+    assert admin.js("return document.cookie") == ""
+    assert admin.js(STORED_KEYS_JS) == []
+    assert admin.js("return sessionStorage.length") == 0
+
+
+def test_a_task_a_line_it_writes_appears_within_a_second(admin: Console, dev: DevRun) -> None:
+    task = dev.task("/dev/worker")
+    admin.open_view(task_path(task))
+    assert admin.by_id("title").text == "Task worker.dev"
+    assert all(("job done" in t or "warning" in t) for t in admin.texts())
+    wait_for(lambda: "following" in admin.status(), what="the live tail")
+    writer = JournalWriter(dev.agent_namespace(task["agent_id"]))
+    try:
+        marker = f"console-marker-{time.monotonic_ns()}"
+        sent = time.monotonic()
+        writer.send(task_fields(task, marker))
+        wait_for(lambda: marker in admin.texts(), timeout=5, what="the written line")
+        assert time.monotonic() - sent < LINE_WITHIN
+    finally:
+        writer.close()
+    # Every rendered line is one element with its journal cursor.
+    assert all(r["cursor"].startswith("s=") for r in admin.rows())
+
+
+def test_an_agent_journal_with_its_unit_picker(admin: Console, dev: DevRun) -> None:
+    agent = dev.manifest()["agents"][0]["id"]
+    admin.open_view(f"/console/nodes/{agent}")
+    wait_for(lambda: any("status update round" in t for t in admin.texts()), what="the service")
+    options = wait_for(
+        lambda: (
+            admin.js("return [...document.querySelectorAll('#unit option')].map(o => o.value)")
+            if len(admin.js("return document.querySelectorAll('#unit option')")) > 1
+            else None
+        ),
+        what="units in the picker",
+    )
+    assert "UNIT:dcos-mesos-slave.service" in options
+    admin.js(
+        "const s = document.getElementById('unit'); s.value = arguments[0];"
+        "s.dispatchEvent(new Event('change'))",
+        "UNIT:dcos-mesos-slave.service",
+    )
+    wait_for(
+        lambda: admin.texts() and all("status update round" in t for t in admin.texts()),
+        what="only the unit's lines",
+    )
+    assert "unit=UNIT%3Adcos-mesos-slave.service" in admin.d.current_url
+
+
+def test_an_app_merged_with_a_coloured_prefix_per_task(admin: Console, dev: DevRun) -> None:
+    admin.open_view("/console/apps/prod/web")
+    webs = [t for t in dev.manifest()["tasks"] if t["app_id"] == "/prod/web"]
+
+    def prefixes() -> set[str] | None:
+        found = set(admin.js(PREFIXES_JS))
+        return found if len({p.split("|")[1] for p in found}) == len(webs) else None
+
+    found = wait_for(prefixes, timeout=15, what="a prefix per instance")
+    labels = {p.split("|")[1] for p in found}
+    assert all(label.startswith("web.prod·") for label in labels)
+    assert all(p.split("|")[0].startswith("prefix c") for p in found)
+    assert all(r["cursor"].startswith("m2.") for r in admin.rows())
+    assert not admin.visible("download")  # merged reads have no download route
+
+
+# Reading ---------------------------------------------------------------------------------
+
+
+def test_scrolling_up_pages_back_to_the_beginning_keeping_the_position(
+    admin: Console, dev: DevRun
+) -> None:
+    loader = dev.task("/dev/batch", 0)
+    writer = JournalWriter(dev.agent_namespace(loader["agent_id"]))
+    try:
+        for i in range(1000):
+            writer.send(task_fields(loader, f"history line {i:04d}"))
+    finally:
+        writer.close()
+    admin.get(task_path(loader))
+    wait_for(
+        lambda: "history line" in " ".join(admin.texts()) or admin.stored() >= 400,
+        timeout=15,
+        what="the tail",
+    )
+    wait_for(lambda: admin.stored() >= 400, what="a first page")
+    assert "beginning of the log" not in admin.status()
+    pages = 0
+    while "beginning of the log" not in admin.status():
+        top = admin.js("return document.getElementById('log').dataset.first")
+        before = admin.stored()
+        admin.scroll_top()
+        wait_for(
+            lambda before=before: admin.stored() > before or "beginning" in admin.status(),
+            what="an older page",
+        )
+        pages += 1
+        # The line that was on screen is still rendered: the view kept its place.
+        if admin.stored() > before:
+            kept = admin.js(OFFSET_JS, top)
+            height = admin.js("return document.getElementById('log').clientHeight")
+            assert kept is not None, pages
+            assert 0 <= kept < height, (pages, kept)
+        assert pages < 20
+    assert pages >= 2
+    admin.scroll_top()
+    wait_for(
+        lambda: (
+            admin.js("return document.querySelector('#rows .line').textContent")
+            == "— beginning of the log —"
+        ),
+        what="the beginning mark at the top",
+    )
+    assert admin.stored() >= 1000
+    # Down from the beginning, the history comes in the order it was written.
+    admin.js("document.getElementById('log').scrollTop = arguments[0]", 0)
+    seen: list[str] = []
+    for _ in range(200):
+        seen += [t for t in admin.texts() if t.startswith("history line") and t not in seen]
+        if len(seen) == 1000:
+            break
+        admin.js("const b = document.getElementById('log'); b.scrollTop += b.clientHeight")
+        time.sleep(0.05)  # the scroll event renders on the next frame
+    assert seen == [f"history line {i:04d}" for i in range(1000)]
+
+
+def test_switching_stream_and_filtering(admin: Console, dev: DevRun) -> None:
+    task = dev.task("/dev/worker")
+    admin.open_view(task_path(task))
+    admin.js("document.querySelector('#streams [data-stream=\"STDERR\"]').click()")
+    wait_for(lambda: admin.texts() and all("warning" in t for t in admin.texts()), what="stderr")
+    assert "stream=STDERR" in admin.d.current_url
+    assert all("stderr" in r["cls"] for r in admin.rows())
+    admin.js("document.querySelector('#streams [data-stream=\"STDOUT\"]').click()")
+    wait_for(
+        lambda: admin.texts() and not any("warning" in t for t in admin.texts()), what="stdout"
+    )
+    assert not any("stderr" in r["cls"] for r in admin.rows())
+    admin.js("document.querySelector('#streams [data-stream=\"\"]').click()")
+    wait_for(
+        lambda: (
+            any("warning" in t for t in admin.texts())
+            and any("job done" in t for t in admin.texts())
+        ),
+        what="both streams",
+    )
+    # A field filter, as the API takes it.
+    admin.by_id("filters").clear()
+    admin.by_id("filters").send_keys("STREAM:STDERR")
+    admin.js("document.querySelector('#filter-form button[type=submit]').click()")
+    wait_for(lambda: admin.texts() and all("warning" in t for t in admin.texts()), what="filter")
+    assert "filter=STREAM%3ASTDERR" in admin.d.current_url
+    # The server-side search goes to the API as `grep=`, as the page's own URL gives it.
+    admin.get(task_path(task) + "?grep=job")
+    wait_for(
+        lambda: [n for n in admin.js(RESOURCES_JS) if "/range/" in n and "grep=job" in n],
+        what="a read with grep=",
+    )
+    assert admin.by_id("server-search").is_selected()
+    assert admin.by_id("search").get_attribute("value") == "job"
+
+
+def test_since_starts_at_that_time(admin: Console, dev: DevRun) -> None:
+    task = dev.task("/dev/worker")
+    admin.open_view(task_path(task))
+    rows = admin.rows()
+    middle = rows[len(rows) // 2]
+    since_us = int(middle["cursor"].split(";t=")[1].split(";")[0], 16)
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(since_us // 1_000_000)) + "Z"
+    admin.open_view(task_path(task) + f"?since={since}")
+    first = admin.rows()[0]
+    first_us = int(first["cursor"].split(";t=")[1].split(";")[0], 16)
+    assert first_us >= (since_us // 1_000_000) * 1_000_000
+    assert first_us < since_us + 2_000_000
+
+
+def test_search_highlights_and_steps_through_matches_with_keys(admin: Console, dev: DevRun) -> None:
+    task = dev.task("/dev/worker")
+    admin.open_view(task_path(task))
+    admin.key("f")  # stop following, so the matches stay where they are
+    wait_for(lambda: admin.by_id("follow").get_attribute("aria-pressed") == "false", what="paused")
+    admin.key("/")
+    assert admin.js("return document.activeElement.id") == "search"
+    admin.by_id("search").send_keys("warning")
+    count = wait_for(lambda: " of " in admin.count() and admin.count(), what="count")
+    total = int(count.split(" of ")[1])
+    assert total >= 2
+    marks = admin.js("return [...document.querySelectorAll('#rows mark')].map(m => m.textContent)")
+    assert set(marks) == {"warning"}
+    admin.by_id("log").click()
+    admin.key("n")
+    first = wait_for(lambda: admin.count()[:1].isdigit() and admin.count().split(" of ")[0])
+    current = admin.js("return document.querySelector('#rows mark.current').textContent")
+    assert current == "warning"
+    admin.key("n")
+    second = admin.count().split(" of ")[0]
+    assert int(second) == int(first) % total + 1
+    admin.key("N")
+    assert admin.count().split(" of ")[0] == first
+    # End goes back to the newest and follows again.
+    admin.key("\ue010")  # End
+    wait_for(lambda: admin.by_id("follow").get_attribute("aria-pressed") == "true", what="follow")
+    admin.by_id("search").clear()
+    admin.js("document.getElementById('search').dispatchEvent(new Event('input'))")
+
+
+def test_download_gives_the_apis_gzip(admin: Console, dev: DevRun, downloads: Path) -> None:
+    task = dev.task("/dev/worker")
+    admin.open_view(task_path(task) + "?stream=STDOUT")
+    href = admin.by_id("download").get_attribute("href")
+    assert "/range/framework/" in href
+    assert href.split("?")[0].endswith("/download")
+    admin.by_id("download").click()
+    path = wait_for(lambda: next(iter(downloads.glob("*.log.gz")), None), timeout=15)
+    wait_for(lambda: not list(downloads.glob("*.crdownload")), what="the download to finish")
+    body = gzip.decompress(path.read_bytes()).decode()
+    lines = body.splitlines()
+    assert lines
+    assert all("job done" in ln or "console-marker" in ln for ln in lines)
+    assert path.name.startswith("task-")
+    assert "stdout" in path.name
+
+
+@pytest.mark.parametrize("where", ["task", "app"])
+def test_a_permalink_shows_the_line_highlighted_in_context(
+    admin: Console, dev: DevRun, where: str
+) -> None:
+    path = task_path(dev.task("/dev/worker")) if where == "task" else "/console/roles/dev"
+    admin.open_view(path)
+    rows = admin.rows()
+    chosen = rows[len(rows) // 2]
+    admin.get(f"{path}?cursor={quote(chosen['cursor'], safe='')}")
+    linked = wait_for(
+        lambda: admin.js(
+            "const e = document.querySelector('#rows .line.linked');"
+            "return e && {cursor: e.dataset.cursor, text: e.querySelector('.msg').textContent}"
+        ),
+        timeout=15,
+        what="the linked line",
+    )
+    assert linked == {"cursor": chosen["cursor"], "text": chosen["text"]}
+    texts = admin.texts()
+    at = texts.index(chosen["text"])
+    assert 0 < at < len(texts) - 1  # lines before and after it
+    # The line's time is its permalink.
+    href = admin.js("return document.querySelector('#rows .line.linked a.ts').getAttribute('href')")
+    assert httpx.URL("http://x/" + href).params.get("cursor") == chosen["cursor"]
+    # From a permalink, End goes back to the live tail and leaves the link.
+    admin.key("\ue010")
+    wait_for(lambda: "following" in admin.status(), what="the live tail again")
+    assert "cursor=" not in admin.d.current_url
+
+
+# Security ----------------------------------------------------------------------------------
+
+
+def test_hostile_lines_are_text_and_run_nothing(admin: Console, dev: DevRun) -> None:
+    task = dev.task("/dev/worker")
+    admin.open_view(task_path(task))
+    writer = JournalWriter(dev.agent_namespace(task["agent_id"]))
+    try:
+        for payload in XSS:
+            writer.send(task_fields(task, payload))
+    finally:
+        writer.close()
+    wait_for(lambda: XSS[-1] in admin.texts(), timeout=5, what="the payloads")
+    texts = admin.texts()
+    for payload in XSS:
+        assert payload in texts
+    assert admin.js("return window.__xss === undefined")
+    assert admin.js(HTML_ELEMENTS_JS) == 0
+    # Search highlighting inside a payload is text as well.
+    admin.by_id("search").clear()
+    admin.by_id("search").send_keys("<img")
+    wait_for(lambda: admin.js(MARKS_JS), what="marks")
+    assert set(admin.js(MARKS_JS)) == {"<img"}
+    assert admin.js("return window.__xss === undefined")
+    # The same lines in a merged view (prefixes, titles).
+    admin.open_view("/console/roles/dev")
+    wait_for(lambda: XSS[-1] in admin.texts() or admin.stored() > 0, what="the role")
+    admin.by_id("search").clear()
+    admin.js("document.getElementById('search').dispatchEvent(new Event('input'))")
+    assert admin.js("return window.__xss === undefined")
+    assert admin.js(HTML_ELEMENTS_JS) == 0
+    logs = [e for e in admin.d.get_log("browser") if "Content Security Policy" in e["message"]]
+    assert logs == []  # nothing even tried to run inline
+
+
+def test_a_user_sees_only_what_their_grants_allow(
+    console: Console, dev: DevRun, no_grant: tuple[str, str]
+) -> None:
+    manifest = dev.manifest()
+    prod = [t for t in manifest["tasks"] if t["app_id"] == "/prod/web"]
+    dev_tasks = [t for t in manifest["tasks"] if t["app_id"].startswith("/dev/")]
+    console.sign_in("dev", manifest["identities"]["dev"]["password"])
+    try:
+        text = console.page_text()
+        for task in dev_tasks:
+            assert task["name"] in text
+        for foreign in [*(t["id"] for t in prod), "/prod/web", "leader", "Nodes", "NODES"]:
+            assert foreign not in text
+        for agent in manifest["agents"]:
+            assert agent["id"] not in console.js(
+                "return [...document.querySelectorAll('#browse a')].map(a => a.pathname).join(' ')"
+            )
+        # Typed URLs show nothing foreign either.
+        foreign_agent = manifest["agents"][0]["id"]
+        for path in (
+            task_path(prod[0]),
+            "/console/apps/prod/web",
+            "/console/roles/prod",
+            f"/console/nodes/{foreign_agent}",
+            "/console/nodes/leader",
+        ):
+            console.get(path)
+            wait_for(lambda: console.visible("problem"), what=f"a refusal at {path}")
+            time.sleep(0.3)  # nothing may arrive later either
+            assert console.rows() == [], path
+        # The role view holds the dev tasks only.
+        console.open_view("/console/roles/dev")
+        texts = console.texts()
+        assert texts
+        assert not any("/prod/web" in t or "firehose" in t for t in texts)
+    finally:
+        console.sign_out()
+    uid, password = no_grant
+    console.sign_in(uid, password)
+    try:
+        text = console.page_text()
+        assert "Nothing you may read yet." in text
+        listed = console.js("return document.getElementById('browse-lists').innerText")
+        assert listed.strip() == "Nothing you may read yet."
+        for task in manifest["tasks"]:
+            assert task["id"] not in text
+        console.get(task_path(dev_tasks[0]))
+        wait_for(lambda: console.visible("problem"), what="a refusal")
+        assert console.rows() == []
+    finally:
+        console.sign_out()
+
+
+def test_signing_out_ends_the_session(console: Console, dev: DevRun) -> None:
+    console.sign_in("admin", dev.manifest()["identities"]["superuser"]["password"])
+    console.sign_out()
+    console.get(task_path(dev.task("/dev/worker")))
+    wait_for(lambda: console.visible("signin"), what="the sign-in form")
+    assert console.rows() == []
+
+
+# Live tail under stress ------------------------------------------------------------------------
+
+
+def test_the_live_tail_resumes_after_a_network_drop_marked_while_reconnecting(
+    admin: Console, console: Console, dev: DevRun, relay: Relay
+) -> None:
+    admin.sign_in("admin", dev.manifest()["identities"]["superuser"]["password"])
+    task = dev.task("/dev/worker")
+    admin.open_view(task_path(task))
+    wait_for(lambda: "following" in admin.status(), what="the live tail")
+    writer = JournalWriter(dev.agent_namespace(task["agent_id"]))
+    try:
+        relay.cut()
+        wait_for(lambda: admin.visible("reconnecting"), timeout=10, what="the reconnecting mark")
+        gap = [f"written while away {i}" for i in range(5)]
+        for line in gap:
+            writer.send(task_fields(task, line))
+        relay.restore()
+        wait_for(lambda: not admin.visible("reconnecting"), timeout=20, what="reconnected")
+        wait_for(lambda: gap[-1] in admin.texts(), timeout=10, what="the lines from the gap")
+        texts = admin.texts()
+        for line in gap:
+            assert texts.count(line) == 1  # resumed from the last event id: no loss, no repeat
+    finally:
+        relay.restore()
+        writer.close()
+
+
+def test_a_2000_lines_per_second_follow_keeps_the_dom_bounded(admin: Console, dev: DevRun) -> None:
+    task = dev.task("/prod/web", 1)
+    admin.open_view(task_path(task))
+    wait_for(lambda: "following" in admin.status(), what="the live tail")
+    writer = JournalWriter(dev.agent_namespace(task["agent_id"]))
+    rate, seconds = 2000, 6  # 12,000 lines: more than the page keeps
+    try:
+        start = time.monotonic()
+        for i in range(rate * seconds):
+            writer.send(task_fields(task, f"firehose {i:06d}"))
+            if i % 200 == 199:
+                ahead = (i + 1) / rate - (time.monotonic() - start)
+                if ahead > 0:
+                    time.sleep(ahead)
+        last = f"firehose {rate * seconds - 1:06d}"
+        wait_for(lambda: last in admin.texts(), timeout=20, what="the last line at the bottom")
+    finally:
+        writer.close()
+    assert admin.stored() == MAX_LINES
+    rendered = admin.js("return document.querySelectorAll('#rows .line').length")
+    visible = admin.js("return Math.ceil(document.getElementById('log').clientHeight / 18)")
+    assert rendered <= visible + 2 * 20 + 1  # the visible rows and the overscan, no more
+    assert admin.js("return document.querySelectorAll('*').length") < 1000
+    assert "oldest dropped" in admin.status()
