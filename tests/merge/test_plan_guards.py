@@ -80,6 +80,24 @@ def test_filters_on_owned_fields_narrow_and_are_never_forwarded(
     assert set(narrowing.values) == owned
 
 
+def test_a_plan_names_each_agent_and_its_reader_and_keeps_the_forwarded_filters() -> None:
+    narrowing, forwarded = split_filters([("STREAM", "STDERR"), ("CONTAINER_ID", DEV.container)])
+    fake = FakeGrantSource()
+    fake.grant("dev", "dcos:mesos:agent:task:app_id:/dev")
+    planner = Planner(
+        MergeScope("role", "dev"),
+        narrowing,
+        "dev",
+        AclAuthorizer(fake),
+        Snapshots(snapshot()),
+        forwarded=forwarded,
+    )
+    assert planner.forwarded == (("STREAM", "STDERR"),)
+    spec = asyncio.run(planner.plan()).sources[AGENTS[0]]
+    assert spec.agent_id == AGENTS[0]
+    assert spec.reader_url == "http://127.0.0.81:61001"
+
+
 def test_a_mixed_container_filter_keeps_only_the_callers_own_container() -> None:
     mixed = [("CONTAINER_ID", WEB[1].container), ("CONTAINER_ID", DEVOPS.container)]
     got = plan(MergeScope("role", "prod"), "prodrole", mixed, **PROD_ROLE)
@@ -185,3 +203,6 @@ def test_capped_keeps_streaming_agents_first_and_names_the_rest() -> None:
     assert two.note is not None
     assert AGENTS[1] in two.note
     assert "limit of 2" in two.note
+    three = capped(full, 1)
+    assert three.note is not None
+    assert three.note.endswith(f"{AGENTS[1]}, {AGENTS[2]}")

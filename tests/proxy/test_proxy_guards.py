@@ -9,7 +9,13 @@ import pytest
 
 from app.core.errors import BadRequest
 from app.proxy.headers import filter_cookies, keeps_location
-from app.proxy.target import MAX_QUERY_BYTES, check_query, normalised_path, upstream_url
+from app.proxy.target import (
+    MAX_PATH_BYTES,
+    MAX_QUERY_BYTES,
+    check_query,
+    normalised_path,
+    upstream_url,
+)
 
 NODE = "http://10.0.0.5:61001"
 
@@ -59,3 +65,12 @@ def test_a_credential_cookie_whose_value_holds_equals_signs_is_stripped() -> Non
 @pytest.mark.parametrize("value", ["http://[::1", "http://a:b:c/", "//evil.example/x", "\\\\evil"])
 def test_a_location_naming_or_hiding_a_host_is_dropped(value: str) -> None:
     assert not keeps_location(value)
+
+
+def test_the_path_limit_is_exact_and_named() -> None:
+    longest = "/" + "a" * (MAX_PATH_BYTES - 1)
+    assert normalised_path(longest) == longest
+    with pytest.raises(BadRequest) as caught:
+        normalised_path(longest + "a")
+    assert caught.value.parameter == "path"
+    assert str(caught.value) == "Invalid path: too long"
