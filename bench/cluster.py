@@ -21,9 +21,12 @@ from pathlib import Path
 import httpx
 
 from app.authz.route_table import SYSTEM_LOGS_RID
+from app.core.audience import node_audience
 from app.devcluster.journald import JournaldNamespace
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster
 from app.iam.client import IamClient
+from app.iam.key_ring import KeyRing
+from app.iam.tokens import TokenIssuer
 from bench.fill import KeepAlive, fill
 from bench.nginx import STATIC_PATH, nginx_binary, nginx_proxy
 from bench.servers import Server, ServerError, free_port, logway_gateway, node_reader
@@ -41,6 +44,19 @@ RESOLVE_TIMEOUT = 30.0
 IAM_TIMEOUT = 30.0
 
 
+# A bench run outlives the gateway's own 5-minute node tokens: mint one for the run.
+NODE_TOKEN_LIFETIME = 4 * 3600
+
+
+def node_token(gateway_data_dir: Path, host: str, port: int) -> str:
+    """A token of the gateway's service uid addressed to the node reader at host:port, signed
+    with that gateway's key (node readers accept no other, issue 12 §2)."""
+    ring = KeyRing(gateway_data_dir / "keys", token_lifetime=NODE_TOKEN_LIFETIME)
+    ring.load()
+    issuer = TokenIssuer(ring, lifetime=NODE_TOKEN_LIFETIME)
+    return issuer.issue(GATEWAY_UID, audience=node_audience(host, port)).token
+
+
 @dataclass(frozen=True, slots=True)
 class Cluster:
     entries: int
@@ -48,7 +64,7 @@ class Cluster:
     node: Server
     nginx: Server
     user_token: str  # READER_UID's, sent to the gateway (and to nginx, which replaces it)
-    service_token: str  # GATEWAY_UID's, for reading the node reader directly
+    service_token: str  # GATEWAY_UID's, addressed to the node reader, to read it directly
     directory: Path  # private to this run: header files for curl
 
 
@@ -117,7 +133,7 @@ def one_agent_cluster(entries: int, small_query: str) -> Iterator[Cluster]:
         gw.start(JWKS_PATH)
         with httpx.Client(base_url=gw.base_url, timeout=IAM_TIMEOUT) as http:
             admin = login(http, "admin", password)
-            service_token = add_user(http, admin, GATEWAY_UID)
+            add_user(http, admin, GATEWAY_UID)
             user_token = add_user(http, admin, READER_UID)
             grant_read(http, admin, SYSTEM_LOGS_RID, READER_UID)
 
@@ -125,6 +141,7 @@ def one_agent_cluster(entries: int, small_query: str) -> Iterator[Cluster]:
         node = stack.enter_context(
             node_reader(ns.name, host=NODE_HOST, port=reader_port, auth=auth)
         )
+        service_token = node_token(tmp / "gateway", NODE_HOST, reader_port)
         node.start("/v1/fields/STREAM", headers={"Authorization": f"token={service_token}"})
         agent_path = f"/system/v1/agent/{AGENT_ID}/logs{small_query}"
         small = _wait_resolved(gw.base_url + agent_path, user_token)

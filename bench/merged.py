@@ -35,7 +35,7 @@ import orjson
 from app.devcluster.journald import JournaldNamespace
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimFramework, SimTask
 from bench import report
-from bench.cluster import add_user, grant_read, login
+from bench.cluster import add_user, grant_read, login, node_token
 from bench.fill import KeepAlive, NativeWriter
 from bench.report import Verdict
 from bench.servers import Server, ServerError, cpu_seconds, free_port, logway_gateway, node_reader
@@ -81,7 +81,7 @@ class MergedCluster:
     gateway: Server
     readers: tuple[Server, ...]
     token: str  # READER_UID's
-    service_token: str
+    reader_tokens: tuple[str, ...]  # GATEWAY_UID's, addressed to each reader, in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,17 +149,19 @@ def merged_cluster() -> Iterator[MergedCluster]:
         gw.start(JWKS_PATH)
         with httpx.Client(base_url=gw.base_url, timeout=30) as http:
             admin = login(http, "admin", password)
-            service_token = add_user(http, admin, GATEWAY_UID)
+            add_user(http, admin, GATEWAY_UID)
             token = add_user(http, admin, READER_UID)
             grant_read(http, admin, f"dcos:mesos:agent:task:app_id:{APP}", READER_UID)
         auth = (f"--jwks-url={gw.base_url}{JWKS_PATH}", f"--allow-uid={GATEWAY_UID}")
-        readers = []
+        readers, reader_tokens = [], []
         for agent, ns in zip(agents, namespaces, strict=True):
             reader = stack.enter_context(
                 node_reader(ns.name, host=agent.host, port=reader_port, auth=auth)
             )
-            reader.start("/v1/fields/STREAM", headers={"Authorization": f"token={service_token}"})
+            reader_token = node_token(tmp / "gateway", agent.host, reader_port)
+            reader.start("/v1/fields/STREAM", headers={"Authorization": f"token={reader_token}"})
             readers.append(reader)
+            reader_tokens.append(reader_token)
         _wait_planned(gw.base_url, token)
         print(
             f"Mesos simulator {sim.urls[0]} (app {APP}, one task on each of "
@@ -167,7 +169,7 @@ def merged_cluster() -> Iterator[MergedCluster]:
             + ", ".join(f"pid {r.pid} at {r.base_url}" for r in readers),
             flush=True,
         )
-        yield MergedCluster(tuple(agents), gw, tuple(readers), token, service_token)
+        yield MergedCluster(tuple(agents), gw, tuple(readers), token, tuple(reader_tokens))
 
 
 def _wait_planned(base_url: str, token: str) -> None:
@@ -257,10 +259,10 @@ async def _follow(
 
 async def _followed(cluster: MergedCluster) -> None:
     """Every node reader serves the gateway's follow (so the first line is not missed)."""
-    headers = {"Authorization": f"token={cluster.service_token}"}
     deadline = time.monotonic() + READY_TIMEOUT
     async with httpx.AsyncClient(timeout=10) as client:
-        for reader in cluster.readers:
+        for reader, reader_token in zip(cluster.readers, cluster.reader_tokens, strict=True):
+            headers = {"Authorization": f"token={reader_token}"}
             while True:
                 text = (await client.get(f"{reader.base_url}/metrics", headers=headers)).text
                 if "logway_node_followers 0" not in text:

@@ -42,6 +42,9 @@ class Identity:
     # repr so that logging an Identity cannot leak it.
     token: str | None = field(default=None, repr=False)
     exp: int | None = None
+    # When the authenticator stops accepting the token (exp + its leeway, epoch seconds): an
+    # open stream ends then (app.authz.access). None: never (no token, `--no-auth`).
+    valid_until: float | None = None
 
 
 class Authenticator(Protocol):
@@ -53,6 +56,8 @@ class JwtAuthenticator:
 
     `allowed_uids`: when non-empty, only these verified uids are let in (the node reader admits
     the gateway's service account only); `None` or empty admits any verified uid.
+    `audience`: the `aud` a token must carry (a node reader's own address); None admits only
+    tokens without one, so a credential addressed to a node or to Mesos is refused elsewhere.
     """
 
     def __init__(
@@ -60,6 +65,7 @@ class JwtAuthenticator:
         keys: KeySource,
         *,
         allowed_uids: Collection[str] | None = None,
+        audience: str | None = None,
         leeway: int = DEFAULT_LEEWAY,
         cache_size: int = DEFAULT_CACHE_SIZE,
         clock: Callable[[], float] = time.time,
@@ -69,6 +75,7 @@ class JwtAuthenticator:
             raise ValueError(f"leeway must be between 0 and {MAX_LEEWAY} seconds")
         self._keys = keys
         self._allowed = frozenset(allowed_uids) if allowed_uids else None
+        self._audience = audience
         self._leeway = leeway
         self._cache = VerifiedTokens(cache_size)
         self._clock = clock
@@ -80,8 +87,10 @@ class JwtAuthenticator:
         *,
         kid: str | None = None,
         allowed_uids: Collection[str] | None = None,
+        audience: str | None = None,
     ) -> JwtAuthenticator:
-        return cls(StaticKeys(KeySet.from_pem_file(path, kid=kid)), allowed_uids=allowed_uids)
+        keys = StaticKeys(KeySet.from_pem_file(path, kid=kid))
+        return cls(keys, allowed_uids=allowed_uids, audience=audience)
 
     @classmethod
     def from_jwks_url(
@@ -90,12 +99,13 @@ class JwtAuthenticator:
         *,
         client: httpx.AsyncClient,
         allowed_uids: Collection[str] | None = None,
+        audience: str | None = None,
         ttl: float = DEFAULT_TTL,
         min_refresh_interval: float = MIN_REFRESH_INTERVAL,
     ) -> JwtAuthenticator:
         """Keys fetched lazily on first use; `client` stays the caller's to close."""
         source = JwksSource(url, client=client, ttl=ttl, min_refresh_interval=min_refresh_interval)
-        return cls(source, allowed_uids=allowed_uids)
+        return cls(source, allowed_uids=allowed_uids, audience=audience)
 
     async def authenticate(self, request: Request) -> Identity | None:
         token = extract_token(request)
@@ -103,12 +113,16 @@ class JwtAuthenticator:
             return None
         try:
             claims = await self.verify(token)
+            if claims.aud != self._audience:
+                raise TokenRejected(Reason.AUDIENCE)
             if self._allowed is not None and claims.uid not in self._allowed:
                 raise TokenRejected(Reason.UID_NOT_ALLOWED, "uid not allowed")
         except TokenRejected as exc:
             log.debug("token rejected: %s", exc.reason)
             raise
-        return Identity(uid=claims.uid, token=token, exp=claims.exp)
+        return Identity(
+            uid=claims.uid, token=token, exp=claims.exp, valid_until=claims.exp + self._leeway
+        )
 
     async def verify(self, token: str) -> Claims:
         """Verify a bare token (no HTTP, no allow-list), through the cache."""

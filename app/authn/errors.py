@@ -34,6 +34,8 @@ class Reason(StrEnum):
     ISSUED_IN_FUTURE = "token issued in the future (iat)"
     UID = "uid missing or malformed"
     UID_NOT_ALLOWED = "uid not allowed"
+    AUDIENCE = "token addressed to another audience"
+    UNKNOWN_UID = "uid unknown to the IAM"
 
 
 class TokenRejected(AuthenticationError):

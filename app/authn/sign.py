@@ -43,14 +43,19 @@ class TokenSigner:
             raise ValueError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
         return cls(pem, source=str(path))
 
-    def token(self, uid: str, *, exp: int, iat: int | None = None) -> str:
-        """Header {alg: RS256, typ: JWT}; claims {uid, exp} (and iat when given)."""
+    def token(
+        self, uid: str, *, exp: int, iat: int | None = None, audience: str | None = None
+    ) -> str:
+        """Header {alg: RS256, typ: JWT}; claims {uid, exp} (and iat, aud when given)."""
         claims: dict[str, object] = {"uid": uid, "exp": exp}
         if iat is not None:
             claims["iat"] = iat
+        if audience is not None:
+            claims["aud"] = audience
         signed: str = jws.sign(claims, self._signer, algorithm=ALGORITHM)
         return signed
 
-    def login_token(self, uid: str, *, now: float) -> str:
-        """A service login token for `uid`, good for `LOGIN_TOKEN_LIFETIME` seconds."""
-        return self.token(uid, exp=int(now) + LOGIN_TOKEN_LIFETIME)
+    def login_token(self, uid: str, *, now: float, audience: str | None = None) -> str:
+        """A service login token for `uid`, good for `LOGIN_TOKEN_LIFETIME` seconds; naming
+        `audience`, a Logway IAM answers a token addressed to it alone (issue 12 §2)."""
+        return self.token(uid, exp=int(now) + LOGIN_TOKEN_LIFETIME, audience=audience)

@@ -37,6 +37,7 @@ MAX_TOKEN_LENGTH = 8 * 1024
 ALLOWED_HEADER_MEMBERS = frozenset({"alg", "typ", "kid"})
 MAX_KID_LENGTH = 256
 MAX_UID_LENGTH = 256
+MAX_AUDIENCE_LENGTH = 256
 # RFC 7518 §3.3: "A key of size 2048 bits or larger MUST be used" (J22).
 MIN_RSA_BITS = 2048
 # Clock skew we tolerate on exp, nbf and iat (J12); config may lower it, never raise it.
@@ -105,6 +106,8 @@ class Claims:
     exp: int
     iat: int | None = None
     nbf: int | None = None
+    # Whom the token is addressed to (app/core/audience.py); None for a caller's own token.
+    aud: str | None = None
 
 
 def parse(token: str) -> UnverifiedToken:
@@ -163,7 +166,12 @@ def _claims(claims: dict[str, Any], *, now: float, leeway: int) -> Claims:
         raise TokenRejected(Reason.NOT_YET_VALID)
     if iat is not None and iat > now + leeway:
         raise TokenRejected(Reason.ISSUED_IN_FUTURE)
-    return Claims(uid=uid, exp=exp, iat=iat, nbf=nbf)
+    aud = claims.get("aud")
+    if aud is not None and (
+        not isinstance(aud, str) or not 0 < len(aud) <= MAX_AUDIENCE_LENGTH or not aud.isprintable()
+    ):
+        raise TokenRejected(Reason.AUDIENCE)
+    return Claims(uid=uid, exp=exp, iat=iat, nbf=nbf, aud=aud)
 
 
 def _numeric_date(value: object) -> int:

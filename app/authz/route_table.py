@@ -220,7 +220,8 @@ ROUTES: tuple[RouteRule, ...] = (
     ),
     RouteRule(
         "/system/v1/leader/marathon/logs{path:path}",
-        "The Marathon leader's whole journal: 503, Logway does not resolve that leader",
+        "The Marathon leader's whole journal: the node of the active `marathon` framework's "
+        "scheduler in the Mesos state (`dcos node log --leader --component=dcos-marathon`)",
         _WHOLE_NODE,
     ),
     RouteRule("/acs/api/v1/auth/login", "Log in: password or service login token", Public()),

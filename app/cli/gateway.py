@@ -11,6 +11,7 @@ from typing import Any
 import uvicorn
 
 from app.core.config import GatewaySettings
+from app.core.graceful import GracefulServer
 from app.core.logging import configure_logging
 from app.gateway.app import create_app
 
@@ -63,5 +64,5 @@ def run(args: argparse.Namespace) -> int:
         access_log=False,
         timeout_graceful_shutdown=2,
     )
-    uvicorn.Server(config).run()
+    GracefulServer(config, app.state.open_streams).run()
     return 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import httpx
 
 from app.cli.http import CliError, fail, refused, session
+from app.core.errors import LogwayError
 from app.iam.client import IamCallFailed, IamClient
 
 
@@ -74,10 +77,28 @@ def add_parser(commands: Any) -> None:
     kinds.add_parser("rotate-keys", help="new token signing key", parents=[url]).set_defaults(
         run=_rotate
     )
+    recover = kinds.add_parser(
+        "recover-superuser",
+        help="give a user dcos:superuser full directly in the IAM store (run on the gateway's "
+        "host, with access to its data directory; no login needed)",
+    )
+    recover.add_argument("--data-dir", type=Path, required=True, help="the gateway's data dir")
+    recover.add_argument("--uid", default="admin", help="the user to make superuser (admin)")
+    recover.add_argument(
+        "--keep-password",
+        action="store_true",
+        help="keep an existing user's password (default: a new generated one, written to "
+        "DATA_DIR/superuser-password, mode 0600)",
+    )
+    recover.set_defaults(run=None, offline=_recover_superuser)
     iam.set_defaults(run=None)
 
 
 def run(args: argparse.Namespace) -> int:
+    offline = getattr(args, "offline", None)
+    if offline is not None:
+        code: int = offline(args)
+        return code
     try:
         _, client = session(getattr(args, "url", None))
         with client:
@@ -162,3 +183,32 @@ def _permissions(iam: IamClient, args: argparse.Namespace) -> None:
 def _rotate(iam: IamClient, args: argparse.Namespace) -> None:
     iam.rotate_keys()
     print("rotated the token signing key")
+
+
+def _recover_superuser(args: argparse.Namespace) -> int:
+    from app.core.config import GatewaySettings
+    from app.gateway.app import SUPERUSER_PASSWORD_FILE, iam_settings
+    from app.iam import Iam
+    from app.iam.recover import recover_superuser
+
+    data_dir: Path = args.data_dir
+    if not (data_dir / "iam.sqlite3").is_file():
+        return fail(CliError(f"no IAM store in {data_dir} (expected {data_dir / 'iam.sqlite3'})"))
+
+    async def recover() -> int:
+        async with Iam(iam_settings(GatewaySettings(data_dir=data_dir))) as iam:
+            done = await recover_superuser(iam, args.uid, new_password=not args.keep_password)
+        state = "created" if done.created else "restored"
+        print(f"{state} {done.uid}: holds dcos:superuser full")
+        if done.password is not None:
+            path = data_dir / SUPERUSER_PASSWORD_FILE
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(done.password + "\n")
+            print(f"its new password is in {path} (0600): read it, change it, delete the file")
+        return 0
+
+    try:
+        return asyncio.run(recover())
+    except (ValueError, LogwayError) as exc:
+        return fail(CliError(str(exc)))

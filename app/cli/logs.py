@@ -4,6 +4,7 @@ every task of a role or app merged across agents, through the gateway.
     logway logs agent AGENT_ID | master | leader | task NAME_OR_ID [stdout|stderr]
                 | role ROLE | app APP_ID
         [-f] [-n N|all] [--since WHEN] [--filter FIELD:VALUE]... [--unit UNIT]
+        [--with-scheduler] (role, app)
         [-o text|json|raw] [--url URL]
 
 Options go before or after the source. Exit status: 0, 1 for an error (the gateway
@@ -50,6 +51,7 @@ examples:
   logway logs agent <id> --since 10m --filter STREAM:STDERR -o json
   logway logs master --since 2026-01-02T15:04:05Z -n all
   logway logs app /prod -f                  every /prod task on every agent, merged
+  logway logs app /prod --with-scheduler    … and Marathon's lines about /prod, in time order
   logway logs role dev -n 50 -o json
 
 -n defaults to 10 (with --since: every line since then); -n 0 -f prints only new lines.
@@ -100,6 +102,15 @@ _OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--count",), {"action": "store_true", "help": "print how many entries (matches) only"}),
     (("--unit",), {"metavar": "UNIT", "help": "one systemd unit's lines (agent, master, leader)"}),
     (
+        ("--with-scheduler",),
+        {
+            "action": "store_true",
+            "dest": "with_scheduler",
+            "help": "role, app: also Marathon's lines naming the app (or the role's apps), "
+            "merged in time order",
+        },
+    ),
+    (
         ("-o", "--output"),
         {"choices": OUTPUTS, "default": "text", "help": "text (default), json or raw"},
     ),
@@ -140,7 +151,7 @@ def add_parser(commands: Any) -> None:
 
 def _add_options(parser: argparse.ArgumentParser, *, after: bool) -> None:
     for flags, options in _OPTIONS:
-        dest = flags[-1].lstrip("-")
+        dest = options.get("dest", flags[-1].lstrip("-"))
         if after:
             # A subparser's defaults would overwrite what was given before the source.
             options = {**options, "default": argparse.SUPPRESS, "dest": _AFTER + dest}
@@ -152,7 +163,7 @@ def _option(args: argparse.Namespace, name: str) -> Any:
     after = getattr(args, _AFTER + name, None)
     if name in ("filter", "grep"):
         return [*(before or ()), *(after or ())]
-    if name in ("follow", "count"):
+    if name in ("follow", "count", "with_scheduler"):
         return bool(before or after)
     return after if after is not None else before
 
@@ -198,7 +209,13 @@ def plan(args: argparse.Namespace, env: Mapping[str, str]) -> Plan:
     kind = kind_named(args.source)
     unit = _option(args, "unit")
     values = {p.name: getattr(args, p.name) for p in kind.positionals}
-    source = kind.build(SourceArgs(values, unit_name(unit) if unit is not None else None))
+    source = kind.build(
+        SourceArgs(
+            values,
+            unit_name(unit) if unit is not None else None,
+            with_scheduler=_option(args, "with_scheduler"),
+        )
+    )
     since_raw, lines_raw = _option(args, "since"), _option(args, "lines")
     since = parse_since(since_raw) if since_raw is not None else None
     if lines_raw is not None:

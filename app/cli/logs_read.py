@@ -6,7 +6,9 @@ timeout, or a stream the gateway ended, it reconnects with `Last-Event-ID` set t
 the last whole event it printed (the node reader resumes right after that entry), waiting a
 little longer each time up to `BACKOFF_MAX`, for as long as the user wants lines. It gives
 up only when the gateway answers with an error that waiting cannot fix: any status but
-502/503/504 (the gateway up, the node not), e.g. a 401 once the token has expired.
+502/503/504 (the gateway up, the node not), e.g. a 401 once the token has expired, or when the
+gateway ends the stream because the caller's access ended (its last event, `access-ended`,
+names why: `token expired`, `access revoked`): exit 3 with that reason.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
+from app.authz.access import ACCESS_ENDED_EVENT
 from app.cli.credentials import Credentials
 from app.cli.http import EXIT_DENIED, EXIT_ERROR, EXIT_USAGE, CliError
 from app.cli.logs_output import BadEntry
@@ -208,10 +211,16 @@ def follow(
                         events = parser.feed(chunk)
                         while parser.comments:
                             note(parser.comments.pop(0))
+                        ended = next((e for e in events if e.type == ACCESS_ENDED_EVENT), None)
+                        if ended is not None:
+                            events = events[: events.index(ended)]
                         if events:
                             entries([event.data for event in events])
                             delay = BACKOFF_FIRST  # the connection was worth having
                         last_id = parser.last_id or last_id
+                        if ended is not None:
+                            why = ended.data.decode("utf-8", "replace")[:MAX_ERROR_CHARS]
+                            raise CliError(f"the gateway ended the stream: {why}", EXIT_DENIED)
                     reason = "the gateway ended the stream"
             finally:
                 response.close()

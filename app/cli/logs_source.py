@@ -165,6 +165,7 @@ class V1Route:
 
     base: str  # e.g. /system/v1/logs/v1
     newest_accept: str = SSE
+    extra: tuple[tuple[str, str], ...] = ()  # e.g. include=scheduler
 
     def range(self, window: Window) -> Request:
         return Request(f"{self.base}/range/", tuple(self._params(window)))
@@ -175,11 +176,10 @@ class V1Route:
     def count(self, window: Window) -> Request | None:
         return Request(f"{self.base}/count/", tuple(self._params(replace(window, context=0))))
 
-    @staticmethod
-    def _params(window: Window) -> Params:
+    def _params(self, window: Window) -> Params:
         # skip_prev=0 would mean "from the head" on a stream: only send a count.
         skip = [("skip_prev", str(window.lines))] if window.lines else []
-        return skip + window.common()
+        return skip + window.common() + list(self.extra)
 
 
 @dataclass(frozen=True)
@@ -232,10 +232,12 @@ class Source:
 
 @dataclass(frozen=True)
 class SourceArgs:
-    """A source's positional arguments by name, and `--unit` (already normalised)."""
+    """A source's positional arguments by name, `--unit` (already normalised) and
+    `--with-scheduler`."""
 
     values: Mapping[str, str]
     unit: str | None = None
+    with_scheduler: bool = False
 
 
 @dataclass(frozen=True)
@@ -269,15 +271,18 @@ def node_source(label: str, logs: str, unit: str | None) -> Source:
 
 
 def _agent(args: SourceArgs) -> Source:
+    _no_scheduler(args, "an agent")
     agent = args.values["agent_id"]
     return node_source(f"agent {agent}", f"/system/v1/agent/{_seg(agent)}/logs", args.unit)
 
 
 def _master(args: SourceArgs) -> Source:
+    _no_scheduler(args, "the master")
     return node_source("master", MASTER_LOGS, args.unit)
 
 
 def _leader(args: SourceArgs) -> Source:
+    _no_scheduler(args, "the leader")
     return node_source("leader", LEADER_LOGS, args.unit)
 
 
@@ -286,11 +291,22 @@ def _no_unit(args: SourceArgs, what: str) -> None:
         raise usage(f"--unit applies to agent, master and leader logs, not to {what}")
 
 
+def _no_scheduler(args: SourceArgs, what: str) -> None:
+    if args.with_scheduler:
+        raise usage(f"--with-scheduler applies to role and app logs, not to {what}")
+
+
+def _merged_extra(args: SourceArgs) -> tuple[tuple[str, str], ...]:
+    # Marathon's lines naming the app (or the role's apps), merged in (issue 18).
+    return (("include", "scheduler"),) if args.with_scheduler else ()
+
+
 def _role(args: SourceArgs) -> Source:
     _no_unit(args, "a role")
     role = args.values["role"]
-    route = V1Route(f"{MASTER_LOGS}/v1/role/{_seg(role)}")
-    return Source(label=f"role {role}", route=route, merged=True)
+    route = V1Route(f"{MASTER_LOGS}/v1/role/{_seg(role)}", extra=_merged_extra(args))
+    label = f"role {role}" + (" with Marathon's lines" if args.with_scheduler else "")
+    return Source(label=label, route=route, merged=True)
 
 
 def _app(args: SourceArgs) -> Source:
@@ -298,12 +314,14 @@ def _app(args: SourceArgs) -> Source:
     # Marathon app ids are absolute; `prod/web` means `/prod/web`. The gateway takes the id's
     # slashes as path separators and refuses ids that are not canonical.
     app_id = "/" + args.values["app_id"].strip("/")
-    route = V1Route(f"{MASTER_LOGS}/v1/app{quote(app_id, safe='/')}")
-    return Source(label=f"app {app_id}", route=route, merged=True)
+    route = V1Route(f"{MASTER_LOGS}/v1/app{quote(app_id, safe='/')}", extra=_merged_extra(args))
+    label = f"app {app_id}" + (" with Marathon's lines" if args.with_scheduler else "")
+    return Source(label=label, route=route, merged=True)
 
 
 def _task(args: SourceArgs) -> Source:
     _no_unit(args, "a task")
+    _no_scheduler(args, "a task")
     task, file = args.values["task"], args.values["file"]
     # The gateway finds the task by id or name (409 when several match).
     route = V2Route(f"{MASTER_LOGS}/v2/task/{_seg(task)}/file/{file}")

@@ -11,6 +11,7 @@ from typing import Any
 import uvicorn
 
 from app.core.config import NodeSettings
+from app.core.graceful import GracefulServer
 from app.core.logging import configure_logging
 from app.node.app import create_app
 
@@ -37,6 +38,12 @@ def add_parser(commands: Any) -> None:
         metavar="UID",
         help="uid allowed to read (repeatable; the gateway's service account)",
     )
+    p.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help="this reader's address as the gateway dials it; tokens must be addressed to it "
+        "(default: --host:--port unless listening on every interface or a socket)",
+    )
     p.add_argument("--heartbeat", type=float, default=None, metavar="SECONDS")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(run=run)
@@ -52,6 +59,7 @@ def settings_from(args: argparse.Namespace) -> NodeSettings:
         "public_key": args.public_key,
         "jwks_url": args.jwks_url,
         "allowed_uids": tuple(args.allow_uid) if args.allow_uid else None,
+        "address": args.address,
         "heartbeat_interval": args.heartbeat,
     }
     if args.no_auth:
@@ -84,5 +92,5 @@ def run(args: argparse.Namespace) -> int:
         access_log=False,
         timeout_graceful_shutdown=2,
     )
-    uvicorn.Server(config).run()
+    GracefulServer(config, app.state.open_streams).run()
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.core.errors import LogwayError, NotFound
+from app.core.errors import LogwayError, NotFound, Unavailable
 
 
 class Ambiguous(LogwayError):
@@ -32,6 +32,14 @@ class InvalidId(NotFound):
     A 404, not a 400: Admin Router's agent location only matches `[0-9a-zA-Z-]+`, so any
     other id never routes and the caller sees a 404 (reference §3.1).
     """
+
+
+class RefreshPending(Unavailable):
+    """A request waited `refresh_wait` for a Mesos state refresh that goes on (503)."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class MesosError(Exception):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -60,13 +60,17 @@ def node_url(scheme: str, ip: str, port: int) -> str:
     return f"{scheme}://{host}:{port}"
 
 
-def build_snapshot(body: bytes, *, reader_scheme: str, reader_port: int) -> ClusterSnapshot:
+def build_snapshot(
+    body: bytes, *, reader_scheme: str, reader_port: int, masters: Sequence[str] = ()
+) -> ClusterSnapshot:
+    """`masters`: IP addresses of the masters the gateway polls (configuration, trusted), which
+    the snapshot knows as masters beside the leader the state names."""
     try:
         state = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadState(f"not JSON: {exc}") from None
     try:
-        return _Builder(reader_scheme, reader_port).build(_obj(state))
+        return _Builder(reader_scheme, reader_port, tuple(masters)).build(_obj(state))
     except BadState:
         raise
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -74,9 +78,10 @@ def build_snapshot(body: bytes, *, reader_scheme: str, reader_port: int) -> Clus
 
 
 class _Builder:
-    def __init__(self, scheme: str, reader_port: int) -> None:
+    def __init__(self, scheme: str, reader_port: int, masters: tuple[str, ...] = ()) -> None:
         self.scheme = scheme
         self.reader_port = reader_port
+        self.masters = masters
 
     def build(self, state: dict[str, Any]) -> ClusterSnapshot:
         _check_leading(state)
@@ -105,9 +110,10 @@ class _Builder:
                 tasks[task.id] = task
                 latest[task.id] = when
             by_name.setdefault(task.name, []).append(task)
+        leader = self._leader(state)
         return ClusterSnapshot(
             master_id=_str(state, "id"),
-            leader=self._leader(state),
+            leader=leader,
             agents=MappingProxyType(dict(self._agents(state))),
             frameworks=MappingProxyType(frameworks),
             tasks=MappingProxyType(tasks),
@@ -115,7 +121,14 @@ class _Builder:
             by_name=MappingProxyType({k: tuple(v) for k, v in by_name.items()}),
             state=state,
             task_at=MappingProxyType(task_at),
+            masters=(leader, *self._others(leader)),
         )
+
+    def _others(self, leader: Master) -> Iterator[Master]:
+        for ip in self.masters:
+            if ip != leader.ip:
+                reader_url = node_url(self.scheme, ip, self.reader_port)
+                yield Master(id="", hostname=ip, ip=ip, port=0, reader_url=reader_url)
 
     def _leader(self, state: dict[str, Any]) -> Master:
         info = state.get("leader_info")
@@ -219,8 +232,25 @@ def _framework(raw: dict[str, Any], completed: bool) -> Framework:
     roles = raw.get("roles")
     role = raw.get("role") or (roles[0] if isinstance(roles, list) and roles else DEFAULT_ROLE)
     return Framework(
-        id=_str(raw, "id"), name=str(raw.get("name") or ""), role=str(role), completed=completed
+        id=_str(raw, "id"),
+        name=str(raw.get("name") or ""),
+        role=str(role),
+        completed=completed,
+        active=not completed and raw.get("active") is True,
+        scheduler_host=_scheduler_host(raw),
     )
+
+
+def _scheduler_host(raw: dict[str, Any]) -> str | None:
+    """The host of the scheduler's `pid`, else its `hostname` (None when it names neither)."""
+    pid = raw.get("pid")
+    if isinstance(pid, str) and pid:
+        try:
+            return parse_pid(pid)[0]
+        except BadState:
+            pass
+    hostname = raw.get("hostname")
+    return hostname if isinstance(hostname, str) and hostname else None
 
 
 def _container_chain(task: dict[str, Any]) -> tuple[tuple[str, ...], float]:

@@ -112,6 +112,7 @@ class MesosClient:
                     body,
                     reader_scheme=self._settings.reader_scheme,
                     reader_port=self._settings.reader_port,
+                    masters=self._settings.master_ips,
                 )
             except NotLeader as exc:
                 if exc.leader is None:

@@ -17,7 +17,8 @@ StatePath = tuple[str | int, ...]
 
 @dataclass(frozen=True, slots=True)
 class Master:
-    """The leading master (the one whose state this snapshot is)."""
+    """A Mesos master: the leading one (whose state this snapshot is), or another the gateway
+    is configured to poll (`ClusterSettings.masters` given by IP address)."""
 
     id: str
     hostname: str
@@ -42,6 +43,11 @@ class Framework:
     name: str
     role: str
     completed: bool
+    active: bool = False
+    # Where its scheduler registered from, as the framework itself told Mesos: the host of
+    # its `pid` (`scheduler-…@10.0.4.125:15101`), else its `hostname`. A claim, not an
+    # address: only a node the state knows otherwise is ever read (`app.cluster.scheduler`).
+    scheduler_host: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,8 @@ class ClusterSnapshot:
     # Every task of `all_tasks` by where `state` lists it, in the document's order. A Mesos
     # task id is no key into the document: one id can be listed twice (see `tasks`).
     task_at: Mapping[StatePath, Task]
+    # The leader, then the other masters the gateway polls that are named by IP address.
+    masters: tuple[Master, ...] = ()
 
     def agent(self, agent_id: str) -> Agent | None:
         return self.agents.get(agent_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from app.cluster.model import Agent, ClusterSnapshot, Master, Task
+from app.cluster.scheduler import SchedulerNode
 
 
 class ClusterStateSource(Protocol):
@@ -22,6 +23,10 @@ class NodeResolver(Protocol):
         ...
 
     async def resolve_leader(self) -> Master: ...
+
+    async def resolve_scheduler(self, name: str) -> SchedulerNode:
+        """Where framework `name`'s scheduler leads; `SchedulerUnknown` (503) otherwise."""
+        ...
 
 
 class TaskFinder(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 import httpx
@@ -15,6 +16,7 @@ DEFAULT_SOFT_LIMIT = 75.0
 DEFAULT_HARD_LIMIT = 259_200.0
 DEFAULT_REQUEST_TIMEOUT = 60.0
 DEFAULT_REFRESH_MIN_INTERVAL = 5.0
+DEFAULT_REFRESH_WAIT = 3.0
 DEFAULT_READER_PORT = 61001
 USER_AGENT = "Logway gateway"
 
@@ -33,6 +35,8 @@ class ClusterSettings:
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     # Least time between two refreshes triggered by requests (unknown agent or task).
     refresh_min_interval: float = DEFAULT_REFRESH_MIN_INTERVAL
+    # Longest a request waits for a refresh it joins; then `RefreshPending` (503, Retry-After).
+    refresh_wait: float = DEFAULT_REFRESH_WAIT
     user_agent: str = USER_AGENT
     service_token: TokenProvider | None = None
 
@@ -48,8 +52,24 @@ class ClusterSettings:
             raise ValueError("poll_period, soft_limit and request_timeout must be positive")
         if self.hard_limit < self.soft_limit:
             raise ValueError("hard_limit must not be below soft_limit")
+        if self.refresh_wait <= 0:
+            raise ValueError("refresh_wait must be positive")
         if self.refresh_min_interval < 0:
             raise ValueError("refresh_min_interval must not be negative")
+
+    @property
+    def master_ips(self) -> tuple[str, ...]:
+        """The configured masters named by IP address: nodes the gateway knows to be masters
+        whether or not they lead (a name such as `leader.mesos` says nothing of that)."""
+        found: list[str] = []
+        for url in self.masters:
+            try:
+                ip = ipaddress.ip_address(httpx.URL(url).host).compressed
+            except ValueError:
+                continue
+            if ip not in found:
+                found.append(ip)
+        return tuple(found)
 
 
 def _master_url(url: str) -> str:

@@ -7,7 +7,8 @@
   yet, is unusable: requests get 503 naming the last error.
 * Refreshes are single-flight: at most one runs, and whoever needs one awaits the running one.
   Requests only wait when they cannot be answered otherwise (no usable snapshot, an unknown
-  agent or task), and they start at most one refresh per `refresh_min_interval`.
+  agent or task), at most `refresh_wait` (then 503 with Retry-After, the refresh going on),
+  and they start at most one refresh per `refresh_min_interval`.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 import time
 from collections.abc import Callable
 
-from app.cluster.errors import InvalidId, MesosError, ambiguous
+from app.cluster.errors import InvalidId, MesosError, RefreshPending, ambiguous
 from app.cluster.model import Agent, ClusterSnapshot, Master, Task
 from app.cluster.protocols import StateFetcher
+from app.cluster.scheduler import SchedulerNode, SchedulerUnknown, scheduler_node
 from app.cluster.settings import ClusterSettings
 from app.core.errors import NotFound, Unavailable
 
@@ -103,6 +106,16 @@ class ClusterState:
     async def resolve_leader(self) -> Master:
         return (await self.snapshot()).leader
 
+    async def resolve_scheduler(self, name: str) -> SchedulerNode:
+        """The node where framework `name`'s scheduler leads (`app.cluster.scheduler`);
+        `SchedulerUnknown` (503) after one refresh, which a failover may have made stale."""
+        try:
+            return scheduler_node(await self.snapshot(), name)
+        except SchedulerUnknown:
+            if not await self._demand_refresh():
+                raise
+        return scheduler_node(await self.snapshot(), name)
+
     async def find_task(self, query: str) -> Task:
         """One task by exact id, name, or id fragment (`ClusterSnapshot.find_tasks`)."""
         if not query or len(query) > MAX_TASK_QUERY:
@@ -151,7 +164,17 @@ class ClusterState:
             if last is not None and now - last < self._settings.refresh_min_interval:
                 return False
             self._last_demand = now
-        await asyncio.shield(self._refresh_task())
+        wait = self._settings.refresh_wait
+        try:
+            # The shield keeps the refresh going for everyone else when this request stops
+            # waiting (issue 12 §4: a stalled master must not pin the gateway's connections).
+            await asyncio.wait_for(asyncio.shield(self._refresh_task()), wait)
+        except TimeoutError:
+            raise RefreshPending(
+                f"the Mesos master has not answered a state refresh within {wait:g} s "
+                "(mesos_refresh_wait); it goes on: retry shortly",
+                retry_after=max(1, math.ceil(wait)),
+            ) from None
         return True
 
     def _refresh_task(self) -> asyncio.Task[None]:

@@ -8,7 +8,12 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.audience import node_audience
+
 HEARTBEAT_INTERVAL = 15.0
+
+
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
 
 
 class NodeSettings(BaseSettings):
@@ -27,6 +32,10 @@ class NodeSettings(BaseSettings):
     jwks_url: str | None = None
     # uids allowed to read (the gateway's service account); empty = any verified uid.
     allowed_uids: tuple[str, ...] = ()
+    # This reader's address as the gateway dials it (`10.0.4.7:61001`: the node's IP in the
+    # Mesos state and the reader port). Tokens must be addressed to it (`aud`, issue 12 §2).
+    # Default: host:port, when host is one address (not 0.0.0.0 or ::, not a socket).
+    address: str | None = None
     heartbeat_interval: float = Field(default=HEARTBEAT_INTERVAL, gt=0)
     journal_threads: int = Field(default=8, ge=1, le=64)
 
@@ -36,7 +45,25 @@ class NodeSettings(BaseSettings):
             raise ValueError("give --journal-namespace or --journal-dir, not both")
         if not self.no_auth and self.public_key is None and self.jwks_url is None:
             raise ValueError("authentication needs --public-key or --jwks-url (or --no-auth)")
+        if not self.no_auth and self.audience is None:
+            raise ValueError(
+                "authentication needs this reader's address as the gateway dials it: "
+                "--address HOST:PORT (LOGWAY_NODE_ADDRESS) when listening on every interface "
+                "or on a socket"
+            )
         return self
+
+    @property
+    def audience(self) -> str | None:
+        """The `aud` a token must carry here (app/core/audience.py)."""
+        if self.address is not None:
+            host, sep, port = self.address.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"address must be HOST:PORT, not {self.address!r}")
+            return node_audience(host, int(port))
+        if self.uds is not None or self.host in WILDCARD_HOSTS:
+            return None
+        return node_audience(self.host, self.port)
 
 
 class GatewaySettings(BaseSettings):
@@ -55,6 +82,9 @@ class GatewaySettings(BaseSettings):
     reader_scheme: str = "http"
     # The uid of the gateway's own service token, the one node readers allow.
     service_uid: str = "logway-gateway"
+    # Lifetime of the credential the gateway mints for one node reader (or for Mesos), in
+    # seconds; renewed at half of it (embedded IAM; issue 12 §2).
+    node_token_lifetime: int = Field(default=300, ge=30, le=3600)
     # This master's own node reader; None: the leading master's reader from the cluster state.
     master_reader_url: str | None = None
     # A client that reads nothing for this long loses its stream (nginx `send_timeout`).
@@ -63,6 +93,10 @@ class GatewaySettings(BaseSettings):
     # process at once; one more is 429 with Retry-After, so one caller cannot pin every node
     # reader's followers. Merged streams have their own cap (merge_max_streams_per_identity).
     max_follows_per_identity: int = Field(default=32, ge=1)
+    # An open stream ends within this many seconds of its caller losing access: the IAM's
+    # change signal is looked at this often, and the streams decided again when it moved
+    # (a token's expiry is exact). See app/authz/access.py.
+    stream_access_period: float = Field(default=2.0, gt=0, le=5)
     # On the PostgreSQL IAM store both caps count across every replica, one lease per stream
     # (app/gateway/leases.py): a replica that dies frees its slots within this many seconds.
     stream_lease_ttl: float = Field(default=15.0, ge=1, le=30)
@@ -73,6 +107,9 @@ class GatewaySettings(BaseSettings):
     mesos_request_timeout: float = Field(default=60.0, gt=0)
     # Least time between two refreshes that requests for an unknown agent or task trigger.
     mesos_refresh_min_interval: float = Field(default=5.0, ge=0)
+    # Longest a request waits for a refresh it needs (unknown agent or task, no usable state);
+    # then 503 with Retry-After while the refresh goes on in the background.
+    mesos_refresh_wait: float = Field(default=3.0, gt=0, le=60)
     # Merged role and app reads (`/system/v1/logs/v1/{role|app}/…`, app/gateway/merged.py).
     # A stream holds each entry at most this long (seconds) to put the agents in time order.
     merge_reorder_window: float = Field(default=0.25, ge=0, le=10)

@@ -14,3 +14,9 @@ async def current_token(provider: TokenProvider) -> str:
     """The provider's token now; its exceptions propagate."""
     provided = provider()
     return await provided if inspect.isawaitable(provided) else provided
+
+
+# The gateway's credential for one node reader, given that reader's audience
+# (app/core/audience.py, from the address dialled): its owner mints, caches and renews one per
+# node without the proxy knowing how (issue 12 §2).
+NodeTokenProvider = Callable[[str], Awaitable[str]]

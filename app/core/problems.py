@@ -32,13 +32,21 @@ async def _logway_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, LogwayError)
     if exc.status >= 500:
         log.warning("request failed: %s", exc.message)
-    return problem(exc.status, exc.message)
+    response = problem(exc.status, exc.message)
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int):
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 async def _http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     message = exc.detail if isinstance(exc.detail, str) else "error"
-    return problem(exc.status_code, message)
+    response = problem(exc.status_code, message)
+    # Starlette's 405 names the allowed methods (RFC 9110 §15.5.6: a 405 MUST carry Allow).
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
 
 
 async def _validation_error(_: Request, exc: Exception) -> Response:

@@ -154,7 +154,12 @@ def banner(
             f"{logway} logs app /prod -f",
         ),
         ("", curl(f"{system}/logs/v1/app/prod/stream/?skip_prev=5", "-N", SSE)),
+        (
+            "Marathon's lines about /prod among the app's own, in time order",
+            f"{logway} logs app /prod --with-scheduler -n 10",
+        ),
         ("the dcos CLI, this identity's config", dcos("superuser", "node log --leader --lines=3")),
+        ("", dcos("superuser", "node log --leader --component=dcos-marathon --lines=3")),
         ("", dcos("superuser", f"task log --lines=3 {loader.task.name}")),
         (
             "`logway iam …` needs a stored login",

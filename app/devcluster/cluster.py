@@ -1,6 +1,7 @@
 """What `logway dev` runs: one master and its agents, each at its own loopback address with its
-own journald namespace and node reader, a Marathon framework with sample apps and a pod, a
-system service writing on every node, and the identities an operator would make. Plain values;
+own journald namespace and node reader, a Marathon framework (leading from the master, whose
+`dcos-marathon.service` writes about the apps) with sample apps and a pod, a system service
+writing on every node, and the identities an operator would make. Plain values;
 `app.devcluster.supervisor` runs them.
 
 The Mesos ids are the simulator's (fresh per run), and each sample task ships its output with
@@ -92,6 +93,21 @@ class SystemService:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SchedulerService:
+    """Marathon's unit on the node it leads from: every round a health check of an app and
+    one line of `rotation` (deployments, offers, more health checks; one names no app), each
+    formatted with {i}, a counter, as `dcos-marathon.service` would write them."""
+
+    unit: str
+    identifier: str
+    every_round: str
+    rotation: tuple[str, ...]
+
+    def lines(self, i: int) -> tuple[str, str]:
+        return self.every_round.format(i=i), self.rotation[i % len(self.rotation)].format(i=i)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Node:
     name: str  # "master", "S0", "S1", …
     ip: str
@@ -99,6 +115,7 @@ class Node:
     reader_port: int
     service: SystemService
     agent_id: str | None = None  # None for the master
+    scheduler: SchedulerService | None = None  # the Marathon leader's unit, on the master
 
     @property
     def reader_url(self) -> str:
@@ -204,6 +221,21 @@ AGENT_SERVICE = SystemService(
 )
 
 
+MARATHON_SERVICE = SchedulerService(
+    unit="dcos-marathon.service",
+    identifier="marathon",
+    every_round=f"marathon: health check of {PROD_WEB} instance {{i}} passed (HTTP 200)",
+    rotation=(
+        f"marathon: deployment {{i}} of {PROD_WEB}: step 1/1 ScaleApplication finished",
+        f"marathon: offer O{{i}} accepted for {DEV_WORKER}: launching 1 instance",
+        f"marathon: health check of {DEV_BATCH} pod instance {{i}} passed",
+        "marathon: offer O{i} declined: no run spec is waiting for resources",
+        f"marathon: deployment {{i}} of {DEV_BATCH}: RestartApplication step 1/1 finished",
+    ),
+)
+MARATHON_WEBUI_PORT = 8080
+
+
 def build(config: DevClusterConfig, *, python: str) -> DevCluster:
     """The dev cluster for `config`, with fresh Mesos ids; `python` runs the sample tasks."""
     sim = SimCluster(name=config.namespace)
@@ -213,6 +245,7 @@ def build(config: DevClusterConfig, *, python: str) -> DevCluster:
         namespace=f"{config.namespace}-master",
         reader_port=config.reader_port,
         service=MASTER_SERVICE,
+        scheduler=MARATHON_SERVICE,
     )
     agents = tuple(
         Node(
@@ -225,7 +258,14 @@ def build(config: DevClusterConfig, *, python: str) -> DevCluster:
         )
         for i, ip in enumerate(config.agent_ips)
     )
-    marathon = SimFramework(f"{sim.master_id}-0000", MARATHON)
+    # Marathon leads from the master: its scheduler registered from the master's address,
+    # which is how the gateway finds the Marathon leader's journal (issue 18).
+    marathon = SimFramework(
+        f"{sim.master_id}-0000",
+        MARATHON,
+        webui_url=f"http://{config.master_ip}:{MARATHON_WEBUI_PORT}",
+        scheduler_host=config.master_ip,
+    )
     sim.agents = [SimAgent(f"{sim.master_id}-S{i}", a.ip) for i, a in enumerate(agents)]
     sim.frameworks = [marathon]
 

@@ -1,7 +1,8 @@
-"""The dev cluster's "system services": one thread writing a line per node every
-`SERVICE_PERIOD` seconds into that node's journald namespace, with the fields a systemd unit's
-output carries that a client may set (`SYSLOG_IDENTIFIER`, `UNIT`, `PRIORITY`; journald itself
-sets the trusted `_SYSTEMD_UNIT`, so `/v2/component/<unit>` matches on `UNIT`)."""
+"""The dev cluster's "system services": one thread writing a line per node (and Marathon's
+lines on the node it leads from) every `SERVICE_PERIOD` seconds into that node's journald
+namespace, with the fields a systemd unit's output carries that a client may set
+(`SYSLOG_IDENTIFIER`, `UNIT`, `PRIORITY`; journald itself sets the trusted `_SYSTEMD_UNIT`,
+so `/v2/component/<unit>` matches on `UNIT`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import threading
 from collections.abc import Sequence
 from types import TracebackType
 
-from app.devcluster.cluster import Node
+from app.devcluster.cluster import Node, SchedulerService, SystemService
 from app.shipper.native import JournalUnavailable, JournalWriter, namespace_socket
 
 SERVICE_PERIOD = 1.0
@@ -45,15 +46,21 @@ class ServiceWriter:
         while True:
             for node, writer in zip(self._nodes, self._writers, strict=True):
                 service = node.service
-                fields = {
-                    "MESSAGE": service.line(i).encode(),
-                    "SYSLOG_IDENTIFIER": service.identifier.encode(),
-                    "UNIT": service.unit.encode(),
-                    "PRIORITY": PRIORITY_INFO,
-                }
-                # journald going away ends the dev cluster anyway; keep the thread quiet.
-                with contextlib.suppress(JournalUnavailable):
-                    writer.send(fields)
+                lines: list[tuple[SystemService | SchedulerService, str]] = [
+                    (service, service.line(i))
+                ]
+                if node.scheduler is not None:
+                    lines += [(node.scheduler, line) for line in node.scheduler.lines(i)]
+                for unit, line in lines:
+                    fields = {
+                        "MESSAGE": line.encode(),
+                        "SYSLOG_IDENTIFIER": unit.identifier.encode(),
+                        "UNIT": unit.unit.encode(),
+                        "PRIORITY": PRIORITY_INFO,
+                    }
+                    # journald going away ends the dev cluster anyway; keep the thread quiet.
+                    with contextlib.suppress(JournalUnavailable):
+                        writer.send(fields)
             i += 1
             if self._stop.wait(self._period):
                 return

@@ -46,6 +46,9 @@ class DevKeys:
             )
         return keys
 
-    def token(self, uid: str, *, lifetime: int = TOKEN_LIFETIME) -> str:
+    def token(
+        self, uid: str, *, lifetime: int = TOKEN_LIFETIME, audience: str | None = None
+    ) -> str:
         now = int(time.time())
-        return TokenSigner.from_file(self.private_path).token(uid, exp=now + lifetime, iat=now)
+        signer = TokenSigner.from_file(self.private_path)
+        return signer.token(uid, exp=now + lifetime, iat=now, audience=audience)

@@ -4,8 +4,9 @@ event put on the pipeline's bounded queue, so a full queue stops the reading.
 A feed resumes with `Last-Event-ID` (the node cursor, or a merged stream's composite
 cursor) after a network error, a 502/503/504 or a stream the gateway ended, backing off up
 to `BACKOFF_MAX`. A 401 gets one renewed login; a 401 or 403 after that ends the pipeline:
-the forwarder's access was revoked (the gateway ends a stream whose authorization no longer
-holds, and refuses the reconnect).
+the forwarder's access was revoked. The gateway ends a stream whose authorization no longer
+holds with a last `access-ended` event: `token expired` reconnects at once (and renews the
+login on the 401), `access revoked` ends the pipeline as a 403 does.
 
 `cluster` is every node's journal: the master's, and each agent's that the gateway's
 `/mesos/master/state-summary` lists, re-read every `DISCOVERY_PERIOD` for new agents.
@@ -20,6 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
+from app.authz.access import TOKEN_EXPIRED
 from app.cli.logs_read import MAX_ERROR_CHARS, READ_TIMEOUT, RETRY_STATUSES
 from app.cli.logs_source import MASTER_LOGS, SSE, Request, Source, V1Route, Window
 from app.forward.credential import Credential, LoginRefused
@@ -125,6 +127,10 @@ class Gateway:
                                 last_id = events[-1][0] or last_id
                                 await put(Chunk(feed.key, events))
                                 delay = BACKOFF_FIRST
+                        if parser.ended == TOKEN_EXPIRED:
+                            delay = BACKOFF_FIRST  # the reconnect's 401 renews the login
+                        elif parser.ended is not None:
+                            raise AccessDenied(f"the gateway ended the stream: {parser.ended}")
                         reason = "the gateway ended the stream"
                 finally:
                     await response.aclose()

@@ -2,10 +2,14 @@
 lines, `id:` and `data:` taken per event. The gateway relays what the node reader and the
 merge write (`id: …\\ndata: …\\n\\n`, `: ping` comments), for which this costs a fraction of
 the general parser (`app.proxy.sse`, every line through a regular expression); a stream
-with a carriage return in it is handed to that parser for the rest of its life."""
+with a carriage return in it is handed to that parser for the rest of its life.
+
+The gateway's last event when the caller's access ended (`event: access-ended`, its data
+the reason) is no entry: it is kept in `ended`, not returned."""
 
 from __future__ import annotations
 
+from app.authz.access import ACCESS_ENDED_EVENT
 from app.proxy.sse import KEEPALIVE, SseError, SseParser
 
 # As the CLI's follow: far above a journal entry the node reader sends.
@@ -18,6 +22,7 @@ class EventSplitter:
     def __init__(self) -> None:
         self.last_id: str | None = None
         self.comments: list[str] = []
+        self.ended: str | None = None  # why the gateway ended the stream (access-ended)
         self._pending = b""
         self._general: SseParser | None = None
 
@@ -30,7 +35,10 @@ class EventSplitter:
             self.comments += self._general.comments
             self._general.comments.clear()
             self.last_id = self._general.last_id
-            return [(e.id, e.data) for e in parsed]
+            for e in parsed:
+                if e.type == ACCESS_ENDED_EVENT:
+                    self.ended = e.data.decode("utf-8", "replace")
+            return [(e.id, e.data) for e in parsed if e.type == "message"]
         parts = (self._pending + chunk).split(b"\n\n")
         self._pending = parts.pop()
         if len(self._pending) > MAX_EVENT_BYTES:
@@ -38,6 +46,7 @@ class EventSplitter:
         events: list[Event] = []
         for part in parts:
             data: bytes | None = None
+            kind = b"message"
             for line in part.split(b"\n"):
                 if line.startswith(b"data:"):
                     value = line[6:] if line.startswith(b"data: ") else line[5:]
@@ -46,10 +55,14 @@ class EventSplitter:
                     value = line[4:] if line.startswith(b"id: ") else line[3:]
                     if b"\0" not in value:
                         self.last_id = value.decode("utf-8", "replace")
+                elif line.startswith(b"event:"):
+                    kind = line[7:] if line.startswith(b"event: ") else line[6:]
                 elif line.startswith(b":"):
                     comment = line[1:].decode("utf-8", "replace").strip()
                     if comment and comment != KEEPALIVE:
                         self.comments.append(comment)
-            if data:
+            if kind == ACCESS_ENDED_EVENT.encode():
+                self.ended = (data or b"").decode("utf-8", "replace")
+            elif data and kind == b"message":
                 events.append((self.last_id, data))
         return events

@@ -55,6 +55,9 @@ class Target:
     params: Mapping[str, str] = field(default_factory=dict)
     task: Task | None = None
     agent: Agent | None = None
+    # What the decision was taken on (any one suffices); an open stream is decided on it
+    # again when the IAM changes (app.authz.access). Empty: no resource decision here.
+    checks: tuple[ResourceCheck, ...] = ()
 
     @property
     def uid(self) -> str:
@@ -97,7 +100,7 @@ async def admit(path: str, caller: Identity, services: GatewayServices) -> Targe
         agent = snapshot.agent(agent_id) if snapshot is not None else None
         if agent is None:
             agent = await services.cluster.resolve_agent(agent_id)
-    return Target(caller, rule, params, task=task, agent=agent)
+    return Target(caller, rule, params, task=task, agent=agent, checks=checks)
 
 
 def check_routes(routes: Iterable[BaseRoute]) -> None:

@@ -7,6 +7,8 @@ answer 503 naming the cluster state's last error until a poll succeeds."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -20,9 +22,14 @@ from fastapi import APIRouter, FastAPI
 
 from app.authn import Authenticator
 from app.authz import AclAuthorizer, Authorizer
+from app.authz.access import AccessWatcher, ChangeSignal, TtlSignal
 from app.cluster import ClusterSettings, ClusterState, MesosClient
 from app.console import CrossOriginProtection, console_router
+from app.core.audience import MESOS
 from app.core.config import GatewaySettings
+from app.core.credential import NodeTokenProvider
+from app.core.graceful import GracefulStreams, OpenStreams
+from app.core.header_limits import HeaderLimits
 from app.core.problems import install_error_handlers
 from app.gateway.admission import check_routes
 from app.gateway.discovery import router as discovery_router
@@ -32,6 +39,7 @@ from app.gateway.logs import router as logs_router
 from app.gateway.merged import router as merged_router
 from app.gateway.merged_count import router as merged_count_router
 from app.gateway.metrics import GatewayMetrics, RequestMetrics
+from app.gateway.node_credentials import embedded_node_tokens
 from app.gateway.ops import router as ops_router
 from app.gateway.ops import store_problem
 from app.gateway.remote_iam import RemoteIam
@@ -39,6 +47,7 @@ from app.gateway.service_token import ServiceCredential, ServiceToken
 from app.gateway.services import GatewayServices
 from app.iam import Iam, IamSettings, bootstrap, iam_router
 from app.iam.pg import PgDatabase
+from app.iam.store import IamStore
 from app.proxy import HttpUpstream, Proxy, ProxyMetrics, new_upstream_client
 
 log = logging.getLogger("logway.gateway")
@@ -65,6 +74,7 @@ def cluster_settings(
         hard_limit=settings.mesos_hard_limit,
         request_timeout=settings.mesos_request_timeout,
         refresh_min_interval=settings.mesos_refresh_min_interval,
+        refresh_wait=settings.mesos_refresh_wait,
         service_token=service_token,
     )
 
@@ -102,20 +112,31 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     remote = RemoteIam.from_settings(settings)
     authenticator: Authenticator
     authorizer: Authorizer
-    service_token: ServiceCredential
+    service_token: ServiceCredential  # towards Mesos
+    node_tokens: NodeTokenProvider  # towards each node reader, given its audience
     iam_routes: APIRouter
     iam_problem: Callable[[], Awaitable[str | None]]
     iam_lifespan: AbstractAsyncContextManager[object]
+    # What tells open streams' watcher that grants may have changed (app.authz.access).
+    signal: ChangeSignal
+    store: IamStore | None = None
     if remote is None:
         iam = iam or Iam(iam_settings(settings))
         authenticator, authorizer = iam.authenticator, AclAuthorizer(iam.store)
-        service_token = ServiceToken(iam.issuer, settings.service_uid)
+        lifetime = settings.node_token_lifetime
+        service_token = ServiceToken(
+            iam.issuer, settings.service_uid, audience=MESOS, lifetime=lifetime
+        )
+        node_tokens = embedded_node_tokens(iam.issuer, settings.service_uid, lifetime=lifetime)
         iam_routes, iam_problem = iam_router(iam, authorizer), partial(store_problem, iam.store)
         iam_lifespan = embedded_iam(iam)
+        signal = store = iam.store
     else:
         authenticator, authorizer = remote.authenticator, remote.authorizer
-        service_token = remote.service_token
+        service_token, node_tokens = remote.mesos_token, remote.node_tokens
         iam_routes, iam_problem, iam_lifespan = remote.router(), remote.problem, remote
+        # Decisions are cached for `iam_cache_ttl`: they may have changed each time it passed.
+        signal = TtlSignal(settings.iam_cache_ttl or settings.stream_access_period)
     cluster_config = cluster_settings(settings, service_token)  # invalid settings fail here
 
     metrics = GatewayMetrics()  # the request middleware counts into it from the start
@@ -138,11 +159,13 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
             new_upstream_client() as upstream,
         ):
             cluster = ClusterState(cluster_config, MesosClient(cluster_config, mesos))
+            access = AccessWatcher(signal, period=settings.stream_access_period)
             app.state.services = GatewayServices(
                 settings=settings,
                 authenticator=authenticator,
                 authorizer=authorizer,
                 service_token=service_token,
+                node_tokens=node_tokens,
                 cluster=cluster,
                 cluster_settings=cluster_config,
                 proxy=Proxy(
@@ -154,13 +177,23 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
                 iam_problem=iam_problem,
                 merge_limits=merge_limits,
                 follow_limits=follow_limits,
+                access=access,
             )
             await cluster.start()
             for leased in shared_limits:
                 await leased.start()
+            watcher = asyncio.create_task(access.run(), name="access-watcher")
+            # The store's push signal (PostgreSQL NOTIFY; SQLite's poll) wakes the watcher at
+            # once; without it the watcher still looks every `stream_access_period`.
+            unsubscribe = store.subscribe(lambda _topic: access.changed()) if store else None
             try:
                 yield
             finally:
+                if unsubscribe is not None:
+                    unsubscribe()
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
                 for leased in shared_limits:
                     await leased.close()
                 await cluster.close()
@@ -176,8 +209,12 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    # Built before the lifespan: the server's exit handler ends open streams through it.
+    app.state.open_streams = OpenStreams()
+    app.add_middleware(GracefulStreams, streams=app.state.open_streams)
     app.add_middleware(CrossOriginProtection)
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(HeaderLimits)  # outermost: refused before metrics, routes, authn
     install_error_handlers(app)
     # The gateway's own routes, each admitted on its route table rule; a route the table does
     # not name is an error here, never a silent allow. The IAM's routes are guarded by the IAM.

@@ -17,9 +17,9 @@ from app.authz import Authorizer
 from app.authz.audit import audit
 from app.authz.model import Action, Decision
 from app.cluster import Cluster
+from app.core.credential import NodeTokenProvider
 from app.core.errors import Unauthenticated
 from app.gateway.admission import Target, admit
-from app.gateway.service_token import ServiceCredential
 from app.gateway.services import GatewayServices
 from app.proxy import Proxy
 
@@ -90,8 +90,8 @@ class LogRead:
         return self.services.proxy
 
     @property
-    def service_token(self) -> ServiceCredential:
-        return self.services.service_token
+    def node_tokens(self) -> NodeTokenProvider:
+        return self.services.node_tokens
 
 
 async def _log_read(target: TargetDep, services: ServicesDep) -> LogRead:

@@ -6,13 +6,18 @@ gateway)."""
 
 from __future__ import annotations
 
+import re
+from functools import partial
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import RedirectResponse, Response
 
-from app.core.errors import BadRequest, NotFound, Unavailable
+from app.authz import authorize_any
+from app.authz.access import StreamAccess
+from app.cluster.scheduler import MARATHON
+from app.core.errors import BadRequest, NotFound
 from app.core.problems import problem
 from app.gateway.deps import CallerDep, LogRead, LogReadDep
 from app.proxy import RelayResponse, UpstreamCall
@@ -25,7 +30,23 @@ MARATHON_LOGS = "/system/v1/leader/marathon/logs"
 V2_TASK = MASTER_LOGS + "/v2/task/{task}"
 # What may follow `…/v2/task/{task}`, and the file it names.
 TASK_FILES = {"": "stdout", "/file/stdout": "stdout", "/file/stderr": "stderr"}
-METHODS = ["GET", "HEAD"]
+# GET only: a node reader serves no HEAD, and a HEAD of a follow would open one (issue 12 §6).
+# Any other method is 405 with `Allow: GET`.
+METHODS = ["GET"]
+# The node reader routes a log route may reach (the dcos-log API, reference §1-§2): v1 range,
+# stream, fields and count (search), v2 component and task files, downloads. Anything else a
+# reader serves (its /metrics, future routes) is 404 here (issue 12 §6). Raw, percent-encoded
+# segments.
+_SEG = r"[^/]+"
+_TASK = rf"framework/{_SEG}/executor/{_SEG}/container/{_SEG}"
+READER_ROUTES = re.compile(
+    rf"/v1/range/(?:download|{_TASK}(?:/download)?)?"
+    rf"|/v1/stream/(?:{_TASK})?"
+    rf"|/v1/count/(?:{_TASK})?"
+    rf"|/v1/fields/{_SEG}"
+    rf"|/v2/component(?:/{_SEG})?"
+    rf"|/v2/task/frameworks/{_SEG}/executors/{_SEG}/runs/{_SEG}/.+"
+)
 FOLLOWS_RETRY_AFTER = 5  # seconds: another follow of this caller may end by then
 
 
@@ -109,15 +130,13 @@ async def marathon_leader_logs(
     request: Request,
     gate: LogReadDep,
 ) -> Response:
-    """The Marathon leader's node reader, which `dcos node log --leader
-    --component=dcos-marathon` asks for. Admin Router found that node through Marathon's
-    `/v2/leader` and answered 503 while it was unknown (reference §3.3); Logway reads only
-    the Mesos master's state, which does not say where Marathon leads, so the leader is
-    always unknown here. After admission, as every log route: 401 and 403 come first."""
-    raise Unavailable(
-        "the Marathon leader is unknown: Logway follows only the Mesos master's state; "
-        f"the leading Mesos master's journal is at {LEADER_LOGS}/"
-    )
+    """The Marathon leader's node reader (`dcos node log --leader --component=dcos-marathon`).
+    Admin Router asked Marathon's `/v2/leader`; the gateway reads the same fact from the Mesos
+    state: the active `marathon` framework's scheduler address, which must be a master or an
+    agent the state knows (`app.cluster.scheduler`), else 503 naming why. After admission, as
+    every log route: 401 and 403 come first."""
+    leader = await gate.cluster.resolve_scheduler(MARATHON)
+    return await relay(request, gate, leader.reader_url, MARATHON_LOGS, "marathon-leader")
 
 
 async def relay(request: Request, gate: LogRead, base_url: str, prefix: str, node: str) -> Response:
@@ -127,6 +146,8 @@ async def relay(request: Request, gate: LogRead, base_url: str, prefix: str, nod
     path = path_after(request, prefix)
     if path == "/" and not request.scope["path"].endswith("/"):
         return RedirectResponse(prefix + "/", status_code=301)
+    if not READER_ROUTES.fullmatch(path):
+        raise NotFound(f"`{prefix}{path}` is not a log route (v1 range, stream, fields; v2 ...)")
     return await relay_to_reader(request, gate, base_url, path, node)
 
 
@@ -136,7 +157,7 @@ async def relay_to_reader(
     """`path` (already encoded) on the node reader at `base_url`, for `gate`'s caller. A follow
     counts against the caller's `max_follows_per_identity` until it ends: one more is 429."""
     call = UpstreamCall.from_request(
-        request, path=path, node=node, uid=gate.uid, token=gate.service_token
+        request, path=path, node=node, uid=gate.uid, token=gate.node_tokens
     )
     if not call.follow:
         return await gate.proxy.forward(base_url, call)
@@ -158,9 +179,23 @@ async def relay_to_reader(
         raise
     if isinstance(response, RelayResponse):
         response.on_close = release
+        response.watch = partial(_watch, gate)
     else:  # the node could not be reached: nothing stays open
         release()
     return response
+
+
+def _watch(gate: LogRead) -> StreamAccess:
+    """The follow's lease on its caller's access: until the token's expiry, and while the
+    caller still passes the checks admission decided it on (none: nothing to revoke)."""
+    target, authorizer = gate.target, gate.authorizer
+
+    async def recheck() -> bool:
+        if not target.checks:
+            return True
+        return (await authorize_any(authorizer, target.uid, target.checks)).allowed
+
+    return gate.services.access.register(target.uid, target.caller.valid_until, recheck)
 
 
 def path_after(request: Request, prefix: str) -> str:

@@ -18,23 +18,32 @@ The node reader's v1 parameters, where they make sense for a merged whole:
 * `grep=RE` (repeatable), forwarded: every node reader searches its tasks' lines, so skips
   and limits count matches; `context` is refused here (a task's own route has it: a merged
   whole is ordered by time, and before-context comes out of order).
+* `include=scheduler` (issue 18): also the lines of `dcos-marathon.service` on the node
+  Marathon leads from that name the app (or a descendant), or one of the role's apps; for
+  callers who may read the Marathon leader's journal (403 saying so otherwise). Marathon's
+  lines are one more source of the merge (`scheduler` in the composite cursor), and the
+  filters and `grep` forwarded to the readers apply to them too.
 
-Order: 401 (no or bad token), 400 (parameters), 403 (no task the caller may read), 429
+Order: 401 (no or bad token), 400 (parameters), 403 (no task the caller may read, or the
+Marathon leader's journal for `include=scheduler`; 503 when that leader is unknown), 429
 (caps), then the read. Caps are per gateway process.
 """
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.authz import is_canonical
-from app.authz.route_table import TASK_APP_RID, MergedTasks
+from app.authz import authorize_any, is_canonical, match_route
+from app.authz.route_table import TASK_APP_RID, AnyOf, MergedTasks
 from app.core.config import GatewaySettings
-from app.core.errors import BadRequest, NotFound
+from app.core.errors import BadRequest, Forbidden, NotFound
 from app.core.problems import problem
 from app.gateway.deps import LogRead, LogReadDep
 from app.gateway.limits import StreamSlots
+from app.gateway.logs import MARATHON_LOGS
 from app.journal.encoders import negotiate
 from app.journal.params import parse_filters, parse_time, parse_uint
 from app.journal.search import parse_search
@@ -63,6 +72,7 @@ ROUTES = (
     "/app{app_id:path}/count/",
 )
 MAX_ROLE = 256
+INCLUDE_SCHEDULER = "scheduler"
 STREAMS_RETRY_AFTER = 5  # seconds: another stream of this caller may end by then
 AGENTS_RETRY_AFTER = 60  # seconds: the role or app may shrink, or the limit be raised
 
@@ -143,13 +153,47 @@ def _scope(gate: LogRead, kind: str, value: str) -> MergeScope:
 
 def _planner(request: Request, scope: MergeScope, gate: LogRead) -> Planner:
     narrowing, forwarded = split_filters(parse_filters(request.query_params.getlist("filter")))
-    return Planner(scope, narrowing, gate.uid, gate.authorizer, gate.cluster, forwarded=forwarded)
+    return Planner(
+        scope,
+        narrowing,
+        gate.uid,
+        gate.authorizer,
+        gate.cluster,
+        forwarded=forwarded,
+        access_epoch=gate.services.access.epoch,
+    )
+
+
+async def _may_read_scheduler(gate: LogRead) -> None:
+    """`include=scheduler` reads the Marathon leader's journal: the caller needs what the
+    route table asks of `/system/v1/leader/marathon/logs/…`."""
+    matched = match_route(MARATHON_LOGS + "/")
+    requirement = matched.rule.requirement if matched is not None else None
+    if not isinstance(requirement, AnyOf):  # default deny, should the table ever change
+        raise Forbidden(f"no permission opens `include={INCLUDE_SCHEDULER}`")
+    if not (await authorize_any(gate.authorizer, gate.uid, requirement.checks)).allowed:
+        raise Forbidden(
+            f"`{gate.uid}` may not read Marathon's lines (`include={INCLUDE_SCHEDULER}`): they "
+            f"come from the Marathon leader's journal, which needs {requirement.describe()}"
+        )
 
 
 def _too_many(message: str, retry_after: int) -> Response:
     response = problem(429, message)
     response.headers["Retry-After"] = str(retry_after)
     return response
+
+
+def _include_scheduler(request: Request) -> bool:
+    """`include=scheduler` (given, and nothing else to include), or 400."""
+    included = request.query_params.getlist("include")
+    if any(value != INCLUDE_SCHEDULER for value in included):
+        raise BadRequest(
+            f"`include` takes `{INCLUDE_SCHEDULER}` (Marathon's lines naming the app or the "
+            "role's apps)",
+            parameter="include",
+        )
+    return bool(included)
 
 
 def _params(request: Request, settings: GatewaySettings, *, stream: bool) -> Query:
@@ -229,10 +273,13 @@ def _over_cap(
 
 
 async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bool) -> Response:
-    proxy, service_token = gate.proxy, gate.service_token
+    proxy, node_tokens = gate.proxy, gate.node_tokens
     settings = gate.services.settings
     query = _params(request, settings, stream=stream)
     grep = _grep(request)
+    if _include_scheduler(request):
+        await _may_read_scheduler(gate)
+        planner.scheduler = True
     plan = await planner.plan()  # 403 when the caller may read none of the tasks
     limits = gate.services.merge_limits
     refused = _over_cap(plan, planner, limits, settings, stream)
@@ -242,7 +289,7 @@ async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bo
         uid=planner.uid,
         client=request.client.host if request.client else None,
         scheme=request.url.scheme,
-        token=service_token,
+        token=node_tokens,
         filters=planner.forwarded,
         until=query.until,
         grep=grep,
@@ -273,6 +320,9 @@ async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bo
             ),
             metrics=proxy.metrics,
             on_close=release,
+            watch=partial(
+                gate.services.access.register, planner.uid, gate.target.caller.valid_until
+            ),
         )
     except BaseException:
         release()

@@ -26,8 +26,10 @@ from fastapi import APIRouter
 from app.authn import JwksSource, JwtAuthenticator
 from app.authn.sign import TokenSigner
 from app.authz import RemoteIamAuthorizer
+from app.core.audience import MESOS
 from app.core.config import GatewaySettings
 from app.gateway.iam_forward import IamForwarder, iam_forward_router
+from app.gateway.node_credentials import PerAudience
 from app.gateway.service_login import RemoteServiceToken
 from app.iam.client import JWKS_PATH
 from app.proxy import new_upstream_client
@@ -44,12 +46,16 @@ class RemoteIam:
     def __init__(self, settings: GatewaySettings, key: TokenSigner) -> None:
         assert settings.iam_url is not None
         self.url = settings.iam_url
+        self._uid, self._key = settings.service_uid, key
         self.client = new_upstream_client()
         self.jwks = JwksSource(self.url + JWKS_PATH, client=self.client)
         self.authenticator = JwtAuthenticator(self.jwks)
         self.service_token = RemoteServiceToken(
             self.url, settings.service_uid, key, client=self.client, verifier=self.authenticator
         )
+        # Towards Mesos and each node reader: tokens addressed to them (issue 12 §2).
+        self.mesos_token = self.addressed_token(MESOS)
+        self.node_tokens = PerAudience(self.addressed_token)
         self.authorizer = RemoteIamAuthorizer(
             self.url,
             client=self.client,
@@ -60,6 +66,16 @@ class RemoteIam:
         self._probe_lock = asyncio.Lock()
         self._probed_at = -math.inf
         self._jwks_answered = False
+
+    def addressed_token(self, audience: str) -> RemoteServiceToken:
+        return RemoteServiceToken(
+            self.url,
+            self._uid,
+            self._key,
+            client=self.client,
+            verifier=self.authenticator,
+            audience=audience,
+        )
 
     @classmethod
     def from_settings(cls, settings: GatewaySettings) -> RemoteIam | None:

@@ -57,12 +57,14 @@ class RemoteServiceToken:
         *,
         client: httpx.AsyncClient,
         verifier: TokenVerifier,
+        audience: str | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         base = httpx.URL(iam_url)
         self.url = base.copy_with(path=base.path.rstrip("/") + LOGIN_PATH)
         self.uid = uid
+        self.audience = audience
         self._key = key
         self._client = client
         self._verifier = verifier
@@ -127,7 +129,8 @@ class RemoteServiceToken:
         return fallback
 
     async def _login(self) -> tuple[str, float]:
-        body = {"uid": self.uid, "token": self._key.login_token(self.uid, now=self._clock())}
+        login = self._key.login_token(self.uid, now=self._clock(), audience=self.audience)
+        body = {"uid": self.uid, "token": login}
         request = httpx.Request(
             "POST",
             self.url,
@@ -150,6 +153,8 @@ class RemoteServiceToken:
             raise _LoginFailed("its JWKS cannot be fetched to verify the token") from None
         if claims.uid != self.uid:
             raise _LoginFailed("its token is for another uid")
+        if claims.aud != self.audience:
+            raise _LoginFailed(f"its token is not addressed to {self.audience or 'no one'}")
         return token, float(claims.exp)
 
 

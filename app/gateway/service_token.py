@@ -29,10 +29,18 @@ class ServiceToken:
     """`await service_token()` -> the current token string (a `TokenProvider`)."""
 
     def __init__(
-        self, issuer: TokenIssuer, uid: str, *, clock: Callable[[], float] = time.time
+        self,
+        issuer: TokenIssuer,
+        uid: str,
+        *,
+        audience: str | None = None,
+        lifetime: int | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._issuer = issuer
         self.uid = uid
+        self.audience = audience
+        self._lifetime = lifetime
         self._clock = clock
         self._current: IssuedToken | None = None
         self._renew_at = 0.0
@@ -42,7 +50,7 @@ class ServiceToken:
         now = self._clock()
         rotated = self._issuer.current_kid != self._kid
         if self._current is None or now >= self._renew_at or rotated:
-            issued = self._issuer.issue(self.uid)
+            issued = self._issuer.issue(self.uid, audience=self.audience, lifetime=self._lifetime)
             lifetime = max(issued.exp - now, 0.0)
             self._current, self._renew_at = issued, issued.exp - lifetime * RENEW_FRACTION
             self._kid = self._issuer.current_kid

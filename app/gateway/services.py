@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 from app.authn import Authenticator
 from app.authz import Authorizer
+from app.authz.access import AccessWatcher
 from app.cluster import Cluster, ClusterSettings
 from app.core.config import GatewaySettings
+from app.core.credential import NodeTokenProvider
 from app.gateway.limits import StreamSlots
 from app.gateway.metrics import GatewayMetrics
 from app.gateway.service_token import ServiceCredential
@@ -21,8 +23,10 @@ class GatewayServices:
     settings: GatewaySettings
     authenticator: Authenticator
     authorizer: Authorizer
-    # The gateway's own credential towards node readers and Mesos; the caller's never leaves.
+    # The gateway's own credentials (the caller's never leaves): towards Mesos, addressed to
+    # it, and towards each node reader, addressed to that reader alone (app/core/audience.py).
     service_token: ServiceCredential
+    node_tokens: NodeTokenProvider
     cluster: Cluster
     cluster_settings: ClusterSettings
     proxy: Proxy
@@ -32,3 +36,5 @@ class GatewayServices:
     # Per-identity counts of open merged streams and of open follows.
     merge_limits: StreamSlots
     follow_limits: StreamSlots
+    # Ends open streams whose caller lost access (token expired, uid deleted, grant revoked).
+    access: AccessWatcher

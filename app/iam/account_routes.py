@@ -48,7 +48,8 @@ def account_routes(iam: Iam, guard: Guard) -> APIRouter:
     @router.get("/users")
     async def list_users(request: Request) -> Response:
         kind = request.query_params.get("type")
-        if kind not in (None, "", "user", "service"):
+        # As documented (openapi: enum ["service"]); anything else is a 400 (issue 12 §6).
+        if kind not in (None, "service"):
             raise BadRequest("type: must be 'service' (or absent, for users)", parameter="type")
         users = await store.list_users(services=kind == "service")
         return JSONResponse(views.listing([views.user(u) for u in users]))

@@ -8,10 +8,8 @@ from starlette.responses import JSONResponse, Response
 
 from app.authn.extract import AUTH_COOKIE
 from app.core.errors import BadRequest
-from app.core.problems import problem
 from app.iam import names
 from app.iam.bodies import LoginBody, read_body
-from app.iam.errors import TooManyRequests
 from app.iam.guard import Guard, client_address
 from app.iam.service import Iam
 from app.iam.tokens import IssuedToken
@@ -29,17 +27,11 @@ def auth_routes(iam: Iam, guard: Guard) -> APIRouter:
         srcip = client_address(request)
         if (body.password is None) == (body.token is None):
             raise BadRequest("body: give either password or token (service login)")
-        try:
-            if body.password is not None:
-                issued = await iam.login.with_password(uid, body.password, srcip=srcip)
-            else:
-                assert body.token is not None
-                issued = await iam.login.with_service_token(uid, body.token, srcip=srcip)
-        except TooManyRequests as exc:
-            # problems.py cannot add headers; Retry-After is the point of a 429.
-            refused = problem(exc.status, exc.message)
-            refused.headers["Retry-After"] = str(exc.retry_after)
-            return refused
+        if body.password is not None:
+            issued = await iam.login.with_password(uid, body.password, srcip=srcip)
+        else:
+            assert body.token is not None
+            issued = await iam.login.with_service_token(uid, body.token, srcip=srcip)
         return _logged_in(request, issued, max_age=iam.issuer.lifetime)
 
     @router.get("/auth/logout")

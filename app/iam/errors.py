@@ -12,7 +12,8 @@ class Conflict(LogwayError):
 
 
 class TooManyRequests(LogwayError):
-    """Too many failed logins; `retry_after` is in whole seconds (the `Retry-After` header)."""
+    """Too many failed logins or key rotations; `retry_after` is in whole seconds (the
+    `Retry-After` header, set by app.core.problems)."""
 
     status = 429
 

@@ -34,6 +34,9 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from app.iam.errors import TooManyRequests
+from app.iam.ratelimit import whole_seconds
+
 log = logging.getLogger(__name__)
 
 RSA_BITS = 2048
@@ -43,6 +46,12 @@ REFRESH_INTERVAL = 1.0
 # A worker that has not yet seen a rotation keeps signing with the old key for up to
 # REFRESH_INTERVAL, and verifiers allow clock skew: keep retired keys this much longer.
 RETIREMENT_GRACE = 120.0
+# Rotations are an operator's act, not a loop's (issue 12 §5): one per this many seconds, and
+# at most this many retired keys kept while their tokens may still be valid. A key is never
+# dropped early (its tokens would fail); a rotation that would exceed the bound is refused,
+# with the time until the oldest retired key's tokens have all expired.
+MIN_ROTATION_INTERVAL = 60.0
+MAX_RETIRED_KEYS = 4
 
 
 class KeyFileError(RuntimeError):
@@ -128,6 +137,9 @@ class KeyRing:
             ring = self._read_ring()
             if ring is None:
                 raise KeyFileError(f"{self.directory / KEYRING_FILE} is missing")
+            if self._prune(ring):
+                self._write_ring(ring)
+            self._check_rotation(ring)
             retired = [{"kid": ring["current"], "retired_at": self._clock()}, *ring["retired"]]
             ring = {"current": self._generate(), "retired": retired}
             self._prune(ring)
@@ -146,6 +158,10 @@ class KeyRing:
             await asyncio.to_thread(self.load)
 
     # internals
+
+    def _check_rotation(self, ring: dict[str, Any]) -> None:
+        times = [float(e["retired_at"]) for e in ring["retired"]]
+        check_rotation(times, now=self._clock(), lifetime=self._lifetime)
 
     def _loaded(self) -> _State:
         if self._state is None:
@@ -265,3 +281,24 @@ def _write_private(path: Path, data: bytes) -> None:
 def _b64uint(value: int) -> str:
     raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def check_rotation(retired_at: list[float], *, now: float, lifetime: float) -> None:
+    """Refuse (429, `TooManyRequests`) a rotation within `MIN_ROTATION_INTERVAL` of the last,
+    or while `MAX_RETIRED_KEYS` retired keys still verify unexpired tokens (issue 12 §5).
+    `retired_at`: when each retired key still kept was retired."""
+    times = sorted(retired_at)
+    if times and now - times[-1] < MIN_ROTATION_INTERVAL:
+        raise TooManyRequests(
+            f"Key rotation refused: the last was {now - times[-1]:.0f} s ago, at most one "
+            f"per {MIN_ROTATION_INTERVAL:.0f} s",
+            retry_after=whole_seconds(times[-1] + MIN_ROTATION_INTERVAL - now),
+        )
+    live = [t for t in times if now < t + lifetime + RETIREMENT_GRACE]
+    if len(live) >= MAX_RETIRED_KEYS:
+        free_at = live[0] + lifetime + RETIREMENT_GRACE
+        raise TooManyRequests(
+            f"Key rotation refused: {len(live)} retired keys still verify unexpired tokens "
+            f"(at most {MAX_RETIRED_KEYS}); the oldest goes when its tokens have expired",
+            retry_after=whole_seconds(free_at - now),
+        )

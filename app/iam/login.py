@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from app.authn import KeyLoadError, TokenRejected
 from app.authz.audit import audit_event
+from app.core.audience import is_addressable
 from app.core.errors import AuthenticationError, Unavailable
 from app.iam.errors import TooManyRequests
 from app.iam.login_limits import LocalLoginLimits, LoginLimits
@@ -28,6 +29,8 @@ from app.iam.store import IamStore
 from app.iam.tokens import IssuedToken, TokenIssuer, service_public_key, verify_service_login
 
 LOGIN_FAILED = "Login failed: invalid credentials"
+# Lifetime of a token addressed to a node reader or Mesos (a service login naming it).
+ADDRESSED_TOKEN_LIFETIME = 300
 
 
 class Login:
@@ -93,7 +96,9 @@ class Login:
             self._refuse(uid, srcip, "stored public key unusable")
         if claims.uid != uid:
             self._refuse(uid, srcip, "service login token for another uid")
-        return await self._grant(uid, srcip, "service login token")
+        if claims.aud is not None and not is_addressable(claims.aud):
+            self._refuse(uid, srcip, "service login token for an unknown audience")
+        return await self._grant(uid, srcip, "service login token", audience=claims.aud)
 
     async def _lookup(self, uid: str, srcip: str) -> User | None:
         try:
@@ -124,7 +129,14 @@ class Login:
         audit_event("login", "deny", uid=uid, srcip=srcip, reason=reason)
         raise AuthenticationError(LOGIN_FAILED)
 
-    async def _grant(self, uid: str, srcip: str, method: str) -> IssuedToken:
+    async def _grant(
+        self, uid: str, srcip: str, method: str, *, audience: str | None = None
+    ) -> IssuedToken:
         await self._limits.succeeded(uid, srcip)
         audit_event("login", "allow", uid=uid, srcip=srcip, reason=method)
-        return self._issuer.issue(uid)
+        if audience is None:
+            return self._issuer.issue(uid)
+        # A Logway extension: a service login token naming a node reader (or Mesos) gets a
+        # token addressed to it alone, living minutes (issue 12 §2).
+        lifetime = min(self._issuer.lifetime, ADDRESSED_TOKEN_LIFETIME)
+        return self._issuer.issue(uid, audience=audience, lifetime=lifetime)

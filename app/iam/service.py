@@ -17,6 +17,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from app.authn import JwtAuthenticator
+from app.authn.known import KnownUids
 from app.iam.key_ring import KeyRing, SigningKey
 from app.iam.login import Login
 from app.iam.login_limits import LoginLimits, SharedLoginLimits
@@ -53,8 +54,9 @@ class Iam:
             )
         self.issuer = TokenIssuer(self.keys, lifetime=settings.token_lifetime, clock=clock)
         # Verifies the IAM's own auth tokens: for the admin API here, and for the gateway.
-        self.authenticator = JwtAuthenticator(
-            IamKeys(self.keys), leeway=settings.leeway, clock=clock
+        # Tokens of uids the store does not hold are refused (KnownUids).
+        self.authenticator = KnownUids(
+            JwtAuthenticator(IamKeys(self.keys), leeway=settings.leeway, clock=clock), self.store
         )
         limits: LoginLimits | None = None
         if isinstance(self.store.engine, PgDatabase):

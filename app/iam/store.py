@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any, TypeVar
 
-from app.authz.model import Action, Grant
+from app.authz.model import SUPERUSER_RID, Action, Grant
 from app.core.errors import NotFound
 from app.iam import rows
 from app.iam.acl_store import AclStore
 from app.iam.db import Database
-from app.iam.engine import ChangeListener, Connection, Engine
+from app.iam.engine import TOPIC_IAM, ChangeListener, Connection, Engine
 from app.iam.errors import Conflict
 from app.iam.records import Group, User
 
@@ -33,16 +34,64 @@ _GRANTS = (
 )
 
 
+# Some user holds dcos:superuser full (directly or through a group): the one way back into the
+# admin API. A change that would leave none is refused (409); `logway iam recover-superuser`
+# restores one for an operator who holds the store (issue 12 §5).
+_SUPERUSER_EXISTS = (
+    "SELECT 1 FROM users u WHERE EXISTS (SELECT 1 FROM aces a WHERE a.rid = ?"
+    " AND a.action = 'full' AND ((a.kind = 'user' AND a.principal = u.uid)"
+    " OR (a.kind = 'group' AND a.principal IN (SELECT gid FROM memberships m"
+    " WHERE m.uid = u.uid)))) LIMIT 1"
+)
+NO_SUPERUSER_LEFT = (
+    "Refused: this change would leave no user holding dcos:superuser full, and with it "
+    "no way back into the IAM's admin API; grant another user dcos:superuser full first"
+)
+
+
+def _superuser_exists(conn: Connection) -> bool:
+    return rows.row(conn, _SUPERUSER_EXISTS, SUPERUSER_RID) is not None
+
+
+T = TypeVar("T")
+
+
+class SuperuserKept:
+    """The `Engine` under the store, whatever its kind: an IAM write that would leave no
+    superuser where there was one is rolled back with a 409 (`Conflict`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    async def write(self, fn: Callable[[Connection], T], *, topic: str = TOPIC_IAM) -> T:
+        if topic != TOPIC_IAM:
+            return await self._engine.write(fn, topic=topic)
+
+        def guarded(conn: Connection) -> T:
+            had = _superuser_exists(conn)
+            result = fn(conn)
+            if had and not _superuser_exists(conn):
+                raise Conflict(NO_SUPERUSER_LEFT)
+            return result
+
+        return await self._engine.write(guarded, topic=topic)
+
+
 class IamStore:
     """Over an `Engine`: a path is the SQLite file (db.py), as before."""
 
     def __init__(self, db: Path | Engine, *, busy_timeout: float = 5.0) -> None:
-        self._db: Engine = Database(db, busy_timeout=busy_timeout) if isinstance(db, Path) else db
+        engine: Engine = Database(db, busy_timeout=busy_timeout) if isinstance(db, Path) else db
+        self._engine = engine  # what it is (login limits and keys look); writes go guarded
+        self._db: Engine = SuperuserKept(engine)
         self.acls = AclStore(self._db)
 
     @property
     def engine(self) -> Engine:
-        return self._db
+        return self._engine
 
     async def open(self) -> None:
         await self._db.open()
@@ -82,6 +131,9 @@ class IamStore:
             return None if found is None else User(*found)
 
         return await self._db.read(query)
+
+    async def user_exists(self, uid: str) -> bool:
+        return await self._db.read(lambda conn: rows.exists(conn, "user", uid))
 
     async def get_user(self, uid: str) -> User:
         user = await self.find_user(uid)
@@ -200,6 +252,26 @@ class IamStore:
         return await self._db.read(
             lambda conn: rows.row(conn, "SELECT 1 FROM users LIMIT 1") is not None
         )
+
+    async def restore_superuser(self, uid: str, *, password_hash: str | None) -> bool:
+        """Make `uid` hold `dcos:superuser` `full` directly (the recovery path, for an operator
+        with the store in hand): created with `password_hash` if it does not exist, its
+        password replaced when one is given. True if the user was created."""
+
+        def restore(conn: Connection) -> bool:
+            created = not rows.exists(conn, "user", uid)
+            if created:
+                conn.execute(_INSERT_USER, (uid, "Superuser (recovered)", password_hash, None))
+            elif password_hash is not None:
+                conn.execute(
+                    "UPDATE users SET password_hash = ?, public_key = NULL WHERE uid = ?",
+                    (password_hash, uid),
+                )
+            conn.execute(_ADD_ACL, (SUPERUSER_RID, "Superuser"))
+            conn.execute(_ADD_ACE, (SUPERUSER_RID, "user", uid, Action.FULL.value))
+            return created
+
+        return await self._db.write(restore)
 
     async def bootstrap_superuser(self, user: User, *, group: Group, rid: str) -> bool:
         """Create `user` holding `rid` `full` directly and through `group`, in one transaction,

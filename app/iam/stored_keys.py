@@ -24,7 +24,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.core.errors import Unavailable
 from app.iam.engine import TOPIC_KEYS, Connection, Engine
-from app.iam.key_ring import RETIREMENT_GRACE, RSA_BITS, KeyFileError, SigningKey, kid_of
+from app.iam.key_ring import (
+    RETIREMENT_GRACE,
+    RSA_BITS,
+    KeyFileError,
+    SigningKey,
+    check_rotation,
+    kid_of,
+)
 from app.iam.sealing import Sealer, SealError
 
 log = logging.getLogger(__name__)
@@ -103,8 +110,9 @@ class StoredKeyRing:
         kid, sealed = await asyncio.to_thread(self._generate)
         now = self._clock()
         expired_before = now - self._lifetime - RETIREMENT_GRACE
+        lifetime = self._lifetime
         await self._db.write(
-            lambda conn: _rotate(conn, kid, sealed, now, expired_before), topic=TOPIC_KEYS
+            lambda conn: _rotate(conn, kid, sealed, now, expired_before, lifetime), topic=TOPIC_KEYS
         )
         await self.load()
         log.info("IAM signing key rotated: new kid %s", kid)
@@ -210,10 +218,17 @@ def _insert_first(conn: Connection, kid: str, sealed: str, now: float) -> bool:
     return True
 
 
-def _rotate(conn: Connection, kid: str, sealed: str, now: float, expired_before: float) -> None:
+def _rotate(
+    conn: Connection, kid: str, sealed: str, now: float, expired_before: float, lifetime: float
+) -> None:
     found = conn.execute("SELECT current_kid FROM keyring WHERE id = 1").fetchone()
     if found is None:
         raise KeyFileError("the signing key ring is empty")
+    retired = conn.execute(
+        "SELECT retired_at FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at >= ?",
+        (expired_before,),
+    ).fetchall()
+    check_rotation([float(r[0]) for r in retired], now=now, lifetime=lifetime)
     conn.execute(
         "INSERT INTO signing_keys (kid, private_key, created_at) VALUES (?, ?, ?)",
         (kid, sealed, now),

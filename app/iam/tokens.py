@@ -41,16 +41,22 @@ class TokenIssuer:
         """The key the next token is signed with."""
         return self._keys.current.kid
 
-    def issue(self, uid: str) -> IssuedToken:
+    def issue(
+        self, uid: str, *, audience: str | None = None, lifetime: int | None = None
+    ) -> IssuedToken:
+        """A token for `uid`; with `audience`, addressed to it alone (app/core/audience.py)."""
         key = self._keys.current
         signer = self._signers.get(key.kid)
         if signer is None:
             signer = self._signers[key.kid] = CryptographyRSAKey(key.private_key, ALGORITHM)
         now = int(self._clock())
-        exp = now + self.lifetime
+        exp = now + (self.lifetime if lifetime is None else lifetime)
+        claims: dict[str, str | int] = {"uid": uid, "exp": exp, "iat": now}
+        if audience is not None:
+            claims["aud"] = audience
         # jose adds "typ": "JWT" to the header: {"alg": "RS256", "kid": ..., "typ": "JWT"}.
         token = jws.sign(
-            {"uid": uid, "exp": exp, "iat": now},
+            claims,
             signer,
             headers={"kid": key.kid},
             algorithm=ALGORITHM,

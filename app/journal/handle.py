@@ -94,11 +94,22 @@ class Handle:
                 if i:
                     r.add_disjunction()
                 if alternative is not None:
-                    r.add_match(f"{alternative[0]}={alternative[1]}")
+                    self._match(*alternative)
                 for name, value in query.matches:
-                    r.add_match(f"{name}={value}")
+                    self._match(name, value)
         self._pending = None
         self._head()
+
+    def _match(self, name: str, value: str) -> None:
+        # The parsers validate names; this is the one place the binding's refusals (a name
+        # libsystemd will not match, a value that is not UTF-8) become a 400, never a 500.
+        try:
+            self._r.add_match(f"{name}={value}")
+        except (ValueError, UnicodeError) as exc:
+            self._r.flush_matches()
+            raise BadRequest(
+                f"journald refuses the match {name}=…: {exc}", parameter="filter"
+            ) from exc
 
     def position(self, query: Query) -> Skipped:
         """Place the handle where `query` starts reading; returns the skips made."""

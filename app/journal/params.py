@@ -19,8 +19,10 @@ from app.journal.search import Search, parse_search
 
 UINT64_MAX = 2**64 - 1
 INT64_MAX = 2**63 - 1
-# journald field names: upper case letters, digits and underscores, not starting with a digit.
-_FIELD = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
+# journald field names: upper case letters, digits and underscores, not starting with a digit;
+# names starting `__` are the journal's own (`__CURSOR`, `__REALTIME_TIMESTAMP`), never matchable
+# (libsystemd's match_is_valid refuses them).
+_FIELD = re.compile(r"^(?!__)[A-Z_][A-Z0-9_]{0,63}$")
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 

@@ -32,6 +32,9 @@ from app.proxy.sse import MAX_EVENT_BYTES, SseError, SseParser
 
 _CURSOR_KEY = b',"cursor":"'
 _AGENT_KEY = b'"AGENT_ID":'
+# The source key of a scheduler's lines (`include=scheduler`): no agent's, so they get no
+# AGENT_ID. A Mesos agent id is `<master id>-S<n>`, never this.
+SCHEDULER_SOURCE = "scheduler"
 
 
 class Cover:
@@ -66,7 +69,10 @@ class MergedEntry:
             self.ts = cursor_realtime(cursor)
         except (IndexError, ValueError):
             raise BadEntry(f"malformed cursor {cursor[:80]!r}") from None
-        self.data = data if _AGENT_KEY in data else _with_agent(data, agent)
+        if _AGENT_KEY in data or agent == SCHEDULER_SOURCE:
+            self.data = data
+        else:
+            self.data = _with_agent(data, agent)
         self.arrived = arrived
         self.cover: Cover | None = None
         self.debt: Debt | None = None
@@ -287,6 +293,7 @@ def _text_entry(entry: MergedEntry) -> Entry:
 
 
 __all__ = [
+    "SCHEDULER_SOURCE",
     "BadEntry",
     "Cover",
     "EventParser",

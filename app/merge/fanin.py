@@ -13,17 +13,20 @@ what it sends up to and including the cursor's own entry is dropped: exact eithe
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import AsyncIterator, Mapping
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
 import anyio
+import orjson
 
-from app.core.credential import TokenProvider
+from app.core.credential import NodeTokenProvider
 from app.journal.encoders import JSON, SSE
 from app.merge.cursor import after, cursor_realtime
-from app.merge.entry import Cover, LineParser, MergedEntry
+from app.merge.entry import SCHEDULER_SOURCE, Cover, LineParser, MergedEntry
 from app.proxy.call import Upstream, UpstreamCall, UpstreamResponse
 from app.proxy.errors import UpstreamError, UpstreamTimeout
 
@@ -31,16 +34,25 @@ log = logging.getLogger(__name__)
 
 RANGE_PATH = "/v1/range/"
 STREAM_PATH = "/v1/stream/"
+COMPONENT_PATH = "/v2/component/"
+SCHEDULER_TAIL_FACTOR = 8
 ERROR_BODY_LIMIT = 512
 
 
 @dataclass(frozen=True, slots=True)
 class SourceSpec:
-    """One agent of a merged read: where its reader is, and which containers to read."""
+    """One agent of a merged read: where its reader is, and which containers to read.
+
+    Or, with `unit` (`include=scheduler`, issue 18), the node a scheduler leads from, keyed
+    `SCHEDULER_SOURCE`: that unit's lines (its v2 component route: `UNIT` or `_SYSTEMD_UNIT`),
+    of which only those whose MESSAGE names one of `names` (app ids, or their descendants)
+    are kept."""
 
     agent_id: str
     reader_url: str
     containers: tuple[str, ...]
+    unit: str | None = None
+    names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +80,7 @@ class Requester:
     uid: str
     client: str | None
     scheme: str
-    token: TokenProvider
+    token: NodeTokenProvider
     filters: tuple[tuple[str, str], ...] = ()  # the client's, on fields the gateway leaves
     until: int | None = None
     grep: tuple[str, ...] = ()  # the client's patterns: every node reader searches its part
@@ -77,11 +89,47 @@ class Requester:
     answer_timeout: float | None = None
 
 
+Keep = Callable[[MergedEntry], bool]
+
+
 @dataclass(frozen=True, slots=True)
 class Opened:
     response: UpstreamResponse
     # Drop entries up to and including this cursor's (a refused cursor, read from its time).
     guard: str | None = None
+    keep: Keep | None = None  # only the entries it keeps count (a scheduler's unit)
+
+    def kept(self, entries: list[MergedEntry]) -> list[MergedEntry]:
+        keep = self.keep
+        return entries if keep is None else [e for e in entries if keep(e)]
+
+
+# What may surround an app id in a message that names it: not another id character before
+# it; after it, not another id character (a `/` names a descendant: `/prod` in `/prod/web`).
+_ID_BEFORE = r"(?<![A-Za-z0-9._/-])"
+_ID_AFTER = r"(?![A-Za-z0-9._-])"
+
+
+@functools.lru_cache(maxsize=64)
+def names_any(names: tuple[str, ...]) -> Keep:
+    """Keeps the entries whose MESSAGE names one of `names` (app ids) or a descendant; the ids
+    are matched literally (escaped), so the expression cannot backtrack on the message."""
+    if not names:
+        return lambda entry: False
+    pattern = re.compile(
+        _ID_BEFORE + "(?:" + "|".join(re.escape(n) for n in sorted(names)) + ")" + _ID_AFTER
+    )
+
+    def keep(entry: MergedEntry) -> bool:
+        try:
+            message = orjson.loads(entry.data)["fields"].get("MESSAGE")
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            return False
+        if isinstance(message, list):  # the node's form of bytes that are not UTF-8
+            message = bytes(message).decode("utf-8", "replace")
+        return isinstance(message, str) and pattern.search(message) is not None
+
+    return keep
 
 
 def upstream_query(
@@ -96,7 +144,11 @@ def upstream_query(
         params.append(("since", str(start.since)))
     if requester.until is not None:
         params.append(("until", str(requester.until)))
-    if skip_prev:
+    if skip_prev and spec.unit is not None:
+        # v2's form. Only the lines naming the app are kept, so more are read: the last N of
+        # the merged whole holds those among the unit's last `SCHEDULER_TAIL_FACTOR` times N.
+        params.append(("skip", f"-{skip_prev * SCHEDULER_TAIL_FACTOR}"))
+    elif skip_prev:
         params.append(("skip_prev", str(skip_prev)))
     if limit:
         params.append(("limit", str(limit)))
@@ -115,9 +167,13 @@ class SourceOpener:
     ) -> UpstreamCall:
         r = self.requester
         accept = SSE if stream else JSON
+        if spec.unit is not None:  # one URL for range and follow: the Accept header decides
+            path = COMPONENT_PATH + quote(spec.unit, safe="")
+        else:
+            path = STREAM_PATH if stream else RANGE_PATH
         return UpstreamCall(
             method="GET",
-            path=STREAM_PATH if stream else RANGE_PATH,
+            path=path,
             query=upstream_query(spec, start, r, skip_prev=skip_prev, limit=limit),
             headers=((b"accept", accept.encode()),),
             node=spec.agent_id,
@@ -147,14 +203,17 @@ class SourceOpener:
         self, spec: SourceSpec, start: Start, *, stream: bool, skip_prev: int, limit: int
     ) -> Opened:
         call = self.call(spec, start, stream=stream, skip_prev=skip_prev, limit=limit)
+        keep = names_any(spec.names) if spec.unit is not None else None
         response = await self.upstream.open(spec.reader_url, call)
         if response.status_code != 400 or start.cursor is None:
-            return Opened(response)
+            return Opened(response, keep=keep)
         await close_quietly(response)
+        # Also where a scheduler's leadership moved: the cursor names the old node's journal.
         log.info("agent %s: cursor refused, reading from its time instead", spec.agent_id)
         since = Start(since=cursor_realtime(start.cursor))
         call = self.call(spec, since, stream=stream, skip_prev=skip_prev, limit=limit)
-        return Opened(await self.upstream.open(spec.reader_url, call), guard=start.cursor)
+        response = await self.upstream.open(spec.reader_url, call)
+        return Opened(response, guard=start.cursor, keep=keep)
 
 
 async def close_quietly(response: UpstreamResponse) -> None:
@@ -198,6 +257,7 @@ async def range_batches(
         batch = parser.feed(chunk)
         if guard is not None:
             batch, guard = past_guard(batch, guard)
+        batch = opened.kept(batch)
         if batch:
             if cover is not None:
                 for entry in batch:
@@ -207,6 +267,8 @@ async def range_batches(
 
 
 __all__ = [
+    "SCHEDULER_SOURCE",
+    "Keep",
     "MergePlan",
     "Opened",
     "Requester",
@@ -214,6 +276,7 @@ __all__ = [
     "SourceSpec",
     "Start",
     "close_quietly",
+    "names_any",
     "past_guard",
     "range_batches",
     "refusal",

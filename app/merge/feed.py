@@ -238,6 +238,7 @@ class AgentFeed:
             batch = parser.feed(chunk, clock())
             if guard is not None:
                 batch, guard = past_guard(batch, guard)
+            batch = opened.kept(batch)
             if batch:
                 for entry in batch:
                     entry.cover = cover

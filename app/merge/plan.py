@@ -13,19 +13,21 @@ simply empty (a 204 range; a stream that waits for tasks to start).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from app.authz import Authorizer, authorize_any, requirements_for_task
 from app.authz.route_table import ResourceCheck, TaskAccess
 from app.cluster import ClusterSnapshot, ClusterStateSource, Task
+from app.cluster.scheduler import MARATHON, SchedulerUnknown, scheduler_node
 from app.core.errors import Forbidden
-from app.merge.fanin import MergePlan, SourceSpec
+from app.merge.fanin import SCHEDULER_SOURCE, MergePlan, SourceSpec
 
 # Client filters on these fields narrow the task set here and are never forwarded: journald
 # ORs values of one field, so a forwarded `CONTAINER_ID:<other>` would widen the read.
 OWNED_FIELDS = frozenset({"CONTAINER_ID", "EXECUTOR_ID", "FRAMEWORK_ID", "AGENT_ID"})
+MARATHON_UNIT = "dcos-marathon.service"  # what `dcos node log --component=dcos-marathon` reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,8 @@ def denied(uid: str, scope: MergeScope) -> Forbidden:
 
 class Planner:
     """The caller's plan over the current snapshot; recomputed (and re-authorized) only
-    when the snapshot changed."""
+    when the snapshot changed or `access_epoch()` did (the IAM changed: app.authz.access),
+    so a stream narrows to the tasks still allowed when a grant is revoked."""
 
     def __init__(
         self,
@@ -100,21 +103,28 @@ class Planner:
         cluster: ClusterStateSource,
         *,
         forwarded: tuple[tuple[str, str], ...] = (),
+        scheduler: bool = False,
+        access_epoch: Callable[[], int] = lambda: 0,
     ) -> None:
         self.scope = scope
         self.narrowing = narrowing
         self.uid = uid
         self.forwarded = forwarded  # the client's filters on other fields, for the readers
+        # `include=scheduler`: Marathon's lines naming the scope's apps, as one more source
+        # (the caller's right to read the Marathon leader's journal is checked before).
+        self.scheduler = scheduler
         self._authorizer = authorizer
         self._cluster = cluster
-        self._seen: tuple[ClusterSnapshot, MergePlan] | None = None
+        self._access_epoch = access_epoch
+        self._seen: tuple[ClusterSnapshot, int, MergePlan] | None = None
 
     async def plan(self) -> MergePlan:
         snapshot = await self._cluster.snapshot()
-        if self._seen is not None and self._seen[0] is snapshot:
-            return self._seen[1]
+        epoch = self._access_epoch()
+        if self._seen is not None and self._seen[0] is snapshot and self._seen[1] == epoch:
+            return self._seen[2]
         plan = await self._plan(snapshot)
-        self._seen = (snapshot, plan)
+        self._seen = (snapshot, epoch, plan)
         return plan
 
     async def _plan(self, snapshot: ClusterSnapshot) -> MergePlan:
@@ -141,7 +151,27 @@ class Planner:
             if agent is not None:
                 specs = tuple(sorted(containers[agent_id]))
                 sources[agent_id] = SourceSpec(agent_id, agent.reader_url, specs)
-        return MergePlan(MappingProxyType(sources))
+        note = ""
+        if self.scheduler:
+            try:
+                sources[SCHEDULER_SOURCE] = self._scheduler(snapshot)
+            except SchedulerUnknown as exc:
+                if self._seen is None:
+                    raise  # asked for, and unknown from the start: 503 saying why
+                note = f"Marathon's lines left out: {exc}"  # a failover under way
+        return MergePlan(MappingProxyType(sources), note)
+
+    def _scheduler(self, snapshot: ClusterSnapshot) -> SourceSpec:
+        """Marathon's unit on the node it leads from, kept to the lines naming the app (its
+        descendants too), or the role's apps."""
+        leader = scheduler_node(snapshot, MARATHON)
+        if self.scope.kind == "app":
+            names: tuple[str, ...] = (self.scope.value,)
+        else:
+            names = tuple(
+                sorted({t.app_id for t in snapshot.all_tasks if self.scope.covers(t) and t.app_id})
+            )
+        return SourceSpec(SCHEDULER_SOURCE, leader.reader_url, (), unit=MARATHON_UNIT, names=names)
 
     async def _whole_scope(self) -> bool:
         checks = self.scope.whole_scope_checks()

@@ -20,7 +20,7 @@ from app.merge.entry import MergedEncoder, MergedEntry, Positions
 from app.merge.fanin import MergePlan, Requester, SourceOpener, Start
 from app.merge.plan import capped
 from app.merge.range import Starts, begin_all, covers, last_entries, merged_range, open_all
-from app.merge.stream import MergedStreamResponse, StreamOptions
+from app.merge.stream import MergedStreamResponse, StreamOptions, Watch
 from app.proxy.call import Upstream
 from app.proxy.metrics import ProxyMetrics
 
@@ -92,8 +92,10 @@ async def read_stream(
     options: StreamOptions,
     metrics: ProxyMetrics,
     on_close: Callable[[], None],
+    watch: Watch | None = None,
 ) -> Response:
-    """The plan's agents followed and merged; the plan is asked again as the stream runs
+    """The plan's agents followed and merged (until the client leaves or `watch`'s lease on
+    the caller's access ends); the plan is asked again as the stream runs
     (at most `max_agents` agents, those already streaming kept first). `on_close` runs when
     the stream ends; when this raises instead, the caller's own cleanup runs."""
     opener = SourceOpener(upstream, requester)
@@ -134,6 +136,7 @@ async def read_stream(
         options=options,
         metrics=metrics,
         on_close=on_close,
+        watch=watch,
     )
 
 

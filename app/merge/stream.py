@@ -1,9 +1,12 @@
 """Merged streams: one follow per agent (`AgentFeed`), merged within a reorder window
 (`Reorderer`), written to the client with the composite cursor as every event's id.
 
-The stream lives until the client leaves (or stops reading for `send_timeout`, or loses its
-permission to every task). Meanwhile:
+The stream lives until the client leaves (or stops reading for `send_timeout`), or until its
+caller's access ends (`app.authz.access`: the token expired, or it may read none of the tasks
+any more), which ends it with a last `access-ended` event naming why. Meanwhile:
 
+* when the IAM changes, the plan is asked again at once (the watcher's re-check): a caller
+  who lost some of its tasks keeps a stream narrowed to the ones still allowed;
 * every `membership_period` seconds the plan is asked again (the cluster state snapshot,
   re-authorized when it changed): a new agent joins from the origin (or from its position
   when it was in the stream before), an agent that left is dropped once its queued entries
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from app.authz.access import ACCESS_REVOKED, Recheck, StreamAccess, final_event
 from app.core.config import HEARTBEAT_INTERVAL
 from app.core.errors import Forbidden, LogwayError
 from app.journal.encoders import SSE
@@ -52,6 +56,8 @@ QUEUE_LIMIT = 10_000
 SEND_TIMEOUT = 60.0
 
 Replan = Callable[[], Awaitable[MergePlan]]
+# Leases the caller's access for the stream, with how to decide it again.
+Watch = Callable[[Recheck], StreamAccess]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +88,11 @@ class _Run:
         starts: Starts,
         options: StreamOptions,
         metrics: ProxyMetrics,
+        watch: Watch | None = None,
     ) -> None:
         self._send_raw = send
+        self._watch = watch
+        self._replanning = asyncio.Lock()  # the watcher's re-check and `_membership` alike
         self._replan = replan
         self._opener = opener
         self._encoder = encoder
@@ -99,7 +108,7 @@ class _Run:
         self._wake = asyncio.Event()
         self._comments: list[str] = []
         self._plan: MergePlan | None = None
-        self._revoked = False
+        self._ended: str | None = None  # why the caller's access ended
         self._late_seen = 0
 
     # FeedSink ---------------------------------------------------------------------------
@@ -187,24 +196,37 @@ class _Run:
         self._feeds.clear()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def _update(self) -> bool:
+        """Plan again and apply what changed; False when the caller may read no task now."""
+        async with self._replanning:
+            try:
+                plan = await self._replan()
+            except Forbidden:
+                return False
+            if plan != self._plan:
+                self.apply(plan)
+                self._wake.set()
+            return True
+
+    def _end(self, reason: str) -> None:
+        if self._ended is None:
+            self._ended = reason
+        self._wake.set()
+
     async def _membership(self) -> None:
         while True:
             await asyncio.sleep(self._options.membership_period)
             try:
-                plan = await self._replan()
-            except Forbidden:
-                self._revoked = True
-                self._wake.set()
-                return
+                if not await self._update():
+                    self._end(ACCESS_REVOKED)
+                    return
             except LogwayError as exc:
                 log.info("merged stream keeps its agents: %s", exc.message)
-                continue
             except Exception:  # a bug: keep streaming what we have, and say so in the log
                 log.exception("merged stream: planning failed, keeping its agents")
-                continue
-            if plan != self._plan:
-                self.apply(plan)
-                self._wake.set()
+
+    async def _until_access_ends(self, access: StreamAccess) -> None:
+        self._end(await access.ended())
 
     # writing ----------------------------------------------------------------------------
 
@@ -233,13 +255,18 @@ class _Run:
             self._metrics.merged_entries += len(prelude)
             await self._send(self._encoder.encode(prelude, self._positions))
         self.apply(plan)
-        membership = asyncio.create_task(self._membership(), name="merge-membership")
+        helpers = [asyncio.create_task(self._membership(), name="merge-membership")]
+        access = self._watch(self._update) if self._watch is not None else None
+        if access is not None:
+            helpers.append(asyncio.create_task(self._until_access_ends(access)))
         try:
             await self._merge()
         finally:
-            membership.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await membership
+            if access is not None:
+                access.close()
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
 
     async def _merge(self) -> None:
         reorderer, options, wake = self._reorderer, self._options, self._wake
@@ -247,6 +274,11 @@ class _Run:
         last_sent = time.monotonic()
         while True:
             wake.clear()
+            if self._ended is not None:
+                log.info("merged stream ended: %s", self._ended)
+                if self._sse:
+                    await self._send(self._comments_out() + final_event(self._ended))
+                return
             if self._comments:
                 await self._send(self._comments_out())
                 last_sent = time.monotonic()
@@ -265,10 +297,6 @@ class _Run:
                     await self._send(data)
                     last_sent = time.monotonic()
                 continue
-            if self._revoked:
-                if self._sse:
-                    await self._send(b": the caller may no longer read any of these tasks\n\n")
-                return
             waits = [t for t in (reorderer.deadline(),) if t is not None]
             if heartbeat is not None:
                 due = last_sent + options.heartbeat
@@ -299,6 +327,7 @@ class MergedStreamResponse(Response):
         options: StreamOptions,
         metrics: ProxyMetrics,
         on_close: Callable[[], None],
+        watch: Watch | None = None,
     ) -> None:
         super().__init__(status_code=200)
         self.raw_headers = [
@@ -318,6 +347,7 @@ class MergedStreamResponse(Response):
             starts=starts,
             options=options,
             metrics=metrics,
+            watch=watch,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -358,4 +388,11 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
-__all__ = ["MEMBERSHIP_PERIOD", "REORDER_WINDOW", "MergedStreamResponse", "Replan", "StreamOptions"]
+__all__ = [
+    "MEMBERSHIP_PERIOD",
+    "REORDER_WINDOW",
+    "MergedStreamResponse",
+    "Replan",
+    "StreamOptions",
+    "Watch",
+]

@@ -10,6 +10,8 @@ import httpx
 from fastapi import Depends, FastAPI
 
 from app.core.config import NodeSettings
+from app.core.graceful import GracefulStreams, OpenStreams
+from app.core.header_limits import HeaderLimits
 from app.core.problems import install_error_handlers
 from app.journal.handle import JournalLocation
 from app.journal.source import Journal, JournalSettings
@@ -53,6 +55,10 @@ def create_app(settings: NodeSettings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    # Built before the lifespan: the server's exit handler ends open streams through it.
+    app.state.open_streams = OpenStreams()
+    app.add_middleware(GracefulStreams, streams=app.state.open_streams)
+    app.add_middleware(HeaderLimits)
     install_error_handlers(app)
     app.include_router(router)
     return app

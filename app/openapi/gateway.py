@@ -50,6 +50,7 @@ RELAYS = {
     "master_logs": Relay("master", "This master"),
     "agent_logs": Relay("agent", "An agent"),
     "leader_logs": Relay("leader", "The leading master"),
+    "marathon_leader_logs": Relay("marathon_leader", "The Marathon leader's node"),
 }
 TASK_ROUTE = "task_file"  # `/system/v1/logs/v2/task/{task}{rest:path}`
 TASK_OPS = {"": "task_log", "/file/stdout": "task_stdout", "/file/stderr": "task_stderr"}
@@ -64,15 +65,6 @@ MERGED = {
 }
 # Routes left out, and why.
 OMIT = {"other_metadata": "only answers 404 for metadata the gateway does not have"}
-# Routes that, once the caller may call them, always answer 503 (the message says why).
-UNAVAILABLE = {
-    "marathon_leader_logs": (
-        "The Marathon leader's journal: always 503, since Logway follows only the Mesos "
-        "master's state, which does not say where Marathon leads; the leading Mesos master's "
-        "journal is under /system/v1/leader/mesos/logs/."
-    )
-}
-
 GATEWAY_PATH_PARAMS: Json = {
     **PATH_PARAMS,
     "agent_id": {
@@ -83,10 +75,11 @@ GATEWAY_PATH_PARAMS: Json = {
     "role": {"type": "string", "description": "A Mesos role (`prod`)."},
     "app_id": {
         "type": "string",
-        "pattern": "^/",
+        "pattern": "^[a-z0-9]",
+        "minLength": 1,
         "description": (
-            "An absolute Marathon app id, `/` included: `/prod/web`; a group covers its "
-            "apps (`/prod`)."
+            "A Marathon app id without its leading `/`: `prod/web` (its inner `/` sent as is "
+            "or as `%2F`); a group covers its apps (`prod`)."
         ),
     },
     "task": {
@@ -269,7 +262,8 @@ def gateway_document(app: FastAPI | None = None) -> Json:
         elif route.api and route.in_schema and route.name not in OMIT:
             for method in sorted(route.methods - {"HEAD"}):
                 op = fastapi["paths"][route.path_format][method.lower()]
-                paths.setdefault(route.path_format, {})[method.lower()] = _other(route, method, op)
+                template = documented(route.path_format)
+                paths.setdefault(template, {})[method.lower()] = _other(route, method, op)
     _unique_operation_ids(paths)
     parts = components()
     parts["schemas"].update({**iam.SCHEMAS, **iam.body_schemas()})
@@ -338,6 +332,12 @@ def _tasks(paths: Json, routes: list[RouteInfo], route: RouteInfo) -> None:
         paths.setdefault(template, {})["get"] = op
 
 
+def documented(template: str) -> str:
+    """The server's `app{app_id:path}` (the id carries its own leading `/`) as a template a
+    generated client can fill: `app/{app_id}`, the id without that `/` (issue 12 §6)."""
+    return template.replace("/app{app_id}/", "/app/{app_id}/")
+
+
 def _served_by(routes: list[RouteInfo], template: str) -> str | None:
     found = handler(routes, sample_path(template))
     return found.name if found else None
@@ -359,20 +359,10 @@ def _other(route: RouteInfo, method: str, fastapi_op: Json) -> Json:
             operation_id=route.name,
             summary=summary,
             description="",
-            template=route.path_format,
+            template=documented(route.path_format),
             path_params=GATEWAY_PATH_PARAMS,
         )
-        _finish(op, route.path_format, "logs", MERGED_ERRORS)
-        return op
-    if route.name in UNAVAILABLE:
-        op = {
-            "operationId": route.name,
-            "summary": UNAVAILABLE[route.name].split(":")[0],
-            "description": UNAVAILABLE[route.name],
-            "parameters": _undeclared(route, {}),
-            "responses": {},
-        }
-        _finish(op, route.path_format, "logs", ("ClusterUnavailable",))
+        _finish(op, documented(route.path_format), "logs", MERGED_ERRORS)
         return op
     plain = PLAIN.get((method, route.path_format))
     if plain is not None:

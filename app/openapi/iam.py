@@ -151,7 +151,8 @@ class IamOp:
     description: str | None = None
 
 
-_CREATE = ("BadRequest", "Conflict")
+_CREATE = ("BadRequest", "NotFound", "Conflict")  # 404: a path no route serves
+_GUARDED = ("BadRequest", "NotFound", "Conflict")
 _ADMIN_OPS: dict[str, IamOp] = {
     "list_users": IamOp(
         "Users, or service accounts with `type=service`", answer="UserList", errors=("BadRequest",)
@@ -169,7 +170,8 @@ _ADMIN_OPS: dict[str, IamOp] = {
         body=UserBody,
         errors=("BadRequest", "NotFound", "Conflict"),
     ),
-    "delete_user": IamOp("Delete a user or service account", status="204"),
+    # 409: the change would leave no superuser (app/iam/store.py SOME_SUPERUSER).
+    "delete_user": IamOp("Delete a user or service account", status="204", errors=_GUARDED),
     "user_groups": IamOp("The groups a user is in", answer="UserGroups"),
     "user_permissions": IamOp(
         "What a user holds, directly and through groups", answer="UserPermissions"
@@ -178,36 +180,40 @@ _ADMIN_OPS: dict[str, IamOp] = {
     "create_group": IamOp("Create a group", status="201", body=DescriptionBody, errors=_CREATE),
     "get_group": IamOp("A group", answer="Group"),
     "update_group": IamOp("Change a group's description", status="204", body=DescriptionBody),
-    "delete_group": IamOp("Delete a group", status="204"),
+    "delete_group": IamOp("Delete a group", status="204", errors=_GUARDED),
     "group_members": IamOp("A group's members", answer="GroupMembers"),
     "add_member": IamOp(
         "Add a user to a group", status="204", errors=("BadRequest", "NotFound", "Conflict")
     ),
-    "remove_member": IamOp("Remove a user from a group", status="204"),
+    "remove_member": IamOp("Remove a user from a group", status="204", errors=_GUARDED),
     "group_permissions": IamOp("What a group holds", answer="GroupPermissions"),
     "list_acls": IamOp("ACLs", answer="AclList", errors=()),
     "create_acl": IamOp("Create an ACL", status="201", body=DescriptionBody, errors=_CREATE),
     "get_acl": IamOp("An ACL", answer="Acl"),
     "update_acl": IamOp("Change an ACL's description", status="204", body=DescriptionBody),
-    "delete_acl": IamOp("Delete an ACL and its grants", status="204"),
+    "delete_acl": IamOp("Delete an ACL and its grants", status="204", errors=_GUARDED),
     "acl_permissions": IamOp("Who holds what on an ACL", answer="AclPermissions"),
     "grant_user": IamOp(
         "Grant a user an action on an ACL",
         status="204",
         errors=("BadRequest", "NotFound", "Conflict"),
     ),
-    "revoke_user": IamOp("Revoke a user's action on an ACL", status="204"),
+    "revoke_user": IamOp("Revoke a user's action on an ACL", status="204", errors=_GUARDED),
     "grant_group": IamOp(
         "Grant a group an action on an ACL",
         status="204",
         errors=("BadRequest", "NotFound", "Conflict"),
     ),
-    "revoke_group": IamOp("Revoke a group's action on an ACL", status="204"),
+    "revoke_group": IamOp("Revoke a group's action on an ACL", status="204", errors=_GUARDED),
     "rotate_keys": IamOp(
         "Make a new token signing key",
         answer="RotatedKey",
-        errors=(),
-        description="The old key stays in the JWKS until the tokens it signed have expired.",
+        errors=("TooManyRequests",),
+        description=(
+            "The old key stays in the JWKS until the tokens it signed have expired. At most "
+            "one rotation a minute, and while fewer than 4 retired keys still verify unexpired "
+            "tokens; else 429 with Retry-After."
+        ),
     ),
     "policyquery": IamOp(
         "May `uid` do `action` on `rid`?",

@@ -122,6 +122,16 @@ PARAMETERS: Json = {
         "that position covers; the older `m1.…` ids are still accepted): the read continues "
         "after it. Not combinable with `skip_prev`/`skip_next`.",
     ),
+    "include": _query(
+        "include",
+        {"type": "string", "enum": ["scheduler"]},
+        "`scheduler`: also Marathon's own lines (`dcos-marathon.service` on the node the active "
+        "Marathon framework registered from, as `/system/v1/leader/marathon/logs/` finds it) "
+        "that name the app or one below it (a role: one of the role's apps), merged in time "
+        "order with the same composite-cursor resume. Needs what the Marathon leader's journal "
+        "needs (`dcos:adminrouter:ops:system-logs` read), else 403; 503 when that leader is "
+        "unknown. `skip_prev=N` takes Marathon's share from its unit's last 8·N lines.",
+    ),
     "mergedLastEventId": {
         "name": "Last-Event-ID",
         "in": "header",
@@ -167,7 +177,7 @@ _V1_STREAM = (
     "Last-Event-ID",
 )
 _V2 = ("filter", "cursorV2", "skip", "limit", "since", "until", "grep", "context", "Last-Event-ID")
-_MERGED = ("filter", "mergedCursor", "skip_prev", "since", "until", "grep")
+_MERGED = ("filter", "mergedCursor", "skip_prev", "since", "until", "grep", "include")
 _PARAMETERS_OF: dict[Reading, tuple[str, ...]] = {
     Reading.V1_RANGE: _V1,
     Reading.V1_DOWNLOAD: (*_V1, "postfix"),

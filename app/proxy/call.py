@@ -14,7 +14,7 @@ from typing import Protocol
 
 from starlette.requests import Request
 
-from app.core.credential import TokenProvider
+from app.core.credential import NodeTokenProvider
 
 SSE = "text/event-stream"
 
@@ -56,7 +56,7 @@ class UpstreamCall:
     uid: str | None
     client: str | None
     scheme: str
-    token: TokenProvider | None
+    token: NodeTokenProvider | None
 
     @classmethod
     def from_request(
@@ -66,7 +66,7 @@ class UpstreamCall:
         path: str,
         node: str,
         uid: str | None,
-        token: TokenProvider | None,
+        token: NodeTokenProvider | None,
     ) -> UpstreamCall:
         return cls(
             method=request.method,

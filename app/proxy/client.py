@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import httpx
 
-from app.core.credential import current_token
+from app.core.audience import url_audience
 from app.proxy.call import UpstreamCall, UpstreamResponse
 from app.proxy.errors import (
     UpstreamBroken,
@@ -104,7 +104,7 @@ class HttpUpstream:
 
     async def open(self, node_base_url: str, call: UpstreamCall) -> UpstreamResponse:
         url = upstream_url(node_base_url, call.path, call.query)
-        token = await current_token(call.token) if call.token is not None else None
+        token = await call.token(url_audience(node_base_url)) if call.token is not None else None
         headers = request_headers(
             call.headers, client=call.client, scheme=call.scheme, uid=call.uid, token=token
         )

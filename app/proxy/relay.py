@@ -6,6 +6,10 @@ and the gateway's memory stays flat. A task watches `http.disconnect` meanwhile,
 drops sends after a disconnect silently and an idle follow sends nothing to notice it with:
 the relay is cancelled at once and the node's response closed in a `finally`.
 
+An open follow ends when its caller's access does (`app.authz.access`): an event stream with
+a last `access-ended` event naming why, any other body with its final chunk, as a whole
+response; the node's stream is closed as on a disconnect.
+
 After the response has started the status cannot change. An event stream that follows the
 journal is resumed when the node goes away (see `sse.py`); any other body cut short ends
 without its final chunk, so the client sees a truncated response, not a complete one.
@@ -22,6 +26,7 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from app.authz.access import StreamAccess, final_event
 from app.proxy.call import SSE, UpstreamResponse
 from app.proxy.errors import UpstreamError
 from app.proxy.headers import Headers
@@ -81,6 +86,11 @@ async def _until_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
     scope.cancel()
 
 
+async def _until_ended(access: StreamAccess, scope: anyio.CancelScope) -> None:
+    await access.ended()
+    scope.cancel()
+
+
 class RelayResponse(Response):
     def __init__(
         self,
@@ -110,10 +120,16 @@ class RelayResponse(Response):
         self._entries = EntryCounter.for_media_type(opened.media_type) if ok else None
         # Called once when the relay ends however it ends (the gateway's per-identity count).
         self.on_close: Callable[[], None] | None = None
+        # Leases the caller's access for as long as the relay runs (a follow's): the relay
+        # ends when the lease does. Called when the response starts, closed when it ends.
+        self.watch: Callable[[], StreamAccess] | None = None
+        self._access: StreamAccess | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._metrics.active_streams += 1
         self._metrics.streams_total += 1
+        if self.watch is not None:
+            self._access = self.watch()
         try:
             start = {"type": "http.response.start", "status": self.status_code}
             await send({**start, "headers": self.raw_headers})
@@ -124,6 +140,8 @@ class RelayResponse(Response):
         finally:
             with anyio.CancelScope(shield=True):
                 await self._current.aclose()
+            if self._access is not None:
+                self._access.close()
             self._metrics.active_streams -= 1
             if self.on_close is not None:
                 self.on_close()
@@ -132,6 +150,8 @@ class RelayResponse(Response):
         outcome = _Outcome.DISCONNECTED
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_until_disconnect, receive, tasks.cancel_scope)
+            if self._access is not None:
+                tasks.start_soon(_until_ended, self._access, tasks.cancel_scope)
             try:
                 if self._reopen is None:
                     outcome = await self._relay_raw(send)
@@ -146,7 +166,20 @@ class RelayResponse(Response):
                 )
                 outcome = _Outcome.BROKEN
             tasks.cancel_scope.cancel()
+        # Cancelled (the outcome left as it was) because the caller's access ended.
+        ended = self._access.reason if self._access is not None else None
+        if outcome is _Outcome.DISCONNECTED and ended is not None:
+            return await self._access_ended(send, ended)
         return outcome
+
+    async def _access_ended(self, send: Send, reason: str) -> _Outcome:
+        log.info("node %s: stream ended: %s", self._node, reason)
+        if self._reopen is not None:  # an event stream, cut between whole events
+            try:
+                await self._send(send, final_event(reason))
+            except _ClientStalled:
+                return _Outcome.BROKEN
+        return _Outcome.COMPLETE
 
     async def _send(self, send: Send, chunk: bytes) -> None:
         self._metrics.bytes_relayed += len(chunk)

@@ -93,6 +93,7 @@ class Event:
     data: bytes
     id: str | None  # the last event id when this event was dispatched
     named: bool = False  # the event set that id itself (an `id` field of its own)
+    type: str = "message"  # the `event` field (a gateway's last one: `access-ended`)
 
 
 class SseParser:
@@ -113,6 +114,7 @@ class SseParser:
         self._data: list[bytes] = []
         self._id: str | None = None  # the id buffer, committed at dispatch
         self._named = False  # an `id` field since the last dispatch
+        self._type = ""
 
     def feed(self, chunk: bytes) -> list[Event]:
         complete = self._framer.feed(chunk)
@@ -143,15 +145,18 @@ class SseParser:
         elif name == b"id" and b"\0" not in value:
             self._id = value.decode("utf-8", "replace")
             self._named = True
-        return None  # `event` and `retry` do not concern a log reader
+        elif name == b"event":
+            self._type = value.decode("utf-8", "replace")
+        return None  # `retry` does not concern a log reader
 
     def _dispatch(self) -> Event | None:
         self.last_id = self._id
         data, self._data = b"\n".join(self._data), []
         named, self._named = self._named, False
+        kind, self._type = self._type or "message", ""
         if not data:
             return None
-        return Event(data, self.last_id, named)
+        return Event(data, self.last_id, named, kind)
 
     def discard_partial(self) -> None:
         """The connection broke: the incomplete event held back is dropped, never completed."""

@@ -11,7 +11,7 @@ from app.authn.authenticator import Identity, JwtAuthenticator, NoAuth
 from app.authn.errors import Reason, TokenRejected
 from app.authn.extract import AUTH_COOKIE
 from app.authn.verification_keys import KeySet, StaticKeys
-from app.authn.verify import MAX_LEEWAY, Claims, RS256Key, UnverifiedToken, verify
+from app.authn.verify import DEFAULT_LEEWAY, MAX_LEEWAY, Claims, RS256Key, UnverifiedToken, verify
 from tests.authn.conftest import Clock, Keys, http_request
 from tests.authn.tokens import NOW, split
 
@@ -43,7 +43,11 @@ async def test_identity(
 ) -> None:
     token = keys.iam.token({"uid": "alice", "exp": NOW + 60})
     identity = await auth.authenticate(http_request([credential(token)]))
-    assert identity == Identity(uid="alice", token=token, exp=NOW + 60)
+    # valid_until: exp plus the leeway the authenticator verifies with (an open stream ends
+    # then, app.authz.access).
+    assert identity == Identity(
+        uid="alice", token=token, exp=NOW + 60, valid_until=NOW + 60 + DEFAULT_LEEWAY
+    )
 
 
 async def test_header_wins_over_cookie(auth: JwtAuthenticator, keys: Keys) -> None:

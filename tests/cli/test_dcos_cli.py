@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from app.devcluster.cluster import (
@@ -385,20 +384,24 @@ def test_node_log_filter(env: Env) -> None:
     assert NO_LOGS in nothing.stderr.splitlines()
 
 
-def test_node_log_component_of_the_marathon_leader_is_unavailable(env: Env) -> None:
-    # The CLI asks `/system/v1/leader/marathon/…` for Marathon's unit; Logway cannot tell
-    # where Marathon leads, and says so as Admin Router did for an unknown leader: 503.
-    url = f"{env.cluster.gateway_url}/system/v1/leader/marathon/logs/v2/component/{MARATHON_UNIT}"
-    run = dcos(env, "node", "log", "--leader", "--component=dcos-marathon")
-    assert (run.returncode, run.lines) == (1, [])
-    assert f'Error while fetching [{url}?skip=-10]: HTTP 503: "Service Unavailable".' in (
-        run.stderr.splitlines()
-    ), run.stderr
-    admin = login(env.cluster.gateway_url, SUPERUSER, PASSWORD)
-    answer = httpx.get(url, headers=admin, timeout=COMMAND_TIMEOUT)
-    assert answer.status_code == 503
-    assert "the Marathon leader is unknown" in answer.text
-    assert "/system/v1/leader/mesos/logs/" in answer.text
+def test_node_log_component_of_the_marathon_leader(env: Env) -> None:
+    # The CLI asks `/system/v1/leader/marathon/…` for Marathon's unit; the dev cluster's
+    # Marathon registered from the master, so its journal answers (issue 18).
+    master = env.cluster.master
+    wait_for_entries(master, unit(MARATHON_UNIT), 4)
+    run = dcos_ok(env, "node", "log", "--leader", "--component=dcos-marathon", "--lines=3")
+    assert len(run.lines) == 3, run.lines
+    shown = assert_tail(run, master, unit(MARATHON_UNIT), text_line, lines=3)
+    assert all(e["MESSAGE"].startswith("marathon: ") for e in shown), run.lines
+
+
+def test_node_log_component_of_the_marathon_leader_follows(env: Env) -> None:
+    master = env.cluster.master
+    wait_for_entries(master, unit(MARATHON_UNIT), 2)
+    args = ("node", "log", "--leader", "--component=dcos-marathon", "--follow", "--lines=1")
+    run = follow(env, *args, count=1 + FOLLOWED)
+    assert len(run.lines) == 1 + FOLLOWED, (run.lines, run.stderr)
+    assert_tail(run, master, unit(MARATHON_UNIT), followed_line, lines=1)
 
 
 @pytest.mark.parametrize("node", ["leader", "agent"])
@@ -482,7 +485,7 @@ def test_without_system_logs_node_logs_are_the_clis_authorization_error(env: Env
         assert_not_authorized(dcos(env, "node", "log", "--leader", uid=uid))
         assert_not_authorized(dcos(env, "node", "log", f"--mesos-id={agent}", uid=uid))
         assert_not_authorized(dcos(env, "node", "log", "--leader", "--follow", uid=uid))
-        for component in ("dcos-mesos-master", "dcos-marathon"):  # 403 before 503
+        for component in ("dcos-mesos-master", "dcos-marathon"):
             args = ("node", "log", "--leader", f"--component={component}")
             assert_not_authorized(dcos(env, *args, uid=uid))
 

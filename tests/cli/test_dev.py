@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import stat
@@ -58,12 +59,18 @@ SU_LOGS_AGENT = (SU, r"^logway logs agent \S+-S0 --unit dcos-mesos-slave\.servic
 SU_LOGS_TASK = (SU, r"^logway logs task loader stderr -n 3$")
 SU_LOGS_FOLLOW = (SU, r"^logway logs task worker\.dev -f$")
 SU_LOGS_APP = (SU, r"^logway logs app /prod -f$")
+SU_LOGS_SCHEDULER = (SU, r"^logway logs app /prod --with-scheduler -n 10$")
 SU_APP_STREAM = (
     SU,
     r"^curl -s -N -H 'Accept: text/event-stream'.*/logs/v1/app/prod/stream/\?skip_prev=5'$",
 )
 SU_DCOS_LEADER = (SU, r"^DCOS_CONFIG=\S+/dcos-superuser\.toml dcos node log --leader --lines=3$")
 SU_DCOS_TASK = (SU, r"^DCOS_CONFIG=\S+/dcos-superuser\.toml dcos task log --lines=3 loader$")
+SU_DCOS_MARATHON = (
+    SU,
+    r"^DCOS_CONFIG=\S+/dcos-superuser\.toml dcos node log --leader --component=dcos-marathon "
+    r"--lines=3$",
+)
 SU_LOGIN = (SU, r"^echo \S+ \| logway login --url \S+ --username admin --password-stdin$")
 DEV_V2 = (DEV, r"^curl -s -H .*/logs/v2/task/worker\.dev/file/stdout\?cursor=END&skip=-3'$")
 DEV_LOGS = (DEV, r"^logway logs task reporter -n 3$")
@@ -83,7 +90,8 @@ FWD_STATUS = (FWD, r"^logway forward status --state \S+/forward-prod\.json$")
 PRINTED = (
     SU_LEADER, SU_AGENT, SU_WORKER_V1, SU_POD_V1, SU_FOLLOW, SU_V2, SU_LOGS_LEADER,
     SU_LOGS_AGENT, SU_LOGS_TASK, SU_LOGS_FOLLOW, SU_LOGS_APP, SU_APP_STREAM, SU_DCOS_LEADER,
-    SU_DCOS_TASK, SU_LOGIN, DEV_V2, DEV_LOGS, DEV_ROLE, DEV_DCOS_TASK, DEV_DENIED_TASK,
+    SU_DCOS_TASK, SU_LOGIN, SU_LOGS_SCHEDULER, SU_DCOS_MARATHON, DEV_V2, DEV_LOGS, DEV_ROLE,
+    DEV_DCOS_TASK, DEV_DENIED_TASK,
     DEV_DENIED_SYSTEM, DEV_DENIED_LOGS, DEV_DENIED_DCOS, OPS_MASTER, OPS_LOGS, OPS_LOGIN,
     FWD_RUN, FWD_WATCH, FWD_STATUS,
 )  # fmt: skip
@@ -278,6 +286,16 @@ def n_lines(n: int, *needles: str) -> Callable[[str], bool]:
     return check
 
 
+MASTER_SERVICES = ("mesos-master: allocation cycle ", "marathon: ")
+
+
+def master_lines(n: int) -> Callable[[str], bool]:
+    """`n` lines of the master's services, the Mesos master's among them: every round
+    writes one of its lines and two of Marathon's (Marathon leads from the master)."""
+    written = n_lines(n, *MASTER_SERVICES)
+    return lambda got: written(got) and MASTER_SERVICES[0] in got
+
+
 def mesos_state(dev: Dev) -> dict[str, Any]:
     state: dict[str, Any] = httpx.get(f"{dev.mesos_url}/master/state", timeout=10).json()
     return state
@@ -332,16 +350,19 @@ def test_every_printed_command_is_one_this_test_runs(dev: Dev) -> None:
 def test_master_and_leader_journals_show_the_master_service(dev: Dev) -> None:
     # journald's own first lines ("Journal started", …) come before the service's.
     for who, pattern in (SU_LEADER, OPS_MASTER):
-        check = n_lines(5, ": mesos-master: allocation cycle ")
+        check = master_lines(5)
         messages = text_lines(run_until(dev, who, dev.command((who, pattern)), check))
         assert len(messages) == 5, messages
-        assert all(m.startswith("mesos-master: allocation cycle ") for m in messages), messages
+        assert all(m.startswith(MASTER_SERVICES) for m in messages), messages
+        assert any(m.startswith(MASTER_SERVICES[0]) for m in messages), messages
 
 
 def test_an_agents_whole_journal_has_its_tasks_and_service(dev: Dev) -> None:
     # S0 runs a /prod/web instance and /dev/worker; ten lines of three writers hold two of them.
     def both(got: str) -> bool:
-        return "/dev/worker " in got and "mesos-agent: status update round " in got
+        # Right after start-up the journal may hold fewer than ten lines.
+        enough = len(text_lines(got)) == 10
+        return enough and "/dev/worker " in got and "mesos-agent: status update round " in got
 
     messages = text_lines(run_until(dev, SU, dev.command(SU_AGENT), both))
     assert len(messages) == 10, messages
@@ -545,10 +566,8 @@ def test_cluster_json_tokens_and_key_work(dev: Dev) -> None:
 
 
 def test_the_logway_logs_lines(dev: Dev) -> None:
-    leader = run_until(
-        dev, SU, dev.command(SU_LOGS_LEADER), n_lines(5, "mesos-master: allocation cycle ")
-    )
-    assert n_lines(5, "mesos-master: allocation cycle ")(leader), leader
+    leader = run_until(dev, SU, dev.command(SU_LOGS_LEADER), master_lines(5))
+    assert master_lines(5)(leader), leader
     agent = run_until(
         dev, SU, dev.command(SU_LOGS_AGENT), n_lines(3, "mesos-agent: status update round ")
     )
@@ -561,10 +580,18 @@ def test_the_logway_logs_lines(dev: Dev) -> None:
     assert all("/dev/worker job done " in ln for ln in followed), followed
     check = n_lines(3, "/dev/batch/reporter batch step ")
     assert check(run_until(dev, DEV, dev.command(DEV_LOGS), check))
+    # Marathon's lines about /prod/web among /prod/web's own.
+    check = n_lines(10, "/prod/web page rendered ", "/prod/web warning ", "marathon: ")
+    both = run_until(
+        dev, SU, dev.command(SU_LOGS_SCHEDULER), lambda got: check(got) and "marathon: " in got
+    )
+    assert check(both), both
+    assert "marathon: " in both, both
+    assert all("/prod/web" in ln for ln in both.splitlines()), both
     denied = sh(dev, DEV, dev.command(DEV_DENIED_LOGS))
     assert denied.returncode == 3, denied
     assert denied.stdout == ""
-    check = n_lines(3, "mesos-master: allocation cycle ")
+    check = master_lines(3)
     assert check(run_until(dev, OPS, dev.command(OPS_LOGS), check))
 
 
@@ -617,9 +644,11 @@ def test_the_dev_users_role_line_reads_only_dev_tasks(dev: Dev) -> None:
 def test_the_dcos_cli_lines(dev: Dev) -> None:
     if not DCOS.exists():
         pytest.skip("the dcos CLI is not installed (bash ../shared/tools/install-dcos-cli.sh)")
-    leader = out(dev, SU, dev.command(SU_DCOS_LEADER)).splitlines()
-    assert len(leader) == 3, leader
-    assert all("mesos-master: allocation cycle" in ln for ln in leader), leader
+    leader = run_until(dev, SU, dev.command(SU_DCOS_LEADER), master_lines(3))
+    assert master_lines(3)(leader), leader
+    marathon = out(dev, SU, dev.command(SU_DCOS_MARATHON)).splitlines()
+    assert len(marathon) == 3, marathon
+    assert all(re.search(r"^\S+ \S+: marathon: ", ln) for ln in marathon), marathon
     for who, printed, label in ((SU, SU_DCOS_TASK, "loader"), (DEV, DEV_DCOS_TASK, "reporter")):
         lines = out(dev, who, dev.command(printed)).splitlines()
         assert len(lines) == 3, (who, lines)
@@ -722,6 +751,33 @@ def test_the_readmes_sh_examples_run_as_written(dev: Dev) -> None:
         assert body.strip(), f"nothing came of {line}"
         ran.append(line)
     assert len(ran) >= 7, ran
+
+
+def test_the_openapi_readmes_sdk_example_runs_as_written(dev: Dev, tmp_path: Path) -> None:
+    """openapi/README.md's SDK example: its generate command, then its Python as pasted, with
+    /tmp and make run's .logway/dev/cluster.json swapped for this test's."""
+    text = (ROOT / "openapi" / "README.md").read_text()
+    section = text[text.index("## Generating a Python SDK") :]
+    generate = re.search(r"```sh\n(.*?)```", section, re.S)
+    snippet = re.search(r"```python\n(.*?)```", section, re.S)
+    assert generate, "openapi/README.md lost its generate command"
+    assert snippet, "openapi/README.md lost its Python example"
+    command = generate.group(1).replace("\\\n", " ")
+    command = command.replace("/tmp/logway_client", str(tmp_path / "logway_client"))
+    made = subprocess.run(
+        shlex.split(command), cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    code = snippet.group(1).replace('"/tmp"', repr(str(tmp_path)))
+    code = code.replace('".logway/dev/cluster.json"', repr(str(dev.manifest_path)))
+    ran = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert ran.returncode == 0, ran.stderr
+    lines = [line for line in ran.stdout.splitlines() if line]
+    assert "None" not in lines, ran.stdout  # a refused call prints None
+    assert len(lines) >= 4, ran.stdout  # worker.dev's lines, then S0's journal
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d: ", lines[-1]), ran.stdout
 
 
 def test_sigint_stops_every_process_and_namespace(dev: Dev) -> None:

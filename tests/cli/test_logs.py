@@ -686,6 +686,35 @@ def test_follow_stops_on_an_answer_waiting_cannot_fix() -> None:
     assert len(requests) == 2
 
 
+def test_follow_ends_when_the_gateway_says_access_ended() -> None:
+    """The gateway's last event names why the caller's access ended: print the entries before
+    it, then stop with that reason and exit 3, without reconnecting."""
+    script: Script = [sse(event("c1", "one") + b"event: access-ended\ndata: access revoked\n\n")]
+    requests: list[httpx.Request] = []
+    answers = iter(script)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return next(answers)(request)
+
+    printed: list[bytes] = []
+    notes: list[str] = []
+    client = httpx.Client(base_url="http://gw", transport=httpx.MockTransport(handler))
+    with pytest.raises(CliError, match="the gateway ended the stream: access revoked") as err:
+        follow(
+            client,
+            build("master"),
+            Window(),
+            printed.extend,
+            note=notes.append,
+            sleep=lambda _: None,
+        )
+    assert err.value.code == EXIT_DENIED
+    assert [orjson.loads(raw)["fields"]["MESSAGE"] for raw in printed] == ["one"]
+    assert len(requests) == 1
+    assert notes == []
+
+
 # --- The command line --------------------------------------------------------------------------
 
 
@@ -802,6 +831,32 @@ def test_nothing_yet_means_from_the_start_and_errors_are_errors() -> None:
     with pytest.raises(CliError) as err:
         newest("master", status(403, "no"))
     assert err.value.code == EXIT_DENIED
+
+
+def test_with_scheduler_asks_a_merged_read_to_include_marathons_lines() -> None:
+    for kind, values in (("role", {"role": "prod"}), ("app", {"app_id": "/prod"})):
+        source = kind_named(kind).build(SourceArgs(values, with_scheduler=True))
+        assert ("include", "scheduler") in source.route.range(Window(lines=3)).params
+        assert ("include", "scheduler") in source.route.stream(Window(lines=0)).params
+        assert source.label.endswith("with Marathon's lines")
+        plain = kind_named(kind).build(SourceArgs(values))
+        assert all(name != "include" for name, _ in plain.route.range(Window()).params)
+
+
+@pytest.mark.parametrize(
+    ("kind", "values"),
+    [
+        ("master", {}),
+        ("leader", {}),
+        ("agent", {"agent_id": "S0"}),
+        ("task", {"task": "t", "file": "stdout"}),
+    ],
+)
+def test_with_scheduler_only_for_merged_reads(kind: str, values: dict[str, str]) -> None:
+    with pytest.raises(CliError) as err:
+        kind_named(kind).build(SourceArgs(values, with_scheduler=True))
+    assert err.value.code == EXIT_USAGE
+    assert "--with-scheduler" in str(err.value)
 
 
 def test_grep_matches_are_highlighted_and_groups_separated() -> None:

@@ -378,6 +378,133 @@ def test_a_merged_follow_of_new_lines_only(dev: Dev) -> None:
     assert len(set(followed)) == len(followed)
 
 
+# --- With Marathon's lines (issue 18) ----------------------------------------------------------
+
+MARATHON_UNIT = "dcos-marathon.service"
+NAMES_APP = r"(?<![A-Za-z0-9._/-]){}(?![A-Za-z0-9._-])"
+
+
+def names(message: str, *app_ids: str) -> bool:
+    return any(re.search(NAMES_APP.format(re.escape(a)), message) for a in app_ids)
+
+
+def is_marathon(e: dict[str, object]) -> bool:
+    return e["fields"].get("UNIT") == MARATHON_UNIT  # type: ignore[union-attr]
+
+
+def test_app_with_scheduler_interleaves_marathons_lines_in_time_order(dev: Dev) -> None:
+    prod = {t.task.id for t in dev.cluster.tasks if t.app_id == PROD_WEB}
+    path = "/system/v1/logs/v1/app/prod/range/"
+    wait_for(
+        "Marathon's lines about /prod",
+        lambda: (
+            True
+            if any(map(is_marathon, entries(dev, path, include="scheduler", skip_prev=10)))
+            else None
+        ),
+        timeout=LINES_TIMEOUT,
+        step=0.5,
+    )
+    out = ok(logs(dev, "app", "/prod", "--with-scheduler", "-n", "10", "-o", "json"))
+    found = [orjson.loads(line) for line in out]
+    assert len(found) == 10
+    marathon = [e for e in found if is_marathon(e)]
+    tasks = [e for e in found if not is_marathon(e)]
+    assert marathon, found  # both kinds of line …
+    assert tasks, found
+    assert {e["fields"]["TASK_ID"] for e in tasks} <= prod
+    for e in marathon:  # … Marathon's only where they name /prod or an app below it
+        assert names(e["fields"]["MESSAGE"], "/prod/web"), e
+        assert "AGENT_ID" not in e["fields"]
+    times = [e["realtime_timestamp"] for e in found]
+    assert times == sorted(times)  # one time order
+    # Without the option: the app's own lines only.
+    plain = [orjson.loads(line) for line in ok(logs(dev, "app", "/prod", "-n", "10", "-o", "json"))]
+    assert not any(map(is_marathon, plain))
+    # Text on a pipe: Marathon's lines as journalctl shows them, beside the tasks'.
+    text = ok(logs(dev, "app", "/prod", "--with-scheduler", "-n", "10"))
+    assert any(re.search(r" marathon(\[\d+\])?: marathon: .*/prod/web", line) for line in text), (
+        text
+    )
+    assert all(SHORT_LINE.match(line) for line in text), text
+
+
+def test_role_with_scheduler_keeps_the_lines_naming_the_roles_apps(dev: Dev) -> None:
+    role = dev.dev_task.task.role
+    dev_apps = sorted({t.app_id for t in dev.cluster.tasks if t.task.role == role})
+    path = f"/system/v1/logs/v1/role/{role}/range/"
+    found = wait_for(
+        "Marathon's lines about the role's apps",
+        lambda: (
+            got
+            if sum(map(is_marathon, got := entries(dev, path, include="scheduler", skip_prev=80)))
+            >= 2
+            else None
+        ),
+        timeout=LINES_TIMEOUT,
+        step=0.5,
+    )
+    for e in filter(is_marathon, found):
+        assert names(e["fields"]["MESSAGE"], *dev_apps), e  # never /prod/web's, nor "declined"
+    # Marathon did write about other apps meanwhile: the filter left those out.
+    master = entries(dev, f"/system/v1/leader/marathon/logs/v2/component/{MARATHON_UNIT}", skip=-20)
+    assert any(not names(str(e["fields"]["MESSAGE"]), *dev_apps) for e in master)  # type: ignore[index]
+
+
+def test_a_resumed_range_with_scheduler_goes_on_exactly(dev: Dev) -> None:
+    """The composite cursor of an event resumes every source, Marathon's included, after
+    exactly its own last line."""
+    path = "/system/v1/logs/v1/app/prod/range/"
+    headers = {**dev.admin, "Accept": "text/event-stream"}
+    first = httpx.get(
+        dev.url + path, params={"include": "scheduler", "skip_prev": 30}, headers=headers
+    )
+    assert first.status_code == 200, first.text
+    events = [
+        (line.removeprefix("id: "), orjson.loads(data.removeprefix("data: ")))
+        for line, data in (
+            block.split("\n")[:2] for block in first.text.split("\n\n") if block.startswith("id: ")
+        )
+    ]
+    assert len(events) == 30
+    cut = 15
+    assert any(is_marathon(e) for _, e in events[cut:]), events  # Marathon's place moves too
+    second = httpx.get(
+        dev.url + path,
+        params={"include": "scheduler", "cursor": events[cut - 1][0]},
+        headers={**dev.admin, "Accept": "application/json"},
+    )
+    assert second.status_code == 200, second.text
+    resumed = [orjson.loads(line) for line in second.content.splitlines() if line.strip()]
+
+    def by_source(found: list[dict[str, object]]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for e in found:
+            key = "marathon" if is_marathon(e) else str(e["fields"]["AGENT_ID"])  # type: ignore[index]
+            out.setdefault(key, []).append(str(e["cursor"]))
+        return out
+
+    before, after = by_source([e for _, e in events[cut:]]), by_source(resumed)
+    for source, cursors in before.items():
+        assert after[source][: len(cursors)] == cursors, source  # nothing lost, nothing twice
+
+
+def test_a_merged_follow_with_scheduler_brings_marathons_new_lines(dev: Dev) -> None:
+    with running(
+        argv("app", "/prod", "--with-scheduler", "-f", "-n", "0", "-o", "json"),
+        command_env(dev, dev.token),
+    ) as r:
+        wait_for(
+            f"a new Marathon line (stderr: {r.err})",
+            lambda: True if any(is_marathon(orjson.loads(line)) for line in list(r.out)) else None,
+            timeout=LINES_TIMEOUT,
+        )
+        assert r.interrupt() == 0
+    followed = [orjson.loads(line) for line in r.out]
+    for e in filter(is_marathon, followed):
+        assert names(e["fields"]["MESSAGE"], "/prod/web"), e
+
+
 # --- Follow ------------------------------------------------------------------------------------
 
 
@@ -652,6 +779,11 @@ def test_denied_is_exit_3(dev: Dev, users: dict[str, str]) -> None:
         done = logs(dev, *args, token=users["devs"])
         assert done.returncode == 3, (args, done.stderr)
         assert "denied (403)" in done.stderr
+    # Marathon's lines need what the Marathon leader's journal needs.
+    done = logs(dev, "role", own.task.role, "--with-scheduler", token=users["devs"])
+    assert done.returncode == 3, done.stderr
+    assert "Marathon leader's journal" in done.stderr
+    assert "dcos:adminrouter:ops:system-logs" in done.stderr
     anonymous = logs(dev, "master", token=None)
     assert anonymous.returncode == 3
     assert "not authenticated (401)" in anonymous.stderr
@@ -672,6 +804,7 @@ def test_denied_follow_is_exit_3(dev: Dev, users: dict[str, str]) -> None:
         (("master", "--filter", "STREAM"), "--filter"),
         (("master", "-n", "ten"), "--lines"),
         (("task", "x", "--unit", "y"), "--unit"),
+        (("master", "--with-scheduler"), "--with-scheduler"),
         (("task", "x", "stdlog"), "invalid choice"),
         (("master", "-o", "yaml"), "invalid choice"),
     ],

@@ -86,7 +86,7 @@ async def test_headers_user_agent_and_service_token(
     seen = sim.requests()
     assert seen
     assert {r.user_agent for r in seen} == {"Logway gateway"}
-    assert {r.authorization for r in seen} == {"token=svc-token"}
+    assert {r.authorization for r in seen} == {"token=REDACTED"}
     await MesosClient(settings, client).fetch()
     assert sim.requests()[-1].authorization is None
 

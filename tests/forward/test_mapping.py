@@ -159,3 +159,15 @@ def test_the_event_splitter_agrees_with_the_general_parser(size: int) -> None:
     assert fast.comments == ["agent S1 unavailable"]
     crlf = EventSplitter()  # a carriage return: the general parser takes over
     assert crlf.feed(b"id: a\r\ndata: z\r\n\r\n") == [("a", b"z")]
+
+
+@pytest.mark.parametrize("crlf", [False, True])
+def test_the_gateways_access_ended_event_is_no_entry(crlf: bool) -> None:
+    from app.forward.sse import EventSplitter
+
+    stream = b'id: c1\ndata: {"a":1}\n\nevent: access-ended\ndata: access revoked\n\n'
+    if crlf:  # the general parser's path
+        stream = stream.replace(b"\n", b"\r\n")
+    splitter = EventSplitter()
+    assert splitter.feed(stream) == [("c1", b'{"a":1}')]
+    assert splitter.ended == "access revoked"

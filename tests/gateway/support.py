@@ -15,9 +15,12 @@ from typing import TypeVar
 
 import httpx
 
+from app.core.audience import url_audience
 from app.devcluster.commands import node_argv
 from app.devcluster.journald import JournaldNamespace
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster
+from app.iam.key_ring import KeyRing
+from app.iam.tokens import TokenIssuer
 from tests.conftest import free_port, new_namespace_name
 from tests.support.gateway import gateway as support_gateway
 from tests.support.journal import Sender
@@ -25,6 +28,23 @@ from tests.support.servers import stop, wait_http
 
 GATEWAY_UID = "logway-gateway"
 T = TypeVar("T")
+
+
+def signed_headers(
+    gateway_data_dir: Path, uid: str, *, audience: str | None = None
+) -> dict[str, str]:
+    """A token for `uid` signed with the keys of the gateway whose state is in
+    `gateway_data_dir`, as its IAM would issue it (whether or not `uid` exists there)."""
+    ring = KeyRing(gateway_data_dir / "keys", token_lifetime=3600)
+    ring.load()
+    issued = TokenIssuer(ring, lifetime=300).issue(uid, audience=audience)
+    return {"Authorization": f"token={issued.token}"}
+
+
+def node_headers(gateway_data_dir: Path, reader_url: str) -> dict[str, str]:
+    """The credential that gateway mints for the reader at `reader_url` (addressed to it
+    alone), to read that reader directly."""
+    return signed_headers(gateway_data_dir, GATEWAY_UID, audience=url_audience(reader_url))
 
 
 @contextlib.contextmanager
@@ -173,7 +193,6 @@ class FaultCluster:
     senders: dict[str, Sender]  # by host
     reader_port: int
     admin: dict[str, str]
-    service: dict[str, str]  # the gateway's uid, to read a reader's /metrics directly
     added: list[str] = field(default_factory=list)
     _serial: Iterator[int] = field(default_factory=itertools.count)
 
@@ -206,6 +225,10 @@ class FaultCluster:
         except BaseException:
             print(f"--- {log.name} ---\n{log.read_text(errors='replace')[-LOG_TAIL:]}")
             raise
+
+    def node_headers(self, reader: Reader) -> dict[str, str]:
+        """The gateway's credential for `reader`, to read its /metrics directly."""
+        return node_headers(self.tmp / "gateway", reader.url)
 
     def add_agent(self, agent: SimAgent) -> None:
         self.added.append(agent.id)
@@ -255,8 +278,8 @@ def fault_cluster(tmp: Path) -> Iterator[FaultCluster]:
             sender.send({"MESSAGE": f"reader on {host}", NODE_MARK: "1"})
             sender.sync()
         admin = login(iam, "admin", FAULT_PASSWORD)
-        service = add_user(iam, admin, GATEWAY_UID, "gateway test password")
-        yield FaultCluster(tmp, sim, readers, senders, port, admin, service)
+        add_user(iam, admin, GATEWAY_UID, "gateway test password")
+        yield FaultCluster(tmp, sim, readers, senders, port, admin)
 
 
 def answered_by(response: httpx.Response) -> str:

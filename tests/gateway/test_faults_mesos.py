@@ -5,6 +5,7 @@ fail, stall, answer garbage and gain agents at run time, with real node readers 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -210,3 +211,31 @@ def test_a_burst_for_an_unknown_agent_asks_mesos_at_most_twice(
 
         assert asyncio.run(burst()) == [404] * BURST
         assert 1 <= sim.count(STATE) - asked <= 2
+
+
+def test_a_stalled_mesos_costs_an_unknown_id_refresh_wait_then_503_and_known_ids_stay_fast(
+    cluster: FaultCluster,
+) -> None:
+    """Issue 12 §4: with the master stalled, a request for an unknown agent waits for the
+    refresh it joins at most `mesos_refresh_wait`, then 503 with Retry-After; the refresh goes
+    on (later requests join it, Mesos is not asked again) and known agents answer at once."""
+    sim = cluster.sim
+    unknown = agent_route(f"{FAULT_MASTER_ID}-S98")
+    known = agent_route(FAULT_AGENTS[0])
+    timings = {"poll_period": 600, "request_timeout": 60, "refresh_wait": 1.0}
+    with cluster.gateway(masters=sim.urls[:1], **timings) as gateway:
+        wait_for("a first state", answers(gateway, known, cluster))
+        sim.stall(60)
+        asked = sim.count(STATE)
+        for _ in range(2):
+            started = time.monotonic()
+            r = get(gateway, unknown, cluster)
+            assert r.status_code == 503, r.text
+            assert r.headers["retry-after"] == "1"
+            assert "mesos_refresh_wait" in r.text
+            assert time.monotonic() - started < 4
+        assert sim.count(STATE) == asked + 1  # one refresh, still under way, joined twice
+        started = time.monotonic()
+        assert answered_by(get(gateway, known, cluster)) == FAULT_HOSTS[0]
+        assert time.monotonic() - started < 1
+        sim.heal()

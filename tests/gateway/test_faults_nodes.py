@@ -4,6 +4,8 @@ reads slowly and then leaves (ARCHITECTURE §3 step 4; STYLE habit 6)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import threading
 import time
@@ -14,6 +16,7 @@ from types import TracebackType
 import httpx
 import pytest
 
+from app.core.graceful import SHUTDOWN_COMMENT
 from app.proxy import ResumePolicy
 from app.proxy.relay import RECONNECTING
 from tests.conftest import journald_available
@@ -179,7 +182,7 @@ def test_slow_client_gateway_memory_stays_flat_and_the_upstream_closes_when_it_l
     url, pid = stream_url(gateway, run), listener_pid(gateway)
 
     def followers() -> int:
-        return metric(reader.url, FOLLOWERS, cluster.service)
+        return metric(reader.url, FOLLOWERS, cluster.node_headers(reader))
 
     # Warm up: imports, connection pools, the gateway's service token, a first relay.
     warm = SseClient(url, headers=cluster.admin)
@@ -230,3 +233,35 @@ def test_slow_client_gateway_memory_stays_flat_and_the_upstream_closes_when_it_l
     wait_for("the reader's follower gone", lambda: followers() == 0 or None, timeout=5)
     streams = "logway_proxy_active_streams"
     wait_for("no stream", lambda: metric(gateway, streams, cluster.admin) == 0 or None, timeout=5)
+
+
+def test_sigterm_ends_every_relayed_follow_cleanly_with_a_comment(cluster: FaultCluster) -> None:
+    """Issue 12 §6: clients saw a cut chunked body and the gateway logged a traceback per
+    stream. Now each ends at once with a last comment, and the client keeps its last id."""
+    sender, run = cluster.senders[HOST], uuid.uuid4().hex
+    write(sender, run, 0, 2)
+    sender.sync()
+    with cluster.gateway() as gateway:
+        clients = [SseClient(stream_url(gateway, run), headers=cluster.admin) for _ in range(3)]
+        last_ids = [client.take(2)[-1][0] for client in clients]
+        log = sorted(cluster.tmp.glob("gateway-*.log"), key=lambda p: p.stat().st_mtime)[-1]
+        started = time.monotonic()
+        os.kill(listener_pid(gateway), signal.SIGTERM)
+        for client, last_id in zip(clients, last_ids, strict=True):
+            comments = [c for _, data, c in client.events() if data is None and c]
+            assert comments[-1] == SHUTDOWN_COMMENT.decode().strip(), comments
+            assert last_id  # what the client resumes with, elsewhere
+            client.close()
+        assert time.monotonic() - started < 2
+        wait_for("the gateway's exit", lambda: (not _listening(gateway)) or None, timeout=10)
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text, text[-2000:]
+    assert "Cancel" not in text, text[-2000:]
+
+
+def _listening(base: str) -> bool:
+    try:
+        httpx.get(base + "/healthz", timeout=1)
+    except httpx.TransportError:
+        return False
+    return True

@@ -124,10 +124,10 @@ def h(harness: Harness) -> Harness:
 
 
 def test_case_1_agent_request_reaches_its_node_with_forwarding_headers(h: Harness) -> None:
-    r = h.get(f"/system/v1/agent/{S1}/logs/foo/bar?key=value&var=num", h.bozydar)
+    r = h.get(f"/system/v1/agent/{S1}/logs/v1/range/?key=value&var=num", h.bozydar)
     assert r.status_code == 200, r.text
     seen = h.seen("127.0.0.2")
-    assert (seen["path"], seen["query"]) == ("/foo/bar", "key=value&var=num")
+    assert (seen["path"], seen["query"]) == ("/v1/range/", "key=value&var=num")
     assert seen["http_version"] == "1.1"
     headers = headers_of(seen)
     assert "connection" not in headers
@@ -138,28 +138,45 @@ def test_case_1_agent_request_reaches_its_node_with_forwarding_headers(h: Harnes
 
 
 def test_case_2_trailing_slash_and_none(h: Harness) -> None:
-    assert h.get(f"/system/v1/agent/{S1}/logs/", h.bozydar).status_code == 200
-    assert h.seen("127.0.0.2")["path"] == "/"
-    h.clear()
+    # Admin Router forwarded `…/logs/` itself; Logway forwards only the reader's log routes
+    # (issue 12 §6), and a reader serves nothing at `/`.
+    assert h.get(f"/system/v1/agent/{S1}/logs/", h.bozydar).status_code == 404
+    assert not h.reflectors["127.0.0.2"].requests
     r = h.get(f"/system/v1/agent/{S1}/logs", h.bozydar)
     assert r.status_code == 301
     assert r.headers["location"] == f"/system/v1/agent/{S1}/logs/"
     assert not h.reflectors["127.0.0.2"].requests
 
 
+@pytest.mark.parametrize(
+    "rest", ["/metrics", "/", "/v1/nope", "/v2/task/x", "/v1/range/framework/f/executor/e"]
+)
+def test_only_the_readers_log_routes_are_forwarded(h: Harness, rest: str) -> None:
+    # Issue 12 §6: `…/logs/metrics` reached the reader's own metrics.
+    for prefix in (
+        f"/system/v1/agent/{S1}/logs",
+        "/system/v1/logs",
+        "/system/v1/leader/mesos/logs",
+    ):
+        r = h.get(prefix + rest, h.bozydar)
+        assert r.status_code == 404, (prefix, rest, r.text)
+    assert not h.reflectors["127.0.0.2"].requests
+    assert not h.reflectors["127.0.0.3"].requests
+
+
 def test_case_3_each_agent_to_its_own_node(h: Harness) -> None:
-    assert h.get(f"/system/v1/agent/{S0}/logs/foo/bar", h.bozydar).status_code == 200
-    assert h.seen("127.0.0.3")["path"] == "/foo/bar"
+    assert h.get(f"/system/v1/agent/{S0}/logs/v1/range/", h.bozydar).status_code == 200
+    assert h.seen("127.0.0.3")["path"] == "/v1/range/"
     assert not h.reflectors["127.0.0.2"].requests
 
 
 def test_case_5_dcos_cookies_are_stripped_others_kept(h: Harness) -> None:
     token = h.bozydar["Authorization"].removeprefix("token=")
     only_dcos = f"dcos-acs-auth-cookie={token}; dcos-acs-info-cookie=abc"
-    assert h.get(f"/system/v1/agent/{S1}/logs/x", {"Cookie": only_dcos}).status_code == 200
+    assert h.get(f"/system/v1/agent/{S1}/logs/v1/range/", {"Cookie": only_dcos}).status_code == 200
     assert "cookie" not in headers_of(h.seen("127.0.0.2"))
     mixed = only_dcos + "; some-random-cookie=some-random-value"
-    assert h.get(f"/system/v1/agent/{S1}/logs/x", {"Cookie": mixed}).status_code == 200
+    assert h.get(f"/system/v1/agent/{S1}/logs/v1/range/", {"Cookie": mixed}).status_code == 200
     cookies = headers_of(h.seen("127.0.0.2"))["cookie"]
     assert len(cookies) == 1
     parsed = http.cookies.SimpleCookie(cookies[0])
@@ -168,12 +185,12 @@ def test_case_5_dcos_cookies_are_stripped_others_kept(h: Harness) -> None:
 
 def test_case_6_accept_encoding_never_reaches_the_node(h: Harness) -> None:
     headers = {**h.bozydar, "Accept-Encoding": "gzip"}
-    assert h.get(f"/system/v1/agent/{S0}/logs/", headers).status_code == 200
+    assert h.get(f"/system/v1/agent/{S0}/logs/v1/range/", headers).status_code == 200
     assert "accept-encoding" not in headers_of(h.seen("127.0.0.3"))
 
 
 def test_case_7_authentication_before_agent_resolution(h: Harness) -> None:
-    path = f"/system/v1/agent/{UNKNOWN}/logs/foo/bar"
+    path = f"/system/v1/agent/{UNKNOWN}/logs/v1/range/"
     anonymous = h.get(path)
     assert anonymous.status_code == 401
     r = h.get(path, h.bozydar)
@@ -185,10 +202,9 @@ def test_case_7_authentication_before_agent_resolution(h: Harness) -> None:
 
 
 def test_case_8_9_master_logs_reach_this_masters_reader(h: Harness) -> None:
-    assert h.get("/system/v1/logs/foo/bar", h.bozydar).status_code == 200
-    assert h.seen("127.0.0.3")["path"] == "/foo/bar"
-    assert h.get("/system/v1/logs/", h.bozydar).status_code == 200
-    assert h.seen("127.0.0.3")["path"] == "/"
+    assert h.get("/system/v1/logs/v1/range/", h.bozydar).status_code == 200
+    assert h.seen("127.0.0.3")["path"] == "/v1/range/"
+    assert h.get("/system/v1/logs/", h.bozydar).status_code == 404
 
 
 def test_case_10_logs_without_slash_is_a_relative_301(h: Harness) -> None:
@@ -198,7 +214,7 @@ def test_case_10_logs_without_slash_is_a_relative_301(h: Harness) -> None:
 
 
 def test_case_12_x_accel_buffering_reaches_the_client(h: Harness) -> None:
-    for path in ("/system/v1/logs/foo/bar", f"/system/v1/agent/{S1}/logs/foo/bar"):
+    for path in ("/system/v1/logs/v1/range/", f"/system/v1/agent/{S1}/logs/v1/range/"):
         r = h.get(path, h.bozydar)
         assert r.headers["x-accel-buffering"] == "TEST", path
 
@@ -207,17 +223,15 @@ def test_case_12_x_accel_buffering_reaches_the_client(h: Harness) -> None:
 
 
 def test_case_13_leader_route_reaches_the_leading_masters_reader(h: Harness) -> None:
-    r = h.get("/system/v1/leader/mesos/logs/foo/bar?key=value&var=num", h.bozydar)
+    r = h.get("/system/v1/leader/mesos/logs/v1/range/?key=value&var=num", h.bozydar)
     assert r.status_code == 200, r.text
     seen = h.seen("127.0.0.2")
     assert (seen["path"], seen["query"], seen["http_version"]) == (
-        "/foo/bar",
+        "/v1/range/",
         "key=value&var=num",
         "1.1",
     )
-    h.clear()
-    assert h.get("/system/v1/leader/mesos/logs/", h.bozydar).status_code == 200
-    assert h.seen("127.0.0.2")["path"] == "/"
+    assert h.get("/system/v1/leader/mesos/logs/", h.bozydar).status_code == 404
     r = h.get("/system/v1/leader/mesos/logs", h.bozydar)
     assert (r.status_code, r.headers["location"]) == (301, "/system/v1/leader/mesos/logs/")
 
@@ -312,7 +326,7 @@ def audit_lines(h: Harness, pattern: str) -> list[str]:
 def test_case_39_system_logs_needs_the_permission_and_every_decision_is_audited(
     h: Harness,
 ) -> None:
-    path = "/system/v1/logs/v1/foo/bar"
+    path = "/system/v1/logs/v1/range/"
     assert h.get(path).status_code == 401
     assert audit_lines(h, rf'object={re.escape(path)} .*result=deny reason="not authenticated')
     assert h.get(path, h.bozydar).status_code == 200
@@ -322,7 +336,7 @@ def test_case_39_system_logs_needs_the_permission_and_every_decision_is_audited(
 
 
 def test_case_40_agent_routes_need_the_permission_too(h: Harness) -> None:
-    assert h.get(f"/system/v1/agent/{S1}/logs/v1/foo/bar", h.nobody).status_code == 403
+    assert h.get(f"/system/v1/agent/{S1}/logs/v1/range/", h.nobody).status_code == 403
     assert not h.reflectors["127.0.0.2"].requests
 
 
@@ -333,3 +347,17 @@ def test_case_41_client_headers_reach_the_node(h: Harness) -> None:
     seen = headers_of(h.seen("127.0.0.2"))
     assert seen["x-accel-buffering"] == ["no"]
     assert seen["last-event-id"] == ["s=1;i=2"]
+
+
+@pytest.mark.parametrize("method", ["HEAD", "POST", "DELETE"])
+def test_log_routes_answer_get_only_and_every_405_says_allow(h: Harness, method: str) -> None:
+    # Issue 12 §6: HEAD was routed, then refused by the reader without Allow.
+    for path in (f"/system/v1/agent/{S1}/logs/v1/range/", "/system/v1/logs/v1/range/"):
+        r = httpx.request(method, h.base + path, headers=h.bozydar, timeout=10)
+        assert r.status_code == 405, (method, path)
+        assert r.headers["allow"] == "GET"
+    r = httpx.request(method, h.base + "/acs/api/v1/auth/jwks", timeout=10)
+    assert r.status_code == 405
+    assert "GET" in r.headers["allow"]
+    assert not h.reflectors["127.0.0.2"].requests
+    assert not h.reflectors["127.0.0.3"].requests

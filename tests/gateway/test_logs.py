@@ -4,6 +4,10 @@ trust only the gateway's service uid, and users and grants made through the IAM 
 
 from __future__ import annotations
 
+import base64
+import http.server
+import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,13 +26,17 @@ from tests.gateway.support import (
     gateway,
     grant,
     login,
+    node_headers,
     node_readers,
     port_free_on,
+    signed_headers,
 )
 from tests.support.journal import Sender
+from tests.support.wait import wait_for
 
 PASSWORD = "admin password for tests"
 HOSTS = ("127.0.0.2", "127.0.0.3")
+ROGUE_HOST = "127.0.0.140"  # an agent registration no node reader stands behind
 MASTER_ID = "7f3c1c1e-0000-4000-8000-000000000001"
 S0, S1 = f"{MASTER_ID}-S0", f"{MASTER_ID}-S1"
 MARATHON = f"{MASTER_ID}-0000"
@@ -91,7 +99,9 @@ class Env:
     readers: dict[str, str]
     senders: dict[str, Sender]
     admin: dict[str, str]
-    service: dict[str, str]  # a token for the gateway's uid, to read the readers directly
+    data_dir: Path  # the gateway's: its keys mint a reader's own credential (node_headers)
+    sim: MesosSimulator
+    reader_port: int
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
         return httpx.get(self.base + path, headers=headers, timeout=15, follow_redirects=False)
@@ -99,14 +109,13 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    port = port_free_on(HOSTS)
+    port = port_free_on((*HOSTS, ROGUE_HOST))
+    data_dir = tmp_path_factory.mktemp("gw")
     with (
         JournaldNamespace(new_namespace_name()) as ns0,
         JournaldNamespace(new_namespace_name()) as ns1,
         MesosSimulator(sim_cluster(), masters=[(HOSTS[0], 0)]) as sim,
-        gateway(
-            tmp_path_factory.mktemp("gw"), password=PASSWORD, mesos=sim.urls[0], reader_port=port
-        ) as base,
+        gateway(data_dir, password=PASSWORD, mesos=sim.urls[0], reader_port=port) as base,
         node_readers(
             {HOSTS[0]: ns0.name, HOSTS[1]: ns1.name}, port, f"{base}/acs/api/v1/auth/jwks"
         ) as readers,
@@ -114,8 +123,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         senders = {S0: Sender(ns0), S1: Sender(ns1)}
         try:
             admin = login(base, "admin", PASSWORD)
-            service = add_user(base, admin, GATEWAY_UID, "gateway test password")
-            yield Env(base, {S0: readers[HOSTS[0]], S1: readers[HOSTS[1]]}, senders, admin, service)
+            add_user(base, admin, GATEWAY_UID, "gateway test password")
+            readers_by_agent = {S0: readers[HOSTS[0]], S1: readers[HOSTS[1]]}
+            yield Env(base, readers_by_agent, senders, admin, data_dir, sim, port)
         finally:
             for sender in senders.values():
                 sender.close()
@@ -149,7 +159,8 @@ def test_agent_range_equals_the_readers_own(env: Env) -> None:
     query = "/v1/range/?limit=5&skip_prev=5"
     accept = {"Accept": "application/json"}
     through = env.get(f"/system/v1/agent/{S1}/logs{query}", headers={**env.admin, **accept})
-    direct = httpx.get(env.readers[S1] + query, headers={**env.service, **accept}, timeout=15)
+    own = node_headers(env.data_dir, env.readers[S1])
+    direct = httpx.get(env.readers[S1] + query, headers={**own, **accept}, timeout=15)
     assert through.status_code == direct.status_code == 200, through.text
     assert through.content == direct.content
     assert b"range line 4" in through.content
@@ -190,6 +201,73 @@ def test_readers_refuse_the_callers_token_so_the_gateway_uses_its_own(env: Env) 
     direct = httpx.get(env.readers[S0] + query, headers=env.admin, timeout=15)
     assert direct.status_code in (401, 403)
     assert env.get(f"/system/v1/agent/{S0}/logs{query}", headers=env.admin).status_code == 200
+
+
+def claims_of(token: str) -> dict[str, object]:
+    payload = token.split(".")[1]
+    claims: dict[str, object] = json.loads(base64.urlsafe_b64decode(payload + "=" * 4))
+    return claims
+
+
+def test_the_gateways_credential_is_good_at_one_node_only(env: Env) -> None:
+    # Issue 12 §2: a rogue agent registration receives a token addressed to its own address,
+    # living minutes, that no other node reader, nor the gateway, accepts.
+    rogue = f"{MASTER_ID}-S140"
+    seen: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization", ""))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer((ROGUE_HOST, env.reader_port), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    env.sim.add_agent(SimAgent(rogue, ROGUE_HOST))
+    try:
+        path = f"/system/v1/agent/{rogue}/logs/v1/range/?limit=1"
+        wait_for("the rogue agent", lambda: env.get(path, env.admin).status_code == 204 or None)
+    finally:
+        env.sim.remove_agent(rogue)
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    token = seen[-1].removeprefix("token=")
+    claims = claims_of(token)
+    assert claims["aud"] == f"logway-node:{ROGUE_HOST}:{env.reader_port}"
+    assert claims["uid"] == GATEWAY_UID
+    assert isinstance(claims["exp"], int)
+    assert isinstance(claims["iat"], int)
+    assert claims["exp"] - claims["iat"] <= 300
+    stolen = {"Authorization": f"token={token}"}
+    assert httpx.get(env.readers[S0] + "/v1/range/?limit=1", headers=stolen).status_code == 401
+    assert env.get("/capabilities", stolen).status_code == 401
+    assert env.get(f"/system/v1/agent/{S0}/logs/v1/range/?limit=1", stolen).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/capabilities", "/mesos/master/state-summary", f"/system/v1/agent/{S0}/logs/v1/range/"],
+)
+def test_a_validly_signed_token_of_an_unknown_uid_is_401(env: Env, path: str) -> None:
+    # Issue 12 §5: authentication also finds the uid in the IAM; the gateway's own service
+    # uid exists, "ghost" never did.
+    assert env.get(path, signed_headers(env.data_dir, "admin")).status_code != 401
+    assert env.get(path, signed_headers(env.data_dir, "ghost")).status_code == 401
+
+
+def test_what_mesos_receives_is_addressed_to_mesos(env: Env) -> None:
+    recorded = [r.authorization for r in env.sim.requests("/master/state") if r.authorization]
+    assert recorded
+    scheme, _, redacted = recorded[-1].partition("=")
+    assert scheme == "token"
+    assert redacted.endswith(".REDACTED")  # the simulator never keeps a usable credential
+    claims = claims_of(redacted)
+    assert claims["aud"] == "logway-mesos"
 
 
 def test_user_without_grants_gets_403_on_whole_journals(env: Env) -> None:

@@ -148,3 +148,16 @@ def test_refused_credentials_are_audited_without_the_token(
 def test_no_framework_documents(cluster_gateway: tuple[str, Path], path: str) -> None:
     # Not in the route table, so not served: openapi/gateway.json is the document.
     assert httpx.get(f"{cluster_gateway[0]}{path}", timeout=10).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{f"x-h{i}": "v" for i in range(300)}, {"cookie": "c=" + "a" * 200_000}],
+)
+def test_oversized_header_blocks_are_431_before_authentication(
+    cluster_gateway: tuple[str, Path], headers: dict[str, str]
+) -> None:
+    base, _ = cluster_gateway
+    r = httpx.get(f"{base}/capabilities", headers=headers, timeout=10)
+    assert r.status_code == 431, r.text
+    assert "Traceback" not in r.text

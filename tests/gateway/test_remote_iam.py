@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -280,7 +281,8 @@ def test_the_service_account_key_on_disk_logs_in_through_a_replica(
     env: Env, tmp_path: Path
 ) -> None:
     """`logway login --service-account` against a replica: the IAM checks the self-signed token
-    with the public key it holds, and its token is what the node readers accept."""
+    with the public key it holds. Its token is good at the gateway, not at a node reader: those
+    accept only tokens addressed to themselves (issue 12 §2), which the replicas ask for."""
     result = subprocess.run(
         logway_argv(
             "login",
@@ -297,8 +299,10 @@ def test_the_service_account_key_on_disk_logs_in_through_a_replica(
     stored = json.loads((tmp_path / "logway" / "credentials.json").read_text())
     assert stored["uid"] == GATEWAY_UID
     token = stored["token"]
-    direct = get(env.readers[S1].url + "/v1/range/?limit=1", {"Authorization": f"token={token}"})
-    assert direct.status_code == 200, direct.text
+    bearer = {"Authorization": f"token={token}"}
+    assert get(f"{env.r2}/capabilities", bearer).status_code == 200
+    direct = get(env.readers[S1].url + "/v1/range/?limit=1", bearer)
+    assert direct.status_code == 401, direct.text
 
 
 def test_grant_and_revoke_at_the_iam_bite_on_both_replicas(env: Env) -> None:
@@ -444,3 +448,37 @@ def test_iam_down_means_503_never_allow(env: Env) -> None:
     for base in (env.r1, env.r2):
         until(f"{base} to serve again", base + path, admin, 200)
         until(f"{base} to be ready again", f"{base}/readyz", None, 200)
+
+
+def test_a_revoke_at_the_iam_ends_a_replicas_open_follow(env: Env) -> None:
+    """A replica has no change signal from a remote IAM: it decides its open streams again
+    once per cache TTL (issue 12 §1), so a revoke there ends the follow within the TTL plus
+    the replica's `stream_access_period` (2 s), with a last event saying why."""
+    admin = login(env.r1, "admin", PASSWORD)
+    uid = f"follow-{uuid.uuid4().hex[:8]}"
+    r = httpx.put(
+        f"{env.iam.url}/acs/api/v1/users/{uid}", json={"password": "follow pw 1"}, headers=admin
+    )
+    assert r.status_code == 201, r.text
+    grant(env.iam.url, admin, SYSTEM_LOGS, uid)
+    caller = login(env.r1, uid, "follow pw 1")
+    marker = uuid.uuid4().hex
+    url = f"{env.r1}/system/v1/agent/{S0}/logs/v1/stream/?filter=MARK:{marker}"
+    headers = {**caller, "Accept": "text/event-stream"}
+    # No ping comes for 15 s: a follow still open 10 s after the revoke times out the read.
+    with httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(10.0)) as stream:
+        assert stream.status_code == 200, stream.read()
+        write(env, S0, "before the revoke", MARK=marker)
+        lines = stream.iter_lines()
+        for line in lines:
+            if "before the revoke" in line:
+                break
+        revoke = httpx.delete(
+            f"{env.iam.url}/acs/api/v1/acls/{SYSTEM_LOGS}/users/{uid}/read", headers=admin
+        )
+        assert revoke.status_code == 204, revoke.text
+        revoked_at = time.monotonic()
+        rest = list(lines)  # until the gateway ends the response, whole
+        took = time.monotonic() - revoked_at
+    assert rest[-3:-1] == ["event: access-ended", "data: access revoked"], rest
+    assert took <= 2 * CACHE_TTL + 2.0 + 1.0, took

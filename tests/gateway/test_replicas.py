@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -225,11 +226,38 @@ def test_grant_and_revoke_reach_every_replica_within_the_bound(env: Env) -> None
         _revoke(env.urls[0], env.admin, "bob")
         revoked = max(_until("revoke", lambda u=u: status(u) == 403, BOUND) for u in env.urls[1:])
         print(f"\npropagation: grant {granted * 1000:.0f} ms, revoke {revoked * 1000:.0f} ms")
-        # A deleted user: its token is refused by the authorizer everywhere.
+        # A deleted user: its token no longer authenticates on any replica (issue 12 §5).
         r = httpx.delete(f"{env.urls[1]}/acs/api/v1/users/bob", headers=env.admin)
         assert r.status_code == 204
         for url in env.urls:
-            assert status(url) == 403
+            _until("deletion", lambda u=url: status(u) == 401, BOUND)
+
+
+def test_a_revoke_on_one_replica_ends_an_open_stream_on_another(env: Env) -> None:
+    """The change signal (NOTIFY) also drives the stream watcher of every replica: a follow
+    opened through replica 1 ends, with its reason, once replica 0 revokes the grant."""
+    erin = add_user(env.urls[0], env.admin, "erin", "erin password")
+    _grant(env.urls[0], env.admin, "erin")
+    rest: list[str] = []
+    with httpx.Client(timeout=30) as client:
+        wait_for(
+            "erin's grant on replica 1",
+            lambda: client.get(env.urls[1] + RANGE, headers=erin).status_code == 200 or None,
+        )
+        with client.stream("GET", env.urls[1] + STREAM, headers={**erin, **SSE}) as r:
+            assert r.status_code == 200
+            lines = r.iter_lines()
+            next(lines)  # open, and past its first entry
+            reader = threading.Thread(target=lambda: rest.extend(lines), daemon=True)
+            reader.start()
+            revoked = time.monotonic()  # from the revoke's request
+            _revoke(env.urls[0], env.admin, "erin")
+            reader.join(BOUND + 8.0)  # the change signal's bound + the watcher's period + load
+            took = time.monotonic() - revoked
+            assert not reader.is_alive(), f"the stream still runs {took:.1f} s after the revoke"
+    print(f"\nrevoke on replica 0 ended a stream on replica 1 after {took * 1000:.0f} ms")
+    assert "event: access-ended" in rest, rest
+    assert "data: access revoked" in rest, rest
 
 
 @contextlib.contextmanager

@@ -86,6 +86,10 @@ async def test_service_accounts(client: httpx.AsyncClient, admin: dict[str, str]
     people = (await client.get("/users", headers=admin)).json()["array"]
     assert uid in {u["uid"] for u in services}
     assert uid not in {u["uid"] for u in people}
+    for undocumented in ("user", "", "SERVICE"):  # openapi: enum ["service"] (issue 12 §6)
+        r = await client.get("/users", params={"type": undocumented}, headers=admin)
+        assert r.status_code == 400, undocumented
+        assert "type" in r.text
 
     # Its key can be replaced; a password cannot be given to it.
     r = await client.patch(

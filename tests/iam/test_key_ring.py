@@ -16,7 +16,15 @@ from cryptography.hazmat.primitives import serialization
 from app.authn import KeySet
 from app.authn.errors import TokenRejected
 from app.iam import Iam, IamSettings
-from app.iam.key_ring import KEYRING_FILE, RETIREMENT_GRACE, KeyFileError, KeyRing
+from app.iam.errors import TooManyRequests
+from app.iam.key_ring import (
+    KEYRING_FILE,
+    MAX_RETIRED_KEYS,
+    MIN_ROTATION_INTERVAL,
+    RETIREMENT_GRACE,
+    KeyFileError,
+    KeyRing,
+)
 from tests.iam.conftest import Clock
 
 LIFETIME = 600
@@ -140,3 +148,25 @@ def _kid(token: str) -> str:
     header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
     kid: str = header["kid"]
     return kid
+
+
+def test_rotation_is_rate_limited_and_retired_keys_are_bounded(tmp_path: Path) -> None:
+    # Issue 12 §5: 30 rotations in a row grew the JWKS to 31 keys.
+    clock = Clock()
+    keys = ring(tmp_path, clock)
+    keys.rotate()
+    with pytest.raises(TooManyRequests) as refused:
+        keys.rotate()
+    assert refused.value.retry_after == MIN_ROTATION_INTERVAL
+    for _ in range(MAX_RETIRED_KEYS - 1):
+        clock.advance(MIN_ROTATION_INTERVAL)
+        keys.rotate()
+    assert len(keys.published()) == MAX_RETIRED_KEYS + 1
+    clock.advance(MIN_ROTATION_INTERVAL)
+    with pytest.raises(TooManyRequests) as refused:
+        keys.rotate()  # the oldest retired key still verifies unexpired tokens
+    oldest_free = LIFETIME + RETIREMENT_GRACE - MAX_RETIRED_KEYS * MIN_ROTATION_INTERVAL
+    assert refused.value.retry_after == oldest_free
+    clock.advance(oldest_free)
+    keys.rotate()  # the oldest is dropped now that its tokens have expired
+    assert len(keys.published()) == MAX_RETIRED_KEYS + 1

@@ -46,6 +46,9 @@ async def test_rotate_keys(isolated_client: httpx.AsyncClient) -> None:
     assert kid_of(after) == new_kid
     assert kid_of(before) == old["kid"]
     assert (await client.get("/users", headers=auth(after))).status_code == 200
+    again = await client.post("/auth/rotate-keys", headers=auth(after))
+    assert again.status_code == 429, again.text
+    assert 0 < int(again.headers["retry-after"]) <= 60
 
 
 @pytest.fixture

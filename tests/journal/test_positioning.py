@@ -136,6 +136,16 @@ async def test_unknown_cursor_is_a_bad_request(journal: Journal) -> None:
     assert got[0].cursor == everything[4].cursor
 
 
+async def test_a_match_journald_refuses_is_a_bad_request(journal: Journal) -> None:
+    # Past the parsers (a Query built by hand): the journal boundary maps the binding's
+    # ValueError to a 400 naming the parameter, and the handle stays usable.
+    with pytest.raises(BadRequest) as err:
+        await journal.open(Query(matches=(("__CURSOR", "x"),)))
+    assert err.value.parameter == "filter"
+    got, _, _ = await read_all(journal, Query(limit=1))
+    assert len(got) == 1
+
+
 async def test_unique_values(journal: Journal) -> None:
     assert await journal.unique("GROUP") == ["g0", "g1", "g2"]
     assert await journal.unique("NOPE") == []

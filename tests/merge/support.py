@@ -30,7 +30,15 @@ import orjson
 from app.devcluster.journald import JournaldNamespace
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimFramework, SimTask
 from tests.conftest import new_namespace_name
-from tests.gateway.support import GATEWAY_UID, Reader, add_user, grant, login, port_free_on
+from tests.gateway.support import (
+    GATEWAY_UID,
+    Reader,
+    add_user,
+    grant,
+    login,
+    node_headers,
+    port_free_on,
+)
 from tests.support.gateway import gateway as support_gateway
 from tests.support.journal import Sender
 from tests.support.wait import wait_for as wait_for_default
@@ -122,7 +130,6 @@ class Env:
     readers: dict[str, Reader]  # by agent id
     senders: dict[str, Sender]  # by agent id
     admin: dict[str, str]
-    service: dict[str, str]  # the gateway's uid: reads the node readers directly
     users: dict[str, dict[str, str]]  # uid -> headers
     reader_port: int
     _seq: dict[str, int] = field(default_factory=dict)
@@ -163,7 +170,10 @@ class Env:
         r = httpx.get(
             self.readers[task.agent_id].url + "/v1/range/",
             params=query,
-            headers={**self.service, "Accept": "application/json"},
+            headers={
+                **node_headers(self.tmp / "gateway", self.readers[task.agent_id].url),
+                "Accept": "application/json",
+            },
             timeout=30,
         )
         assert r.status_code in (200, 204), r.text
@@ -194,7 +204,7 @@ def merge_env(tmp: Path) -> Iterator[Env]:
     with contextlib.ExitStack() as stack:
         namespaces = [stack.enter_context(JournaldNamespace(new_namespace_name())) for _ in HOSTS]
         sim = stack.enter_context(MesosSimulator(sim_cluster(), masters=[(MESOS_HOST, 0)]))
-        env = Env(tmp, "", sim, {}, {}, {}, {}, {}, port)
+        env = Env(tmp, "", sim, {}, {}, {}, {}, port)
         base = stack.enter_context(env.gateway(GATEWAY_ENV, GATEWAY_HOST))
         env.base = base
         jwks = f"{base}/acs/api/v1/auth/jwks"
@@ -205,7 +215,7 @@ def merge_env(tmp: Path) -> Iterator[Env]:
             env.senders[agent] = sender = Sender(ns)
             stack.callback(sender.close)
         env.admin = login(base, "admin", PASSWORD)
-        env.service = add_user(base, env.admin, GATEWAY_UID, "gateway test password")
+        add_user(base, env.admin, GATEWAY_UID, "gateway test password")
         env.users["dev"] = add_user(base, env.admin, "dev", "dev password")
         grant(base, env.admin, "dcos:mesos:agent:task:app_id:/dev", "dev")
         env.users["prodrole"] = add_user(base, env.admin, "prodrole", "prodrole password")

@@ -22,7 +22,7 @@ FAST = Backoff(first=0.001, longest=0.005)
 SPEC = SourceSpec("S0", "http://127.0.0.81:1", ("c-1",))
 
 
-async def token() -> str:
+async def token(audience: str) -> str:
     return "service-token"
 
 

@@ -211,6 +211,8 @@ def test_filters_on_task_fields_only_narrow(env: Env, prod_run: str) -> None:
         ("/app/prod/range/", {"limit": "-1"}, {}, "limit"),
         ("/app/prod/range/", {"since": "yesterday"}, {}, "since"),
         ("/app/prod/range/", {"filter": "nocolon"}, {}, "filter"),
+        ("/app/prod/range/", {"filter": "__CURSOR:x"}, {}, "filter"),
+        ("/app/prod/stream/", {"filter": "__CURSOR:x"}, {}, "filter"),
         ("/app/Prod/range/", {}, {}, "app id"),
         ("/app/range/", {}, {}, "app id"),
     ],

@@ -14,6 +14,7 @@ import httpx
 import orjson
 
 from app.devcluster.mesos import SimAgent
+from tests.gateway.support import node_headers
 from tests.merge.support import (
     AGENTS,
     CAPPED_ENV,
@@ -326,7 +327,9 @@ def test_a_client_leaving_closes_every_upstream(env: Env) -> None:
     run = new_run()
 
     def followers(agent: str) -> int:
-        text = httpx.get(f"{env.readers[agent].url}/metrics", headers=env.service, timeout=10).text
+        url = env.readers[agent].url
+        headers = node_headers(env.tmp / "gateway", url)
+        text = httpx.get(f"{url}/metrics", headers=headers, timeout=10).text
         found = re.search(r"^logway_node_followers (\d+)$", text, re.M)
         assert found, text
         return int(found.group(1))

@@ -156,6 +156,9 @@ def test_fields(base: str) -> None:
         ("/v1/range/?read_reverse=maybe", {}, "read_reverse"),
         ("/v1/range/?filter=NOCOLON", {}, "filter"),
         ("/v1/range/?filter=bad%20field:x", {}, "filter"),
+        ("/v1/range/?filter=__CURSOR:x", {}, "filter"),
+        ("/v1/stream/?filter=__REALTIME_TIMESTAMP:1", {}, "filter"),
+        ("/v2/component?filter=__CURSOR:x", {}, "filter"),
         ("/v1/range/?since=yesterday", {}, "since"),
         ("/v1/range/?until=2026-01-01T00:00:00", {}, "until"),
         ("/v1/stream/?limit=3", {}, "limit"),
@@ -213,3 +216,17 @@ def test_v2_component_unit(base: str) -> None:
     beg = get(base, "/v2/component?cursor=BEG&limit=1", accept="application/json")
     assert ndjson(beg.content)[0]["fields"]["MESSAGE"] == "Journal started"  # type: ignore[index]
     assert get(base, "/v2/component/none.service").status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("headers", "why"),
+    [
+        ({f"x-h{i}": "v" for i in range(300)}, "too many request headers"),
+        ({"x-big": "a" * 200_000}, "'x-big' is too large"),
+        ({f"x-h{i}": "a" * 8_000 for i in range(6)}, "request headers too large"),
+    ],
+)
+def test_oversized_header_blocks_are_431(base: str, headers: dict[str, str], why: str) -> None:
+    r = httpx.get(base + "/v1/range/?limit=1", headers=headers, timeout=10)
+    assert r.status_code == 431, r.text
+    assert why in r.text

@@ -16,6 +16,7 @@ import httpx
 import orjson
 import pytest
 
+from app.core.audience import url_audience
 from app.devcluster.journald import JournaldNamespace
 from app.devcluster.signing_key import DevKeys
 from tests.node.test_follow import SseClient
@@ -369,12 +370,8 @@ def authed(journal_namespace: JournaldNamespace, keys: DevKeys) -> Iterator[str]
     sender.send(out("secret line", **task()))
     sender.sync()
     sender.close()
-    token = keys.token(GATEWAY_UID)
     with node_reader(
-        journal_namespace.name,
-        f"--public-key={keys.public_path}",
-        f"--allow-uid={GATEWAY_UID}",
-        ready_headers={"Authorization": f"token={token}"},
+        journal_namespace.name, f"--public-key={keys.public_path}", f"--allow-uid={GATEWAY_UID}"
     ) as url:
         yield url
 
@@ -384,7 +381,11 @@ def test_task_routes_need_the_nodes_credential(authed: str, keys: DevKeys, rest:
     r = get(authed, f"{RUN}/{rest}")
     assert r.status_code == 401
     assert r.headers["www-authenticate"] == "acsjwt"
-    other = get(authed, f"{RUN}/{rest}", authorization=f"token={keys.token('alice')}")
+    other = get(
+        authed,
+        f"{RUN}/{rest}",
+        authorization=f"token={keys.token('alice', audience=url_audience(authed))}",
+    )
     assert other.status_code == 401
     assert "secret line" not in other.text
 
@@ -392,9 +393,13 @@ def test_task_routes_need_the_nodes_credential(authed: str, keys: DevKeys, rest:
 def test_with_the_nodes_credential_lines_flow_and_a_follow_ends_with_the_token(
     authed: str, keys: DevKeys
 ) -> None:
-    ok = get(authed, f"{RUN}/stdout", authorization=f"token={keys.token(GATEWAY_UID)}")
+    ok = get(
+        authed,
+        f"{RUN}/stdout",
+        authorization=f"token={keys.token(GATEWAY_UID, audience=url_audience(authed))}",
+    )
     assert ok.content == b"secret line\n"
-    token = keys.token(GATEWAY_UID, lifetime=2)
+    token = keys.token(GATEWAY_UID, lifetime=2, audience=url_audience(authed))
     headers = {"authorization": f"token={token}", "accept": "text/event-stream"}
     guard = time.monotonic() + HANG_GUARD
     with httpx.stream("GET", f"{authed}{RUN}/stdout?cursor=BEG", headers=headers, timeout=20) as r:

@@ -37,7 +37,7 @@ AGENT_ID = re.compile(r"^[0-9a-zA-Z-]+$")
 TEST_RESUME = ResumePolicy(attempts=10, first_delay=0.1, max_delay=1.0, give_up_after=15.0)
 
 
-async def service_token() -> str:
+async def service_token(audience: str) -> str:
     return TOKEN
 
 

@@ -20,7 +20,7 @@ from app.proxy import (
 )
 
 
-async def token() -> str:
+async def token(audience: str) -> str:
     return "gw-token"
 
 

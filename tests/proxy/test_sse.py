@@ -118,7 +118,8 @@ EXPECTED = [
     Event(b'{"a":1}', "c1", named=True),
     Event(b'{"a":2}', "c2", named=True),
     Event(b"first\nsecond", "c2", named=False),  # the id held over, not its own
-    Event(b'{"a":3}', "c3", named=True),
+    # Its `event` field is kept (a gateway's last event is `access-ended`).
+    Event(b'{"a":3}', "c3", named=True, type="x"),
 ]
 
 

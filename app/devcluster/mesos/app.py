@@ -23,7 +23,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from app.devcluster.mesos.control import GARBAGE, Controls, Lifecycle, RecordedRequest
+from app.devcluster.mesos.control import (
+    GARBAGE,
+    Controls,
+    Lifecycle,
+    RecordedRequest,
+    redact_credential,
+)
 from app.devcluster.mesos.sim_api import control_routes
 
 TASK_LIMIT = 100  # Mesos master/constants.hpp
@@ -43,7 +49,7 @@ def create_master_app(controls: Controls, index: int, lifecycle: Lifecycle) -> S
                 path=request.url.path,
                 query=request.url.query,
                 user_agent=request.headers.get("user-agent"),
-                authorization=request.headers.get("authorization"),
+                authorization=redact_credential(request.headers.get("authorization")),
             )
         )
 

@@ -49,10 +49,24 @@ class RecordedRequest:
     path: str
     query: str
     user_agent: str | None
-    authorization: str | None  # test double only: kept in memory, never logged
+    # Redacted (`redact_credential`): what scheme and claims were sent, never a usable token.
+    authorization: str | None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def redact_credential(value: str | None) -> str | None:
+    """`token=<header>.<claims>.REDACTED` for a JWT (its claims are no secret, its signature
+    is what makes it a credential), `<scheme> REDACTED` otherwise."""
+    if value is None:
+        return None
+    for scheme in ("token=", "Bearer ", "bearer "):
+        if value.startswith(scheme):
+            parts = value[len(scheme) :].split(".")
+            kept = ".".join([*parts[:2], "REDACTED"]) if len(parts) == 3 else "REDACTED"
+            return scheme + kept
+    return "REDACTED"
 
 
 class Controls:

@@ -105,6 +105,29 @@ class StateDocument:
             self._doc[key].append(model.render_framework(framework, time.time()))
             self._changed()
 
+    def reregister_framework(
+        self, framework_id: str, *, host: str, port: int = model.SCHEDULER_PORT, webui_url: str = ""
+    ) -> None:
+        """The framework's scheduler registers again from `host` (a failover of its own, as
+        Marathon's leader election moves it to another master), active and connected."""
+        with self._lock:
+            framework = self._framework(framework_id)
+            sim = model.SimFramework(
+                framework_id, framework["name"], scheduler_host=host, scheduler_port=port
+            )
+            framework["pid"] = model.scheduler_pid(sim)
+            framework["hostname"] = host
+            framework["webui_url"] = webui_url
+            framework["active"] = framework["connected"] = True
+            self._changed()
+
+    def disconnect_framework(self, framework_id: str) -> None:
+        """The scheduler went away without unregistering: Mesos keeps it, inactive."""
+        with self._lock:
+            framework = self._framework(framework_id)
+            framework["active"] = framework["connected"] = False
+            self._changed()
+
     def add_task(self, task: SimTask) -> None:
         with self._lock:
             framework = self._framework(task.framework_id)

@@ -14,6 +14,7 @@ FRAMEWORK_CAPABILITIES = ["PARTITION_AWARE"]
 AGENT_RESOURCES = {"disk": 100_000.0, "mem": 15_000.0, "gpus": 0.0, "cpus": 4.0}
 TASK_RESOURCES = {"disk": 0.0, "mem": 128.0, "gpus": 0.0, "cpus": 0.1}
 NO_RESOURCES = {"disk": 0.0, "mem": 0.0, "gpus": 0.0, "cpus": 0.0}
+SCHEDULER_PORT = 15101  # libprocess's port of the fixture's Marathon
 TASK_STATES = (
     "TASK_STAGING",
     "TASK_STARTING",
@@ -44,11 +45,17 @@ class SimAgent:
 
 @dataclass(frozen=True)
 class SimFramework:
+    """`scheduler_host`: where the scheduler registered from (its `pid` host and `hostname`);
+    `active` false: registered but disconnected (failing over, or gone without a goodbye)."""
+
     id: str
     name: str
     role: str = "*"
     completed: bool = False
     webui_url: str = ""
+    scheduler_host: str = "127.0.0.1"
+    scheduler_port: int = SCHEDULER_PORT
+    active: bool = True
 
 
 @dataclass(frozen=True)
@@ -145,14 +152,14 @@ def render_framework(framework: SimFramework, registered: float) -> dict[str, An
     return {
         "id": framework.id,
         "name": framework.name,
-        "pid": f"scheduler-{framework.id}@127.0.0.1:15101",
+        "pid": scheduler_pid(framework),
         "used_resources": dict(NO_RESOURCES),
         "offered_resources": dict(NO_RESOURCES),
         "capabilities": list(FRAMEWORK_CAPABILITIES),
-        "hostname": "127.0.0.1",
+        "hostname": framework.scheduler_host,
         "webui_url": framework.webui_url,
-        "active": not framework.completed,
-        "connected": not framework.completed,
+        "active": framework.active and not framework.completed,
+        "connected": framework.active and not framework.completed,
         "recovered": False,
         "user": "root",
         "failover_timeout": 604800.0,
@@ -167,6 +174,16 @@ def render_framework(framework: SimFramework, registered: float) -> dict[str, An
         "offers": [],
         "executors": [],
     }
+
+
+def scheduler_pid(framework: SimFramework) -> str:
+    """libprocess's `scheduler-<uuid>@<ip>:<port>` (the uuid here is the framework's id)."""
+    host = (
+        f"[{framework.scheduler_host}]"
+        if ":" in framework.scheduler_host
+        else framework.scheduler_host
+    )
+    return f"scheduler-{framework.id}@{host}:{framework.scheduler_port}"
 
 
 def render_task(task: SimTask, *, agent_ip: str, role: str) -> dict[str, Any]:

@@ -220,6 +220,13 @@ class MesosSimulator:
     def add_framework(self, framework: SimFramework) -> None:
         self.document.add_framework(framework)
 
+    def reregister_framework(self, framework_id: str, host: str, *, webui_url: str = "") -> None:
+        """The framework's scheduler registers again from `host` (e.g. Marathon's leader moved)."""
+        self.document.reregister_framework(framework_id, host=host, webui_url=webui_url)
+
+    def disconnect_framework(self, framework_id: str) -> None:
+        self.document.disconnect_framework(framework_id)
+
     def add_task(self, task: SimTask) -> None:
         self.document.add_task(task)
 

@@ -1,5 +1,9 @@
 """`/__sim__/…`: the simulator's controls over HTTP, for a simulator in another process.
 
+A TEST TOOL FOR LOOPBACK ONLY: anyone who reaches it can move the leader, add agents that the
+gateway will then dial, and read which requests were made. Never expose it beyond 127.0.0.0/8.
+Recorded credentials are redacted (a JWT keeps its header and claims, not its signature).
+
     GET    /__sim__/requests[?path=&master=]   recorded requests (JSON list)
     DELETE /__sim__/requests
     PUT    /__sim__/leader        {"leader": 1}  or  {"leader": null}
@@ -8,6 +12,8 @@
                                    "body": "..."}
     POST   /__sim__/agents        SimAgent fields         DELETE /__sim__/agents/{id}
     POST   /__sim__/frameworks    SimFramework fields
+    PUT    /__sim__/frameworks/{id}   {"host": "127.0.0.3", "webui_url": "…"} (re-registers)
+                                       or {"active": false} (disconnects)
     POST   /__sim__/tasks         SimTask fields          DELETE /__sim__/tasks/{id}
     POST   /__sim__/masters/{i}/stop, /__sim__/masters/{i}/start
 
@@ -63,7 +69,17 @@ def control_routes(controls: Controls, lifecycle: Lifecycle) -> list[BaseRoute]:
         return Response(status_code=201)
 
     async def frameworks(request: Request) -> Response:
-        controls.document.add_framework(SimFramework(**await _body(request)))
+        body = await _body(request)
+        if request.method == "PUT":
+            framework_id = request.path_params["id"]
+            if body.get("active") is False:
+                controls.document.disconnect_framework(framework_id)
+            else:
+                controls.document.reregister_framework(
+                    framework_id, host=str(body["host"]), webui_url=str(body.get("webui_url", ""))
+                )
+            return Response(status_code=204)
+        controls.document.add_framework(SimFramework(**body))
         return Response(status_code=201)
 
     async def tasks(request: Request) -> Response:
@@ -102,6 +118,7 @@ def control_routes(controls: Controls, lifecycle: Lifecycle) -> list[BaseRoute]:
         ("/__sim__/agents", agents, ["POST"]),
         ("/__sim__/agents/{id}", agents, ["DELETE"]),
         ("/__sim__/frameworks", frameworks, ["POST"]),
+        ("/__sim__/frameworks/{id}", frameworks, ["PUT"]),
         ("/__sim__/tasks", tasks, ["POST"]),
         ("/__sim__/tasks/{id}", tasks, ["DELETE"]),
         ("/__sim__/masters/{index:int}/{action:str}", master, ["POST"]),

@@ -1,0 +1,145 @@
+"""`AccessWatcher` alone: a fake change signal and clock, streams as leases."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from app.authz.access import (
+    ACCESS_REVOKED,
+    TOKEN_EXPIRED,
+    AccessWatcher,
+    TtlSignal,
+    final_event,
+)
+from app.core.errors import Unavailable
+
+
+class Signal:
+    def __init__(self) -> None:
+        self.value = 0
+
+    def generation(self) -> int:
+        return self.value
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Decider:
+    """A recheck that counts its calls and answers `allowed` (or raises `fails`)."""
+
+    def __init__(self) -> None:
+        self.allowed = True
+        self.calls = 0
+        self.fails: Exception | None = None
+
+    async def __call__(self) -> bool:
+        self.calls += 1
+        if self.fails is not None:
+            raise self.fails
+        return self.allowed
+
+
+def make() -> tuple[AccessWatcher, Signal, Clock]:
+    signal, clock = Signal(), Clock()
+    return AccessWatcher(signal, period=1.0, clock=clock), signal, clock
+
+
+async def test_an_expiry_ends_the_stream_at_exp_and_not_before() -> None:
+    watcher, _, clock = make()
+    access = watcher.register("alice", 1010.0, Decider())
+    clock.now = 1009.9
+    await watcher.check()
+    assert access.reason is None
+    clock.now = 1010.0
+    await watcher.check()
+    assert await access.ended() == TOKEN_EXPIRED
+    assert watcher.open_streams == 0
+
+
+async def test_no_change_of_the_signal_asks_nobody_again() -> None:
+    watcher, _, _ = make()
+    decider = Decider()
+    watcher.register("alice", None, decider)
+    await watcher.check()  # the first look only learns the generation
+    await watcher.check()
+    await watcher.check()
+    assert decider.calls <= 1
+
+
+async def test_a_change_asks_every_stream_again_and_ends_the_denied_ones() -> None:
+    watcher, signal, _ = make()
+    await watcher.check()
+    kept, lost = Decider(), Decider()
+    a = watcher.register("alice", None, kept)
+    b = watcher.register("bob", None, lost)
+    lost.allowed = False
+    epoch = watcher.epoch()
+    signal.value += 1
+    await watcher.check()
+    assert (kept.calls, lost.calls) == (1, 1)
+    assert a.reason is None
+    assert b.reason == ACCESS_REVOKED
+    assert watcher.epoch() == epoch + 1
+    assert watcher.open_streams == 1
+
+
+async def test_an_iam_that_cannot_decide_ends_nothing_and_is_asked_again() -> None:
+    watcher, signal, _ = make()
+    await watcher.check()
+    decider = Decider()
+    decider.fails = Unavailable("IAM policy query failed: timed out")
+    access = watcher.register("alice", None, decider)
+    signal.value += 1
+    await watcher.check()
+    assert access.reason is None
+    decider.fails, decider.allowed = None, False
+    await watcher.check()  # no new change, but the failed decision is taken again
+    assert access.reason == ACCESS_REVOKED
+
+
+async def test_a_closed_stream_is_forgotten() -> None:
+    watcher, signal, _ = make()
+    decider = Decider()
+    access = watcher.register("alice", None, decider)
+    access.close()
+    signal.value += 1
+    await watcher.check()
+    assert decider.calls == 0
+
+
+async def test_run_wakes_at_the_nearest_expiry() -> None:
+    watcher = AccessWatcher(Signal(), period=5.0)  # the real clock
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    access = watcher.register("alice", time.time() + 0.2, Decider())
+    task = asyncio.create_task(watcher.run())
+    try:
+        assert await asyncio.wait_for(access.ended(), 3) == TOKEN_EXPIRED
+        assert loop.time() - started < 2.0  # not the 5 s period
+    finally:
+        task.cancel()
+
+
+def test_a_ttl_signal_changes_once_per_ttl() -> None:
+    now = [0.0]
+    signal = TtlSignal(5.0, clock=lambda: now[0])
+    first = signal.generation()
+    now[0] = 4.9
+    assert signal.generation() == first
+    now[0] = 5.0
+    assert signal.generation() != first
+    with pytest.raises(ValueError, match="ttl"):
+        TtlSignal(0)
+
+
+def test_the_final_event_names_why() -> None:
+    assert final_event(TOKEN_EXPIRED) == b"event: access-ended\ndata: token expired\n\n"
