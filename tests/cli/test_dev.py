@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import stat
@@ -750,6 +751,33 @@ def test_the_readmes_sh_examples_run_as_written(dev: Dev) -> None:
         assert body.strip(), f"nothing came of {line}"
         ran.append(line)
     assert len(ran) >= 7, ran
+
+
+def test_the_openapi_readmes_sdk_example_runs_as_written(dev: Dev, tmp_path: Path) -> None:
+    """openapi/README.md's SDK example: its generate command, then its Python as pasted, with
+    /tmp and make run's .logway/dev/cluster.json swapped for this test's."""
+    text = (ROOT / "openapi" / "README.md").read_text()
+    section = text[text.index("## Generating a Python SDK") :]
+    generate = re.search(r"```sh\n(.*?)```", section, re.S)
+    snippet = re.search(r"```python\n(.*?)```", section, re.S)
+    assert generate, "openapi/README.md lost its generate command"
+    assert snippet, "openapi/README.md lost its Python example"
+    command = generate.group(1).replace("\\\n", " ")
+    command = command.replace("/tmp/logway_client", str(tmp_path / "logway_client"))
+    made = subprocess.run(
+        shlex.split(command), cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    code = snippet.group(1).replace('"/tmp"', repr(str(tmp_path)))
+    code = code.replace('".logway/dev/cluster.json"', repr(str(dev.manifest_path)))
+    ran = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert ran.returncode == 0, ran.stderr
+    lines = [line for line in ran.stdout.splitlines() if line]
+    assert "None" not in lines, ran.stdout  # a refused call prints None
+    assert len(lines) >= 4, ran.stdout  # worker.dev's lines, then S0's journal
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d: ", lines[-1]), ran.stdout
 
 
 def test_sigint_stops_every_process_and_namespace(dev: Dev) -> None:

@@ -174,8 +174,15 @@ def test_a_frozen_reader_is_left_out_after_the_agent_timeout(env: Env, prod_run:
 
 
 def test_filters_on_task_fields_only_narrow(env: Env, prod_run: str) -> None:
-    # journald ORs values of one field: forwarded, this would add the /devops task's lines.
+    # journald ORs values of one field: forwarded beside the caller's own /prod/web container
+    # on S1, a CONTAINER_ID filter would add the /devops task's lines there (a foreign
+    # container alone narrows the plan to nothing before anything is read, so it proves less).
     path = f"{PREFIX}/app/prod/range/"
+    mixed = [f"CONTAINER_ID:{WEB[1].container}", f"CONTAINER_ID:{DEVOPS.container}"]
+    r = env.get(path, {**env.users["prodrole"], **JSON}, filter=[f"{RUN}:{prod_run}", *mixed])
+    assert r.status_code == 200, r.text
+    got = [orjson.loads(line) for line in r.content.splitlines()]
+    assert keys(got) == brute_force(env, (WEB[1],), prod_run)
     r = env.get(path, env.admin, filter=[f"{RUN}:{prod_run}", f"CONTAINER_ID:{DEVOPS.container}"])
     assert r.status_code == 204, r.text
     one = merged(env, path, prod_run, f"container_id:{WEB[1].container}")

@@ -1,0 +1,28 @@
+"""The route table from the attacker's side: a rule's literal text matches only itself, so a
+path that differs in one character from a rule (a `.` is no wildcard) matches no rule (404)
+and never borrows that rule's requirement. Hand mutation (docs/mutation-report.md): the rules'
+regexes are compiled at import, out of reach of the mutation tool."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.authz.route_table import ROUTES, match_route
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/mesos/master/stateXjson", "/slave/S0/stateXjson", "/agent/S0/state_json"],
+)
+def test_a_dot_in_a_rule_is_literal(path: str) -> None:
+    assert match_route(path) is None
+
+
+def test_every_rule_matches_only_its_own_literal_text() -> None:
+    for rule in ROUTES:
+        literal = rule.pattern.split("{", 1)[0]
+        if "." in literal:
+            assert (
+                rule.regex.fullmatch(literal.replace(".", "X") + rule.pattern[len(literal) :])
+                is None
+            )

@@ -1,0 +1,122 @@
+"""Admission from the attacker's side (app/gateway/admission.py): a task route is decided on
+the task its whole path names, never on a readable task that shares part of it; an unknown or
+ambiguous task tells a caller nothing about tasks it may not read. On the merge test cluster's
+snapshot (tests/merge/support.py) with a real ACL authorizer."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import pytest
+
+from app.authn import Identity
+from app.authz.acl import AclAuthorizer
+from app.authz.model import Action
+from app.cluster import Agent, ClusterSnapshot, Task, build_snapshot
+from app.cluster.errors import ambiguous
+from app.core.errors import Forbidden, LogwayError, NotFound
+from app.devcluster.mesos import SimMaster, StateDocument
+from app.gateway.admission import Target, admit
+from app.gateway.services import GatewayServices
+from tests.authz.conftest import FakeGrantSource
+from tests.merge.support import AGENTS, DEV, DEVOPS, MARATHON, PRODUCTION, WEB, sim_cluster
+
+
+class Cluster:
+    def __init__(self) -> None:
+        body = StateDocument.from_cluster(sim_cluster()).state(SimMaster("127.0.0.85", 5050))
+        self._snapshot = build_snapshot(body, reader_scheme="http", reader_port=61001)
+
+    async def snapshot(self) -> ClusterSnapshot:
+        return self._snapshot
+
+    async def resolve_agent(self, agent_id: str) -> Agent:
+        agent = self._snapshot.agent(agent_id)
+        if agent is None:
+            raise NotFound(f"agent `{agent_id}` unknown")
+        return agent
+
+    async def find_task(self, query: str) -> Task:  # as ClusterState.find_task
+        found = self._snapshot.find_tasks(query)
+        if not found:
+            raise NotFound(f"task `{query}` not found")
+        if len(found) > 1:
+            raise ambiguous(query, tuple(task.id for task in found))
+        return found[0]
+
+
+GRANTS = {
+    "dev": "dcos:mesos:agent:task:app_id:/dev",
+    "prodrole": "dcos:mesos:agent:framework:role:prod",
+    "ops": "dcos:adminrouter:ops:system-logs",
+}
+
+
+def services() -> GatewayServices:
+    source = FakeGrantSource()
+    for uid, rid in GRANTS.items():
+        source.grant(uid, rid, Action.READ)
+    fake = {"cluster": Cluster(), "authorizer": AclAuthorizer(source)}
+    return cast(GatewayServices, type("S", (), fake))
+
+
+async def admit_as(uid: str, path: str) -> Target:
+    return await admit(path, Identity(uid), services())
+
+
+def v1(agent: str, executor: str, container: str, framework: str = MARATHON) -> str:
+    return (
+        f"/system/v1/agent/{agent}/logs/v1/range/framework/{framework}"
+        f"/executor/{executor}/container/{container}"
+    )
+
+
+async def test_the_own_task_is_admitted_on_its_own_path() -> None:
+    target = await admit_as("dev", v1(DEV.agent_id, DEV.executor, DEV.container))
+    assert target.task is not None
+    assert target.task.id == DEV.task_id
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        # The own task's executor with a foreign container on the same agent.
+        v1(DEV.agent_id, DEV.executor, WEB[0].container),
+        # A foreign executor with the own container.
+        v1(DEV.agent_id, WEB[0].executor, DEV.container),
+        # The own task's ids on an agent it does not run on (that agent's journal).
+        v1(AGENTS[1], DEV.executor, DEV.container),
+        v1(DEV.agent_id, DEV.executor, DEV.container, framework="other-framework"),
+        # v2 forms: a foreign run beside the own executor.
+        f"/system/v1/agent/{DEV.agent_id}/logs/v2/task/frameworks/{MARATHON}"
+        f"/executors/{DEV.executor}/runs/{WEB[0].container}/stdout",
+    ],
+)
+async def test_a_path_mixing_own_and_foreign_ids_is_decided_as_not_the_own_task(
+    path: str,
+) -> None:
+    with pytest.raises(Forbidden):
+        await admit_as("dev", path)
+    target = await admit_as("ops", path)  # system-logs reads it as whatever it names
+    assert target.task is None or target.task.id != DEV.task_id
+
+
+async def test_an_unknown_task_is_403_to_whoever_could_not_read_it_if_it_existed() -> None:
+    path = "/system/v1/logs/v2/task/no-such-task/file/stdout"
+    with pytest.raises(Forbidden) as caught:
+        await admit_as("dev", path)
+    assert "no-such-task" not in str(caught.value)
+    with pytest.raises(NotFound):
+        await admit_as("ops", path)
+
+
+async def test_an_ambiguous_name_lists_only_the_tasks_the_caller_may_read() -> None:
+    path = "/system/v1/logs/v2/task/api/file/stdout"  # /devops/api and /production/api
+    with pytest.raises(LogwayError) as caught:
+        await admit_as("prodrole", path)
+    assert caught.value.status == 409
+    assert PRODUCTION.task_id in str(caught.value)
+    assert DEVOPS.task_id not in str(caught.value)
+    with pytest.raises(Forbidden) as denied:
+        await admit_as("dev", path)
+    assert "api" not in str(denied.value).replace("app_id", "")
