@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-_BLOCK = re.compile(r"^```sh\n(.*?)^```", re.S | re.M)
+_BLOCK = re.compile(r"^ *```sh\n(.*?)^ *```", re.S | re.M)
 _LAYOUT = re.compile(r"^## Layout\n+```\n(.*?)^```", re.S | re.M)
 
 
