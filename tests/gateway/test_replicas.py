@@ -236,22 +236,22 @@ def test_grant_and_revoke_reach_every_replica_within_the_bound(env: Env) -> None
 def test_a_revoke_on_one_replica_ends_an_open_stream_on_another(env: Env) -> None:
     """The change signal (NOTIFY) also drives the stream watcher of every replica: a follow
     opened through replica 1 ends, with its reason, once replica 0 revokes the grant."""
-    erin = add_user(env.urls[0], env.admin, "erin", "erin password")
-    _grant(env.urls[0], env.admin, "erin")
+    fay = add_user(env.urls[0], env.admin, "fay", "fay password")
+    _grant(env.urls[0], env.admin, "fay")
     rest: list[str] = []
     with httpx.Client(timeout=30) as client:
         wait_for(
-            "erin's grant on replica 1",
-            lambda: client.get(env.urls[1] + RANGE, headers=erin).status_code == 200 or None,
+            "fay's grant on replica 1",
+            lambda: client.get(env.urls[1] + RANGE, headers=fay).status_code == 200 or None,
         )
-        with client.stream("GET", env.urls[1] + STREAM, headers={**erin, **SSE}) as r:
+        with client.stream("GET", env.urls[1] + STREAM, headers={**fay, **SSE}) as r:
             assert r.status_code == 200
             lines = r.iter_lines()
             next(lines)  # open, and past its first entry
             reader = threading.Thread(target=lambda: rest.extend(lines), daemon=True)
             reader.start()
             revoked = time.monotonic()  # from the revoke's request
-            _revoke(env.urls[0], env.admin, "erin")
+            _revoke(env.urls[0], env.admin, "fay")
             reader.join(BOUND + 8.0)  # the change signal's bound + the watcher's period + load
             took = time.monotonic() - revoked
             assert not reader.is_alive(), f"the stream still runs {took:.1f} s after the revoke"

@@ -77,7 +77,8 @@ class Live:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     cluster = SimCluster(master_id=MASTER_ID)
     cluster.agents = [SimAgent(AGENT, AGENT_HOST)]
-    cluster.frameworks = [SimFramework(MARATHON, "marathon")]
+    # Marathon registered from the one node, so its leader route resolves (issue 18).
+    cluster.frameworks = [SimFramework(MARATHON, "marathon", scheduler_host=AGENT_HOST)]
     cluster.tasks = [
         SimTask(
             "web.instance-1",
