@@ -83,6 +83,18 @@ class _State:
     signature: tuple[int, int, int]  # of keyring.json when read
 
 
+def published(
+    current: SigningKey, retired: tuple[SigningKey, ...], *, now: float, lifetime: float
+) -> list[SigningKey]:
+    """The current key first, then the retired keys whose tokens may still be unexpired (both
+    key rings: files and database)."""
+
+    def valid(key: SigningKey) -> bool:
+        return key.retired_at is None or now < key.retired_at + lifetime + RETIREMENT_GRACE
+
+    return [current, *filter(valid, retired)]
+
+
 def kid_of(public_key: rsa.RSAPublicKey) -> str:
     der = public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -113,8 +125,7 @@ class KeyRing:
     def published(self) -> list[SigningKey]:
         """The current key first, then retired keys whose tokens may still be unexpired."""
         state = self._loaded()
-        now = self._clock()
-        return [state.current, *(k for k in state.retired if not self._expired(k, now))]
+        return published(state.current, state.retired, now=self._clock(), lifetime=self._lifetime)
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         return {"keys": [key.jwk() for key in self.published()]}
@@ -167,11 +178,6 @@ class KeyRing:
         if self._state is None:
             raise RuntimeError("key ring not loaded")
         return self._state
-
-    def _expired(self, key: SigningKey, now: float) -> bool:
-        return (
-            key.retired_at is not None and now >= key.retired_at + self._lifetime + RETIREMENT_GRACE
-        )
 
     @contextlib.contextmanager
     def _flock(self) -> Iterator[None]:

@@ -31,6 +31,7 @@ from app.iam.key_ring import (
     SigningKey,
     check_rotation,
     kid_of,
+    published,
 )
 from app.iam.sealing import Sealer, SealError
 
@@ -82,8 +83,7 @@ class StoredKeyRing:
 
     def published(self) -> list[SigningKey]:
         state = self._loaded()
-        now = self._clock()
-        return [state.current, *(k for k in state.retired if not self._expired(k, now))]
+        return published(state.current, state.retired, now=self._clock(), lifetime=self._lifetime)
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         return {"keys": [key.jwk() for key in self.published()]}
@@ -148,11 +148,6 @@ class StoredKeyRing:
         if self._state is None:
             raise RuntimeError("key ring not loaded")
         return self._state
-
-    def _expired(self, key: SigningKey, now: float) -> bool:
-        return (
-            key.retired_at is not None and now >= key.retired_at + self._lifetime + RETIREMENT_GRACE
-        )
 
     def _generate(self) -> tuple[str, str]:
         key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
