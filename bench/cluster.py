@@ -1,7 +1,8 @@
-"""A one-agent cluster for the gateway section, every part real and started here: a fresh
-journald namespace, the Mesos simulator naming one agent, `logway gateway` over it, the
-agent's `logway node` trusting only the gateway's uid (keys from the gateway's JWKS), and
-nginx proxying Admin Router's agent logs location to the same node reader.
+"""A one-agent cluster, every part real and started here: a fresh journald namespace, the
+Mesos simulator naming one agent, `logway gateway` over it, the agent's `logway node` trusting
+only the gateway's uid (keys from the gateway's JWKS) (`gateway_and_node`: the forward
+section's), and for the gateway section nginx proxying Admin Router's agent logs location to
+the same node reader (`one_agent_cluster`).
 
 Each process on its own loopback address, as Admin Router's harness does; all stopped on
 the way out, whatever happened.
@@ -84,7 +85,7 @@ def grant_read(http: httpx.Client, admin: str, rid: str, uid: str) -> None:
     IamClient(http, token=admin).grant(rid, uid, "read")
 
 
-def _wait_resolved(url: str, token: str) -> bytes:
+def wait_resolved(url: str, token: str) -> bytes:
     """The gateway answers 503 until its first Mesos poll; then the small range's body."""
     deadline = time.monotonic() + RESOLVE_TIMEOUT
     headers = {"Authorization": f"token={token}", "Accept": "application/json"}
@@ -103,28 +104,52 @@ def _header_file(path: Path, token: str) -> Path:
     return path
 
 
+@dataclass(frozen=True, slots=True)
+class Hosts:
+    """A loopback address per process: each section its own, as Admin Router's harness."""
+
+    mesos: str = MESOS_HOST
+    gateway: str = GATEWAY_HOST
+    node: str = NODE_HOST
+
+
+@dataclass(frozen=True, slots=True)
+class Core:
+    """The journal, the gateway and the agent's node reader, every part started and ready."""
+
+    namespace: JournaldNamespace
+    gateway: Server
+    node: Server
+    user_token: str  # READER_UID's, sent to the gateway
+    service_token: str  # GATEWAY_UID's, addressed to the node reader, to read it directly
+    directory: Path  # private to this run
+
+
 @contextlib.contextmanager
-def one_agent_cluster(entries: int, small_query: str) -> Iterator[Cluster]:
-    """`small_query`: the node-reader path nginx's static file copies (the client's ceiling
-    is measured on the same bytes)."""
-    nginx_binary()  # before minutes of filling: fail at once when it is missing
+def gateway_and_node(
+    entries: int, *, hosts: Hosts = Hosts(), reader_uid: str = READER_UID, prefix: str = "benchgw"
+) -> Iterator[Core]:
+    """A fresh journald namespace filled with `entries` task lines, the Mesos simulator naming
+    one agent, `logway gateway` over it, and the agent's `logway node` trusting only the
+    gateway's uid (keys from the gateway's JWKS); `reader_uid` is a user granted the system
+    logs, nothing more. The gateway reaches the agent when this yields."""
     password = secrets.token_urlsafe(24)
     with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="logway-bench-gw-")))
-        ns = stack.enter_context(JournaldNamespace(f"benchgw{os.getpid()}"))
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"logway-{prefix}-")))
+        ns = stack.enter_context(JournaldNamespace(f"{prefix}{os.getpid()}"))
         stack.enter_context(KeepAlive(ns.runtime_dir / "stdout"))
         seconds = fill(ns.socket, entries)
         ns.sync()
         print(f"journal {ns.name}: wrote {entries:,} entries in {seconds:.1f} s", flush=True)
 
-        reader_port = free_port(NODE_HOST)
+        reader_port = free_port(hosts.node)
         mesos = SimCluster(master_id=MASTER_ID)
-        mesos.agents = [SimAgent(AGENT_ID, NODE_HOST)]
-        sim = stack.enter_context(MesosSimulator(mesos, masters=[(MESOS_HOST, 0)]))
+        mesos.agents = [SimAgent(AGENT_ID, hosts.node)]
+        sim = stack.enter_context(MesosSimulator(mesos, masters=[(hosts.mesos, 0)]))
         gw = stack.enter_context(
             logway_gateway(
                 tmp / "gateway",
-                host=GATEWAY_HOST,
+                host=hosts.gateway,
                 mesos=sim.urls[0],
                 reader_port=reader_port,
                 password=password,
@@ -134,17 +159,34 @@ def one_agent_cluster(entries: int, small_query: str) -> Iterator[Cluster]:
         with httpx.Client(base_url=gw.base_url, timeout=IAM_TIMEOUT) as http:
             admin = login(http, "admin", password)
             add_user(http, admin, GATEWAY_UID)
-            user_token = add_user(http, admin, READER_UID)
-            grant_read(http, admin, SYSTEM_LOGS_RID, READER_UID)
+            user_token = add_user(http, admin, reader_uid)
+            grant_read(http, admin, SYSTEM_LOGS_RID, reader_uid)
 
         auth = (f"--jwks-url={gw.base_url}{JWKS_PATH}", f"--allow-uid={GATEWAY_UID}")
         node = stack.enter_context(
-            node_reader(ns.name, host=NODE_HOST, port=reader_port, auth=auth)
+            node_reader(ns.name, host=hosts.node, port=reader_port, auth=auth)
         )
-        service_token = node_token(tmp / "gateway", NODE_HOST, reader_port)
+        service_token = node_token(tmp / "gateway", hosts.node, reader_port)
         node.start("/v1/fields/STREAM", headers={"Authorization": f"token={service_token}"})
+        print(
+            f"Mesos simulator {sim.urls[0]} (agent {AGENT_ID} at {hosts.node}); "
+            f"gateway pid {gw.pid} at {gw.base_url}; node reader pid {node.pid} at "
+            f"{node.base_url}",
+            flush=True,
+        )
+        yield Core(ns, gw, node, user_token, service_token, tmp)
+
+
+@contextlib.contextmanager
+def one_agent_cluster(entries: int, small_query: str) -> Iterator[Cluster]:
+    """`gateway_and_node`, and nginx proxying the agent's logs location to the same node
+    reader; `small_query`: the node-reader path nginx's static file copies (the client's
+    ceiling is measured on the same bytes)."""
+    nginx_binary()  # before minutes of filling: fail at once when it is missing
+    with contextlib.ExitStack() as stack:
+        core = stack.enter_context(gateway_and_node(entries))
         agent_path = f"/system/v1/agent/{AGENT_ID}/logs{small_query}"
-        small = _wait_resolved(gw.base_url + agent_path, user_token)
+        small = wait_resolved(core.gateway.base_url + agent_path, core.user_token)
 
         # Its own directory: nginx's workers (`nobody`) must traverse it to the static file,
         # and must not reach the gateway's keys.
@@ -153,19 +195,19 @@ def one_agent_cluster(entries: int, small_query: str) -> Iterator[Cluster]:
             nginx_proxy(
                 Path(nginx_dir),
                 host=NGINX_HOST,
-                upstream=f"{NODE_HOST}:{reader_port}",
-                authorization=f"token={service_token}",
+                upstream=f"{core.node.host}:{core.node.port}",
+                authorization=f"token={core.service_token}",
                 static_body=small,
             )
         )
         nginx.start(STATIC_PATH)
         print(
-            f"Mesos simulator {sim.urls[0]} (agent {AGENT_ID} at {NODE_HOST}); "
-            f"gateway pid {gw.pid} at {gw.base_url}; node reader pid {node.pid} at "
-            f"{node.base_url}; nginx pid {nginx.pid} at {nginx.base_url}; "
-            f"small range body {len(small):,} bytes",
+            f"nginx pid {nginx.pid} at {nginx.base_url}; small range body {len(small):,} bytes",
             flush=True,
         )
-        _header_file(tmp / "user.headers", user_token)
-        _header_file(tmp / "service.headers", service_token)
-        yield Cluster(entries, gw, node, nginx, user_token, service_token, tmp)
+        tmp = core.directory
+        _header_file(tmp / "user.headers", core.user_token)
+        _header_file(tmp / "service.headers", core.service_token)
+        yield Cluster(
+            entries, core.gateway, core.node, nginx, core.user_token, core.service_token, tmp
+        )

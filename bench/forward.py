@@ -1,9 +1,10 @@
 """The forward section (`--only forward`): `logway forward` from a node's journal into Redis
 through the gateway, against `journalctl -o json | redis-cli --pipe` on the same journal.
 
-Every part real and started here: one journald namespace filled with `entries` task lines,
-its node reader (127.0.0.108), the Mesos simulator and the gateway (127.0.0.109), and
-`redis-server` (127.0.0.108). The forwarder reads as a user granted the system logs.
+Every part real and started here: `bench.cluster.gateway_and_node` (one journald namespace
+filled with `entries` task lines, its node reader on 127.0.0.108, the Mesos simulator and the
+gateway on 127.0.0.109), and `redis-server` (127.0.0.108). The forwarder reads as a user
+granted the system logs.
 
 1. Throughput: a fresh state file each run; entries/s from the first entry in Redis to the
    last (the process start, ~1-4 s of imports on a loaded machine, is shown apart), against
@@ -19,9 +20,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import secrets
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -30,26 +29,19 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-import httpx
 import orjson
 
 from app.devcluster.commands import logway_argv
 from app.devcluster.journald import JournaldNamespace
-from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster
 from bench import report
-from bench.cluster import add_user, grant_read, login
-from bench.fill import KeepAlive, NativeWriter, fill
+from bench.cluster import AGENT_ID, Hosts, gateway_and_node, wait_resolved
+from bench.fill import NativeWriter
 from bench.report import Verdict
-from bench.servers import ServerError, cpu_seconds, free_port, logway_gateway, node_reader
+from bench.servers import ServerError, cpu_seconds, free_port
 
 NODE_HOST = "127.0.0.108"
 GATEWAY_HOST = "127.0.0.109"
-MASTER_ID = "b0e5c1a2-0000-4000-8000-0000000f0d08"
-AGENT_ID = f"{MASTER_ID}-S0"
-GATEWAY_UID = "logway-gateway"
 READER_UID = "bench-forward"
-SYSTEM_LOGS_RID = "dcos:adminrouter:ops:system-logs"
-JWKS_PATH = "/acs/api/v1/auth/jwks"
 RUN_FIELD, SENT_FIELD = "BENCH_RUN", "BENCH_SENT_NS"
 RATE_TARGET = 30_000.0
 RATIO_TARGET = 1.0
@@ -113,53 +105,23 @@ def _llen(port: int, key: str) -> int:
 
 @contextlib.contextmanager
 def _cluster(entries: int) -> Iterator[Env]:
-    password = secrets.token_urlsafe(24)
+    hosts = Hosts(mesos=GATEWAY_HOST, gateway=GATEWAY_HOST, node=NODE_HOST)
     with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="logway-bench-fw-")))
-        ns = stack.enter_context(JournaldNamespace(f"benchfw{os.getpid()}"))
-        stack.enter_context(KeepAlive(ns.runtime_dir / "stdout"))
-        seconds = fill(ns.socket, entries)
-        ns.sync()
-        print(f"journal {ns.name}: wrote {entries:,} entries in {seconds:.1f} s", flush=True)
-        reader_port = free_port(NODE_HOST)
-        mesos = SimCluster(master_id=MASTER_ID)
-        mesos.agents = [SimAgent(AGENT_ID, NODE_HOST)]
-        sim = stack.enter_context(MesosSimulator(mesos, masters=[(GATEWAY_HOST, 0)]))
-        gw = stack.enter_context(
-            logway_gateway(
-                tmp / "gateway",
-                host=GATEWAY_HOST,
-                mesos=sim.urls[0],
-                reader_port=reader_port,
-                password=password,
-            )
+        core = stack.enter_context(
+            gateway_and_node(entries, hosts=hosts, reader_uid=READER_UID, prefix="benchfw")
         )
-        gw.start(JWKS_PATH)
-        with httpx.Client(base_url=gw.base_url, timeout=30) as http:
-            admin = login(http, "admin", password)
-            service_token = add_user(http, admin, GATEWAY_UID)
-            token = add_user(http, admin, READER_UID)
-            grant_read(http, admin, SYSTEM_LOGS_RID, READER_UID)
-        auth = (f"--jwks-url={gw.base_url}{JWKS_PATH}", f"--allow-uid={GATEWAY_UID}")
-        node = stack.enter_context(
-            node_reader(ns.name, host=NODE_HOST, port=reader_port, auth=auth)
-        )
-        node.start("/v1/fields/STREAM", headers={"Authorization": f"token={service_token}"})
-        _wait_resolved(gw.base_url, token)
+        base = core.gateway.base_url
+        wait_resolved(f"{base}/system/v1/agent/{AGENT_ID}/logs/v1/range/?limit=1", core.user_token)
         port = stack.enter_context(_redis(NODE_HOST))
-        yield Env(ns, gw.base_url, token, port, tmp, gw.pid, node.pid)
-
-
-def _wait_resolved(base: str, token: str) -> None:
-    url = f"{base}/system/v1/agent/{AGENT_ID}/logs/v1/range/?limit=1"
-    deadline = time.monotonic() + 60
-    while True:
-        r = httpx.get(url, headers={"Authorization": f"token={token}"}, timeout=10)
-        if r.status_code == 200:
-            return
-        if time.monotonic() > deadline:
-            raise ServerError(f"the gateway never reached the agent: {r.status_code}")
-        time.sleep(0.1)
+        yield Env(
+            core.namespace,
+            base,
+            core.user_token,
+            port,
+            core.directory,
+            core.gateway.pid,
+            core.node.pid,
+        )
 
 
 def _forwarder(env: Env, key: str, state: Path, *extra: str) -> subprocess.Popen[bytes]:

@@ -13,12 +13,13 @@ refused what was sent.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import uvloop
 
 from app.cli.http import EXIT_ERROR, EXIT_USAGE, CliError
 from app.cli.logs_source import SOURCE_KINDS
@@ -143,7 +144,9 @@ def run(args: argparse.Namespace) -> int:
         config = config_from(args)
         if config.service_account is not None and config.private_key is None:
             raise CliError("--service-account needs --private-key", EXIT_USAGE)
-        return asyncio.run(run_forwarder(config, os.environ))
+        # uvloop, as the gateway's uvicorn: the event loop's own share of the CPU per entry
+        # (epoll, transports, callbacks) was ~15% of the forwarder's on asyncio's.
+        return uvloop.run(run_forwarder(config, os.environ))
     except CliError as exc:
         return _fail(str(exc), exc.code)
     except (ConfigError, ValueError) as exc:

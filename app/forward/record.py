@@ -9,6 +9,7 @@ timestamp (`t=<hex µs>`), so both give the same record.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,8 +24,6 @@ SEVERITY_NAMES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", 
 DEFAULT_PRIORITY = 6  # an entry without PRIORITY (a task's line): info, as journald stores it
 # The task's ids as the shipper writes them (app/shipper), mapped to lower-case attributes.
 TASK_FIELDS = ("AGENT_ID", "FRAMEWORK_ID", "EXECUTOR_ID", "CONTAINER_ID", "TASK_ID", "STREAM")
-# Where an entry names its app and role itself (a shipper's environment or labels).
-_TASK_LABELS = (("DCOS_SPACE", "app_id"), ("MARATHON_APP_ID", "app_id"), ("ROLE", "role"))
 
 
 class BadRecord(ValueError):
@@ -36,6 +35,10 @@ class Record:
     fields: Mapping[str, FieldValue]
     cursor: str  # the journal cursor: the receiver's de-duplication id
     realtime: int  # µs since the epoch
+    # The task's Marathon app id and Mesos role from the cluster state the gateway serves
+    # (`app.forward.tasks`), for every line of a known task; None: the entry's own labels.
+    app_id: str | None = None
+    role: str | None = None
 
     @classmethod
     def parse(cls, data: bytes, event_id: str | None) -> Record:
@@ -54,11 +57,11 @@ class Record:
             realtime = realtime_of(cursor)
         return cls(fields, cursor, realtime)
 
+    def labelled(self, app_id: str | None, role: str | None) -> Record:
+        return Record(self.fields, self.cursor, self.realtime, app_id, role)
+
     def text(self, name: str) -> str | None:
-        value = self.fields.get(name)
-        if value is None:
-            return None
-        return value if isinstance(value, str) else bytes(value).decode("utf-8", "replace")
+        return _text(self.fields.get(name))
 
     def raw(self, name: str) -> bytes | None:
         value = self.fields.get(name)
@@ -72,10 +75,7 @@ class Record:
 
     @property
     def priority(self) -> int:
-        raw = self.text("PRIORITY")
-        if raw is not None and raw.isdigit() and int(raw) < len(SEVERITY_NAMES):
-            return int(raw)
-        return DEFAULT_PRIORITY
+        return _priority(self.fields.get("PRIORITY"))
 
     @property
     def severity(self) -> str:
@@ -91,15 +91,22 @@ class Record:
         return self.text("SYSLOG_IDENTIFIER") or self.text("_SYSTEMD_UNIT") or self.text("UNIT")
 
     def task_ids(self) -> dict[str, str]:
-        """AGENT_ID … STREAM that the entry has, plus the app id and role the task carries."""
-        ids = {name.lower(): value for name in TASK_FIELDS if (value := self.text(name))}
-        for name, key in (
-            ("DCOS_SPACE", "app_id"),
-            ("MARATHON_APP_ID", "app_id"),
-            ("ROLE", "role"),
-        ):
-            if (value := self.text(name)) and key not in ids:
+        """AGENT_ID … STREAM that the entry has, plus the app id and role of its task: the
+        cluster state's where the gateway knows the task, else the entry's own labels."""
+        get = self.fields.get
+        ids: dict[str, str] = {}
+        for name, key in _TASK_KEYS:
+            if (value := _text(get(name))) is not None and value:
                 ids[key] = value
+        app_id, role = self.app_id, self.role
+        if app_id is None:
+            app_id = _text(get("DCOS_SPACE")) or _text(get("MARATHON_APP_ID"))
+        if role is None:
+            role = _text(get("ROLE"))
+        if app_id:
+            ids["app_id"] = app_id
+        if role:
+            ids["role"] = role
         return ids
 
     @property
@@ -108,22 +115,43 @@ class Record:
         return rfc3339(self.realtime)
 
     def event(self) -> dict[str, Any]:
-        """The shared JSON shape (Logstash's `json_event`, the file sink's NDJSON lines)."""
+        """The shared JSON shape (Logstash's `json_event`, the file sink's NDJSON lines).
+        On every entry of a forward: its fields are read once each, no property twice."""
+        get = self.fields.get
+        priority = _priority(get("PRIORITY"))
         event: dict[str, Any] = {
-            "@timestamp": self.timestamp,
+            "@timestamp": rfc3339(self.realtime),
             "@version": "1",
-            "message": self.message,
-            "severity": self.severity,
-            "priority": self.priority,
+            "message": _text(get("MESSAGE")) or "",
+            "severity": SEVERITY_NAMES[priority],
+            "priority": priority,
         }
-        if (host := self.host) is not None:
+        if (host := _text(get("_HOSTNAME"))) is not None:
             event["host"] = host
-        if (service := self.service) is not None:
+        service = (
+            _text(get("SYSLOG_IDENTIFIER")) or _text(get("_SYSTEMD_UNIT")) or _text(get("UNIT"))
+        )
+        if service is not None:
             event["service"] = service
         event.update(self.task_ids())
         event["cursor"] = self.cursor
         event["fields"] = self.fields
         return event
+
+
+_TASK_KEYS = tuple((name, name.lower()) for name in TASK_FIELDS)
+
+
+def _text(value: FieldValue | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return bytes(value).decode("utf-8", "replace")
+
+
+def _priority(value: FieldValue | None) -> int:
+    if isinstance(value, str) and len(value) == 1 and "0" <= value <= "7":
+        return ord(value) - 48
+    return DEFAULT_PRIORITY
 
 
 def realtime_of(cursor: str) -> int:
@@ -138,5 +166,11 @@ def realtime_of(cursor: str) -> int:
 
 
 def rfc3339(usec: int) -> str:
-    moment = datetime.fromtimestamp(usec // 1_000_000, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{usec % 1_000_000:06d}Z"
+    seconds, fraction = divmod(usec, 1_000_000)
+    return f"{_second(seconds)}.{fraction:06d}Z"
+
+
+@functools.lru_cache(maxsize=256)
+def _second(seconds: int) -> str:
+    """The whole second, formatted once for the many entries that share it."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")

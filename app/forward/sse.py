@@ -44,7 +44,21 @@ class EventSplitter:
         if len(self._pending) > MAX_EVENT_BYTES:
             raise SseError(f"an event of more than {MAX_EVENT_BYTES} bytes")
         events: list[Event] = []
+        append = events.append
         for part in parts:
+            # The usual event, `id: <cursor>\ndata: <entry>`, without a loop over its lines.
+            if part.startswith(b"id: "):
+                newline = part.find(b"\n")
+                if (
+                    newline > 0
+                    and part.startswith(b"data: ", newline + 1)
+                    and part.find(b"\n", newline + 1) < 0
+                    and part.find(b"\0", 0, newline) < 0
+                ):
+                    self.last_id = part[4:newline].decode("utf-8", "replace")
+                    if len(part) > newline + 7:
+                        append((self.last_id, part[newline + 7 :]))
+                    continue
             data: bytes | None = None
             kind = b"message"
             for line in part.split(b"\n"):
@@ -64,5 +78,5 @@ class EventSplitter:
             if kind == ACCESS_ENDED_EVENT.encode():
                 self.ended = (data or b"").decode("utf-8", "replace")
             elif data and kind == b"message":
-                events.append((self.last_id, data))
+                append((self.last_id, data))
         return events

@@ -28,6 +28,8 @@ _ID_FIELD = re.compile(rb"(?:\A|(?<=[\r\n]))id(?::[ ]?([^\r\n]*))?(?=[\r\n])")
 
 def last_event_id(events: bytes) -> str | None:
     """The id set by the last `id` field in complete events (the spec ignores ids with NUL)."""
+    if b"\r" not in events:
+        return _last_id_lf(events)
     found: str | None = None
     for match in _ID_FIELD.finditer(events):
         value = match.group(1) or b""
@@ -36,12 +38,37 @@ def last_event_id(events: bytes) -> str | None:
     return found
 
 
+def _last_id_lf(events: bytes) -> str | None:
+    """`last_event_id` for LF-only lines (what node readers and the merge write), searched
+    from the end: a relayed chunk of many events costs a look at its last few lines, not a
+    regular expression over every byte (the gateway's relay spent most of its CPU there)."""
+    end = len(events)
+    while end > 0:
+        at = events.rfind(b"\nid", 0, end)
+        start = at + 1 if at >= 0 else 0
+        end = at
+        if not events.startswith(b"id", start):
+            continue  # no line starts with `id` (at is -1: the search is over)
+        line_end = events.find(b"\n", start + 2)
+        if line_end < 0:
+            continue  # not a whole line
+        value = events[start + 2 : line_end]
+        if value:
+            if value[:1] != b":":
+                continue  # another field (`idx: …`)
+            value = value[2:] if value.startswith(b": ") else value[1:]
+        if b"\0" not in value:
+            return value.decode("utf-8", "replace")
+    return None
+
+
 class SseFramer:
     def __init__(self, *, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
         self.last_id: str | None = None
         self._max = max_event_bytes
         self._pending = bytearray()
         self._scanned = 0  # bytes of `_pending` already searched for a boundary
+        self._cr = False  # `_pending` may hold a CR: the general boundary search
         self._passthrough = False
 
     @property
@@ -57,20 +84,26 @@ class SseFramer:
         if self._passthrough:
             return chunk
         self._pending += chunk
+        self._cr = self._cr or b"\r" in chunk
         # A CR at the very end may be the first half of a CRLF: decide when more arrives.
         end = len(self._pending) - (1 if self._pending.endswith(b"\r") else 0)
         start = max(0, self._scanned - (_LONGEST_BOUNDARY - 1))
-        last = deque(_BOUNDARY.finditer(self._pending, start, end), maxlen=1)
+        if not self._cr:  # LF-only: the last blank line, found from the end
+            at = self._pending.rfind(b"\n\n", start, end)
+            cut = at + 2 if at >= 0 else -1
+        else:
+            last = deque(_BOUNDARY.finditer(self._pending, start, end), maxlen=1)
+            cut = last[0].end() if last else -1
         self._scanned = end
-        if not last:
+        if cut < 0:
             if len(self._pending) > self._max:
                 self._passthrough = True
                 return self.discard_partial()
             return b""
-        cut = last[0].end()
         complete = bytes(self._pending[:cut])
         del self._pending[:cut]
         self._scanned = end - cut
+        self._cr = self._cr and b"\r" in self._pending
         found = last_event_id(complete)
         if found is not None:
             self.last_id = found
@@ -81,6 +114,7 @@ class SseFramer:
         partial = bytes(self._pending)
         self._pending.clear()
         self._scanned = 0
+        self._cr = False
         return partial
 
 

@@ -149,6 +149,10 @@ def test_the_event_splitter_agrees_with_the_general_parser(size: int) -> None:
     stream = (
         b': ping\n\nid: c1\ndata: {"a":1}\n\n: agent S1 unavailable\n\n'
         b'data: {"b":2}\n\nid: c3\ndata: x\ndata: y\n\nid: c4\ndata: {"c":3}\n\n'
+        # The usual two-line event's edges: no data (the id still moves), an id with NUL
+        # (ignored), a third line.
+        b"id: c5\ndata: \n\nid: c\x006\ndata: n\n\nid: c7\ndata: d\nretry: 5\n\n"
+        b"id: c8\ndata: last\n\n"
     )
     chunks = [stream[i : i + size] for i in range(0, len(stream), size)]
     fast, general = EventSplitter(), SseParser()
