@@ -154,6 +154,8 @@ class SseParser:
         complete = self._framer.feed(chunk)
         if not self._framer.resumable:
             raise SseError(f"an event of more than {self._max} bytes")
+        if b"\r" not in complete:
+            return self._lf_events(complete)
         events: list[Event] = []
         start = 0
         for end in _LINE_END.finditer(complete):  # the framer cuts after a line end
@@ -161,6 +163,33 @@ class SseParser:
             if event is not None:
                 events.append(event)
             start = end.end()
+        return events
+
+    def _lf_events(self, complete: bytes) -> list[Event]:
+        """`feed` for LF-only lines: whole events split on blank lines, and the usual one,
+        `id: <cursor>\\ndata: <entry>` (every entry of a node reader and of a merge), taken
+        without a look at each line (a merged read parsed ~5x slower line by line)."""
+        events: list[Event] = []
+        parts = complete.split(b"\n\n")
+        parts.pop()  # "" or "\n" after the last boundary: an empty line at most
+        for part in parts:
+            if part.startswith(b"id: "):
+                newline = part.find(b"\n")
+                if (
+                    newline > 0
+                    and part.startswith(b"data: ", newline + 1)
+                    and len(part) > newline + 7
+                    and part.find(b"\n", newline + 1) < 0
+                    and part.find(b"\0", 0, newline) < 0
+                ):
+                    self._id = self.last_id = part[4:newline].decode("utf-8", "replace")
+                    events.append(Event(part[newline + 7 :], self.last_id, True))
+                    continue
+            for line in part.split(b"\n"):
+                self._line(line)  # an empty one dispatches nothing: the event before it was
+            event = self._dispatch()
+            if event is not None:
+                events.append(event)
         return events
 
     def _line(self, line: bytes) -> Event | None:

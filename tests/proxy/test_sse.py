@@ -151,3 +151,27 @@ def test_parser_refuses_an_endless_event() -> None:
         parser.feed(b"data: " + b"x" * 10 + b"\n")  # 85 bytes of one event held
     with pytest.raises(SseError):
         parser.feed(b"data: " + b"x" * 10 + b"\n")
+
+
+LF_ONLY = (
+    b'id: c1\ndata: {"a":1}\n\n'  # the usual event: taken whole, not line by line
+    b"id: c2\ndata: \n\n"  # no data: no event, the id moves
+    b"id: c\x003\ndata: nul\n\n"  # an id with NUL is ignored
+    b"id: c4\ndata: a\ndata: b\n\n"  # more lines: line by line
+    b"data: no id\n\n\n"  # an extra blank line
+    b"id: c5\nevent: x\ndata: typed\n\n"
+    b": agent S1 unavailable\n\nidx: 6\ndata: y\n\n"
+)
+
+
+@pytest.mark.parametrize("size", [1, 5, 16, len(LF_ONLY)])
+def test_lf_only_streams_parse_as_the_same_stream_with_crlf(size: int) -> None:
+    def parse(stream: bytes) -> tuple[list[Event], str | None, list[str]]:
+        parser = SseParser()
+        events = [e for i in range(0, len(stream), size) for e in parser.feed(stream[i : i + size])]
+        return events, parser.last_id, parser.comments
+
+    lf = parse(LF_ONLY)
+    assert lf == parse(LF_ONLY.replace(b"\n", b"\r\n"))  # the line-by-line path
+    assert [e.data for e in lf[0]] == [b'{"a":1}', b"nul", b"a\nb", b"no id", b"typed", b"y"]
+    assert lf[1] == "c5"
