@@ -27,6 +27,7 @@ from app.forward.source import (
     SourceFailed,
 )
 from app.forward.stats import PipelineStats
+from app.forward.tasks import TaskLabels
 
 QUEUE_CHUNKS = 64  # reads (an SSE chunk's events each) held between the feeds and the batcher
 BACKOFF_FIRST = 0.5
@@ -74,6 +75,7 @@ class Pipeline:
         self._stopping = False
         self._status_due = 0.0
         self._carry: Chunk | None = None  # the part of a read that did not fit a batch
+        self._labels = TaskLabels(self.gateway.get, note=self.note)
 
     async def run(self, stop: asyncio.Event) -> int:
         """Until `stop` is set (then: flush, save, 0) or an error that ends the pipeline."""
@@ -239,6 +241,7 @@ class Pipeline:
                 records.append(record)
                 advanced[chunk.feed] = event_id or record.cursor
         if records:
+            records = await self._labels.label(records)
             await asyncio.gather(*(self._send(sink, records) for sink in self.sinks))
         self._positions.update(advanced)
         await asyncio.to_thread(

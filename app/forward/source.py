@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import httpx
+import orjson
 
 from app.authz.access import TOKEN_EXPIRED
 from app.cli.logs_read import MAX_ERROR_CHARS, READ_TIMEOUT, RETRY_STATUSES
@@ -83,15 +84,19 @@ class Gateway:
         except LoginRefused as exc:
             raise AccessDenied(str(exc)) from exc
 
-    async def get_json(self, path: str) -> object:
+    async def get(self, path: str) -> bytes:
+        """The body of a 2xx answer; a 401 renews the login once."""
         for attempt in range(2):
             response = await self.client.get(path, headers=await self._headers())
             renew = response.status_code == 401 and attempt == 0
             if renew and await self.credential.renew(self.client):
                 continue
             await _raise_for(response)
-            return response.json()
+            return response.content
         raise AssertionError("unreachable")
+
+    async def get_json(self, path: str) -> object:
+        return orjson.loads(await self.get(path))
 
     async def follow(self, feed: Feed, start: str | None, put: Put) -> None:
         """Put every event of the feed, from just after `start` on, until cancelled."""
