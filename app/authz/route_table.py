@@ -214,6 +214,12 @@ ROUTES: tuple[RouteRule, ...] = (
     ),
     RouteRule(f"{_MASTER_LOGS}{{path:path}}", "The master's whole journal", _WHOLE_NODE),
     RouteRule(
+        "/system/v1/master/{master_ip}/logs{path:path}",
+        "One master's whole journal, by its IP address among the masters the gateway knows "
+        "(`/mesos_dns/v1/hosts/master.mesos` lists them)",
+        _WHOLE_NODE,
+    ),
+    RouteRule(
         "/system/v1/leader/mesos/logs{path:path}",
         "The leading master's whole journal (`dcos node log --leader`)",
         _WHOLE_NODE,

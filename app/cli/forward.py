@@ -49,7 +49,7 @@ The gateway: --url, else LOGWAY_URL, else `logway login`'s; the identity: --serv
 with --private-key (logs in and renews), else LOGWAY_TOKEN, else `logway login`'s token.
 exit status: 0 stopped, 1 error, 2 bad usage, 3 denied or revoked, 4 a sink refused."""
 
-CLUSTER_HELP = "every node's journal: the master's and each agent's (needs system-logs)"
+CLUSTER_HELP = "every node's journal: every master's and each agent's (needs system-logs)"
 
 
 def _add_identity(parser: argparse.ArgumentParser, *, suppress: bool) -> None:

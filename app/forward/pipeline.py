@@ -38,6 +38,8 @@ REFUSAL_LIMIT = 5
 STATUS_PERIOD = 1.0
 STOP_FLUSH_TIMEOUT = 5.0  # SIGTERM while a sink retries: then exit, the position unsaved
 
+LEGACY_MASTER_KEY = "master"
+
 EXIT_OK, EXIT_ERROR, EXIT_DENIED, EXIT_REFUSED = 0, 1, 3, 4
 
 Note = Callable[[str], None]
@@ -117,6 +119,11 @@ class Pipeline:
         for feed in await self.discover(self.gateway):
             if feed.key not in self._feeds and not self._stopping:
                 start = self._positions.get(feed.key)
+                if start is None and feed.key.startswith("master:"):
+                    # A state file from when `cluster` read one master (the leader's journal,
+                    # where the gateway's /system/v1/logs goes): the leader, listed first,
+                    # resumes there instead of sending that journal again.
+                    start = self._positions.pop(LEGACY_MASTER_KEY, None)
                 task = asyncio.create_task(self._follow(feed, start), name=f"feed {feed.key}")
                 self._feeds[feed.key] = task
 

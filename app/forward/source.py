@@ -8,8 +8,9 @@ the forwarder's access was revoked. The gateway ends a stream whose authorizatio
 holds with a last `access-ended` event: `token expired` reconnects at once (and renews the
 login on the 401), `access revoked` ends the pipeline as a 403 does.
 
-`cluster` is every node's journal: the master's, and each agent's that the gateway's
-`/mesos/master/state-summary` lists, re-read every `DISCOVERY_PERIOD` for new agents.
+`cluster` is every node's journal: each master's that the gateway's Mesos-DNS
+`master.mesos` lists (the leader and the masters it polls by IP address), and each agent's
+that its `/mesos/master/state-summary` lists, re-read every `DISCOVERY_PERIOD` for new nodes.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import orjson
 
 from app.authz.access import TOKEN_EXPIRED
 from app.cli.logs_read import MAX_ERROR_CHARS, READ_TIMEOUT, RETRY_STATUSES
-from app.cli.logs_source import MASTER_LOGS, SSE, Request, Source, V1Route, Window
+from app.cli.logs_source import SSE, Request, Source, V1Route, Window
 from app.forward.credential import Credential, LoginRefused
 from app.forward.sse import EventSplitter
 from app.proxy.sse import SseError
@@ -36,6 +37,7 @@ BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 10.0
 DISCOVERY_PERIOD = 30.0
 CONNECT_TIMEOUT = 10.0
+MASTERS_PATH = "/mesos_dns/v1/hosts/master.mesos"
 
 Note = Callable[[str], None]
 
@@ -149,10 +151,18 @@ class Gateway:
             delay = min(delay * 2, BACKOFF_MAX)
 
     async def cluster_feeds(self, window: Window) -> list[Feed]:
-        """The master's journal and every agent's."""
+        """Every master's journal and every agent's."""
+        masters = await self.get_json(MASTERS_PATH)
+        feeds = []
+        for record in masters if isinstance(masters, list) else []:
+            ip = record.get("ip") if isinstance(record, dict) else None
+            if isinstance(ip, str) and ip:
+                base = f"/system/v1/master/{quote(ip, safe='')}/logs/v1"
+                feeds.append(Feed(f"master:{ip}", V1Route(base).stream(window)))
+        if not feeds:
+            raise SourceFailed(f"the gateway lists no master at {MASTERS_PATH}")
         summary = await self.get_json("/mesos/master/state-summary")
         agents = summary.get("slaves", []) if isinstance(summary, dict) else []
-        feeds = [Feed("master", V1Route(f"{MASTER_LOGS}/v1").stream(window))]
         for agent in agents:
             agent_id = agent.get("id") if isinstance(agent, dict) else None
             if isinstance(agent_id, str) and agent_id:

@@ -154,17 +154,25 @@ def _version_document() -> dict[str, str | None]:
 
 # Mesos-DNS names the gateway can answer from the snapshot: the leading master's address.
 MASTER_NAMES = ("leader.mesos", "master.mesos")
+MASTER_ALL = "master.mesos"
 
 
 @router.get("/mesos_dns/v1/hosts/{host}")
 async def mesos_dns_hosts(host: str, target: TargetDep, services: ServicesDep) -> Response:
-    """Mesos-DNS `v1/hosts/<name>` for the masters (`dcos node` lists them): the leader known
-    from the snapshot. Logway knows only the leader, so `master.mesos` lists just it; any other
-    name is an empty list, as Mesos-DNS answers for a name it has no record of."""
+    """Mesos-DNS `v1/hosts/<name>` for the masters (`dcos node` lists them), from the
+    snapshot: `leader.mesos` the leader, `master.mesos` every master the gateway knows (the
+    leader first, then those it polls by IP address; `logway forward cluster` reads each
+    one's journal); any other name is an empty list, as Mesos-DNS answers for a name it has
+    no record of."""
+    name = host.rstrip(".")
     records = []
-    if host.rstrip(".") in MASTER_NAMES:
+    if name in MASTER_NAMES:
         leader = await services.cluster.resolve_leader()
-        records.append({"host": host.rstrip(".") + ".", "ip": leader.ip})
+        masters = [leader]
+        if name == MASTER_ALL:
+            snapshot = await services.cluster.snapshot()
+            masters += [m for m in snapshot.masters if m.ip != leader.ip]
+        records = [{"host": name + ".", "ip": m.ip} for m in masters]
     return Response(orjson.dumps(records), media_type=JSON)
 
 

@@ -26,6 +26,7 @@ router = APIRouter()
 
 MASTER_LOGS = "/system/v1/logs"
 LEADER_LOGS = "/system/v1/leader/mesos/logs"
+MASTER_NODE_LOGS = "/system/v1/master/{master_ip}/logs"
 MARATHON_LOGS = "/system/v1/leader/marathon/logs"
 V2_TASK = MASTER_LOGS + "/v2/task/{task}"
 # What may follow `…/v2/task/{task}`, and the file it names.
@@ -113,6 +114,25 @@ async def agent_logs(
         raise NotFound(f"agent `{agent_id}` unknown")
     prefix = f"/system/v1/agent/{agent_id}/logs"
     return await relay(request, gate, agent.reader_url, prefix, agent_id)
+
+
+@router.api_route(MASTER_NODE_LOGS + "{rest:path}", methods=METHODS)
+async def a_master_logs(
+    request: Request,
+    master_ip: str,
+    gate: LogReadDep,
+) -> Response:
+    """One master's node reader, by its IP address among the masters the snapshot knows (the
+    leader, and the masters the gateway polls by IP address), which `master.mesos` lists:
+    how `logway forward cluster` reads every master's journal. Admin Router had no such
+    route (each master served its own journal); one gateway in front of all needs it. An
+    address no master has is 404, after the system-logs decision (403)."""
+    snapshot = await gate.cluster.snapshot()
+    for master in snapshot.masters or (snapshot.leader,):
+        if master.ip == master_ip:
+            prefix = MASTER_NODE_LOGS.format(master_ip=master_ip)
+            return await relay(request, gate, master.reader_url, prefix, f"master {master_ip}")
+    raise NotFound(f"master `{master_ip}` unknown: `/mesos_dns/v1/hosts/master.mesos` lists them")
 
 
 @router.api_route(LEADER_LOGS + "{rest:path}", methods=METHODS)

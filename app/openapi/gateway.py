@@ -50,6 +50,7 @@ RELAYS = {
     "master_logs": Relay("master", "This master"),
     "agent_logs": Relay("agent", "An agent"),
     "leader_logs": Relay("leader", "The leading master"),
+    "a_master_logs": Relay("a_master", "One master, by IP address"),
     "marathon_leader_logs": Relay("marathon_leader", "The Marathon leader's node"),
 }
 TASK_ROUTE = "task_file"  # `/system/v1/logs/v2/task/{task}{rest:path}`
@@ -71,6 +72,12 @@ GATEWAY_PATH_PARAMS: Json = {
         "type": "string",
         "pattern": "^[0-9a-zA-Z-]+$",
         "description": "A Mesos agent id (`dcos node`); unknown: 404.",
+    },
+    "master_ip": {
+        "type": "string",
+        "description": (
+            "A master's IP address, as `/mesos_dns/v1/hosts/master.mesos` lists them; unknown: 404."
+        ),
     },
     "role": {"type": "string", "description": "A Mesos role (`prod`)."},
     "app_id": {
@@ -143,7 +150,8 @@ PLAIN: dict[tuple[str, str], Plain] = {
     ),
     ("GET", "/mesos_dns/v1/hosts/{host}"): Plain(
         "mesos_dns_hosts",
-        "Mesos-DNS records: the leading master for leader.mesos and master.mesos",
+        "Mesos-DNS records: the leading master for leader.mesos, every known master for "
+        "master.mesos",
         schema={
             "type": "array",
             "items": {

@@ -12,7 +12,16 @@ import orjson
 from app.devcluster.commands import logway_argv
 from app.forward.position import read_status
 from tests.conftest import free_port
-from tests.forward.support import AGENTS, GATEWAY_HOST, RUN, WEB, Env, new_run, wait_for
+from tests.forward.support import (
+    AGENTS,
+    GATEWAY_HOST,
+    MASTER_HOST,
+    RUN,
+    WEB,
+    Env,
+    new_run,
+    wait_for,
+)
 
 
 def _events(out: Path) -> list[dict[str, object]]:
@@ -46,14 +55,14 @@ def test_cluster_reads_every_node_and_reports_its_progress(env: Env, tmp_path: P
             check=True,
         ).stdout
         assert "running" in status
-        assert "master: s=" in status
+        assert f"master:{MASTER_HOST}: s=" in status
         assert f"agent:{AGENTS[0]}: s=" in status
         assert fwd.terminate() == 0
     messages = {e["message"] for e in _events(out)}
     assert messages == {f"{k} {n}" for k in ("master", *AGENTS) for n in range(20)}
     assert len(list(out.parent.iterdir())) > 2  # rotated by size
     saved = orjson.loads(state.read_bytes())["positions"]
-    assert set(saved) == {"master", *(f"agent:{a}" for a in AGENTS)}
+    assert set(saved) == {f"master:{MASTER_HOST}", *(f"agent:{a}" for a in AGENTS)}
 
 
 def test_a_tasks_stream_is_forwarded(env: Env, tmp_path: Path) -> None:
