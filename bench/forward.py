@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import resource
 import subprocess
 import threading
 import time
@@ -188,7 +189,8 @@ def _forward_run(env: Env, entries: int) -> Throughput:
     return Throughput(rate, first[0] - started, done - started, per_entry)  # type: ignore[arg-type]
 
 
-def _pipe_run(env: Env, entries: int) -> float:
+def _pipe_run(env: Env, entries: int) -> tuple[float, float]:
+    """(entries/s, CPU µs per entry of journalctl + awk + redis-cli)."""
     key = f"pipe-{uuid.uuid4().hex[:8]}"
     awk = (
         'BEGIN { k = "' + key + '" } '
@@ -199,14 +201,17 @@ def _pipe_run(env: Env, entries: int) -> float:
         f"journalctl --namespace={env.namespace.name} -o json | LC_ALL=C awk '{awk}' "
         f"| redis-cli -h {NODE_HOST} -p {env.redis_port} --pipe > /dev/null"
     )
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     subprocess.run(["bash", "-o", "pipefail", "-c", script], check=True)
     seconds = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     n = _llen(env.redis_port, key)
     _redis_cli(env.redis_port, "DEL", key)
     if n < entries:
         raise ServerError(f"the pipe delivered {n:,} of {entries:,}")
-    return n / seconds
+    return n / seconds, 1e6 * cpu / n
 
 
 # Lag at a sustained rate --------------------------------------------------------------------
@@ -285,12 +290,14 @@ def run(plan: Plan) -> list[Verdict]:
         rows = []
         forwards: list[float] = []
         pipes: list[float] = []
+        pipe_cpus: list[float] = []
         cpus: list[tuple[float, float, float]] = []
         for n in range(1, plan.runs + 1):
             fw = _forward_run(env, plan.entries)
-            pipe = _pipe_run(env, plan.entries)
+            pipe, pipe_cpu = _pipe_run(env, plan.entries)
             forwards.append(fw.rate)
             pipes.append(pipe)
+            pipe_cpus.append(pipe_cpu)
             cpus.append(fw.cpu_us)
             rows.append(
                 [
@@ -300,6 +307,7 @@ def run(plan: Plan) -> list[Verdict]:
                     f"{fw.wall:.1f} s",
                     " / ".join(f"{c:.0f}" for c in fw.cpu_us),
                     report.rate(pipe),
+                    f"{pipe_cpu:.0f}",
                 ]
             )
         header = [
@@ -309,6 +317,7 @@ def run(plan: Plan) -> list[Verdict]:
             "wall",
             "CPU us/entry fwd / gw / node",
             "journalctl|redis-cli /s",
+            "pipe CPU us/entry",
         ]
         print(report.table(header, rows), flush=True)
         lag_rows = []
@@ -324,7 +333,9 @@ def run(plan: Plan) -> list[Verdict]:
     print(
         f"CPU per entry (medians): forwarder {fwd_cpu:.0f} us, gateway {gw_cpu:.0f} us, "
         f"node reader {node_cpu:.0f} us: one core each would carry "
-        f"{1e6 / max(fwd_cpu, gw_cpu, node_cpu):,.0f} entries/s",
+        f"{1e6 / max(fwd_cpu, gw_cpu, node_cpu):,.0f} entries/s, two cores at most "
+        f"{2e6 / (fwd_cpu + gw_cpu + node_cpu):,.0f}; the pipe "
+        f"{report.median(pipe_cpus):.0f} us (journalctl + awk + redis-cli)",
         flush=True,
     )
     ratio = fw_median / pipe_median
