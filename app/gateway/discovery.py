@@ -152,7 +152,7 @@ def _version_document() -> dict[str, str | None]:
     }
 
 
-# Mesos-DNS names the gateway can answer from the snapshot: the leading master's address.
+# Mesos-DNS names the gateway can answer from the snapshot: the leader, and every master.
 MASTER_NAMES = ("leader.mesos", "master.mesos")
 MASTER_ALL = "master.mesos"
 
