@@ -173,6 +173,12 @@ ROUTES: tuple[RouteRule, ...] = (
         _TASK,
     ),
     RouteRule(
+        f"{_MASTER_LOGS}/v2/task/{{task_id}}/file/{{file}}/count",
+        "A task's `file/stdout` or `file/stderr` range's size, `{\"entries\": N}` (with "
+        "`grep=`: its matches)",
+        _TASK,
+    ),
+    RouteRule(
         f"{_MASTER_LOGS}/v2/task/{{task_id}}{{file:path}}",
         "A task's `file/stdout` or `file/stderr` by id or name, from its agent's journal",
         _TASK,

@@ -84,6 +84,25 @@ def test_task_count_route_is_a_task_route(env: Env, run: str) -> None:
     devops = f"framework/{MARATHON}/executor/{DEVOPS.executor}/container/{DEVOPS.container}"
     r = env.get(f"/system/v1/agent/{DEVOPS.agent_id}/logs/v1/count/{devops}", dev, grep="x")
     assert r.status_code == 403
+    # by task id or name, per file, the file route's v2 parameters
+    by_id = f"/system/v1/logs/v2/task/{DEV.task_id}/file"
+    r = env.get(f"{by_id}/stdout/count", dev, grep=PATTERN, filter=f"{RUN}:{run}")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"entries": len(brute_force(env, run, DEV))}
+    r = env.get(f"{by_id}/stdout/count", dev, filter=f"{RUN}:{run}", skip=-5)
+    assert r.json() == {"entries": 5}
+    r = env.get(f"{by_id}/stdout/count", dev, filter=f"{RUN}:{run}", skip=10)
+    assert r.json() == {"entries": len(env.direct(DEV, run)) - 10}
+    r = env.get(f"{by_id}/stdout/count", dev, filter=f"{RUN}:{run}", cursor="END")
+    assert r.json() == {"entries": 1}
+    assert env.get(f"{by_id}/stderr/count", dev, filter=f"{RUN}:{run}").json() == {"entries": 0}
+    r = env.get(f"{by_id}/stdout/count", dev, filter="STREAM:STDERR")
+    assert r.status_code == 400
+    assert "filter" in r.text
+    assert env.get(f"{by_id}/stdout/count", dev, skip="x").status_code == 400
+    assert env.get(f"{by_id}/other/count", dev).status_code == 404
+    r = env.get(f"/system/v1/logs/v2/task/{DEVOPS.task_id}/file/stdout/count", dev)
+    assert r.status_code == 403
     # the agent's whole journal needs system-logs, with or without grep
     r = env.get(f"/system/v1/agent/{DEV.agent_id}/logs/v1/count/", dev, grep="x")
     assert r.status_code == 403
