@@ -15,9 +15,14 @@ The node reader's v1 parameters, where they make sense for a merged whole:
 * `cursor=` or, on streams, `Last-Event-ID` (which wins, and turns the skips off): a
   composite cursor from an earlier merged read's SSE `id`. Not combinable with skips.
 * `read_reverse` is refused: a merged whole is read forwards.
-* `grep=RE` (repeatable), forwarded: every node reader searches its tasks' lines, so skips
-  and limits count matches; `context` is refused here (a task's own route has it: a merged
-  whole is ordered by time, and before-context comes out of order).
+* `grep=RE` (repeatable) and `context=N`, forwarded: every node reader searches its tasks'
+  lines, so skips and limits count matches, and sends N entries of the same task stream
+  around each match, marked `match`/`gap` as on a task's route. A match's before-context
+  comes just before it and may be older than entries already sent (the merge is in time
+  order, context is not): such entries have no SSE `id` (not a place to resume from), and do
+  not move the composite cursor. A resumed stream asks each agent with `Last-Event-ID`, so
+  its search resumes exactly (groups included). After the `limit`-th match a range keeps the
+  after-context that follows it (up to N entries per agent).
 * `include=scheduler` (issue 18): also the lines of `dcos-marathon.service` on the node
   Marathon leads from that name the app (or a descendant), or one of the role's apps; for
   callers who may read the Marathon leader's journal (403 saying so otherwise). Marathon's
@@ -31,6 +36,7 @@ Marathon leader's journal for `include=scheduler`; 503 when that leader is unkno
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 from fastapi import APIRouter, Request
@@ -239,16 +245,12 @@ def _params(request: Request, settings: GatewaySettings, *, stream: bool) -> Que
     )
 
 
-def _grep(request: Request) -> tuple[str, ...]:
-    """The client's `grep` patterns, checked here (one 400, not one per node reader)."""
+def _grep(request: Request) -> tuple[tuple[str, ...], int]:
+    """The client's `grep` patterns and `context`, checked here (one 400, not one per node
+    reader)."""
     params = request.query_params
-    if params.get("context"):
-        raise BadRequest(
-            "`context` is not supported on merged reads (each task's own route has it)",
-            parameter="context",
-        )
-    search = parse_search(params.getlist("grep"), None)
-    return search.patterns if search is not None else ()
+    search = parse_search(params.getlist("grep"), params.get("context"))
+    return (search.patterns, search.context) if search is not None else ((), 0)
 
 
 def _over_cap(
@@ -275,8 +277,8 @@ def _over_cap(
 async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bool) -> Response:
     proxy, node_tokens = gate.proxy, gate.node_tokens
     settings = gate.services.settings
-    query = _params(request, settings, stream=stream)
-    grep = _grep(request)
+    grep, context = _grep(request)
+    query = replace(_params(request, settings, stream=stream), context=context)
     if _include_scheduler(request):
         await _may_read_scheduler(gate)
         planner.scheduler = True
@@ -293,6 +295,7 @@ async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bo
         filters=planner.forwarded,
         until=query.until,
         grep=grep,
+        context=context,
         answer_timeout=settings.merge_agent_timeout,
     )
     if not stream:

@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.journal.encoders import SSE
 from app.merge.cursor import AgentState
-from app.merge.entry import BadEntry, Cover, MergedEncoder, MergedEntry, Positions
+from app.merge.entry import BadEntry, Cover, MergedEncoder, MergedEntry, Positions, is_match
 from app.merge.fanin import (
     MergePlan,
     Opened,
@@ -130,9 +130,14 @@ def begin_all(positions: Positions, covers: Mapping[str, Cover]) -> None:
 
 
 async def last_entries(
-    opened: Mapping[str, Opened], n: int, covers: Mapping[str, Cover] | None = None
+    opened: Mapping[str, Opened],
+    n: int,
+    covers: Mapping[str, Cover] | None = None,
+    *,
+    context: bool = False,
 ) -> Tail:
-    """Read every agent's last-N range to the end and keep the merged last N."""
+    """Read every agent's last-N range to the end and keep the merged last N (`context`: the
+    last N matches, with what follows them and the first one's before-context)."""
     lists: list[list[MergedEntry]] = []
     failed: dict[str, str] = {}
     for agent in sorted(opened):
@@ -151,15 +156,51 @@ async def last_entries(
             await close_quietly(opened[agent].response)
         lists.append(entries)
     merged = list(heapq.merge(*lists, key=lambda e: e.ts))  # stable: ties by agent id
-    cut = max(0, len(merged) - n)
-    last = {entries[-1].agent: entries[-1].cursor for entries in lists if entries}
-    dropped = {e.agent: e.cursor for e in merged[:cut]}
-    return Tail(merged[cut:], last, dropped, failed)
+    last = {}
+    for entries in lists:
+        placed = [e for e in entries[-1:] if not e.late] or [e for e in entries if not e.late]
+        if placed:
+            last[entries[0].agent] = placed[-1].cursor
+    if not context:
+        cut = max(0, len(merged) - n)
+        return Tail(merged[cut:], last, {e.agent: e.cursor for e in merged[:cut]}, failed)
+    kept, dropped = _last_matches(merged, n)
+    return Tail(kept, last, {e.agent: e.cursor for e in dropped if not e.late}, failed)
+
+
+def _last_matches(merged: list[MergedEntry], n: int) -> tuple[list[MergedEntry], list[MergedEntry]]:
+    """From the N-th last match on, with that match's before-context (its agent's late
+    entries just before it, which the time order may have put behind other agents' entries);
+    and what is left out before."""
+    cut, seen = 0, 0
+    for index in range(len(merged) - 1, -1, -1):
+        if is_match(merged[index]):
+            seen += 1
+            if seen == n:
+                cut = index
+                break
+    if cut == 0:
+        return merged, []
+    agent = merged[cut].agent
+    before: set[int] = set()
+    for index in range(cut - 1, -1, -1):
+        entry = merged[index]
+        if entry.agent != agent:
+            continue
+        if not entry.late:
+            break
+        before.add(index)
+    head = [e for i, e in enumerate(merged[:cut]) if i in before]
+    dropped = [e for i, e in enumerate(merged[:cut]) if i not in before]
+    return head + merged[cut:], dropped
 
 
 def _skip_and_limit(
-    batches: AsyncIterator[list[MergedEntry]], skip: int, limit: int
+    batches: AsyncIterator[list[MergedEntry]], skip: int, limit: int, context: int = 0
 ) -> AsyncIterator[list[MergedEntry]]:
+    if context:
+        return _matches_skip_and_limit(batches, skip, limit, context)
+
     async def gen() -> AsyncIterator[list[MergedEntry]]:
         to_skip, left = skip, limit or None
         async for batch in batches:
@@ -178,6 +219,34 @@ def _skip_and_limit(
     return gen()
 
 
+async def _matches_skip_and_limit(
+    batches: AsyncIterator[list[MergedEntry]], skip: int, limit: int, context: int
+) -> AsyncIterator[list[MergedEntry]]:
+    """With context, skips and `limit` count matches (as on a node reader): everything up to
+    the `skip`-th match is dropped; after the `limit`-th, only the after-context that follows
+    it (at most `context` entries per agent, until the next match or before-context)."""
+    to_skip, left = skip, limit or None
+    after: dict[str, int] = {}
+    async for batch in batches:
+        out: list[MergedEntry] = []
+        for entry in batch:
+            match = is_match(entry)
+            if to_skip:
+                to_skip -= match
+                continue
+            if left is not None and left <= 0:
+                if match or entry.late or after.get(entry.agent, 0) >= context:
+                    if out:
+                        yield out
+                    return
+                after[entry.agent] = after.get(entry.agent, 0) + 1
+            elif match and left is not None:
+                left -= 1
+            out.append(entry)
+        if out:
+            yield out
+
+
 async def _listed(entries: list[MergedEntry], size: int = 500) -> AsyncIterator[list[MergedEntry]]:
     for i in range(0, len(entries), size):
         yield entries[i : i + size]
@@ -194,7 +263,9 @@ async def merged_range(
     skip_next: int,
     limit: int,
     metrics: ProxyMetrics,
+    context: int = 0,
 ) -> Response:
+    """`context`: a search with context (skips and `limit` count matches, app/journal/search.py)."""
     opened, failed = await open_all(plan, opener, starts, skip_prev=skip_prev)
     agent_covers = covers(plan, starts, positions)
     begin_all(positions, agent_covers)
@@ -208,18 +279,18 @@ async def merged_range(
     headers = dict(COMMON_HEADERS)
     try:
         if skip_prev:
-            tail = await last_entries(opened, skip_prev, agent_covers)
+            tail = await last_entries(opened, skip_prev, agent_covers, context=context > 0)
             failed.update(tail.failed)
             skipped_prev, skipped_next = len(tail.kept), 0
             positions.cursors.update(tail.dropped)
             begin_all(positions, agent_covers)
-            batches = _skip_and_limit(_listed(tail.kept), 0, limit)
+            batches = _skip_and_limit(_listed(tail.kept), 0, limit, context)
         else:
             sources = [
                 range_batches(opened[agent], agent, agent_covers[agent]) for agent in sorted(opened)
             ]
             skipped_prev, skipped_next = 0, skip_next
-            batches = _skip_and_limit(merge_batches(sources), skip_next, limit)
+            batches = _skip_and_limit(merge_batches(sources), skip_next, limit, context)
         first = b""
         async for batch in batches:
             first = encoder.encode(batch, positions)
