@@ -204,6 +204,16 @@ ROUTES: tuple[RouteRule, ...] = (
         _MERGED,
     ),
     RouteRule(
+        f"{_MASTER_LOGS}/v1/role/{{role}}/range/download",
+        "A role's merged range, as a gzip download",
+        _MERGED,
+    ),
+    RouteRule(
+        f"{_MASTER_LOGS}/v1/app{{app_id:path}}/range/download",
+        "An app's merged range, as a gzip download",
+        _MERGED,
+    ),
+    RouteRule(
         f"{_MASTER_LOGS}/v1/role/{{role}}/count/",
         "A role's merged range's size, `{\"entries\": N}` (with `grep=`: its matches)",
         _MERGED,

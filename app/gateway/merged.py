@@ -4,6 +4,9 @@ role's or app's tasks, in time order, resumable by a composite cursor.
     /system/v1/logs/v1/role/{role}/range/    /system/v1/logs/v1/role/{role}/stream/
     /system/v1/logs/v1/app/{app_id…}/range/  /system/v1/logs/v1/app/{app_id…}/stream/
 
+and `…/range/download`: the range gzipped as a file (`role-<role>.log.gz`,
+`app-<app.id>.log.gz`, `-<postfix>` appended when given), as the node reader's download.
+
 The node reader's v1 parameters, where they make sense for a merged whole:
 
 * `filter=FIELD:value` narrows. On CONTAINER_ID, EXECUTOR_ID, FRAMEWORK_ID and AGENT_ID it
@@ -36,6 +39,7 @@ Marathon leader's journal for `include=scheduler`; 503 when that leader is unkno
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from functools import partial
 
@@ -76,7 +80,11 @@ ROUTES = (
     "/app{app_id:path}/stream/",
     "/role/{role}/count/",
     "/app{app_id:path}/count/",
+    "/role/{role}/range/download",
+    "/app{app_id:path}/range/download",
 )
+# A download's file name: the role or app id with anything but these replaced by `_`.
+_FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 MAX_ROLE = 256
 INCLUDE_SCHEDULER = "scheduler"
 STREAMS_RETRY_AFTER = 5  # seconds: another stream of this caller may end by then
@@ -93,6 +101,19 @@ async def role_range(
     scope = _scope(gate, "role", role)
     planner = _planner(request, scope, gate)
     return await _read(request, planner, gate, stream=False)
+
+
+@router.get(PREFIX + "/role/{role}/range/download")
+async def role_download(
+    request: Request,
+    role: str,
+    gate: LogReadDep,
+) -> Response:
+    """The role's merged range, gzipped as a file (`role-<role>.log.gz`), as the node
+    reader's `/v1/range/download`: the same parameters and format as `range/`."""
+    scope = _scope(gate, "role", role)
+    planner = _planner(request, scope, gate)
+    return await _read(request, planner, gate, stream=False, download=f"role-{role}")
 
 
 @router.get(PREFIX + "/role/{role}/stream/")
@@ -117,6 +138,19 @@ async def app_range(
     scope = _scope(gate, "app", app_id)
     planner = _planner(request, scope, gate)
     return await _read(request, planner, gate, stream=False)
+
+
+@router.get(PREFIX + "/app{app_id:path}/range/download")
+async def app_download(
+    request: Request,
+    app_id: str,
+    gate: LogReadDep,
+) -> Response:
+    """The app's merged range, gzipped as a file (`app-<app id>.log.gz`)."""
+    scope = _scope(gate, "app", app_id)
+    planner = _planner(request, scope, gate)
+    name = "app-" + app_id.strip("/").replace("/", ".")
+    return await _read(request, planner, gate, stream=False, download=name)
 
 
 @router.get(PREFIX + "/app{app_id:path}/stream/")
@@ -274,7 +308,20 @@ def _over_cap(
     return None
 
 
-async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bool) -> Response:
+def _file_name(name: str, postfix: str | None) -> str:
+    """`<name>[-<postfix>]` with nothing a header or a file system would read otherwise."""
+    full = "-".join(p for p in (name, postfix) if p)
+    return _FILE_NAME_UNSAFE.sub("_", full)[:200]
+
+
+async def _read(
+    request: Request,
+    planner: Planner,
+    gate: LogRead,
+    *,
+    stream: bool,
+    download: str | None = None,
+) -> Response:
     proxy, node_tokens = gate.proxy, gate.node_tokens
     settings = gate.services.settings
     grep, context = _grep(request)
@@ -299,7 +346,12 @@ async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bo
         answer_timeout=settings.merge_agent_timeout,
     )
     if not stream:
-        return await read_range(plan, proxy.upstream, requester, query, metrics=proxy.metrics)
+        name = None
+        if download is not None:
+            name = _file_name(download, request.query_params.get("postfix"))
+        return await read_range(
+            plan, proxy.upstream, requester, query, metrics=proxy.metrics, download=name
+        )
     cap = settings.merge_max_streams_per_identity
     release = await limits.acquire(planner.uid, cap)
     if release is None:

@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import zlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from starlette.responses import JSONResponse, Response
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 
 UNAVAILABLE_HEADER = "X-Logway-Unavailable-Agents"
 COMMON_HEADERS = {"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"}
+GZIP_WBITS = 31  # zlib: a gzip container
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,8 +267,10 @@ async def merged_range(
     limit: int,
     metrics: ProxyMetrics,
     context: int = 0,
+    download: str | None = None,
 ) -> Response:
-    """`context`: a search with context (skips and `limit` count matches, app/journal/search.py)."""
+    """`download`: gzipped, as a file of that name (`<download>.log.gz`).
+    `context`: a search with context (skips and `limit` count matches, app/journal/search.py)."""
     opened, failed = await open_all(plan, opener, starts, skip_prev=skip_prev)
     agent_covers = covers(plan, starts, positions)
     begin_all(positions, agent_covers)
@@ -315,7 +320,12 @@ async def merged_range(
         notes = "".join(f": agent {a} unavailable: {w}\n\n" for a, w in sorted(failed.items()))
         first = notes.encode() + first
     headers["Content-Type"] = encoder.media_type
-    return MergedRangeResponse(first, batches, encoder, positions, opened, headers, metrics)
+    if download is not None:
+        headers["Content-Type"] = "application/gzip"
+        headers["Content-Disposition"] = f"attachment; filename={download}.log.gz"
+    response = MergedRangeResponse(first, batches, encoder, positions, opened, headers, metrics)
+    response.gzip = download is not None
+    return response
 
 
 class MergedRangeResponse(Response):
@@ -341,6 +351,8 @@ class MergedRangeResponse(Response):
         self._positions = positions
         self._opened = opened
         self._metrics = metrics
+        self.gzip = False  # a download: the body gzipped, as the node reader's downloads
+        self._gzip: Any = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         complete = False
@@ -357,22 +369,30 @@ class MergedRangeResponse(Response):
                 complete = await self._body(send)
                 tasks.cancel_scope.cancel()
             if complete:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                tail = self._gzip.flush() if self._gzip is not None else b""
+                await send({"type": "http.response.body", "body": tail, "more_body": False})
         finally:
             await close_all(self._opened)
 
     async def _body(self, send: Send) -> bool:
-        await send({"type": "http.response.body", "body": self._first, "more_body": True})
+        if self.gzip:
+            self._gzip = zlib.compressobj(wbits=GZIP_WBITS)
+        await send(
+            {"type": "http.response.body", "body": self._out(self._first), "more_body": True}
+        )
         try:
             async for batch in self._rest:
                 self._metrics.merged_entries += len(batch)
-                data = self._encoder.encode(batch, self._positions)
+                data = self._out(self._encoder.encode(batch, self._positions))
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
         except (UpstreamError, BadEntry) as exc:
             log.warning("merged range cut short: %s", exc)
             return False
         return True
+
+    def _out(self, data: bytes) -> bytes:
+        return self._gzip.compress(data) if self._gzip is not None and data else data
 
 
 __all__ = [

@@ -66,8 +66,10 @@ async def read_range(
     query: Query,
     *,
     metrics: ProxyMetrics,
+    download: str | None = None,
 ) -> Response:
-    """The plan's agents' ranges, merged in time order."""
+    """The plan's agents' ranges, merged in time order (`download`: gzipped, as the file
+    `<download>.log.gz`)."""
     positions, starts = _origin(query)
     return await merged_range(
         plan,
@@ -80,6 +82,7 @@ async def read_range(
         limit=query.limit,
         metrics=metrics,
         context=query.context,
+        download=download,
     )
 
 

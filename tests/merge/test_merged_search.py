@@ -3,6 +3,7 @@ never widen what the caller may read; task count routes are authorized as task r
 
 from __future__ import annotations
 
+import gzip
 import re
 from collections.abc import Iterator
 
@@ -263,3 +264,26 @@ def test_merged_follow_with_context_resumes_exactly(env: Env, sparse: str) -> No
             extra = got[: len(got) - len(expected[task.container])]
             assert got[len(extra) :] == expected[task.container], (k, task.name)
             assert all(not m for _, m, _ in extra)
+
+
+def test_merged_download_is_the_range_gzipped_for_what_the_caller_may_read(
+    env: Env, run: str
+) -> None:
+    dev = {**env.users["dev"], **JSON}
+    params = {"grep": PATTERN, "filter": f"{RUN}:{run}"}
+    whole = env.get(f"{PREFIX}/role/dev/range/", dev, **params)
+    r = env.get(f"{PREFIX}/role/dev/range/download", dev, postfix="x y", **params)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/gzip"
+    assert r.headers["content-disposition"] == "attachment; filename=role-dev-x_y.log.gz"
+    body = gzip.decompress(r.content)  # httpx does not undo a gzip body without its header
+    assert cursors(body) == cursors(whole.content) == brute_force(env, run, DEV)
+    assert DEVOPS.container.encode() not in body
+    r = env.get(f"{PREFIX}/app/dev/worker/range/download", env.admin, **params)
+    assert r.headers["content-disposition"] == "attachment; filename=app-dev.worker.log.gz"
+    text = env.get(f"{PREFIX}/app/dev/worker/range/", env.admin, **params)
+    assert text.headers["content-type"].startswith("text/plain")
+    assert gzip.decompress(r.content) == text.content
+    assert text.text.count("/dev/worker dev-0 line") == len(brute_force(env, run, DEV))
+    assert env.get(f"{PREFIX}/app/devops/range/download", dev).status_code == 403
+    assert env.get(f"{PREFIX}/role/dev/range/download", {}).status_code == 401
