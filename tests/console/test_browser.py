@@ -290,7 +290,13 @@ def test_an_app_merged_with_a_coloured_prefix_per_task(admin: Console, dev: DevR
     assert all(label.startswith("web.prod·") for label in labels)
     assert all(p.split("|")[0].startswith("prefix c") for p in found)
     assert all(r["cursor"].startswith("m2.") for r in admin.rows())
-    assert not admin.visible("download")  # merged reads have no download route
+    assert admin.visible("download")  # the merged range, gzipped
+    assert (
+        admin.by_id("download")
+        .get_attribute("href")
+        .split("?")[0]
+        .endswith("/system/v1/logs/v1/app/prod/web/range/download")
+    )
 
 
 # Reading ---------------------------------------------------------------------------------
@@ -699,6 +705,35 @@ def test_a_merged_server_side_search_shows_the_matches_of_the_readable_tasks_onl
         console.get(f"/console/apps/dev?grep={quote(tag + ' .* needle')}&context=2")
         wait_for(lambda: console.texts() == expected, timeout=15, what="the matches again")
         assert not console.visible("problem")
+    finally:
+        console.sign_out()
+
+
+def test_a_merged_download_holds_the_readable_tasks_lines_only(
+    console: Console, dev: DevRun, worker_reader: tuple[str, str], downloads: Path
+) -> None:
+    worker, batch = dev.task("/dev/worker"), dev.task("/dev/batch", 0)
+    tag = f"download{time.monotonic_ns()}"
+    for task in (worker, batch):
+        writer = JournalWriter(dev.agent_namespace(task["agent_id"]))
+        try:
+            for i in range(3):
+                writer.send(task_fields(task, f"{tag} {task['app_id']} {i}"))
+        finally:
+            writer.close()
+    console.sign_in(*worker_reader)
+    try:
+        console.open_view(f"/console/apps/dev?grep={quote(tag)}")
+        expected = [f"{tag} /dev/worker {i}" for i in range(3)]
+        wait_for(lambda: console.texts() == expected, timeout=15, what="the worker's lines")
+        href = console.by_id("download").get_attribute("href")
+        assert href.split("?")[0].endswith("/system/v1/logs/v1/app/dev/range/download")
+        assert "grep=" in href
+        console.by_id("download").click()
+        path = wait_for(lambda: next(iter(downloads.glob("app-dev*.log.gz")), None), timeout=15)
+        wait_for(lambda: not list(downloads.glob("*.crdownload")), what="the download to finish")
+        lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+        assert [line.split(": ", 1)[1] for line in lines] == expected  # text: time, message
     finally:
         console.sign_out()
 
