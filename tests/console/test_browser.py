@@ -6,6 +6,8 @@ connections as a network would."""
 from __future__ import annotations
 
 import gzip
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from tests.console.support import (
     JournalWriter,
     Relay,
     browser_available,
+    gateway_pid,
     new_browser,
     start_dev,
     stop_dev,
@@ -771,6 +774,35 @@ def test_the_live_tail_resumes_after_a_network_drop_marked_while_reconnecting(
             assert texts.count(line) == 1  # resumed from the last event id: no loss, no repeat
     finally:
         relay.restore()
+        writer.close()
+
+
+def test_the_live_tail_resumes_after_the_gateway_restarts(admin: Console, dev: DevRun) -> None:
+    """The gateway process itself dies (SIGKILL) and `logway dev` starts it again: the
+    console marks the stream reconnecting, then resumes from its last event id, through
+    the new process, with no line lost or repeated."""
+    admin.sign_in("admin", dev.manifest()["identities"]["superuser"]["password"])
+    task = dev.task("/dev/worker")
+    admin.open_view(task_path(task))
+    wait_for(lambda: "following" in admin.status(), what="the live tail")
+    writer = JournalWriter(dev.agent_namespace(task["agent_id"]))
+    tag = f"restart{time.monotonic_ns()}"
+    try:
+        writer.send(task_fields(task, f"{tag} before"))
+        wait_for(lambda: f"{tag} before" in admin.texts(), timeout=10, what="a line before")
+        old = gateway_pid(dev)
+        os.kill(old, signal.SIGKILL)
+        wait_for(lambda: admin.visible("reconnecting"), timeout=10, what="the reconnecting mark")
+        away = [f"{tag} while the gateway was down {i}" for i in range(5)]
+        for line in away:
+            writer.send(task_fields(task, line))
+        wait_for(lambda: gateway_pid(dev) != old, timeout=60, what="a new gateway process")
+        wait_for(lambda: not admin.visible("reconnecting"), timeout=60, what="reconnected")
+        writer.send(task_fields(task, f"{tag} after"))
+        wait_for(lambda: f"{tag} after" in admin.texts(), timeout=15, what="a line after")
+        texts = [t for t in admin.texts() if t.startswith(tag)]
+        assert texts == [f"{tag} before", *away, f"{tag} after"]  # none lost, none repeated
+    finally:
         writer.close()
 
 
