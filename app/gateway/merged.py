@@ -25,7 +25,7 @@ The node reader's v1 parameters, where they make sense for a merged whole:
   order, context is not): such entries have no SSE `id` (not a place to resume from), and do
   not move the composite cursor. A resumed stream asks each agent with `Last-Event-ID`, so
   its search resumes exactly (groups included). After the `limit`-th match a range keeps the
-  after-context that follows it (up to N entries per agent).
+  after-context that follows it (up to N entries per agent, and up to the next match).
 * `include=scheduler` (issue 18): also the lines of `dcos-marathon.service` on the node
   Marathon leads from that name the app (or a descendant), or one of the role's apps; for
   callers who may read the Marathon leader's journal (403 saying so otherwise). Marathon's

@@ -136,12 +136,7 @@ def names_any(names: tuple[str, ...]) -> Keep:
 
 
 def upstream_query(
-    spec: SourceSpec,
-    start: Start,
-    requester: Requester,
-    *,
-    skip_prev: int = 0,
-    limit: int = 0,
+    spec: SourceSpec, start: Start, requester: Requester, *, skip_prev: int = 0, limit: int = 0
 ) -> bytes:
     params = [("filter", f"CONTAINER_ID:{c}") for c in spec.containers]
     params += [("filter", f"{name}:{value}") for name, value in requester.filters]

@@ -19,7 +19,6 @@ import logging
 import zlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
 from starlette.responses import JSONResponse, Response
@@ -159,11 +158,11 @@ async def last_entries(
             await close_quietly(opened[agent].response)
         lists.append(entries)
     merged = list(heapq.merge(*lists, key=lambda e: e.ts))  # stable: ties by agent id
-    last = {}
+    last = {}  # (a search's before-context is never last: its match follows it)
     for entries in lists:
-        placed = [e for e in entries[-1:] if not e.late] or [e for e in entries if not e.late]
+        placed = [e for e in entries if not e.late]
         if placed:
-            last[entries[0].agent] = placed[-1].cursor
+            last[placed[-1].agent] = placed[-1].cursor
     if not context:
         cut = max(0, len(merged) - n)
         return Tail(merged[cut:], last, {e.agent: e.cursor for e in merged[:cut]}, failed)
@@ -229,7 +228,7 @@ async def _matches_skip_and_limit(
     the `skip`-th match is dropped; after the `limit`-th, only the after-context that follows
     it (at most `context` entries per agent, until the next match or before-context)."""
     to_skip, left = skip, limit or None
-    after: dict[str, int] = {}
+    trailing: dict[str, int] = {}  # after-context kept past the limit, per agent
     async for batch in batches:
         out: list[MergedEntry] = []
         for entry in batch:
@@ -238,11 +237,11 @@ async def _matches_skip_and_limit(
                 to_skip -= match
                 continue
             if left is not None and left <= 0:
-                if match or entry.late or after.get(entry.agent, 0) >= context:
+                if match or entry.late or trailing.get(entry.agent, 0) >= context:
                     if out:
                         yield out
                     return
-                after[entry.agent] = after.get(entry.agent, 0) + 1
+                trailing[entry.agent] = trailing.get(entry.agent, 0) + 1
             elif match and left is not None:
                 left -= 1
             out.append(entry)
@@ -352,7 +351,7 @@ class MergedRangeResponse(Response):
         self._opened = opened
         self._metrics = metrics
         self.gzip = False  # a download: the body gzipped, as the node reader's downloads
-        self._gzip: Any = None
+        self._gzip: zlib._Compress | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         complete = False

@@ -198,6 +198,16 @@ def test_merged_range_with_context_equals_grep_per_task(
     second_last = [i for i, (_, m, _) in enumerate(expected) if m][-2]
     assert [c for c, *_ in per_task(docs, DEV)] == [c for c, *_ in expected[second_last:]]
     assert sum(m for _, m, _ in per_task(docs, DEV)) == 2
+    # limit counts matches: the first one with its context; skip_next skips matches
+    r = env.get(f"{PREFIX}/app/dev/range/", admin, limit=1, **params)
+    docs = [orjson.loads(line) for line in r.content.splitlines()]
+    first = next(i for i, (_, m, _) in enumerate(expected) if m)
+    assert [marked(d) for d in docs] == expected[: first + context + 1]
+    r = env.get(f"{PREFIX}/app/dev/range/", admin, skip_next=3, **params)
+    docs = [orjson.loads(line) for line in r.content.splitlines()]
+    last = [i for i, (_, m, _) in enumerate(expected) if m][-1]
+    assert [c for c, *_ in per_task(docs, DEV)][-context - 1 :] == [c for c, *_ in expected[last:]]
+    assert sum(m for _, m, _ in per_task(docs, DEV)) == 1
 
 
 def _sse(lines: Iterator[str]) -> Iterator[tuple[str | None, dict[str, object]]]:
