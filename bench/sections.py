@@ -16,9 +16,9 @@ JCTL_JSON, JCTL_TEXT = "journalctl -o json", "journalctl -o short"
 GW_JSON, GW_TEXT = "gatewayd JSON", "gatewayd text"
 # (numerator, denominator, minimum ratio)
 RATIO_TARGETS = (
-    (NODE_JSON, GW_JSON, 4.0),
-    (NODE_JSON, JCTL_JSON, 2.0),
-    (NODE_TEXT, GW_TEXT, 1.5),
+    (NODE_JSON, GW_JSON, 6.0),
+    (NODE_JSON, JCTL_JSON, 3.0),
+    (NODE_TEXT, GW_TEXT, 3.0),
 )
 LATENCY_PROBES = 2000
 LATENCY_P99_MS = 50.0
