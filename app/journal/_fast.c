@@ -327,15 +327,6 @@ static int json_entry(Buf *b, Fields *f, const char *cursor, uint64_t mono, uint
     return put(b, tail, (size_t)n);
 }
 
-/* The last MESSAGE of the entry loaded in `f` (index into items), or -1. */
-static ssize_t last_message(const Fields *f) {
-    ssize_t found = -1;
-    for (size_t i = 0; i < f->n; i++)
-        if (f->items[i].key_len == 7 && memcmp(f->data.p + f->items[i].key, "MESSAGE", 7) == 0)
-            found = (ssize_t)i;
-    return found;
-}
-
 typedef struct {
     time_t second;
     char text[64];
@@ -369,6 +360,35 @@ typedef struct {
     const char *error;
 } ReadJob;
 
+/* Text and task lines: only the last MESSAGE is kept (copied: libsystemd may reuse its
+ * buffer on the next field); an entry without one writes nothing. */
+static int write_message(ReadJob *job, uint64_t real) {
+    Buf *m = &job->fields.data;
+    const void *d;
+    size_t l;
+    int found = 0, r;
+    sd_journal_restart_data(job->j);
+    while (sd_journal_enumerate_data(job->j, &d, &l) > 0) {
+        if (l < 8 || memcmp(d, "MESSAGE=", 8) != 0)
+            continue;
+        m->len = 0;
+        if ((r = put(m, (const char *)d + 8, l - 8)) < 0)
+            return r;
+        found = 1;
+    }
+    if (!found)
+        return 0;
+    Buf *b = &job->out;
+    if (job->fmt == FMT_TEXT) {
+        local_time(&job->clock, real);
+        if ((r = put(b, job->clock.text, job->clock.len)) < 0 || (r = put(b, ": ", 2)) < 0)
+            return r;
+    }
+    if ((r = put(b, m->p ? m->p : "", m->len)) < 0)
+        return r;
+    return put(b, "\n", 1);
+}
+
 static int read_one(ReadJob *job) {
     sd_journal *j = job->j;
     char *cursor = NULL;
@@ -400,12 +420,17 @@ static int read_one(ReadJob *job) {
     if (job->fmt == FMT_COUNT) {
         return 0;
     }
+    Buf *b = &job->out;
+    if (job->fmt == FMT_TEXT || job->fmt == FMT_LINES) {
+        r = write_message(job, real);
+        free(cursor);
+        return r;
+    }
     r = load_fields(j, &job->fields, &job->error);
     if (r < 0) {
         free(cursor);
         return r;
     }
-    Buf *b = &job->out;
     switch (job->fmt) {
     case FMT_JSON:
         r = json_entry(b, &job->fields, cursor, mono, real, &job->error);
@@ -419,21 +444,6 @@ static int read_one(ReadJob *job) {
         if (r >= 0)
             r = put(b, "\n\n", 2);
         break;
-    case FMT_TEXT:
-    case FMT_LINES: {
-        ssize_t m = last_message(&job->fields);
-        if (m < 0)
-            break;
-        const Field *it = &job->fields.items[m];
-        if (job->fmt == FMT_TEXT) {
-            local_time(&job->clock, real);
-            if ((r = put(b, job->clock.text, job->clock.len)) < 0 || (r = put(b, ": ", 2)) < 0)
-                break;
-        }
-        if ((r = put(b, job->fields.data.p + it->value, it->value_len)) >= 0)
-            r = put(b, "\n", 1);
-        break;
-    }
     }
     free(cursor);
     return r < 0 ? r : 0;
