@@ -127,3 +127,17 @@ async def test_a_cached_token_is_verified_again_when_its_kid_names_another_key(
     assert await reason_of(auth, token) == Reason.SIGNATURE
     source.keys = KeySet.from_jwks({"keys": [keys.iam.jwk()]})
     assert (await auth.verify(token)).uid == "alice"
+
+
+async def test_a_signature_whose_last_character_is_x_is_canonical(clock: Clock) -> None:
+    # A 3072-bit signature is 384 bytes (a multiple of 3): its last base64url character is
+    # any of 64, `X` included; such a token is valid like any other (a canonical-encoding
+    # check that strips more than `=` would refuse one token in 64).
+    signer = Signer.generate("big", bits=3072)
+    auth = JwtAuthenticator(StaticKeys(KeySet.from_jwks({"keys": [signer.jwk()]})), clock=clock)
+    token = next(
+        t
+        for n in range(2000)
+        if (t := signer.token({"uid": f"alice-{n}", "exp": NOW + 60})).endswith("X")
+    )
+    assert (await auth.verify(token)).uid.startswith("alice-")
