@@ -80,3 +80,10 @@ def test_the_path_limit_is_exact_and_named() -> None:
         normalised_path(longest + "a")
     assert caught.value.parameter == "path"
     assert str(caught.value) == "Invalid path: too long"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "path"), [("/readerX", b"/readerX/v1/range/"), ("/reader//", b"/reader/v1/range/")]
+)
+def test_a_base_path_loses_only_its_trailing_slashes(prefix: str, path: bytes) -> None:
+    assert upstream_url(NODE + prefix, "/v1/range/", b"").raw_path == path
