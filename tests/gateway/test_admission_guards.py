@@ -13,7 +13,7 @@ import pytest
 from app.authn import Identity
 from app.authz.acl import AclAuthorizer
 from app.authz.model import Action
-from app.authz.route_table import authorize_any
+from app.authz.route_table import MergedTasks, TaskAccess, authorize_any
 from app.cluster import Agent, ClusterSnapshot, Task, build_snapshot
 from app.cluster.errors import ambiguous
 from app.core.errors import Forbidden, LogwayError, NotFound
@@ -149,3 +149,38 @@ async def test_the_target_carries_its_agent_and_what_a_stream_is_decided_on_agai
     assert (await authorize_any(authorizer, "dev", target.checks)).allowed
     source.revoke("dev", GRANTS["dev"], Action.READ)
     assert not (await authorize_any(authorizer, "dev", target.checks)).allowed
+
+
+async def test_a_role_grant_admits_its_task_and_a_target_names_caller_rule_and_path() -> None:
+    path = v1(WEB[1].agent_id, WEB[1].executor, WEB[1].container)
+    target = await admit_as("prodrole", path)
+    assert target.uid == "prodrole"
+    assert isinstance(target.rule.requirement, TaskAccess)
+    assert target.params["container_id"] == WEB[1].container
+    assert target.task is not None
+    assert target.task.id == WEB[1].task_id
+
+
+@pytest.mark.parametrize(
+    ("path", "agent"),
+    [
+        (f"/system/v1/agent/{AGENTS[0]}/logs/v1/range/", AGENTS[0]),
+        ("/system/v1/logs/v1/range/", None),
+    ],
+    ids=["agent", "master"],
+)
+async def test_a_whole_journal_needs_system_logs_and_goes_to_the_node_its_path_names(
+    path: str, agent: str | None
+) -> None:
+    target = await admit_as("ops", path)
+    assert (target.agent.id if target.agent else None) == agent
+    assert target.checks
+    with pytest.raises(Forbidden, match="dcos:adminrouter:ops:system-logs"):
+        await admit_as("dev", path)
+
+
+async def test_a_merged_route_is_admitted_for_its_plan_to_decide() -> None:
+    target = await admit_as("nobody", "/system/v1/logs/v1/role/dev/range/")
+    assert target.uid == "nobody"
+    assert isinstance(target.rule.requirement, MergedTasks)
+    assert target.params["role"] == "dev"
