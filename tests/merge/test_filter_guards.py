@@ -65,6 +65,8 @@ def merged_paths(case: Case) -> list[str]:
         f"{PREFIX}/app{case.own.app}/range/",
         f"{PREFIX}/role/{case.own.role}/count/",
         f"{PREFIX}/app{app}/count/",
+        f"{PREFIX}/role/{case.own.role}/range/download",
+        f"{PREFIX}/app{app}/range/download",
     ]
 
 
@@ -83,6 +85,7 @@ def task_paths(case: Case) -> list[str]:
         f"{agent}{run}/stdout?stream",
         f"/system/v1/logs/v2/task/{task.task_id}/file/stdout",
         f"/system/v1/logs/v2/task/{task.task_id}/file/stdout?stream",
+        f"/system/v1/logs/v2/task/{task.task_id}/file/stdout/count",
     ]
 
 
