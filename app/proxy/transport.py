@@ -35,6 +35,7 @@ LOW_WATER = 64 * 1024  # read again below this
 # RFC 9110 §5.6.2 token; a value must hold no CR, LF or NUL (header injection).
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(rb"[\r\n\x00]")
+_BODY_FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 
 Key = tuple[str, int]
 
@@ -62,6 +63,7 @@ class _Connection(asyncio.Protocol):
         self._paused = False
         self.head_done = False
         self.complete = False
+        self.keep_alive = False
         self.received = False  # any byte of this request's response
         self.error: httpx.TransportError | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -116,6 +118,8 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        # Asked here: once the callback returns, the parser has reset for the next message.
+        self.keep_alive = bool(self._parser.should_keep_alive())
         self.complete = True
         self._wake()
 
@@ -140,22 +144,20 @@ class _Connection(asyncio.Protocol):
         self._transport.write(request)
 
     async def wait(self, seconds: float | None, request: httpx.Request) -> None:
-        """Until something happens (headers, body, the end, a failure) or `timeout`."""
+        """Until something happens (headers, body, the end, a failure) or `seconds` pass."""
         waiter = self._waiter = self._loop.create_future()
         timer = None
         if seconds is not None:
             timer = self._loop.call_later(seconds, _expire, waiter)
         try:
             await waiter
+        except TimeoutError:
+            raise httpx.ReadTimeout("the node did not answer in time", request=request) from None
         finally:
             if timer is not None:
                 timer.cancel()
-        if waiter.cancelled():  # pragma: no cover - our own waiter is never cancelled
-            raise asyncio.CancelledError
-        if self._waiter is waiter:
-            self._waiter = None
-        if waiter.exception() is not None:
-            raise httpx.ReadTimeout("the node did not answer in time", request=request)
+            if self._waiter is waiter:
+                self._waiter = None
 
     def take(self) -> bytes:
         """Every body byte received and not yet taken, as one chunk."""
@@ -175,7 +177,7 @@ class _Connection(asyncio.Protocol):
             and not self.closed
             and self._transport is not None
             and not self._transport.is_closing()
-            and bool(self._parser.should_keep_alive())
+            and self.keep_alive
         )
 
     def close(self) -> None:
@@ -258,15 +260,9 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
-        headers = request.headers
-        if (
-            request.method != "GET"
-            or url.scheme != "http"
-            or "content-length" in headers
-            or "transfer-encoding" in headers
-        ):
+        head = _serialise(request) if request.method == "GET" and url.scheme == "http" else None
+        if head is None:
             return await self._fallback.handle_async_request(request)
-        head = _serialise(request)
         timeouts = request.extensions.get("timeout", {})
         key = (url.host, url.port or 80)
         for _attempt in range(2):
@@ -405,12 +401,15 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         await self._fallback.aclose()
 
 
-def _serialise(request: httpx.Request) -> bytes:
-    """The request head, refusing any header that could split it."""
+def _serialise(request: httpx.Request) -> bytes | None:
+    """The head of a GET without a body; None for one with a body (framing headers), which
+    the fallback sends. Refuses any header that could split the head."""
     lines = [b"GET ", request.url.raw_path, b" HTTP/1.1\r\n"]
     for name, value in request.headers.raw:
         if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
             raise httpx.LocalProtocolError(f"invalid request header {name!r}", request=request)
+        if name.lower() in _BODY_FRAMING:
+            return None
         lines += (name, b": ", value, b"\r\n")
     lines.append(b"\r\n")
     return b"".join(lines)
