@@ -22,7 +22,7 @@ from app.proxy.errors import (
 )
 from app.proxy.headers import request_headers
 from app.proxy.target import upstream_url
-from app.proxy.transport import KeepAliveTransport
+from app.proxy.transport import WHOLE_BODY, KeepAliveTransport
 
 CONNECT_TIMEOUT = 5.0
 # Idle time allowed between two reads of a range (nginx's proxy_read_timeout, which Admin Router
@@ -130,6 +130,7 @@ class HttpUpstream:
             response.headers.raw,
             _raw_chunks(response, call.node),
             response.aclose,
+            whole=response.extensions.get(WHOLE_BODY),
         )
 
 

@@ -38,6 +38,10 @@ _BAD_VALUE = re.compile(rb"[\r\n\x00]")
 _BODY_FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 
 Key = tuple[str, int]
+# A response extension: `() -> bytes | None`, the whole body if it has all arrived already (a
+# small range usually has by the time its headers are handled), so the relay can send it as one
+# message, without the machinery a body still to come needs.
+WHOLE_BODY = "logway.whole_body"
 
 
 class _Connection(asyncio.Protocol):
@@ -201,8 +205,22 @@ class _Body(httpx.AsyncByteStream):
         self._release = release
         self._request = request
         self._read_timeout = request.extensions.get("timeout", {}).get("read")
+        self._started = self._taken_whole = False
+
+    def whole(self) -> bytes | None:
+        """The whole body when all of it has arrived and none was taken yet, else None; after
+        it, the stream yields nothing more."""
+        conn = self._conn
+        if conn is None or not conn.complete or conn.error is not None or self._started:
+            return None
+        self._started = True
+        self._taken_whole = True
+        return conn.take() if conn.chunks else b""
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        self._started = True
+        if self._taken_whole:
+            return
         conn = self._conn
         while conn is not None:
             if conn.chunks:
@@ -281,11 +299,16 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             except BaseException:
                 conn.close()
                 raise
+            body = _Body(conn, self._release, request)
             return httpx.Response(
                 conn.status,
                 headers=conn.headers,
-                stream=_Body(conn, self._release, request),
-                extensions={"http_version": b"HTTP/1.1", "reason_phrase": conn.reason},
+                stream=body,
+                extensions={
+                    "http_version": b"HTTP/1.1",
+                    "reason_phrase": conn.reason,
+                    WHOLE_BODY: body.whole,
+                },
             )
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -415,4 +438,4 @@ def _serialise(request: httpx.Request) -> bytes | None:
     return b"".join(lines)
 
 
-__all__ = ["HIGH_WATER", "KeepAliveTransport"]
+__all__ = ["HIGH_WATER", "WHOLE_BODY", "KeepAliveTransport"]

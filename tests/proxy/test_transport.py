@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
+from app.proxy import HttpUpstream, ProxyMetrics, RelayResponse, UpstreamCall
 from app.proxy.client import new_upstream_client
 from app.proxy.transport import HIGH_WATER, KeepAliveTransport
 
@@ -217,4 +218,50 @@ async def test_the_upstream_client_uses_it_for_plain_gets() -> None:
     async with serving(sized) as server, new_upstream_client() as client:
         for _ in range(3):
             assert await read(await get(client, server.port)) == b"hello"
+    assert server.connections == 1
+
+
+async def test_a_body_already_here_is_taken_whole_and_relayed_as_one_message() -> None:
+    written = asyncio.Event()
+
+    async def whole(head: bytes, writer: asyncio.StreamWriter) -> bool:
+        await chunked(head, writer)
+        await writer.drain()
+        written.set()
+        return True
+
+    call = UpstreamCall(
+        method="GET",
+        path="/v1/range/",
+        query=b"",
+        headers=((b"accept", b"application/json"),),
+        node="S0",
+        uid="alice",
+        client=None,
+        scheme="http",
+        token=None,
+    )
+    metrics = ProxyMetrics()
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        await asyncio.Event().wait()  # never: a whole body needs no disconnect watch
+        return {}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async with serving(whole) as server, new_upstream_client() as client:
+        opened = await HttpUpstream(client).open(f"http://{HOST}:{server.port}", call)
+        await written.wait()
+        await asyncio.sleep(0.1)  # the bytes in the socket reach the connection meanwhile
+        response = RelayResponse(opened, node="S0", headers=[], metrics=metrics)
+        await response({"type": "http"}, receive, send)  # type: ignore[arg-type]
+        # Given back whole: the next request reuses the connection.
+        again = await HttpUpstream(client).open(f"http://{HOST}:{server.port}", call)
+        assert b"".join([c async for c in again.chunks()]) == b'{"a":1}\n'
+        await again.aclose()
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[1] == {"type": "http.response.body", "body": b'{"a":1}\n', "more_body": False}
+    assert (metrics.bytes_relayed, metrics.entries_relayed) == (8, 1)
     assert server.connections == 1
