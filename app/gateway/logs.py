@@ -19,7 +19,7 @@ from app.authz.access import StreamAccess
 from app.cluster.scheduler import MARATHON
 from app.core.errors import BadRequest, NotFound
 from app.core.problems import problem
-from app.gateway.deps import CallerDep, LogRead, LogReadDep
+from app.gateway.deps import CallerDep, CallerLogReadDep, LogRead, LogReadDep
 from app.proxy import RelayResponse, UpstreamCall
 
 router = APIRouter()
@@ -68,7 +68,7 @@ async def _task_file(rest: str, caller: CallerDep) -> str:
 async def task_file(
     request: Request,
     file: Annotated[str, Depends(_task_file)],  # before the read: its 404 comes first
-    gate: LogReadDep,
+    gate: CallerLogReadDep,
 ) -> Response:
     """A task's stdout (`…/{task}`, `…/{task}/file/stdout`) or stderr (`…/file/stderr`) by id
     or name (dcos-log v2 discovery, reference §2.4), read from its agent's journal. Where
