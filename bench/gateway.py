@@ -34,6 +34,9 @@ AGENT_PREFIX = f"/system/v1/agent/{AGENT_ID}/logs"
 REQUESTS_RATIO = 0.8  # gateway / nginx proxy_pass, small ranges per second
 RANGE_RATIO = 0.95  # gateway / direct, entries per second of the whole range
 LOADED_P99_MS = 20.0  # gateway, small ranges, `Plan.connections` clients at once
+# Their pace for that latency: a share of what nginx sustained in the same run. At saturation
+# latency only restates throughput (every client queues), and nginx itself is far above 20 ms.
+PACED_SHARE = 0.5
 GATEWAY, NGINX, DIRECT = "logway gateway", "nginx proxy_pass", "node reader direct"
 CEILING = "nginx static file"
 CLIENT_HEADROOM = 3.0  # below this ceiling / fastest target, the client may be the limit
@@ -181,7 +184,7 @@ def requests_per_second(c: Cluster, plan: Plan) -> tuple[list[Verdict], int]:
     verdict = _ratio(name, rates[GATEWAY], rates[NGINX], REQUESTS_RATIO)
     per_run = _per_run(*([m.value.rate for m in results[k]] for k in (GATEWAY, NGINX)))
     print(f"\n{name}  {verdict.measured}  {verdict.outcome}  runs: {per_run}")
-    verdicts = [verdict, _loaded_latency(results, plan.connections)]
+    _saturated_latency(results)
     _print_cpu(results)
     fastest = max(rates.values())
     headroom = ceiling.value.rate / fastest if fastest > 0 else float("inf")
@@ -194,23 +197,50 @@ def requests_per_second(c: Cluster, plan: Plan) -> tuple[list[Verdict], int]:
         f"{_per_run([rates[GATEWAY]], [rates[DIRECT]])}, "
         f"nginx {_per_run([rates[NGINX]], [rates[DIRECT]])}"
     )
-    return verdicts, sum(m.value.failed for runs in results.values() for m in runs)
+    failed = sum(m.value.failed for runs in results.values() for m in runs)
+    paced, paced_failed = paced_latency(c, plan, rates[NGINX])
+    return [verdict, paced], failed + paced_failed
 
 
-def _loaded_latency(results: dict[str, list[Measured[Load]]], connections: int) -> Verdict:
-    """Target 4: the gateway's p99 under the same load, median of the runs' p99s."""
+def _saturated_latency(results: dict[str, list[Measured[Load]]]) -> None:
+    """At saturation every client waits its turn: latency is connections / throughput (Little's
+    law), so these p99s restate the rates; `paced_latency` is the latency target's reading."""
     p99 = {
         label: report.median([m.value.percentile(99) for m in runs])
         for label, runs in results.items()
     }
-    name = f"gateway p99, small ranges, {connections} clients at once < {LOADED_P99_MS:g} ms"
-    verdict = report.below(name, p99[GATEWAY], LOADED_P99_MS, "{:.2f} ms")
-    every = ", ".join(f"{m.value.percentile(99):.2f}" for m in results[GATEWAY])
     print(
-        f"{name}  {verdict.measured}  {verdict.outcome}  runs: {every} ms; for scale: nginx "
-        f"p99 {p99[NGINX]:.2f} ms, node reader direct p99 {p99[DIRECT]:.2f} ms"
+        "p99 at saturation (medians; = clients / throughput, Little's law): "
+        + ", ".join(f"{label} {p99[label]:.2f} ms" for label in results)
     )
-    return verdict
+
+
+def paced_latency(c: Cluster, plan: Plan, nginx_rate: float) -> tuple[Verdict, int]:
+    """Target 4: `plan.connections` clients at once, sending together at PACED_SHARE of the
+    small-range rate nginx sustained, through the gateway and through nginx; p99 of each run
+    (from each request's due time), medians judged."""
+    rate = max(1.0, nginx_rate * PACED_SHARE)
+    targets = _small_targets(c)
+    labels = [GATEWAY, NGINX]
+    p99s: dict[str, list[float]] = {label: [] for label in labels}
+    failed = 0
+    for n in range(plan.runs):
+        for label in _alternating(labels, n):
+            load = hammer(
+                targets[label], connections=plan.connections, seconds=plan.seconds, rate=rate
+            )
+            p99s[label].append(load.percentile(99))
+            failed += load.failed
+    name = f"gateway p99, small ranges, {plan.connections} clients at once < {LOADED_P99_MS:g} ms"
+    p99 = {label: report.median(values) for label, values in p99s.items()}
+    verdict = report.below(name, p99[GATEWAY], LOADED_P99_MS, "{:.2f} ms")
+    every = ", ".join(f"{v:.2f}" for v in p99s[GATEWAY])
+    print(
+        f"\n{plan.connections} clients at once paced at {rate:,.0f} req/s in all "
+        f"({PACED_SHARE:.0%} of nginx's rate above)\n{name}  {verdict.measured}  "
+        f"{verdict.outcome}  runs: {every} ms; nginx p99 {p99[NGINX]:.2f} ms"
+    )
+    return verdict, failed
 
 
 def _print_cpu(results: dict[str, list[Measured[Load]]]) -> None:

@@ -147,15 +147,24 @@ class Load:
         return _percentile(self.millis, p)
 
 
-async def _hammer(target: Target, connections: int, seconds: float) -> Load:
+async def _hammer(target: Target, connections: int, seconds: float, rate: float | None) -> Load:
     request = target.request()
     tally = Tally()
     millis: list[float] = []
     conns = list(await asyncio.gather(*(_connect(target) for _ in range(connections))))
+    # Paced: each connection sends on its own schedule, `connections / rate` apart, staggered;
+    # a reply's latency counts from when its request was due, so a late send is not hidden
+    # (no coordinated omission).
+    interval = connections / rate if rate else 0.0
 
     async def worker(index: int, deadline: float) -> None:
+        due = time.perf_counter() + interval * index / connections
         while True:  # at least one request per connection, however short the run
-            sent = time.perf_counter()
+            if interval:
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                sent, due = due, due + interval
+            else:
+                sent = time.perf_counter()
             try:
                 reply = await conns[index].fetch(request)
                 before = tally.ok
@@ -181,10 +190,11 @@ async def _hammer(target: Target, connections: int, seconds: float) -> Load:
     return Load(tally.ok, elapsed, tally.describe(), failed, tuple(sorted(millis)))
 
 
-def hammer(target: Target, *, connections: int, seconds: float) -> Load:
+def hammer(target: Target, *, connections: int, seconds: float, rate: float | None = None) -> Load:
     """`connections` keep-alive connections, each sending its next request as soon as the
-    previous reply is complete, for `seconds`; OK replies per second and their latencies."""
-    return uvloop.run(_hammer(target, connections, seconds))
+    previous reply is complete (or, given `rate`, at `rate` requests per second over all of
+    them), for `seconds`; OK replies per second and their latencies."""
+    return uvloop.run(_hammer(target, connections, seconds, rate))
 
 
 @dataclass(frozen=True, slots=True)

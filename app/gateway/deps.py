@@ -94,16 +94,16 @@ class LogRead:
         return self.services.node_tokens
 
 
-async def _log_read(request: Request) -> LogRead:
-    """`TargetDep` and `ServicesDep` in one dependency, the same steps in the same order (401,
-    then admission's 404/403/503): FastAPI solving four nested dependencies cost the hottest
-    routes measurable CPU per request (issue 17)."""
+async def log_read(request: Request) -> LogRead:
+    """`TargetDep` and `ServicesDep` in one step, the same checks in the same order (401, then
+    admission's 404/403/503): FastAPI solving four nested dependencies cost the hottest routes
+    measurable CPU per request (issue 17). The proxied log routes call it first thing."""
     services: GatewayServices = request.app.state.services
     caller = await _identity(request, services)
     return LogRead(await admit(request.scope["path"], caller, services), services)
 
 
-LogReadDep = Annotated[LogRead, Depends(_log_read)]
+LogReadDep = Annotated[LogRead, Depends(log_read)]
 
 
 async def _log_read_of(target: TargetDep, services: ServicesDep) -> LogRead:
