@@ -19,7 +19,7 @@ from app.authz.access import StreamAccess
 from app.cluster.scheduler import MARATHON
 from app.core.errors import BadRequest, NotFound
 from app.core.problems import problem
-from app.gateway.deps import CallerDep, CallerLogReadDep, LogRead, log_read
+from app.gateway.deps import CallerDep, LogRead, LogReadDep
 from app.proxy import RelayResponse, UpstreamCall
 
 router = APIRouter()
@@ -68,7 +68,7 @@ async def _task_file(rest: str, caller: CallerDep) -> str:
 async def task_file(
     request: Request,
     file: Annotated[str, Depends(_task_file)],  # before the read: its 404 comes first
-    gate: CallerLogReadDep,
+    gate: LogReadDep,
 ) -> Response:
     """A task's stdout (`…/{task}`, `…/{task}/file/stdout`) or stderr (`…/file/stderr`) by id
     or name (dcos-log v2 discovery, reference §2.4), read from its agent's journal. Where
@@ -88,16 +88,12 @@ async def task_file(
     return await relay_to_reader(request, gate, agent.reader_url, f"{path}/{file}", agent.id)
 
 
-# The four routes below take their `LogRead` from `log_read(request)` as their first step
-# rather than as a dependency: what FastAPI does per dependency per request (cache keys, scope
-# checks) was a measurable share of a small range's CPU (issue 17). The same steps, in the
-# same order: authenticate (401), then admission (404, 403, 503).
-
-
 @router.api_route(MASTER_LOGS + "/{rest:path}", methods=METHODS)
-async def master_logs(request: Request) -> Response:
+async def master_logs(
+    request: Request,
+    gate: LogReadDep,
+) -> Response:
     """This master's own node reader (`master_reader_url`, else the leader's)."""
-    gate = await log_read(request)
     base = gate.services.settings.master_reader_url
     if base is None:
         base = (await gate.cluster.resolve_leader()).reader_url
@@ -105,10 +101,13 @@ async def master_logs(request: Request) -> Response:
 
 
 @router.api_route("/system/v1/agent/{agent_id}/logs{rest:path}", methods=METHODS)
-async def agent_logs(request: Request, agent_id: str) -> Response:
+async def agent_logs(
+    request: Request,
+    agent_id: str,
+    gate: LogReadDep,
+) -> Response:
     """An agent's node reader: `/system/v1/agent/<id>/logs<rest>` -> `<rest>` there;
     `…/logs` alone -> 301 to `…/logs/` (the agent's Admin Router answered that itself)."""
-    gate = await log_read(request)
     agent = gate.target.agent
     if agent is None:  # pragma: no cover - admission resolves the agent its path names
         raise NotFound(f"agent `{agent_id}` unknown")
@@ -117,21 +116,25 @@ async def agent_logs(request: Request, agent_id: str) -> Response:
 
 
 @router.api_route(LEADER_LOGS + "{rest:path}", methods=METHODS)
-async def leader_logs(request: Request) -> Response:
+async def leader_logs(
+    request: Request,
+    gate: LogReadDep,
+) -> Response:
     """The leading Mesos master's node reader (`dcos node log --leader`)."""
-    gate = await log_read(request)
     leader = await gate.cluster.resolve_leader()
     return await relay(request, gate, leader.reader_url, LEADER_LOGS, "leader")
 
 
 @router.api_route(MARATHON_LOGS + "{rest:path}", methods=METHODS)
-async def marathon_leader_logs(request: Request) -> Response:
+async def marathon_leader_logs(
+    request: Request,
+    gate: LogReadDep,
+) -> Response:
     """The Marathon leader's node reader (`dcos node log --leader --component=dcos-marathon`).
     Admin Router asked Marathon's `/v2/leader`; the gateway reads the same fact from the Mesos
     state: the active `marathon` framework's scheduler address, which must be a master or an
     agent the state knows (`app.cluster.scheduler`), else 503 naming why. After admission, as
     every log route: 401 and 403 come first."""
-    gate = await log_read(request)
     leader = await gate.cluster.resolve_scheduler(MARATHON)
     return await relay(request, gate, leader.reader_url, MARATHON_LOGS, "marathon-leader")
 

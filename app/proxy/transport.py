@@ -8,10 +8,12 @@ of it in pool bookkeeping (`is_idle`, `has_expired`, `is_socket_readable`, anyio
 parses as they arrive (the parser uvicorn uses), and the pool is a stack of idle connections
 per origin: taking one is a pop, giving it back a push.
 
-Only what the node readers need goes this way: `GET` without a body, over `http`. Anything
-else (TLS, a request body, another method) goes to `fallback`, httpx's own transport, so its
-behaviour is exactly httpx's. Failures are httpx's exceptions (`ConnectError`, `ReadTimeout`,
-`PoolTimeout`, `RemoteProtocolError`, …), so callers map them as before.
+Only what the node readers' ranges need goes this way: `GET` without a body, over `http`,
+with a read timeout. Anything else (TLS, a request body, another method, and follows, which
+have no read timeout and whose per-request cost does not matter) goes to `fallback`, httpx's
+own transport, so its behaviour is exactly httpx's. Failures are httpx's exceptions
+(`ConnectError`, `ReadTimeout`, `PoolTimeout`, `RemoteProtocolError`, …), so callers map them
+as before.
 
 Backpressure: a connection stops reading from its socket while more than `HIGH_WATER` bytes
 of body wait for the caller, and reads again once they are taken; nothing buffers without
@@ -278,10 +280,12 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
-        head = _serialise(request) if request.method == "GET" and url.scheme == "http" else None
+        timeouts = request.extensions.get("timeout", {})
+        head = None
+        if request.method == "GET" and url.scheme == "http" and timeouts.get("read") is not None:
+            head = _serialise(request)
         if head is None:
             return await self._fallback.handle_async_request(request)
-        timeouts = request.extensions.get("timeout", {})
         key = (url.host, url.port or 80)
         for _attempt in range(2):
             conn, reused = await self._acquire(key, timeouts, request)
