@@ -207,10 +207,12 @@ async def test_other_methods_and_injected_headers_never_reach_the_socket() -> No
         url = f"http://{HOST}:{server.port}/"
         assert (await client.post(url, content=b"x")).status_code == 201
         assert (await client.get(url.replace("http:", "https:"))).status_code == 201
+        follow = httpx.Timeout(5.0, read=None)  # an endless stream: httpx's own transport
+        assert (await client.get(url, timeout=follow)).status_code == 201
         bad = client.build_request("GET", url, headers={"x-a": "1\r\nx-b: 2"})
         with pytest.raises(httpx.LocalProtocolError):
             await client.send(bad)
-    assert [r.method for r in seen] == ["POST", "GET"]
+    assert [r.method for r in seen] == ["POST", "GET", "GET"]
     assert server.requests == []
 
 
