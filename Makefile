@@ -26,7 +26,7 @@ apt:
 $(STAMP): pyproject.toml setup.py app/journal/_fast.c | apt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(VENV)/bin/pip install -q -e '.[dev,bench]'
 	touch $(STAMP)
 
 run: install

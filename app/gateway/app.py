@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 from fastapi import APIRouter, FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from app.authn import Authenticator
 from app.authz import AclAuthorizer, Authorizer
@@ -52,6 +53,7 @@ from app.iam.store import IamStore
 from app.proxy import HttpUpstream, Proxy, ProxyMetrics, new_upstream_client
 
 log = logging.getLogger("logway.gateway")
+TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 # Beside the IAM store, when the superuser password was generated.
 SUPERUSER_PASSWORD_FILE = "superuser-password"  # noqa: S105 (a file name)
 
@@ -209,6 +211,10 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        # FastAPI's own OpenTelemetry hooks asked OpenTelemetry for its providers on every
+        # request whenever the API package was importable (~6% of the gateway's CPU per small
+        # range, issue 17); Logway configures no OpenTelemetry SDK, so they never did more.
+        telemetry=TELEMETRY_OFF,
     )
     # Built before the lifespan: the server's exit handler ends open streams through it.
     app.state.open_streams = OpenStreams()
