@@ -123,7 +123,8 @@ def bench(args: argparse.Namespace) -> list[Verdict]:
             f"node reader pid {node.pid} at {node.base_url}"
             + (f"; gatewayd pid {gw.pid} at {gw.base_url}" if gw else "")
         )
-        results = sections.run_reads(sections.readers(node, gw, ns.name), args.runs)
+        suite, pids = sections.readers(node, gw, ns.name), sections.server_pids(node, gw)
+        results = sections.run_reads(suite, args.runs, pids)
         verdicts = sections.ratios(results, sections.medians(results))
         verdicts.append(sections.latency(node, ns))
         verdicts += sections.followers(node, ns, args.followers)

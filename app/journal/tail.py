@@ -32,6 +32,8 @@ SAFETY_POLL_INTERVAL = 1.0
 # fd alone cannot deliver a line within 50 ms. While anyone follows, we also look this often
 # (a non-blocking process()+next() on the journal thread, ~tens of µs when idle).
 FOLLOW_POLL_INTERVAL = 0.01
+# How long `close()` waits for the pump to end before cancelling it again.
+CLOSE_RETRY = 0.1
 
 
 class Lagged(Exception):
@@ -114,9 +116,11 @@ class LiveTail:
             asyncio.get_running_loop().remove_reader(self._fd)
             self._fd = None
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Python 3.11's wait_for can swallow a cancellation that arrives as the wait
+            # ends (gh-86296), and the pump then loops on: cancel until it is done.
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait((self._task,), timeout=CLOSE_RETRY)
         if self._handle is not None:
             self._handle.close()
             self._handle = None

@@ -78,6 +78,7 @@ class _Outcome(enum.Enum):
     COMPLETE = "complete"  # the body ended: send the final chunk
     DISCONNECTED = "disconnected"  # the client left: nothing more to send
     BROKEN = "broken"  # cut short: end without the final chunk
+    SENT = "sent"  # the whole body went out with its end: nothing more to send
 
 
 async def _until_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
@@ -131,9 +132,17 @@ class RelayResponse(Response):
         if self.watch is not None:
             self._access = self.watch()
         try:
+            # A range whose body has all arrived already (a small one, usually) goes out as one
+            # message: nothing to wait for, so no disconnect watch (issue 17).
+            whole = None
+            if self._body and self._reopen is None and self._access is None:
+                whole = self._current.whole_body()
             start = {"type": "http.response.start", "status": self.status_code}
             await send({**start, "headers": self.raw_headers})
-            outcome = await self._relay(receive, send) if self._body else _Outcome.COMPLETE
+            if whole is not None:
+                outcome = await self._send_whole(send, whole)
+            else:
+                outcome = await self._relay(receive, send) if self._body else _Outcome.COMPLETE
             if outcome is _Outcome.COMPLETE:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             # BROKEN: returning without the final chunk makes the server close the connection.
@@ -189,6 +198,23 @@ class RelayResponse(Response):
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         if waited.cancelled_caught:
             raise _ClientStalled
+
+    async def _send_whole(self, send: Send, body: bytes) -> _Outcome:
+        """`body` and the end of the response in one message."""
+        self._metrics.bytes_relayed += len(body)
+        if self._entries is not None:
+            self._metrics.entries_relayed += self._entries.feed(body)
+        with anyio.move_on_after(self._send_timeout) as waited:
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+        if waited.cancelled_caught:
+            self._metrics.stalled_clients += 1
+            log.warning(
+                "node %s: client read nothing for %.0f s, stream closed",
+                self._node,
+                self._send_timeout,
+            )
+            return _Outcome.BROKEN
+        return _Outcome.SENT
 
     def _failed(self, exc: UpstreamError, what: str) -> None:
         self._metrics.upstream_error(exc.kind)
