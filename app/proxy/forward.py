@@ -62,13 +62,14 @@ class Proxy:
         among the followers of one shared upstream stream. Call only once `call` is
         authorized: a share is keyed on the upstream request alone."""
         follow = call.follow
-        plan = self.shares.plan(node_base_url, call) if follow and self.shares else None
+        shares = self.shares
+        plan = shares.plan(node_base_url, call) if follow and shares is not None else None
         share = None
-        if plan is not None and self.shares is not None:
-            joined = await self.shares.join(plan)
+        if plan is not None and shares is not None:
+            joined = await shares.join(plan)
             if joined is not None:
                 return joined
-            share = self.shares.starting(plan)
+            share = shares.starting(plan)
             if share is not None:
                 call = plan.call
         try:
@@ -89,9 +90,9 @@ class Proxy:
         if follow and not any(name == b"x-accel-buffering" for name, _ in headers):
             headers.append((b"x-accel-buffering", b"no"))
         resumable = follow and opened.status_code == 200 and opened.media_type == SSE
-        if share is not None and self.shares is not None:
+        if share is not None and shares is not None:
             if resumable:
-                return self.shares.first(share, opened, headers)
+                return shares.first(share, opened, headers)
             share.fail()  # the node's error (a 400, a 404) goes to this caller alone
 
         async def reopen(last_event_id: str | None) -> UpstreamResponse:

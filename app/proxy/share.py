@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import re
 from collections import deque
@@ -45,7 +46,6 @@ RING_EVENTS = 1024
 RING_BYTES = 1024 * 1024
 # A caller waits this long for a share being opened (or catching up) before it opens its own.
 JOIN_WAIT = 5.0
-SKIP_HEADERS = (b"x-journal-skip-next", b"x-journal-skip-prev")
 _BOUNDARY = re.compile(rb"(?:\r\n|\r(?!\n)|\n){2}")
 _FIELD = re.compile(rb"(?:\A|[\r\n])(?:data|id)[:\r\n]")
 
@@ -60,6 +60,16 @@ class Plan:
     start: Start
     base_url: str
     call: UpstreamCall
+
+
+def _blocks(ring: deque[tuple[str | None, bytes]], first: int) -> bytes:
+    return b"".join(block for _, block in itertools.islice(ring, first, None))
+
+
+def _skipped(headers: Headers, prev: int) -> Headers:
+    """`headers` with the skips the node reports for a start `prev` entries back."""
+    values = {b"x-journal-skip-next": b"0", b"x-journal-skip-prev": str(prev).encode()}
+    return [(name, values.get(name, value)) for name, value in headers]
 
 
 def _events(chunk: bytes) -> Iterator[tuple[str | None, bytes]]:
@@ -119,30 +129,36 @@ class Share:
                     await self._warm.wait()
 
     def _check_warm(self) -> None:
-        last = self._plan.start.last
-        if self._skip_prev is None or self._skip_prev < last or self._events >= last:
+        # The node skipped back `_skip_prev` entries: once that many events came, the share
+        # is past its catch-up, and its last events are the journal's last.
+        if self._skip_prev is None or self._events >= self._skip_prev:
             self._warm.set()
 
     # Joining --------------------------------------------------------------------------
 
-    def replay(self, start: Start) -> bytes | None:
-        """What a caller starting at `start` gets before the live events, or None when the
-        share cannot give it exactly what the node would."""
-        if self.headers is None or self.ended or not self._joinable:
+    def replay(self, start: Start) -> tuple[bytes, Headers] | None:
+        """What a caller starting at `start` gets before the live events, with the headers
+        the node would send it; None when the share cannot give it exactly what the node
+        would."""
+        headers = self.headers
+        if headers is None or self.ended or not self._joinable:
             return None
         ring = self._ring
         if start.after is not None:
             for index in range(len(ring) - 1, -1, -1):
                 if ring[index][0] == start.after:
-                    return b"".join(block for _, block in list(ring)[index + 1 :])
+                    return _blocks(ring, index + 1), _skipped(headers, 0)
             return None
         if start.last:
-            if self._skip_prev != start.last or self._events < start.last:
+            # Past the catch-up, the last min(N, all) events are what the node sends now:
+            # with fewer than N at the share's start, the share holds every one there is.
+            if self._skip_prev is None or self._events < self._skip_prev:
                 return None
-            if len(ring) < start.last:
+            count = min(start.last, self._events)
+            if len(ring) < count:
                 return None
-            return b"".join(block for _, block in list(ring)[-start.last :])
-        return b"".join(block for _, block in ring) if self._whole else None
+            return _blocks(ring, len(ring) - count), _skipped(headers, count)
+        return (_blocks(ring, 0), headers) if self._whole else None
 
     def attach(self, follower: SharedFollow) -> None:
         self.followers.add(follower)
@@ -297,13 +313,10 @@ class SharedFollows:
         if share is None:
             return None
         await share.settled(plan.start)
-        replay = share.replay(plan.start)
-        if replay is None or share.headers is None:
+        joined = share.replay(plan.start)
+        if joined is None:
             return None
-        headers = share.headers
-        if plan.start.after is not None:  # what the node answers a Last-Event-ID: no skips
-            headers = [(n, b"0" if n in SKIP_HEADERS else v) for n, v in headers]
-        return self._follower(share, replay, headers)
+        return self._follower(share, *joined)
 
     def starting(self, plan: Plan) -> Share | None:
         """A new share under `plan`'s key, for its caller to open (`begin` or `fail`), or None
