@@ -47,7 +47,6 @@ RING_BYTES = 1024 * 1024
 # A caller waits this long for a share being opened (or catching up) before it opens its own.
 JOIN_WAIT = 5.0
 _BOUNDARY = re.compile(rb"(?:\r\n|\r(?!\n)|\n){2}")
-_FIELD = re.compile(rb"(?:\A|[\r\n])(?:data|id)[:\r\n]")
 
 Key = tuple[str, str, bytes, str]
 
@@ -72,13 +71,37 @@ def _skipped(headers: Headers, prev: int) -> Headers:
     return [(name, values.get(name, value)) for name, value in headers]
 
 
+def _blocks_of(chunk: bytes) -> list[bytes]:
+    """Whole events cut at their boundaries. The node ends every event with LF LF (other
+    servers with CRLF CRLF): when that is the only kind of line end in `chunk`, a split finds
+    them without the pattern."""
+    if b"\r" not in chunk:
+        return [part + b"\n\n" for part in chunk.split(b"\n\n")[:-1]]
+    if (
+        b"\n\n" not in chunk
+        and b"\r\r" not in chunk
+        and chunk.count(b"\n\r") == chunk.count(b"\r\n\r\n")
+    ):
+        parts = chunk.split(b"\r\n\r\n")
+        return [part + b"\r\n\r\n" for part in parts[:-1]]
+    blocks, start = [], 0
+    for boundary in _BOUNDARY.finditer(chunk):
+        blocks.append(chunk[start : boundary.end()])
+        start = boundary.end()
+    return blocks
+
+
+def _is_event(block: bytes) -> bool:
+    return any(
+        line.startswith((b"data:", b"id:")) or line in (b"data", b"id")
+        for line in block.replace(b"\r", b"\n").split(b"\n")
+    )
+
+
 def _events(chunk: bytes) -> Iterator[tuple[str | None, bytes]]:
     """The events (blocks with a `data` or `id` field) of whole events, with their ids."""
-    start = 0
-    for boundary in _BOUNDARY.finditer(chunk):
-        block = chunk[start : boundary.end()]
-        start = boundary.end()
-        if _FIELD.search(block):
+    for block in _blocks_of(chunk):
+        if _is_event(block):
             yield last_event_id(block), block
 
 
