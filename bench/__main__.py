@@ -98,8 +98,10 @@ def raise_fd_limit(needed: int) -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = needed + FD_HEADROOM
     if soft < want:
-        new_hard = max(hard, want)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, new_hard))
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(hard, want)))
+        except ValueError:  # no CAP_SYS_RESOURCE: the hard limit is as far as we go
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 

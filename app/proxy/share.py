@@ -42,10 +42,14 @@ from app.proxy.start import Start, follow_start
 
 log = logging.getLogger(__name__)
 
-RING_EVENTS = 1024
-RING_BYTES = 1024 * 1024
-# A caller waits this long for a share being opened (or catching up) before it opens its own.
+# Each share keeps its recent events for late callers: bounded, as a gateway may hold
+# thousands of shares (one per followed task).
+RING_EVENTS = 256
+RING_BYTES = 64 * 1024
+# A caller waits this long for a share being opened before it opens its own; and this long
+# for a last-N share's catch-up.
 JOIN_WAIT = 5.0
+CATCH_UP_WAIT = 1.0
 _BOUNDARY = re.compile(rb"(?:\r\n|\r(?!\n)|\n){2}")
 
 Key = tuple[str, str, bytes, str]
@@ -144,17 +148,21 @@ class Share:
         self._owner.forget(self)
 
     async def settled(self, start: Start) -> None:
-        """Until the share can tell whether `start` may join (bounded by JOIN_WAIT)."""
+        """Until the share can tell whether `start` may join (bounded by JOIN_WAIT, and by
+        CATCH_UP_WAIT for a last-N start)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(JOIN_WAIT):
                 await self._ready.wait()
-                if start.after is None and start.last:
+        if start.after is None and start.last:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CATCH_UP_WAIT):
                     await self._warm.wait()
 
     def _check_warm(self) -> None:
-        # The node skipped back `_skip_prev` entries: once that many events came, the share
-        # is past its catch-up, and its last events are the journal's last.
-        if self._skip_prev is None or self._events >= self._skip_prev:
+        # Past its catch-up, the share's last events are the journal's last: once N events
+        # came, or as many as the node skipped back (v1 says so in X-Journal-Skip-Prev).
+        events, skipped = self._events, self._skip_prev
+        if events >= self._plan.start.last or (skipped is not None and events >= skipped):
             self._warm.set()
 
     # Joining --------------------------------------------------------------------------
@@ -173,11 +181,14 @@ class Share:
                     return _blocks(ring, index + 1), _skipped(headers, 0)
             return None
         if start.last:
-            # Past the catch-up, the last min(N, all) events are what the node sends now:
-            # with fewer than N at the share's start, the share holds every one there is.
-            if self._skip_prev is None or self._events < self._skip_prev:
-                return None
-            count = min(start.last, self._events)
+            # The last N events of a share are the journal's last N (its history is a
+            # contiguous suffix of the matching entries). Fewer than N: only when the node
+            # skipped back fewer than N at the share's start did the share see every one.
+            count = start.last
+            if self._events < count:
+                if self._skip_prev is None or self._events < self._skip_prev:
+                    return None
+                count = self._events
             if len(ring) < count:
                 return None
             return _blocks(ring, len(ring) - count), _skipped(headers, count)
@@ -380,4 +391,12 @@ class SharedFollows:
             share.close()
 
 
-__all__ = ["JOIN_WAIT", "RING_BYTES", "RING_EVENTS", "Plan", "Share", "SharedFollows"]
+__all__ = [
+    "CATCH_UP_WAIT",
+    "JOIN_WAIT",
+    "RING_BYTES",
+    "RING_EVENTS",
+    "Plan",
+    "Share",
+    "SharedFollows",
+]
