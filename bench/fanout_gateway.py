@@ -66,7 +66,7 @@ RSS_LIMIT_MIB = 1024.0
 RATE = 2000
 SECONDS = 10.0
 LINES = 5  # broadcast lines per run, one at a time
-LINE_GAP = 3.0  # seconds between two broadcast lines: every follower has the last by then
+LINE_GAP = 5.0  # seconds between two broadcast lines
 GRACE = 10.0
 TICK = 0.005
 READY_TIMEOUT = 60.0
@@ -295,6 +295,7 @@ def broadcast(c: FanCluster, plan: Plan) -> Outcome:
             sent[seq] = (-1, int(line.rsplit(b" ", 1)[1]))
             time.sleep(LINE_GAP)
         write_seconds = time.monotonic() - started
+        time.sleep(GRACE)  # the last line's slowest deliveries
         cpu1 = _cpu(c)
         gateway_rss, gateway_hwm = (
             status_field(c.gateway.pid, "VmRSS"),
@@ -354,7 +355,7 @@ def spread(c: FanCluster, plan: Plan) -> Outcome:
         sent, write_seconds = here.recv()
         writer.join()
         cpu1 = _cpu(c)
-        time.sleep(min(GRACE, 2.0))
+        time.sleep(GRACE)
         gateway_rss, gateway_hwm = (
             status_field(c.gateway.pid, "VmRSS"),
             status_field(c.gateway.pid, "VmHWM"),
