@@ -24,6 +24,7 @@ from typing import cast
 
 CONNECT_BATCH = 50
 HEAD_TIMEOUT = 60.0
+CLOSE_TIMEOUT = 10.0
 SOURCE_NET = "127.62"
 
 
@@ -222,10 +223,16 @@ class Clients:
         return marks, duplicates, dropped
 
     def close(self) -> None:
-        with contextlib.suppress(OSError, EOFError):
-            self._all("close")
-        for proc in self._procs:
-            proc.join(5)
+        """Closes every follower; a process still busy (we were interrupted while it
+        connected) is terminated instead of waited for."""
+        for pipe in self._pipes:
+            with contextlib.suppress(OSError):
+                pipe.send("close")
+        for pipe, proc in zip(self._pipes, self._procs, strict=True):
+            with contextlib.suppress(OSError, EOFError):
+                if pipe.poll(CLOSE_TIMEOUT):
+                    pipe.recv()
+            proc.join(1)
             if proc.is_alive():
                 proc.kill()
                 proc.join()
