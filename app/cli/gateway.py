@@ -4,6 +4,8 @@ routes)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import resource
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # pydantic's ValidationError is one too
         print(f"logway gateway: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    raise_open_files()
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -66,3 +69,12 @@ def run(args: argparse.Namespace) -> int:
     )
     GracefulServer(config, app.state.open_streams).run()
     return 0
+
+
+def raise_open_files() -> None:
+    """Every follow holds the caller's socket and (unless shared) one to a node: take the
+    soft limit on open files up to the hard one (deploy/ sets LimitNOFILE=65536)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):  # an unlimited hard limit: keep soft
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
