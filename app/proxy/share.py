@@ -384,7 +384,7 @@ class SharedFollows:
 
     def failed(self, node: str, exc: UpstreamError, what: str) -> None:
         self.metrics.upstream_error(exc.kind)
-        log.warning("node %s: %s: %s", node, what, exc.message)
+        log.warning("node %s: %s: %s (%r)", node, what, exc.message, exc.__cause__)
 
     async def aclose(self) -> None:
         for share in list(self._shares.values()):
