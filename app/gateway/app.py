@@ -200,6 +200,8 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
                 for leased in shared_limits:
                     await leased.close()
                 await cluster.close()
+                if app.state.services.proxy.shares is not None:
+                    await app.state.services.proxy.shares.aclose()
 
     # No /docs or /openapi.json: openapi/gateway.json is the complete document (`make openapi`),
     # and every path the gateway serves is in its route table (public ones by decision).

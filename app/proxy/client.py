@@ -32,8 +32,9 @@ RANGE_READ_TIMEOUT = 60.0
 WRITE_TIMEOUT = 10.0
 # A full pool becomes a 503 after this long rather than a hang.
 POOL_TIMEOUT = 5.0
-# Every follow stream holds one connection for its lifetime.
-MAX_CONNECTIONS = 4096
+# Every upstream follow holds one connection for its lifetime: callers of distinct follows
+# (each its own task) need one each, 10,000 of them per gateway (issue 17).
+MAX_CONNECTIONS = 16_384
 MAX_KEEPALIVE = 256
 # Below the node's own idle timeout (uvicorn's timeout_keep_alive, 5 s), so that the gateway
 # never reuses a connection the node is closing at that very moment.
