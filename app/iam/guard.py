@@ -3,7 +3,8 @@
 
 The policy query endpoint is for the gateway's service account: it needs that same grant, or
 the narrower `dcos:iam:policyquery` `read` (which answers questions about anyone's
-permissions but changes nothing).
+permissions but changes nothing). That grant also reads one user (`GET /users/{uid}`): a
+gateway in remote-IAM mode asks it whether a token's uid still exists (app/authn/remote_uids.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from app.iam.service import Iam
 
 POLICYQUERY_RID = "dcos:iam:policyquery"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The one admin route a policy reader may also use: does this uid exist?
+USER_LOOKUP = "/users/{uid}"
 
 
 class Guard:
@@ -36,7 +39,13 @@ class Guard:
         """Dependency of every admin route."""
         identity = await self._identify(request)
         _refuse_cross_site(request)
-        if not await self.allows(identity.uid, SUPERUSER_RID, Action.FULL):
+        if not (
+            await self.allows(identity.uid, SUPERUSER_RID, Action.FULL)
+            or (
+                _is_user_lookup(request)
+                and await self.allows(identity.uid, POLICYQUERY_RID, Action.READ)
+            )
+        ):
             self._deny(request, identity, reason="needs dcos:superuser full")
         if request.method not in ("GET", "HEAD"):
             audit_event("iam-admin", "allow", **_what(request, identity))
@@ -54,6 +63,12 @@ class Guard:
     def _deny(self, request: Request, identity: Identity, *, reason: str) -> NoReturn:
         audit_event("iam-admin", "deny", **_what(request, identity), reason=reason)
         raise Forbidden(f"Forbidden: uid '{identity.uid}' {reason}")
+
+
+def _is_user_lookup(request: Request) -> bool:
+    # The route's path as declared (FastAPI keeps the router's, without the prefix).
+    route: str = getattr(request.scope.get("route"), "path", "")
+    return request.method in ("GET", "HEAD") and route.endswith(USER_LOOKUP)
 
 
 def _refuse_cross_site(request: Request) -> None:
@@ -82,6 +97,7 @@ def client_address(conn: HTTPConnection) -> str:
 
 def _what(request: Request, identity: Identity) -> dict[str, str | None]:
     route = getattr(request.scope.get("route"), "path", None)
+    print("DBG", request.method, route, request.scope.get("route"))
     return {
         "uid": identity.uid,
         "srcip": client_address(request),
