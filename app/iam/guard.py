@@ -97,7 +97,6 @@ def client_address(conn: HTTPConnection) -> str:
 
 def _what(request: Request, identity: Identity) -> dict[str, str | None]:
     route = getattr(request.scope.get("route"), "path", None)
-    print("DBG", request.method, route, request.scope.get("route"))
     return {
         "uid": identity.uid,
         "srcip": client_address(request),
