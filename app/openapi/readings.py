@@ -101,7 +101,8 @@ PARAMETERS: Json = {
         },
         "Keep only entries whose MESSAGE matches this RE2 regular expression (linear time "
         "whatever the pattern; `(?i)` ignores case). Repeatable: any pattern matching keeps "
-        "the entry. Skips and `limit` then count matches. Invalid or oversized: 400.",
+        "the entry. Skips and `limit` then count matches. At most 16 patterns of at most 1024 "
+        "bytes each (UTF-8); invalid or oversized: 400.",
         explode=True,
     ),
     "context": _query(
