@@ -173,6 +173,12 @@ ROUTES: tuple[RouteRule, ...] = (
         _TASK,
     ),
     RouteRule(
+        f"{_MASTER_LOGS}/v2/task/{{task_id}}/file/{{file}}/count",
+        "A task's `file/stdout` or `file/stderr` range's size, `{\"entries\": N}` (with "
+        "`grep=`: its matches)",
+        _TASK,
+    ),
+    RouteRule(
         f"{_MASTER_LOGS}/v2/task/{{task_id}}{{file:path}}",
         "A task's `file/stdout` or `file/stderr` by id or name, from its agent's journal",
         _TASK,
@@ -195,6 +201,16 @@ ROUTES: tuple[RouteRule, ...] = (
     RouteRule(
         f"{_MASTER_LOGS}/v1/app{{app_id:path}}/stream/",
         "The same, followed; resumable by the composite cursor in each event's `id`",
+        _MERGED,
+    ),
+    RouteRule(
+        f"{_MASTER_LOGS}/v1/role/{{role}}/range/download",
+        "A role's merged range, as a gzip download",
+        _MERGED,
+    ),
+    RouteRule(
+        f"{_MASTER_LOGS}/v1/app{{app_id:path}}/range/download",
+        "An app's merged range, as a gzip download",
         _MERGED,
     ),
     RouteRule(

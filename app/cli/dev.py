@@ -130,6 +130,9 @@ def run(args: argparse.Namespace) -> int:
         print(banner(cluster, supervisor.identities, logway=logway, path=path, redis=address))
         sys.stdout.flush()
         while not interrupt.wait(WATCH_INTERVAL):
+            restarted = supervisor.restart_gateway()
+            if restarted is not None:
+                print(f"logway dev: {restarted}", file=sys.stderr)
             exited = supervisor.exited()
             if exited is None and redis is not None and redis.poll() is not None:
                 exited = f"redis-server exited with {redis.returncode}"

@@ -234,7 +234,7 @@ def plan(args: argparse.Namespace, env: Mapping[str, str]) -> Plan:
         raise usage("--count cannot follow")
     window = Window(lines=lines, since=since, filters=filters, grep=grep, context=context)
     if count and source.route.count(window) is None:
-        raise usage(f"--count: {source.label} has no count route (every source but a task)")
+        raise usage(f"--count: {source.label} has no count route (a unit's journal has none)")
     return Plan(
         source=source,
         window=window,

@@ -188,6 +188,7 @@ class V2Route:
 
     path: str
     newest_accept: str = JSON  # SSE would follow
+    count_path: str | None = None  # a task file's `…/count` (a unit's journal has none)
 
     def range(self, window: Window) -> Request:
         return Request(self.path, tuple(self._params(window)))
@@ -196,7 +197,9 @@ class V2Route:
         return Request(self.path, tuple(self._params(window)))
 
     def count(self, window: Window) -> Request | None:
-        return None
+        if self.count_path is None:
+            return None
+        return Request(self.count_path, tuple(self._params(replace(window, context=0))))
 
     @staticmethod
     def _params(window: Window) -> Params:
@@ -324,7 +327,8 @@ def _task(args: SourceArgs) -> Source:
     _no_scheduler(args, "a task")
     task, file = args.values["task"], args.values["file"]
     # The gateway finds the task by id or name (409 when several match).
-    route = V2Route(f"{MASTER_LOGS}/v2/task/{_seg(task)}/file/{file}")
+    path = f"{MASTER_LOGS}/v2/task/{_seg(task)}/file/{file}"
+    route = V2Route(path, count_path=f"{path}/count")
     return Source(label=f"task {task} {file}", route=route, task_file=file)
 
 

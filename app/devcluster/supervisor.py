@@ -177,6 +177,19 @@ class Supervisor:
             [gateway],
         )
 
+    def restart_gateway(self) -> str | None:
+        """If the (single) gateway exited, start it again on the same address, IAM store and
+        keys (so tokens and cookies stay valid), as a service manager would; says what it
+        did, or None when the gateway runs. Raises `DevClusterError` when it does not come
+        back; replicas behind nginx are not restarted (an exit there stops the cluster)."""
+        gateway = self._started.gateway
+        if gateway is None or gateway.proc.poll() is None:
+            return None
+        code = gateway.proc.returncode
+        with httpx.Client(timeout=HTTP_TIMEOUT) as client:
+            self._start_gateway(client)
+        return f"the gateway exited ({code}); restarted it"
+
     def _start_replicas(self, client: httpx.Client) -> None:
         """PostgreSQL (a throwaway cluster under the data directory, as its own user), the
         gateway replicas on it, nginx in front of them on the gateway's address."""

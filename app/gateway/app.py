@@ -46,6 +46,7 @@ from app.gateway.ops import store_problem
 from app.gateway.remote_iam import RemoteIam
 from app.gateway.service_token import ServiceCredential, ServiceToken
 from app.gateway.services import GatewayServices
+from app.gateway.task_count import router as task_count_router
 from app.iam import Iam, IamSettings, bootstrap, iam_router
 from app.iam.pg import PgDatabase
 from app.iam.store import IamStore
@@ -226,13 +227,22 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     console = console_router()
     check_routes(
         r
-        for router in (merged_router, logs_router, discovery_router, ops_router, console)
+        for router in (
+            merged_router,
+            merged_count_router,
+            task_count_router,
+            logs_router,
+            discovery_router,
+            ops_router,
+            console,
+        )
         for r in router.routes
     )
     # Merged role/app reads before the log routes, whose `/system/v1/logs/{rest}` would
     # take them for the master's own journal.
     app.include_router(merged_router)
     app.include_router(merged_count_router)
+    app.include_router(task_count_router)  # before the task file route's `{rest:path}`
     app.include_router(logs_router)  # early: the hot routes match in fewer tries
     app.include_router(iam_routes)
     app.include_router(discovery_router)

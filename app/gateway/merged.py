@@ -4,6 +4,9 @@ role's or app's tasks, in time order, resumable by a composite cursor.
     /system/v1/logs/v1/role/{role}/range/    /system/v1/logs/v1/role/{role}/stream/
     /system/v1/logs/v1/app/{app_id…}/range/  /system/v1/logs/v1/app/{app_id…}/stream/
 
+and `…/range/download`: the range gzipped as a file (`role-<role>.log.gz`,
+`app-<app.id>.log.gz`, `-<postfix>` appended when given), as the node reader's download.
+
 The node reader's v1 parameters, where they make sense for a merged whole:
 
 * `filter=FIELD:value` narrows. On CONTAINER_ID, EXECUTOR_ID, FRAMEWORK_ID and AGENT_ID it
@@ -15,9 +18,14 @@ The node reader's v1 parameters, where they make sense for a merged whole:
 * `cursor=` or, on streams, `Last-Event-ID` (which wins, and turns the skips off): a
   composite cursor from an earlier merged read's SSE `id`. Not combinable with skips.
 * `read_reverse` is refused: a merged whole is read forwards.
-* `grep=RE` (repeatable), forwarded: every node reader searches its tasks' lines, so skips
-  and limits count matches; `context` is refused here (a task's own route has it: a merged
-  whole is ordered by time, and before-context comes out of order).
+* `grep=RE` (repeatable) and `context=N`, forwarded: every node reader searches its tasks'
+  lines, so skips and limits count matches, and sends N entries of the same task stream
+  around each match, marked `match`/`gap` as on a task's route. A match's before-context
+  comes just before it and may be older than entries already sent (the merge is in time
+  order, context is not): such entries have no SSE `id` (not a place to resume from), and do
+  not move the composite cursor. A resumed stream asks each agent with `Last-Event-ID`, so
+  its search resumes exactly (groups included). After the `limit`-th match a range keeps the
+  after-context that follows it (up to N entries per agent, and up to the next match).
 * `include=scheduler` (issue 18): also the lines of `dcos-marathon.service` on the node
   Marathon leads from that name the app (or a descendant), or one of the role's apps; for
   callers who may read the Marathon leader's journal (403 saying so otherwise). Marathon's
@@ -31,6 +39,8 @@ Marathon leader's journal for `include=scheduler`; 503 when that leader is unkno
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from functools import partial
 
 from fastapi import APIRouter, Request
@@ -70,7 +80,11 @@ ROUTES = (
     "/app{app_id:path}/stream/",
     "/role/{role}/count/",
     "/app{app_id:path}/count/",
+    "/role/{role}/range/download",
+    "/app{app_id:path}/range/download",
 )
+# A download's file name: the role or app id with anything but these replaced by `_`.
+_FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 MAX_ROLE = 256
 INCLUDE_SCHEDULER = "scheduler"
 STREAMS_RETRY_AFTER = 5  # seconds: another stream of this caller may end by then
@@ -87,6 +101,19 @@ async def role_range(
     scope = _scope(gate, "role", role)
     planner = _planner(request, scope, gate)
     return await _read(request, planner, gate, stream=False)
+
+
+@router.get(PREFIX + "/role/{role}/range/download")
+async def role_download(
+    request: Request,
+    role: str,
+    gate: LogReadDep,
+) -> Response:
+    """The role's merged range, gzipped as a file (`role-<role>.log.gz`), as the node
+    reader's `/v1/range/download`: the same parameters and format as `range/`."""
+    scope = _scope(gate, "role", role)
+    planner = _planner(request, scope, gate)
+    return await _read(request, planner, gate, stream=False, download=f"role-{role}")
 
 
 @router.get(PREFIX + "/role/{role}/stream/")
@@ -111,6 +138,19 @@ async def app_range(
     scope = _scope(gate, "app", app_id)
     planner = _planner(request, scope, gate)
     return await _read(request, planner, gate, stream=False)
+
+
+@router.get(PREFIX + "/app{app_id:path}/range/download")
+async def app_download(
+    request: Request,
+    app_id: str,
+    gate: LogReadDep,
+) -> Response:
+    """The app's merged range, gzipped as a file (`app-<app id>.log.gz`)."""
+    scope = _scope(gate, "app", app_id)
+    planner = _planner(request, scope, gate)
+    name = "app-" + app_id.strip("/").replace("/", ".")
+    return await _read(request, planner, gate, stream=False, download=name)
 
 
 @router.get(PREFIX + "/app{app_id:path}/stream/")
@@ -239,16 +279,12 @@ def _params(request: Request, settings: GatewaySettings, *, stream: bool) -> Que
     )
 
 
-def _grep(request: Request) -> tuple[str, ...]:
-    """The client's `grep` patterns, checked here (one 400, not one per node reader)."""
+def _grep(request: Request) -> tuple[tuple[str, ...], int]:
+    """The client's `grep` patterns and `context`, checked here (one 400, not one per node
+    reader)."""
     params = request.query_params
-    if params.get("context"):
-        raise BadRequest(
-            "`context` is not supported on merged reads (each task's own route has it)",
-            parameter="context",
-        )
-    search = parse_search(params.getlist("grep"), None)
-    return search.patterns if search is not None else ()
+    search = parse_search(params.getlist("grep"), params.get("context"))
+    return (search.patterns, search.context) if search is not None else ((), 0)
 
 
 def _over_cap(
@@ -272,11 +308,24 @@ def _over_cap(
     return None
 
 
-async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bool) -> Response:
+def _file_name(name: str, postfix: str | None) -> str:
+    """`<name>[-<postfix>]` with nothing a header or a file system would read otherwise."""
+    full = "-".join(p for p in (name, postfix) if p)
+    return _FILE_NAME_UNSAFE.sub("_", full)[:200]
+
+
+async def _read(
+    request: Request,
+    planner: Planner,
+    gate: LogRead,
+    *,
+    stream: bool,
+    download: str | None = None,
+) -> Response:
     proxy, node_tokens = gate.proxy, gate.node_tokens
     settings = gate.services.settings
-    query = _params(request, settings, stream=stream)
-    grep = _grep(request)
+    grep, context = _grep(request)
+    query = replace(_params(request, settings, stream=stream), context=context)
     if _include_scheduler(request):
         await _may_read_scheduler(gate)
         planner.scheduler = True
@@ -293,10 +342,16 @@ async def _read(request: Request, planner: Planner, gate: LogRead, *, stream: bo
         filters=planner.forwarded,
         until=query.until,
         grep=grep,
+        context=context,
         answer_timeout=settings.merge_agent_timeout,
     )
     if not stream:
-        return await read_range(plan, proxy.upstream, requester, query, metrics=proxy.metrics)
+        name = None
+        if download is not None:
+            name = _file_name(download, request.query_params.get("postfix"))
+        return await read_range(
+            plan, proxy.upstream, requester, query, metrics=proxy.metrics, download=name
+        )
     cap = settings.merge_max_streams_per_identity
     release = await limits.acquire(planner.uid, cap)
     if release is None:

@@ -46,7 +46,7 @@ async def _count(request: Request, gate: LogRead, kind: str, value: str) -> Resp
     scope = _scope(gate, kind, value)
     planner = _planner(request, scope, gate)
     p = _params(request, gate.services.settings, stream=False)
-    grep = _grep(request)
+    grep, _ = _grep(request)  # a count counts matches: context changes nothing
     if p.cursor is not None:
         raise BadRequest("`cursor` is not supported on merged counts", parameter="cursor")
     if request.query_params.getlist("include"):

@@ -12,6 +12,15 @@ stream, else the unit) before and after it, each entry sent once; what a search 
 same parameters would already have sent before the read's start position is not sent again
 (so a resumed follow continues exactly). After the `limit`-th match the read continues only
 to complete the open after-contexts.
+
+Groups (grep's `--`, `gap` in JSON/SSE) exist only with context, as in grep: an entry starts
+a new group when something was sent before it and the entry just before it in its source was
+not sent. A read's start rebuilds that state from the entries just before it ("prime"): read
+back until every source seen there has its last 2N+1 entries (at most `MAX_PRIME`), which is
+all the state a source carries. A follow resumed from its `Last-Event-ID` has sent something
+(that event), so its marks are exactly those of the uninterrupted follow; the one limit is a
+source silent for more than `MAX_PRIME` entries of the read before the resume point, whose
+state is then taken as fresh (no after-context owed, its next line not marked).
 """
 
 from __future__ import annotations
@@ -213,6 +222,7 @@ class Selector:
         self._limit = limit
         self._sources: OrderedDict[tuple[bytes | None, ...], _Source] = OrderedDict()
         self._sent_any = False
+        self._groups = search.context > 0  # grep's `--`: only between groups of context
         self._after_owed = 0  # sources with after-context still owed
         self._scanned_after_limit = 0
 
@@ -240,9 +250,12 @@ class Selector:
             self._sources.move_to_end(key)
         return src
 
-    def prime(self, entries: Sequence[Entry]) -> None:
+    def prime(self, entries: Sequence[Entry], *, resumed: bool = False) -> None:
+        """`resumed`: the read continues a follow whose client got at least one event."""
         for entry in entries:
             self._step(entry, None, count=False)
+        if resumed:
+            self._sent_any = True
 
     def feed(self, entries: Sequence[Entry]) -> list[Entry]:
         out: list[Entry] = []
@@ -264,7 +277,7 @@ class Selector:
         late: bool = False,
     ) -> None:
         if out is not None:
-            gap = self._sent_any and src.last_out != index - 1
+            gap = self._groups and self._sent_any and src.last_out != index - 1
             out.append(Hit(entry, is_match=hit, gap=gap, late=late))
             self._sent_any = True
         src.last_out = index
@@ -295,6 +308,17 @@ class Selector:
             self._emit(src, index, entry, out, False)
         elif context:
             src.before.append((index, entry))
+
+
+def primed_enough(entries: Sequence[Entry], context: int) -> bool:
+    """Do `entries` (read back from a start) hold the last 2N+1 entries of every source seen
+    in them, all the state a search keeps per source?"""
+    need = 2 * context + 1
+    seen: dict[tuple[bytes | None, ...], int] = {}
+    for entry in entries:
+        key = source_of(entry)
+        seen[key] = seen.get(key, 0) + 1
+    return all(n >= need for n in seen.values())
 
 
 def mark(data: bytes, hit: Entry) -> bytes:

@@ -19,7 +19,7 @@ from app.journal.handle import Handle, JournalLocation, Skipped
 from app.journal.pool import HandlePool, Lease
 from app.journal.prefetch import Prefetch
 from app.journal.query import Query
-from app.journal.search import Selector
+from app.journal.search import MAX_PRIME, Selector, primed_enough
 from app.journal.tail import Lagged, LiveTail, Subscription
 
 READ_BATCH = 500
@@ -62,15 +62,24 @@ class Journal:
             # A follower must not take from the live tail what lies before its start.
             anchor = await lease.call(lease.handle.anchor) if follow else None
             before: list[Entry] = []
-            if query.search is not None and query.search.context:
-                size = query.search.prime_size
-                before = await lease.call(lease.handle.around, size, query.reverse)
+            search = query.search
+            if search is not None and search.context:
+                # Back until every source seen has all its state there (app/journal/search.py).
+                size = search.prime_size
+                while True:
+                    before = await lease.call(lease.handle.around, size, query.reverse)
+                    if len(before) < size or size >= MAX_PRIME:
+                        break
+                    if primed_enough(before, search.context):
+                        break
+                    size = min(size * 4, MAX_PRIME)
         except BaseException:
             lease.release()
             raise
         reading = Reading(self, lease, query, skipped, follow=follow, anchor=anchor)
         if reading.selector is not None and before:
-            reading.selector.prime([e for e in before if query.in_time_window(e)])
+            resumed = follow and query.cursor_param == "Last-Event-ID"
+            reading.selector.prime([e for e in before if query.in_time_window(e)], resumed=resumed)
         return reading
 
     async def unique(self, field: str) -> list[str]:

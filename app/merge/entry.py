@@ -22,6 +22,7 @@ from app.merge.cursor import (
     AgentState,
     CompositeCursor,
     Debt,
+    after,
     cursor_realtime,
     digests,
     encode_cursor,
@@ -31,6 +32,11 @@ from app.merge.cursor import (
 from app.proxy.sse import MAX_EVENT_BYTES, SseError, SseParser
 
 _CURSOR_KEY = b',"cursor":"'
+# How a node reader marks a search's match and context (app/journal/search.py `mark`); a `"`
+# inside a value is escaped, so only the marks themselves contain these bytes.
+_MATCH = b',"match":true'
+_CONTEXT = b',"match":false'
+_GAP = b',"gap":true'
 _AGENT_KEY = b'"AGENT_ID":'
 # The source key of a scheduler's lines (`include=scheduler`): no agent's, so they get no
 # AGENT_ID. A Mesos agent id is `<master id>-S<n>`, never this.
@@ -60,7 +66,7 @@ class MergedEntry:
     the entry pays off a `debt` (read behind the agent's position by a catch-up: it moves
     only that debt's progress, and the `settles` one, the last, pays it off)."""
 
-    __slots__ = ("agent", "arrived", "cover", "cursor", "data", "debt", "settles", "ts")
+    __slots__ = ("agent", "arrived", "cover", "cursor", "data", "debt", "late", "settles", "ts")
 
     def __init__(self, agent: str, cursor: str, data: bytes, arrived: float = 0.0) -> None:
         self.agent = agent
@@ -77,6 +83,9 @@ class MergedEntry:
         self.cover: Cover | None = None
         self.debt: Debt | None = None
         self.settles = False
+        # A search's before-context, sent by its node reader just before its match, behind
+        # entries already sent (`context=`): not a place to resume from.
+        self.late = False
 
     @property
     def catchup(self) -> bool:
@@ -152,11 +161,15 @@ class EventParser:
             raise BadEntry(str(exc)) from None
         self._sse.comments.clear()  # a node reader's comments are keepalives
         agent = self.agent
-        return [
-            MergedEntry(agent, e.id, e.data, arrived)
-            for e in events
-            if e.named and e.id is not None
-        ]
+        out = []
+        for e in events:
+            if e.named and e.id is not None:
+                out.append(MergedEntry(agent, e.id, e.data, arrived))
+            elif _CONTEXT in e.data:  # before-context: its cursor is in its data only
+                entry = MergedEntry(agent, cursor_of_line(e.data), e.data, arrived)
+                entry.late = True
+                out.append(entry)
+        return out
 
     def discard_partial(self) -> None:
         self._sse.discard_partial()
@@ -189,6 +202,8 @@ class Positions:
     def advance(self, entry: MergedEntry) -> None:
         agent = entry.agent
         debt = entry.debt
+        if entry.late and not entry.settles:
+            return  # behind the agent's place: it moves nothing
         if debt is None:
             self.cursors[agent] = entry.cursor
             cover = entry.cover
@@ -261,25 +276,51 @@ class MergedEncoder:
     composite cursor as every event's `id` (on ranges too: a client can follow on from a
     range's last id). Advances `positions` by every entry it encodes."""
 
-    def __init__(self, media_type: str) -> None:
+    def __init__(self, media_type: str, *, groups: bool = False) -> None:
         self.media_type = media_type if media_type in (JSON, SSE) else TEXT
         self._text = TextEncoder()
+        self._groups = groups  # a search with context: text has `--` between groups
 
     def encode(self, entries: list[MergedEntry], positions: Positions) -> bytes:
         if self.media_type == SSE:
             out = []
             for e in entries:
                 positions.advance(e)
+                if e.late:  # no id: the client's Last-Event-ID stays on its place
+                    out.append(b"data: %b\n\n" % e.data)
+                    continue
                 out.append(b"id: %s\ndata: %b\n\n" % (positions.encoded().encode(), e.data))
             return b"".join(out)
         for e in entries:
             positions.advance(e)
         if self.media_type == JSON:
             return b"".join([e.data + b"\n" for e in entries])
+        if self._groups:
+            return b"".join(
+                (b"--\n" if _GAP in e.data else b"") + self._text.encode([_text_entry(e)])
+                for e in entries
+            )
         return self._text.encode([_text_entry(e) for e in entries])
 
     def heartbeat(self) -> bytes | None:
         return b": ping\n\n" if self.media_type == SSE else None
+
+
+def is_match(entry: MergedEntry) -> bool:
+    """A search's match (with `context=`, the rest is context)."""
+    return _MATCH in entry.data
+
+
+def mark_late(entries: list[MergedEntry], last: str | None) -> str | None:
+    """Marks as late the entries of one node reader's search range (NDJSON, which has no
+    ids) that come behind one already read (`last`: the cursor of the newest so far, which
+    is returned updated)."""
+    for entry in entries:
+        if last is not None and not after(entry.cursor, last):
+            entry.late = True
+        else:
+            last = entry.cursor
+    return last
 
 
 def _text_entry(entry: MergedEntry) -> Entry:
@@ -302,4 +343,6 @@ __all__ = [
     "MergedEntry",
     "Positions",
     "cursor_of_line",
+    "is_match",
+    "mark_late",
 ]

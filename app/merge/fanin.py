@@ -26,7 +26,7 @@ import orjson
 from app.core.credential import NodeTokenProvider
 from app.journal.encoders import JSON, SSE
 from app.merge.cursor import after, cursor_realtime
-from app.merge.entry import SCHEDULER_SOURCE, Cover, LineParser, MergedEntry
+from app.merge.entry import SCHEDULER_SOURCE, Cover, LineParser, MergedEntry, mark_late
 from app.proxy.call import Upstream, UpstreamCall, UpstreamResponse
 from app.proxy.errors import UpstreamError, UpstreamTimeout
 
@@ -84,6 +84,8 @@ class Requester:
     filters: tuple[tuple[str, str], ...] = ()  # the client's, on fields the gateway leaves
     until: int | None = None
     grep: tuple[str, ...] = ()  # the client's patterns: every node reader searches its part
+    # With grep: entries of the same task stream around each match, from its node reader.
+    context: int = 0
     # How long a range waits for an agent's answer before leaving it out (a frozen reader
     # would otherwise hold the whole read for the upstream read timeout).
     answer_timeout: float | None = None
@@ -98,6 +100,7 @@ class Opened:
     # Drop entries up to and including this cursor's (a refused cursor, read from its time).
     guard: str | None = None
     keep: Keep | None = None  # only the entries it keeps count (a scheduler's unit)
+    context: bool = False  # a search with context: before-context comes behind (late)
 
     def kept(self, entries: list[MergedEntry]) -> list[MergedEntry]:
         keep = self.keep
@@ -138,6 +141,8 @@ def upstream_query(
     params = [("filter", f"CONTAINER_ID:{c}") for c in spec.containers]
     params += [("filter", f"{name}:{value}") for name, value in requester.filters]
     params += [("grep", pattern) for pattern in requester.grep]
+    if requester.grep and requester.context:
+        params.append(("context", str(requester.context)))
     if start.cursor is not None:
         params.append(("cursor", start.cursor))
     elif start.since is not None:
@@ -171,11 +176,17 @@ class SourceOpener:
             path = COMPONENT_PATH + quote(spec.unit, safe="")
         else:
             path = STREAM_PATH if stream else RANGE_PATH
+        headers: tuple[tuple[bytes, bytes], ...] = ((b"accept", accept.encode()),)
+        # A follow from an entry this agent delivered continues its earlier follow: also as
+        # `Last-Event-ID` (which the reader takes over `cursor`), so that a search resumes
+        # exactly (its groups, app/journal/search.py).
+        if stream and start.cursor is not None:
+            headers += ((b"last-event-id", start.cursor.encode("ascii", "replace")),)
         return UpstreamCall(
             method="GET",
             path=path,
             query=upstream_query(spec, start, r, skip_prev=skip_prev, limit=limit),
-            headers=((b"accept", accept.encode()),),
+            headers=headers,
             node=spec.agent_id,
             uid=r.uid,
             client=r.client,
@@ -205,15 +216,16 @@ class SourceOpener:
         call = self.call(spec, start, stream=stream, skip_prev=skip_prev, limit=limit)
         keep = names_any(spec.names) if spec.unit is not None else None
         response = await self.upstream.open(spec.reader_url, call)
+        context = bool(self.requester.grep and self.requester.context)
         if response.status_code != 400 or start.cursor is None:
-            return Opened(response, keep=keep)
+            return Opened(response, keep=keep, context=context)
         await close_quietly(response)
         # Also where a scheduler's leadership moved: the cursor names the old node's journal.
         log.info("agent %s: cursor refused, reading from its time instead", spec.agent_id)
         since = Start(since=cursor_realtime(start.cursor))
         call = self.call(spec, since, stream=stream, skip_prev=skip_prev, limit=limit)
         response = await self.upstream.open(spec.reader_url, call)
-        return Opened(response, guard=start.cursor, keep=keep)
+        return Opened(response, guard=start.cursor, keep=keep, context=context)
 
 
 async def close_quietly(response: UpstreamResponse) -> None:
@@ -253,8 +265,11 @@ async def range_batches(
     read covers); raises `UpstreamError`/`BadEntry`."""
     parser = LineParser(agent)
     guard = opened.guard
+    newest: str | None = None
     async for chunk in opened.response.chunks():
         batch = parser.feed(chunk)
+        if opened.context:
+            newest = mark_late(batch, newest)
         if guard is not None:
             batch, guard = past_guard(batch, guard)
         batch = opened.kept(batch)

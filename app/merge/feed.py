@@ -242,7 +242,7 @@ class AgentFeed:
             if batch:
                 for entry in batch:
                     entry.cover = cover
-                self.cursor = batch[-1].cursor
+                self.cursor = _placed(batch) or self.cursor
                 await self.sink.deliver(agent, batch)
 
     async def _catch_up(self, job: CatchUp) -> None:
@@ -300,7 +300,8 @@ class AgentFeed:
         debt = self._debts[job.debt.id].debt
         for entry in entries:
             entry.debt = debt
-        self._debts[debt.id] = CatchUp(replace(debt, start=entries[-1].cursor), job.containers)
+        start = _placed(entries) or debt.start
+        self._debts[debt.id] = CatchUp(replace(debt, start=start), job.containers)
         await self.sink.deliver(self.spec.agent_id, entries)
 
     async def _paid(self, debt: Debt, last: list[MergedEntry]) -> None:
@@ -315,6 +316,14 @@ class AgentFeed:
             entry.debt = debt
         last[-1].settles = True
         await self.sink.deliver(self.spec.agent_id, last)
+
+
+def _placed(entries: list[MergedEntry]) -> str | None:
+    """The cursor of the last entry that is a place (not a search's late before-context)."""
+    for entry in reversed(entries):
+        if not entry.late:
+            return entry.cursor
+    return None
 
 
 __all__ = ["CATCH_UP_ATTEMPTS", "AgentFeed", "Backoff", "CatchUp", "FeedSink", "owed"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import zlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.journal.encoders import SSE
 from app.merge.cursor import AgentState
-from app.merge.entry import BadEntry, Cover, MergedEncoder, MergedEntry, Positions
+from app.merge.entry import BadEntry, Cover, MergedEncoder, MergedEntry, Positions, is_match
 from app.merge.fanin import (
     MergePlan,
     Opened,
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 UNAVAILABLE_HEADER = "X-Logway-Unavailable-Agents"
 COMMON_HEADERS = {"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"}
+GZIP_WBITS = 31  # zlib: a gzip container
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +132,14 @@ def begin_all(positions: Positions, covers: Mapping[str, Cover]) -> None:
 
 
 async def last_entries(
-    opened: Mapping[str, Opened], n: int, covers: Mapping[str, Cover] | None = None
+    opened: Mapping[str, Opened],
+    n: int,
+    covers: Mapping[str, Cover] | None = None,
+    *,
+    context: bool = False,
 ) -> Tail:
-    """Read every agent's last-N range to the end and keep the merged last N."""
+    """Read every agent's last-N range to the end and keep the merged last N (`context`: the
+    last N matches, with what follows them and the first one's before-context)."""
     lists: list[list[MergedEntry]] = []
     failed: dict[str, str] = {}
     for agent in sorted(opened):
@@ -151,15 +158,51 @@ async def last_entries(
             await close_quietly(opened[agent].response)
         lists.append(entries)
     merged = list(heapq.merge(*lists, key=lambda e: e.ts))  # stable: ties by agent id
-    cut = max(0, len(merged) - n)
-    last = {entries[-1].agent: entries[-1].cursor for entries in lists if entries}
-    dropped = {e.agent: e.cursor for e in merged[:cut]}
-    return Tail(merged[cut:], last, dropped, failed)
+    last = {}  # (a search's before-context is never last: its match follows it)
+    for entries in lists:
+        placed = [e for e in entries if not e.late]
+        if placed:
+            last[placed[-1].agent] = placed[-1].cursor
+    if not context:
+        cut = max(0, len(merged) - n)
+        return Tail(merged[cut:], last, {e.agent: e.cursor for e in merged[:cut]}, failed)
+    kept, dropped = _last_matches(merged, n)
+    return Tail(kept, last, {e.agent: e.cursor for e in dropped if not e.late}, failed)
+
+
+def _last_matches(merged: list[MergedEntry], n: int) -> tuple[list[MergedEntry], list[MergedEntry]]:
+    """From the N-th last match on, with that match's before-context (its agent's late
+    entries just before it, which the time order may have put behind other agents' entries);
+    and what is left out before."""
+    cut, seen = 0, 0
+    for index in range(len(merged) - 1, -1, -1):
+        if is_match(merged[index]):
+            seen += 1
+            if seen == n:
+                cut = index
+                break
+    if cut == 0:
+        return merged, []
+    agent = merged[cut].agent
+    before: set[int] = set()
+    for index in range(cut - 1, -1, -1):
+        entry = merged[index]
+        if entry.agent != agent:
+            continue
+        if not entry.late:
+            break
+        before.add(index)
+    head = [e for i, e in enumerate(merged[:cut]) if i in before]
+    dropped = [e for i, e in enumerate(merged[:cut]) if i not in before]
+    return head + merged[cut:], dropped
 
 
 def _skip_and_limit(
-    batches: AsyncIterator[list[MergedEntry]], skip: int, limit: int
+    batches: AsyncIterator[list[MergedEntry]], skip: int, limit: int, context: int = 0
 ) -> AsyncIterator[list[MergedEntry]]:
+    if context:
+        return _matches_skip_and_limit(batches, skip, limit, context)
+
     async def gen() -> AsyncIterator[list[MergedEntry]]:
         to_skip, left = skip, limit or None
         async for batch in batches:
@@ -178,6 +221,34 @@ def _skip_and_limit(
     return gen()
 
 
+async def _matches_skip_and_limit(
+    batches: AsyncIterator[list[MergedEntry]], skip: int, limit: int, context: int
+) -> AsyncIterator[list[MergedEntry]]:
+    """With context, skips and `limit` count matches (as on a node reader): everything up to
+    the `skip`-th match is dropped; after the `limit`-th, only the after-context that follows
+    it (at most `context` entries per agent, until the next match or before-context)."""
+    to_skip, left = skip, limit or None
+    trailing: dict[str, int] = {}  # after-context kept past the limit, per agent
+    async for batch in batches:
+        out: list[MergedEntry] = []
+        for entry in batch:
+            match = is_match(entry)
+            if to_skip:
+                to_skip -= match
+                continue
+            if left is not None and left <= 0:
+                if match or entry.late or trailing.get(entry.agent, 0) >= context:
+                    if out:
+                        yield out
+                    return
+                trailing[entry.agent] = trailing.get(entry.agent, 0) + 1
+            elif match and left is not None:
+                left -= 1
+            out.append(entry)
+        if out:
+            yield out
+
+
 async def _listed(entries: list[MergedEntry], size: int = 500) -> AsyncIterator[list[MergedEntry]]:
     for i in range(0, len(entries), size):
         yield entries[i : i + size]
@@ -194,7 +265,11 @@ async def merged_range(
     skip_next: int,
     limit: int,
     metrics: ProxyMetrics,
+    context: int = 0,
+    download: str | None = None,
 ) -> Response:
+    """`download`: gzipped, as a file of that name (`<download>.log.gz`).
+    `context`: a search with context (skips and `limit` count matches, app/journal/search.py)."""
     opened, failed = await open_all(plan, opener, starts, skip_prev=skip_prev)
     agent_covers = covers(plan, starts, positions)
     begin_all(positions, agent_covers)
@@ -208,18 +283,18 @@ async def merged_range(
     headers = dict(COMMON_HEADERS)
     try:
         if skip_prev:
-            tail = await last_entries(opened, skip_prev, agent_covers)
+            tail = await last_entries(opened, skip_prev, agent_covers, context=context > 0)
             failed.update(tail.failed)
             skipped_prev, skipped_next = len(tail.kept), 0
             positions.cursors.update(tail.dropped)
             begin_all(positions, agent_covers)
-            batches = _skip_and_limit(_listed(tail.kept), 0, limit)
+            batches = _skip_and_limit(_listed(tail.kept), 0, limit, context)
         else:
             sources = [
                 range_batches(opened[agent], agent, agent_covers[agent]) for agent in sorted(opened)
             ]
             skipped_prev, skipped_next = 0, skip_next
-            batches = _skip_and_limit(merge_batches(sources), skip_next, limit)
+            batches = _skip_and_limit(merge_batches(sources), skip_next, limit, context)
         first = b""
         async for batch in batches:
             first = encoder.encode(batch, positions)
@@ -244,7 +319,12 @@ async def merged_range(
         notes = "".join(f": agent {a} unavailable: {w}\n\n" for a, w in sorted(failed.items()))
         first = notes.encode() + first
     headers["Content-Type"] = encoder.media_type
-    return MergedRangeResponse(first, batches, encoder, positions, opened, headers, metrics)
+    if download is not None:
+        headers["Content-Type"] = "application/gzip"
+        headers["Content-Disposition"] = f"attachment; filename={download}.log.gz"
+    response = MergedRangeResponse(first, batches, encoder, positions, opened, headers, metrics)
+    response.gzip = download is not None
+    return response
 
 
 class MergedRangeResponse(Response):
@@ -270,6 +350,8 @@ class MergedRangeResponse(Response):
         self._positions = positions
         self._opened = opened
         self._metrics = metrics
+        self.gzip = False  # a download: the body gzipped, as the node reader's downloads
+        self._gzip: zlib._Compress | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         complete = False
@@ -286,22 +368,30 @@ class MergedRangeResponse(Response):
                 complete = await self._body(send)
                 tasks.cancel_scope.cancel()
             if complete:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                tail = self._gzip.flush() if self._gzip is not None else b""
+                await send({"type": "http.response.body", "body": tail, "more_body": False})
         finally:
             await close_all(self._opened)
 
     async def _body(self, send: Send) -> bool:
-        await send({"type": "http.response.body", "body": self._first, "more_body": True})
+        if self.gzip:
+            self._gzip = zlib.compressobj(wbits=GZIP_WBITS)
+        await send(
+            {"type": "http.response.body", "body": self._out(self._first), "more_body": True}
+        )
         try:
             async for batch in self._rest:
                 self._metrics.merged_entries += len(batch)
-                data = self._encoder.encode(batch, self._positions)
+                data = self._out(self._encoder.encode(batch, self._positions))
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
         except (UpstreamError, BadEntry) as exc:
             log.warning("merged range cut short: %s", exc)
             return False
         return True
+
+    def _out(self, data: bytes) -> bytes:
+        return self._gzip.compress(data) if self._gzip is not None and data else data
 
 
 __all__ = [

@@ -48,6 +48,7 @@ class Query:
     since: int | None = None
     until: int | None = None
     cursor: CompositeCursor | None = None
+    context: int = 0  # grep's: entries around each match, from its node reader
 
 
 def _origin(query: Query) -> tuple[Positions, Starts]:
@@ -65,19 +66,23 @@ async def read_range(
     query: Query,
     *,
     metrics: ProxyMetrics,
+    download: str | None = None,
 ) -> Response:
-    """The plan's agents' ranges, merged in time order."""
+    """The plan's agents' ranges, merged in time order (`download`: gzipped, as the file
+    `<download>.log.gz`)."""
     positions, starts = _origin(query)
     return await merged_range(
         plan,
         SourceOpener(upstream, requester),
-        MergedEncoder(query.media),
+        MergedEncoder(query.media, groups=query.context > 0),
         positions,
         starts,
         skip_prev=query.skip_prev,
         skip_next=query.skip_next,
         limit=query.limit,
         metrics=metrics,
+        context=query.context,
+        download=download,
     )
 
 
@@ -99,7 +104,7 @@ async def read_stream(
     (at most `max_agents` agents, those already streaming kept first). `on_close` runs when
     the stream ends; when this raises instead, the caller's own cleanup runs."""
     opener = SourceOpener(upstream, requester)
-    encoder = MergedEncoder(query.media)
+    encoder = MergedEncoder(query.media, groups=query.context > 0)
     positions, starts = _origin(query)
     prelude: list[MergedEntry] = []
     unavailable: dict[str, str] = {}
@@ -107,7 +112,7 @@ async def read_stream(
         # The last N of the merged whole, then each agent follows on from its own last.
         opened, unavailable = await open_all(plan, opener, starts, skip_prev=query.skip_prev)
         agent_covers = covers(plan, starts, positions)
-        tail = await last_entries(opened, query.skip_prev, agent_covers)
+        tail = await last_entries(opened, query.skip_prev, agent_covers, context=query.context > 0)
         unavailable.update(tail.failed)
         prelude = tail.kept
         origin = prelude[0].ts if len(prelude) >= query.skip_prev else query.since

@@ -70,6 +70,9 @@ MERGED = {
     "app_stream": (Reading.MERGED_STREAM, "An app's or group's tasks, merged: followed"),
     "role_count": (Reading.MERGED_COUNT, "A role's merged range: how many entries (matches)"),
     "app_count": (Reading.MERGED_COUNT, "An app's merged range: how many entries (matches)"),
+    "role_download": (Reading.MERGED_DOWNLOAD, "A role's merged range, gzipped as a file"),
+    "app_download": (Reading.MERGED_DOWNLOAD, "An app's merged range, gzipped as a file"),
+    "task_count": (Reading.V2_TASK_COUNT, "A task's stdout or stderr: how many entries (matches)"),
 }
 # Routes left out, and why.
 OMIT = {"other_metadata": "only answers 404 for metadata the gateway does not have"}

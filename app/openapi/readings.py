@@ -41,6 +41,8 @@ class Reading(enum.StrEnum):
     MERGED_RANGE = "merged-range"  # a role's or app's tasks on every agent, merged in order
     MERGED_STREAM = "merged-stream"  # the same, followed
     MERGED_COUNT = "merged-count"  # the size of a merged range, JSON
+    MERGED_DOWNLOAD = "merged-download"  # a merged range, gzipped as a file
+    V2_TASK_COUNT = "v2-task-count"  # the size of a task file's range, JSON
 
     @property
     def is_log(self) -> bool:
@@ -50,6 +52,8 @@ class Reading(enum.StrEnum):
             Reading.V1_DOWNLOAD,
             Reading.V1_COUNT,
             Reading.MERGED_COUNT,
+            Reading.MERGED_DOWNLOAD,
+            Reading.V2_TASK_COUNT,
         )
 
 
@@ -237,7 +241,16 @@ _V1_STREAM = (
     "Last-Event-ID",
 )
 _V2 = ("filter", "cursorV2", "skip", "limit", "since", "until", "grep", "context", "Last-Event-ID")
-_MERGED = ("filter", "mergedCursor", "mergedSkipPrev", "since", "until", "grep", "include")
+_MERGED = (
+    "filter",
+    "mergedCursor",
+    "mergedSkipPrev",
+    "since",
+    "until",
+    "grep",
+    "context",
+    "include",
+)
 _PARAMETERS_OF: dict[Reading, tuple[str, ...]] = {
     Reading.V1_RANGE: _V1,
     Reading.V1_DOWNLOAD: (*_V1, "postfix"),
@@ -257,6 +270,8 @@ _PARAMETERS_OF: dict[Reading, tuple[str, ...]] = {
         "until",
         "grep",
     ),
+    Reading.MERGED_DOWNLOAD: (*_MERGED, "skip_next", "limit", "postfix"),
+    Reading.V2_TASK_COUNT: ("filter", "cursorV2", "skip", "limit", "since", "until", "grep"),
 }
 
 
@@ -400,7 +415,7 @@ def _content(text: Json, sse: Json) -> Json:
 def responses(reading: Reading) -> Json:
     """The success responses of a reading (errors are added by the document's owner)."""
     empty = {"204": {"description": "No entry matched (or none has a MESSAGE, for text)."}}
-    if reading in (Reading.V1_COUNT, Reading.MERGED_COUNT):
+    if reading in (Reading.V1_COUNT, Reading.MERGED_COUNT, Reading.V2_TASK_COUNT):
         count = {
             "type": "object",
             "properties": {"entries": {"type": "integer", "minimum": 0}},
@@ -474,7 +489,7 @@ def responses(reading: Reading) -> Json:
         else:
             answer.update(empty)
         return answer
-    if reading is Reading.V1_DOWNLOAD:
+    if reading in (Reading.V1_DOWNLOAD, Reading.MERGED_DOWNLOAD):
         return {
             "200": {
                 "description": (

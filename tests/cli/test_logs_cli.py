@@ -964,6 +964,13 @@ def test_grep_with_context_and_count(dev: Dev) -> None:
     assert around == full[1:4]
     agent = task.agent_id or ""
     assert ok(logs(dev, "agent", agent, "--grep", pattern, "--count")) == ["1"]
+    # a task's count: its file's lines (matches), by id or name, -n counting back
+    assert ok(logs(dev, "task", task.task.id, "--grep", pattern, "--count")) == ["1"]
+    assert ok(logs(dev, "task", task.task.id, "-n", "3", "--count")) == ["3"]
+    stdout = int(ok(logs(dev, "task", task.task.id, "-n", "all", "--count"))[0])
+    assert stdout >= len(full)
+    stderr = ok(logs(dev, "task", task.task.id, "stderr", "--grep", pattern, "--count"))
+    assert stderr == ["0"]  # the same line is in stdout only
     done = logs(dev, "agent", agent, "--grep", "(unclosed")
     assert done.returncode == 2
     assert "grep" in done.stderr

@@ -57,6 +57,18 @@ class DevRun:
         return f"{self.namespace}-s{ids.index(agent_id)}"
 
 
+def gateway_pid(run: DevRun) -> int:
+    """The pid of the dev cluster's gateway (a child of `logway dev`, on the manifest's port)."""
+    port = run.manifest()["gateway_url"].rsplit(":", 1)[1]
+    pid = run.proc.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for child in children:
+        argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        if b"gateway" in argv and f"--port={port}".encode() in argv:
+            return int(child)
+    raise AssertionError(f"no gateway among the dev cluster's children {children}")
+
+
 def start_dev(data_dir: Path, namespace: str) -> DevRun:
     ports = {
         "mesos": free_port(MASTER),

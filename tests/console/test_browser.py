@@ -6,6 +6,8 @@ connections as a network would."""
 from __future__ import annotations
 
 import gzip
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from tests.console.support import (
     JournalWriter,
     Relay,
     browser_available,
+    gateway_pid,
     new_browser,
     start_dev,
     stop_dev,
@@ -290,7 +293,13 @@ def test_an_app_merged_with_a_coloured_prefix_per_task(admin: Console, dev: DevR
     assert all(label.startswith("web.prod·") for label in labels)
     assert all(p.split("|")[0].startswith("prefix c") for p in found)
     assert all(r["cursor"].startswith("m2.") for r in admin.rows())
-    assert not admin.visible("download")  # merged reads have no download route
+    assert admin.visible("download")  # the merged range, gzipped
+    assert (
+        admin.by_id("download")
+        .get_attribute("href")
+        .split("?")[0]
+        .endswith("/system/v1/logs/v1/app/prod/web/range/download")
+    )
 
 
 # Reading ---------------------------------------------------------------------------------
@@ -703,6 +712,35 @@ def test_a_merged_server_side_search_shows_the_matches_of_the_readable_tasks_onl
         console.sign_out()
 
 
+def test_a_merged_download_holds_the_readable_tasks_lines_only(
+    console: Console, dev: DevRun, worker_reader: tuple[str, str], downloads: Path
+) -> None:
+    worker, batch = dev.task("/dev/worker"), dev.task("/dev/batch", 0)
+    tag = f"download{time.monotonic_ns()}"
+    for task in (worker, batch):
+        writer = JournalWriter(dev.agent_namespace(task["agent_id"]))
+        try:
+            for i in range(3):
+                writer.send(task_fields(task, f"{tag} {task['app_id']} {i}"))
+        finally:
+            writer.close()
+    console.sign_in(*worker_reader)
+    try:
+        console.open_view(f"/console/apps/dev?grep={quote(tag)}")
+        expected = [f"{tag} /dev/worker {i}" for i in range(3)]
+        wait_for(lambda: console.texts() == expected, timeout=15, what="the worker's lines")
+        href = console.by_id("download").get_attribute("href")
+        assert href.split("?")[0].endswith("/system/v1/logs/v1/app/dev/range/download")
+        assert "grep=" in href
+        console.by_id("download").click()
+        path = wait_for(lambda: next(iter(downloads.glob("app-dev*.log.gz")), None), timeout=15)
+        wait_for(lambda: not list(downloads.glob("*.crdownload")), what="the download to finish")
+        lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+        assert [line.split(": ", 1)[1] for line in lines] == expected  # text: time, message
+    finally:
+        console.sign_out()
+
+
 def test_signing_out_ends_the_session(console: Console, dev: DevRun) -> None:
     console.sign_in("admin", dev.manifest()["identities"]["superuser"]["password"])
     console.sign_out()
@@ -736,6 +774,35 @@ def test_the_live_tail_resumes_after_a_network_drop_marked_while_reconnecting(
             assert texts.count(line) == 1  # resumed from the last event id: no loss, no repeat
     finally:
         relay.restore()
+        writer.close()
+
+
+def test_the_live_tail_resumes_after_the_gateway_restarts(admin: Console, dev: DevRun) -> None:
+    """The gateway process itself dies (SIGKILL) and `logway dev` starts it again: the
+    console marks the stream reconnecting, then resumes from its last event id, through
+    the new process, with no line lost or repeated."""
+    admin.sign_in("admin", dev.manifest()["identities"]["superuser"]["password"])
+    task = dev.task("/dev/worker")
+    admin.open_view(task_path(task))
+    wait_for(lambda: "following" in admin.status(), what="the live tail")
+    writer = JournalWriter(dev.agent_namespace(task["agent_id"]))
+    tag = f"restart{time.monotonic_ns()}"
+    try:
+        writer.send(task_fields(task, f"{tag} before"))
+        wait_for(lambda: f"{tag} before" in admin.texts(), timeout=10, what="a line before")
+        old = gateway_pid(dev)
+        os.kill(old, signal.SIGKILL)
+        wait_for(lambda: admin.visible("reconnecting"), timeout=10, what="the reconnecting mark")
+        away = [f"{tag} while the gateway was down {i}" for i in range(5)]
+        for line in away:
+            writer.send(task_fields(task, line))
+        wait_for(lambda: gateway_pid(dev) != old, timeout=60, what="a new gateway process")
+        wait_for(lambda: not admin.visible("reconnecting"), timeout=60, what="reconnected")
+        writer.send(task_fields(task, f"{tag} after"))
+        wait_for(lambda: f"{tag} after" in admin.texts(), timeout=15, what="a line after")
+        texts = [t for t in admin.texts() if t.startswith(tag)]
+        assert texts == [f"{tag} before", *away, f"{tag} after"]  # none lost, none repeated
+    finally:
         writer.close()
 
 

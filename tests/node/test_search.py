@@ -397,3 +397,63 @@ def test_a_long_scan_keeps_an_sse_follow_alive(
                     break
     assert seen[-1] == "data: "
     assert ": ping" in seen[:-1]
+
+
+def _marked(lines: Iterator[str]) -> Iterator[tuple[str | None, str, bool, bool]]:
+    """An SSE search stream's events: (id or None, cursor, match, gap)."""
+    event_id: str | None = None
+    for line in lines:
+        if line.startswith("id: "):
+            event_id = line[4:]
+        elif line.startswith("data: "):
+            doc = orjson.loads(line[6:])
+            yield event_id, doc["cursor"], doc["match"], doc.get("gap", False)
+            event_id = None
+
+
+def _follow(
+    url: str, params: dict[str, str], count: int, last_event_id: str | None = None
+) -> list[tuple[str | None, str, bool, bool]]:
+    headers = {"accept": "text/event-stream"}
+    if last_event_id is not None:
+        headers["last-event-id"] = last_event_id
+    with httpx.stream("GET", f"{url}/v1/stream/", params=params, headers=headers, timeout=10) as r:
+        assert r.status_code == 200
+        return list(itertools.islice(_marked(r.iter_lines()), count))
+
+
+@pytest.mark.parametrize("context", [1, 2])
+def test_a_resumed_follow_marks_gaps_as_the_uninterrupted_one(
+    base: str, namespace: JournaldNamespace, context: int
+) -> None:
+    """Resumed from any event id, a follow sends exactly what the uninterrupted follow sent
+    after that event, `gap` marks included: the first line after the resume too."""
+    params = {"grep": "(?i)error", "context": str(context)}
+    r = read(base, "/v1/range/", **params)
+    whole = [
+        (d["cursor"], d["match"], d.get("gap", False))
+        for d in map(orjson.loads, r.content.splitlines())
+    ]
+    assert any(gap for *_, gap in whole)
+    follow = _follow(base, params, len(whole))
+    assert [(c, m, g) for _, c, m, g in follow] == whole  # the follow is the range, marks too
+    resumed_with_gap = 0
+    for k, (event_id, *_) in enumerate(follow[:-1]):
+        if event_id is None:
+            continue
+        rest = [(c, m, g) for _, c, m, g in follow[k + 1 :]]
+        again = _follow(base, params, len(rest), last_event_id=event_id)
+        assert [(c, m, g) for _, c, m, g in again] == rest, k
+        resumed_with_gap += rest[0][2]
+    assert resumed_with_gap  # some resume starts right on a new group
+
+
+def test_without_context_nothing_is_a_gap(base: str, namespace: JournaldNamespace) -> None:
+    """grep's `--` separates groups of context only: a search without context marks no gap
+    (whether the journal was scanned for matches or read entry by entry)."""
+    r = read(base, "/v1/range/", grep="(?i)error")
+    docs = [orjson.loads(line) for line in r.content.splitlines()]
+    assert docs
+    assert not any("gap" in d for d in docs)
+    events = _follow(base, {"grep": "(?i)error"}, len(docs))
+    assert not any(gap for *_, gap in events)

@@ -95,7 +95,8 @@ function readParams(query, source) {
   if (source.units && unit) params.append("filter", unit);
   if (query.get("grep")) {
     params.set("grep", query.get("grep"));
-    // Context lines around each match; merged reads refuse context= (issue 14).
+    // Context lines around each match; not offered on merged views, where a match's
+    // before-context arrives behind later lines of other tasks.
     const context = query.get("context");
     if (!source.merged && context && context !== "0") params.set("context", context);
   }

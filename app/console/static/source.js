@@ -64,7 +64,7 @@ export function describe(route, catalog) {
       title: route.kind === "app" ? `App ${route.id}` : `Role ${route.id}`,
       subtitle: `${tasks.length} task${tasks.length === 1 ? "" : "s"} merged in time order`,
       merged: true, units: false, streams: true,
-      range: `${base}/range/`, stream: `${base}/stream/`, download: null,
+      range: `${base}/range/`, stream: `${base}/stream/`, download: `${base}/range/download`,
     };
   }
   return { missing: "Unknown console address." };
