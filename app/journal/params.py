@@ -87,7 +87,9 @@ def parse_time(params: QueryParams, name: str) -> int | None:
             "nor unix microseconds",
             parameter=name,
         )
-    return int(parsed.timestamp() * 1_000_000)
+    # journald's clock starts at the epoch: an earlier time is its start (a negative number
+    # would reach a node reader as a value it refuses, a merged read's 502).
+    return max(0, int(parsed.timestamp() * 1_000_000))
 
 
 def parse_filters(

@@ -25,3 +25,11 @@ def test_ascii_digits_still_parse() -> None:
     assert parse_uint(params, "n") == 42
     assert parse_int(params, "m") == -7
     assert parse_time(params, "t") == 1795514400000000
+
+
+def test_a_time_before_the_epoch_is_the_journals_start() -> None:
+    """Found by the contract test: `since=0384-…` became a negative number of µs, which the
+    gateway forwarded to node readers that refuse it (a merged read's 502)."""
+    params = QueryParams({"since": "0384-02-07T04:31:09-02:01", "until": "1969-12-31T23:59:59Z"})
+    assert parse_time(params, "since") == 0
+    assert parse_time(params, "until") == 0
