@@ -23,10 +23,10 @@ apt:
 	fi
 	@test -s /etc/machine-id || systemd-machine-id-setup >/dev/null
 
-$(STAMP): pyproject.toml | apt
+$(STAMP): pyproject.toml setup.py app/journal/_fast.c | apt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(VENV)/bin/pip install -q -e '.[dev,bench]'
 	touch $(STAMP)
 
 run: install

@@ -1,5 +1,6 @@
 """`python -m bench [--entries N] [--runs N] [--followers N] [--skip-peers] [--load-seconds S]
-[--merged-rate N] [--merged-seconds S] [--only logs|identity|gateway|merged|search|forward]`."""
+[--merged-rate N] [--merged-seconds S] [--fanout-followers N] [--fanout-processes N]
+[--only logs|identity|gateway|merged|search|forward|fanout]`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from app.devcluster.journald import JournaldNamespace
-from bench import forward, gateway, identity, merged, report, search, sections
+from bench import fanout_gateway, forward, gateway, identity, merged, report, search, sections
 from bench.fill import KeepAlive, fill
 from bench.report import Verdict
 from bench.servers import gatewayd, node_reader
@@ -65,13 +66,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="seconds of writing per run in the merged section",
     )
     p.add_argument(
+        "--fanout-followers",
+        type=positive,
+        default=fanout_gateway.FOLLOWERS,
+        help="SSE followers through the gateway in the fanout section",
+    )
+    p.add_argument(
+        "--fanout-processes",
+        type=positive,
+        default=fanout_gateway.Plan.processes,
+        help="client processes holding the fanout section's followers",
+    )
+    p.add_argument(
         "--only",
-        choices=("logs", "identity", "gateway", "merged", "search", "forward"),
+        choices=("logs", "identity", "gateway", "merged", "search", "forward", "fanout"),
         help="run one part: the node reader (logs), token/authorization/login (identity), "
         "the gateway against nginx proxy_pass and the direct node reader (gateway), a "
         "merged app stream over three agents (merged), grep= against journalctl --grep "
-        "(search), or `logway forward` into Redis against a journalctl | redis-cli pipe "
-        "(forward)",
+        "(search), `logway forward` into Redis against a journalctl | redis-cli pipe "
+        "(forward), or many SSE followers through one gateway, broadcast and spread (fanout)",
     )
     return p.parse_args(argv)
 
@@ -85,8 +98,10 @@ def raise_fd_limit(needed: int) -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = needed + FD_HEADROOM
     if soft < want:
-        new_hard = max(hard, want)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, new_hard))
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(hard, want)))
+        except ValueError:  # no CAP_SYS_RESOURCE: the hard limit is as far as we go
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
@@ -123,7 +138,8 @@ def bench(args: argparse.Namespace) -> list[Verdict]:
             f"node reader pid {node.pid} at {node.base_url}"
             + (f"; gatewayd pid {gw.pid} at {gw.base_url}" if gw else "")
         )
-        results = sections.run_reads(sections.readers(node, gw, ns.name), args.runs)
+        suite, pids = sections.readers(node, gw, ns.name), sections.server_pids(node, gw)
+        results = sections.run_reads(suite, args.runs, pids)
         verdicts = sections.ratios(results, sections.medians(results))
         verdicts.append(sections.latency(node, ns))
         verdicts += sections.followers(node, ns, args.followers)
@@ -133,7 +149,8 @@ def bench(args: argparse.Namespace) -> list[Verdict]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
-    fd_limit = raise_fd_limit(args.followers * 2)
+    # The gateway holds a client and an upstream socket per fanout follower (inherited limit).
+    fd_limit = raise_fd_limit(max(args.followers * 2, args.fanout_followers * 3))
     print_header(args, fd_limit)
     try:
         verdicts = bench(args) if args.only in (None, "logs") else []
@@ -150,6 +167,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.only in (None, "forward"):
             verdicts += forward.run(forward.Plan(entries=args.entries, runs=args.runs))
+        if args.only in (None, "fanout"):
+            verdicts += fanout_gateway.run(
+                fanout_gateway.Plan(
+                    followers=args.fanout_followers,
+                    runs=args.runs,
+                    processes=args.fanout_processes,
+                )
+            )
     except KeyboardInterrupt:
         print("\ninterrupted; everything started was stopped", file=sys.stderr)
         return 130

@@ -1,7 +1,8 @@
 """The gateway section: the Logway gateway against nginx `proxy_pass` (Admin Router's shape)
 in front of the same node reader, and against reading that node reader directly.
 
-1. small ranges per second (the last 10 entries, JSON), many connections at once;
+1. small ranges per second (the last 10 entries, JSON), many connections at once, and their
+   latency under that load (p99 at 32 connections);
 2. a whole 300k-entry range (JSON) in entries per second;
 3. the latency the gateway adds to one small range, requests one at a time.
 
@@ -29,13 +30,26 @@ SMALL_QUERY = "/v1/range/?skip_prev=10"
 SMALL_LINES = 10
 JSON = "application/json"
 AGENT_PREFIX = f"/system/v1/agent/{AGENT_ID}/logs"
-REQUESTS_RATIO = 0.5  # gateway / nginx proxy_pass, small ranges per second
-RANGE_RATIO = 0.9  # gateway / direct, entries per second of the whole range
+# Issue 17's targets: 1 (small ranges, the whole range) and 4 (latency under load).
+REQUESTS_RATIO = 0.8  # gateway / nginx proxy_pass, small ranges per second
+RANGE_RATIO = 0.95  # gateway / direct, entries per second of the whole range
+LOADED_P99_MS = 20.0  # gateway, small ranges, `Plan.connections` clients at once
+# Their pace for that latency: a share of what nginx sustained in the same run. At saturation
+# latency only restates throughput (every client queues), and nginx itself is far above 20 ms.
+PACED_SHARE = 0.5
 GATEWAY, NGINX, DIRECT = "logway gateway", "nginx proxy_pass", "node reader direct"
 CEILING = "nginx static file"
 CLIENT_HEADROOM = 3.0  # below this ceiling / fastest target, the client may be the limit
 CPU_COLUMNS = ("gateway", "node", "nginx", "client")
-LOAD_HEADER = ["target", "OK replies", "wall", "req/s", *(f"{p} ms" for p in CPU_COLUMNS)]
+LOAD_HEADER = [
+    "target",
+    "OK replies",
+    "wall",
+    "req/s",
+    "p50",
+    "p99",
+    *(f"{p} ms" for p in CPU_COLUMNS),
+]
 
 LOAD_SECONDS = 5.0  # per load run, per target
 T = TypeVar("T")
@@ -103,8 +117,21 @@ def _alternating(labels: list[str], run: int) -> list[str]:
 
 def _load_row(label: str, m: Measured[Load]) -> list[str]:
     load = m.value
-    per_request = [f"{m.cpu[p] / load.ok * 1e3:.3f}" if load.ok else "-" for p in CPU_COLUMNS]
-    return [label, f"{load.ok:,}", f"{load.seconds:.2f} s", report.rate(load.rate), *per_request]
+    per_request = [f"{_cpu_per_reply(m, p):.3f}" if load.ok else "-" for p in CPU_COLUMNS]
+    latency = [f"{load.percentile(p):.2f} ms" for p in (50, 99)]
+    return [
+        label,
+        f"{load.ok:,}",
+        f"{load.seconds:.2f} s",
+        report.rate(load.rate),
+        *latency,
+        *per_request,
+    ]
+
+
+def _cpu_per_reply(m: Measured[Load], process: str) -> float:
+    """Milliseconds of `process`'s CPU per OK reply."""
+    return m.cpu[process] / m.value.ok * 1e3 if m.value.ok else float("nan")
 
 
 def requests_per_second(c: Cluster, plan: Plan) -> tuple[list[Verdict], int]:
@@ -124,7 +151,10 @@ def requests_per_second(c: Cluster, plan: Plan) -> tuple[list[Verdict], int]:
         "caveat: nginx validates no token and asks no one (Admin Router's Lua would verify "
         "the JWT and query the IAM per request): the comparison favours nginx"
     )
-    print("CPU columns: milliseconds of each process's CPU per OK reply")
+    print(
+        "p50/p99: each OK reply's latency under this load; CPU columns: milliseconds of each "
+        "process's CPU per OK reply"
+    )
     processes = _processes(c)
     ceiling_target = Target(c.nginx.host, c.nginx.port, STATIC_PATH, lines=SMALL_LINES)
     ceiling = _measure(
@@ -154,6 +184,8 @@ def requests_per_second(c: Cluster, plan: Plan) -> tuple[list[Verdict], int]:
     verdict = _ratio(name, rates[GATEWAY], rates[NGINX], REQUESTS_RATIO)
     per_run = _per_run(*([m.value.rate for m in results[k]] for k in (GATEWAY, NGINX)))
     print(f"\n{name}  {verdict.measured}  {verdict.outcome}  runs: {per_run}")
+    _saturated_latency(results)
+    _print_cpu(results)
     fastest = max(rates.values())
     headroom = ceiling.value.rate / fastest if fastest > 0 else float("inf")
     print(
@@ -165,7 +197,63 @@ def requests_per_second(c: Cluster, plan: Plan) -> tuple[list[Verdict], int]:
         f"{_per_run([rates[GATEWAY]], [rates[DIRECT]])}, "
         f"nginx {_per_run([rates[NGINX]], [rates[DIRECT]])}"
     )
-    return [verdict], sum(m.value.failed for runs in results.values() for m in runs)
+    failed = sum(m.value.failed for runs in results.values() for m in runs)
+    paced, paced_failed = paced_latency(c, plan, rates[NGINX])
+    return [verdict, paced], failed + paced_failed
+
+
+def _saturated_latency(results: dict[str, list[Measured[Load]]]) -> None:
+    """At saturation every client waits its turn: latency is connections / throughput (Little's
+    law), so these p99s restate the rates; `paced_latency` is the latency target's reading."""
+    p99 = {
+        label: report.median([m.value.percentile(99) for m in runs])
+        for label, runs in results.items()
+    }
+    print(
+        "p99 at saturation (medians; = clients / throughput, Little's law): "
+        + ", ".join(f"{label} {p99[label]:.2f} ms" for label in results)
+    )
+
+
+def paced_latency(c: Cluster, plan: Plan, nginx_rate: float) -> tuple[Verdict, int]:
+    """Target 4: `plan.connections` clients at once, sending together at PACED_SHARE of the
+    small-range rate nginx sustained, through the gateway and through nginx; p99 of each run
+    (from each request's due time), medians judged."""
+    rate = max(1.0, nginx_rate * PACED_SHARE)
+    targets = _small_targets(c)
+    labels = [GATEWAY, NGINX]
+    p99s: dict[str, list[float]] = {label: [] for label in labels}
+    failed = 0
+    for n in range(plan.runs):
+        for label in _alternating(labels, n):
+            load = hammer(
+                targets[label], connections=plan.connections, seconds=plan.seconds, rate=rate
+            )
+            p99s[label].append(load.percentile(99))
+            failed += load.failed
+    name = f"gateway p99, small ranges, {plan.connections} clients at once < {LOADED_P99_MS:g} ms"
+    p99 = {label: report.median(values) for label, values in p99s.items()}
+    verdict = report.below(name, p99[GATEWAY], LOADED_P99_MS, "{:.2f} ms")
+    every = ", ".join(f"{v:.2f}" for v in p99s[GATEWAY])
+    print(
+        f"\n{plan.connections} clients at once paced at {rate:,.0f} req/s in all "
+        f"({PACED_SHARE:.0%} of nginx's rate above)\n{name}  {verdict.measured}  "
+        f"{verdict.outcome}  runs: {every} ms; nginx p99 {p99[NGINX]:.2f} ms"
+    )
+    return verdict, failed
+
+
+def _print_cpu(results: dict[str, list[Measured[Load]]]) -> None:
+    """What each proxy costs per reply, beside what the node reader behind it costs."""
+
+    def cpu(label: str, process: str) -> float:
+        return report.median([_cpu_per_reply(m, process) for m in results[label]])
+
+    print(
+        f"CPU per OK reply (medians): gateway {cpu(GATEWAY, 'gateway'):.3f} ms "
+        f"(node reader behind it {cpu(GATEWAY, 'node'):.3f} ms); nginx "
+        f"{cpu(NGINX, 'nginx'):.3f} ms (node reader behind it {cpu(NGINX, 'node'):.3f} ms)"
+    )
 
 
 def _print_medians(results: dict[str, list[Measured[Load]]]) -> dict[str, float]:

@@ -124,27 +124,53 @@ class Tally:
         return ", ".join(f"{n} x {what}" for what, n in self.problems.most_common()) or "none"
 
 
+def _percentile(values: Sequence[float], p: float) -> float:
+    """Nearest rank on sorted `values`; NaN for none."""
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
 @dataclass(frozen=True, slots=True)
 class Load:
     ok: int
     seconds: float
     problems: str
     failed: int
+    millis: tuple[float, ...] = ()  # each OK reply's latency under this load, sorted
 
     @property
     def rate(self) -> float:
         return self.ok / self.seconds if self.seconds > 0 else 0.0
 
+    def percentile(self, p: float) -> float:
+        return _percentile(self.millis, p)
 
-async def _hammer(target: Target, connections: int, seconds: float) -> Load:
+
+async def _hammer(target: Target, connections: int, seconds: float, rate: float | None) -> Load:
     request = target.request()
     tally = Tally()
+    millis: list[float] = []
     conns = list(await asyncio.gather(*(_connect(target) for _ in range(connections))))
+    # Paced: each connection sends on its own schedule, `connections / rate` apart, staggered;
+    # a reply's latency counts from when its request was due, so a late send is not hidden
+    # (no coordinated omission).
+    interval = connections / rate if rate else 0.0
 
     async def worker(index: int, deadline: float) -> None:
+        due = time.perf_counter() + interval * index / connections
         while True:  # at least one request per connection, however short the run
+            if interval:
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                sent, due = due, due + interval
+            else:
+                sent = time.perf_counter()
             try:
-                tally.add(target, await conns[index].fetch(request))
+                reply = await conns[index].fetch(request)
+                before = tally.ok
+                tally.add(target, reply)
+                if tally.ok > before:
+                    millis.append((time.perf_counter() - sent) * 1e3)
             except (ConnectionError, TimeoutError) as exc:
                 tally.problems[type(exc).__name__] += 1
                 conns[index].close()
@@ -161,13 +187,14 @@ async def _hammer(target: Target, connections: int, seconds: float) -> Load:
         for conn in conns:
             conn.close()
     failed = sum(tally.problems.values())
-    return Load(tally.ok, elapsed, tally.describe(), failed)
+    return Load(tally.ok, elapsed, tally.describe(), failed, tuple(sorted(millis)))
 
 
-def hammer(target: Target, *, connections: int, seconds: float) -> Load:
+def hammer(target: Target, *, connections: int, seconds: float, rate: float | None = None) -> Load:
     """`connections` keep-alive connections, each sending its next request as soon as the
-    previous reply is complete, for `seconds`; OK replies per second."""
-    return uvloop.run(_hammer(target, connections, seconds))
+    previous reply is complete (or, given `rate`, at `rate` requests per second over all of
+    them), for `seconds`; OK replies per second and their latencies."""
+    return uvloop.run(_hammer(target, connections, seconds, rate))
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,10 +203,7 @@ class Latencies:
     failed: str
 
     def percentile(self, target: int, p: float) -> float:
-        values = self.millis[target]
-        if not values:
-            return float("nan")
-        return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+        return _percentile(self.millis[target], p)
 
 
 async def _sequential(targets: Sequence[Target], rounds: int) -> Latencies:

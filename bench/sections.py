@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import resource
 
 from app.devcluster.journald import JournaldNamespace
 from app.journal.pool import MAX_IDLE_HANDLES
 from bench import fanout, follow, report, throughput
 from bench.report import Verdict
-from bench.servers import Server
+from bench.servers import Server, cpu_seconds
 from bench.throughput import SSE_EVENT_END, Read, Reader
 
 NODE_JSON, NODE_TEXT, NODE_SSE = "node NDJSON", "node text", "node SSE"
@@ -16,9 +18,9 @@ JCTL_JSON, JCTL_TEXT = "journalctl -o json", "journalctl -o short"
 GW_JSON, GW_TEXT = "gatewayd JSON", "gatewayd text"
 # (numerator, denominator, minimum ratio)
 RATIO_TARGETS = (
-    (NODE_JSON, GW_JSON, 4.0),
-    (NODE_JSON, JCTL_JSON, 2.0),
-    (NODE_TEXT, GW_TEXT, 1.5),
+    (NODE_JSON, GW_JSON, 6.0),
+    (NODE_JSON, JCTL_JSON, 3.0),
+    (NODE_TEXT, GW_TEXT, 3.0),
 )
 LATENCY_PROBES = 2000
 LATENCY_P99_MS = 50.0
@@ -44,17 +46,41 @@ def readers(node: Server, gw: Server | None, namespace: str) -> list[Reader]:
     return out
 
 
-def run_reads(suite: list[Reader], runs: int) -> dict[str, list[Read]]:
+def server_pids(node: Server, gw: Server | None) -> dict[str, int]:
+    """Whose CPU a read costs, by reader label (journalctl is the reader's own child)."""
+    pids = {NODE_JSON: node.pid, NODE_TEXT: node.pid, NODE_SSE: node.pid}
+    if gw is not None:
+        pids |= {GW_JSON: gw.pid, GW_TEXT: gw.pid}
+    return pids
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_reads(
+    suite: list[Reader], runs: int, pids: dict[str, int] | None = None
+) -> dict[str, list[Read]]:
+    """`pids`: the server process of each HTTP reader, whose CPU the read is charged;
+    a reader without one (journalctl) is charged its own CPU."""
+    pids = pids or {}
     results: dict[str, list[Read]] = {r.label: [] for r in suite}
     for n in range(1, runs + 1):
         print(report.section(f"full range reads, run {n}/{runs}"), flush=True)
         rows = []
         for reader in suite:
+            pid = pids.get(reader.label)
+            before = cpu_seconds(pid) if pid else _children_cpu()
             read = throughput.run(reader)
+            cpu = (cpu_seconds(pid) if pid else _children_cpu()) - before
+            read = dataclasses.replace(read, cpu=cpu)
             results[reader.label].append(read)
             size, wall = report.mib(read.size), f"{read.seconds:.2f} s"
-            rows.append([reader.label, f"{read.entries:,}", size, wall, report.rate(read.rate)])
-        print(report.table(["reader", "entries", "bytes", "wall", "entries/s"], rows), flush=True)
+            figures = [f"{read.entries:,}", size, wall, report.rate(read.rate)]
+            rows.append([reader.label, *figures, f"{cpu:.2f} s", report.rate(read.per_cpu)])
+        header = ["reader", "entries", "bytes", "wall", "entries/s", "server cpu", "per cpu-s"]
+        print(report.table(header, rows), flush=True)
     return results
 
 
@@ -82,9 +108,14 @@ def ratios(results: dict[str, list[Read]], rates: dict[str, float]) -> list[Verd
             verdicts.append(report.at_least(name, None, bound, ""))
             continue
         verdict = report.at_least(name, rates[top] / rates[bottom], bound, "{:.2f}x")
-        pairs = zip(results[top], results[bottom], strict=True)
+        pairs = list(zip(results[top], results[bottom], strict=True))
         per_run = ", ".join(f"{a.rate / b.rate:.2f}x" for a, b in pairs)
         print(f"{name:<44} {verdict.measured:>6}  {verdict.outcome:<10}  runs: {per_run}")
+        top_cpu = report.median([a.per_cpu for a, _ in pairs])
+        bottom_cpu = report.median([b.per_cpu for _, b in pairs])
+        if top_cpu > 0 and bottom_cpu > 0:
+            # The same ratio per CPU second of each server: a shared machine moves it less.
+            print(f"{'  per CPU second of each server':<44} {top_cpu / bottom_cpu:>5.2f}x")
         verdicts.append(verdict)
     return verdicts
 

@@ -138,9 +138,16 @@ def node_reader(
 
 
 def logway_gateway(
-    data_dir: Path, *, host: str, mesos: str, reader_port: int, password: str
+    data_dir: Path,
+    *,
+    host: str,
+    mesos: str,
+    reader_port: int,
+    password: str,
+    settings: Mapping[str, str] | None = None,
 ) -> Server:
-    """`logway gateway` over a Mesos master at `mesos`, with the superuser's `password`.
+    """`logway gateway` over a Mesos master at `mesos`, with the superuser's `password` and
+    more `settings` (LOGWAY_GATEWAY_* variables).
     At WARNING, as the node reader: no per-request audit line (nginx runs without an access
     log)."""
     port = free_port(host)
@@ -153,7 +160,7 @@ def logway_gateway(
         f"--reader-port={reader_port}",
         "--log-level=WARNING",
     )
-    env = {**os.environ, "LOGWAY_IAM_SUPERUSER_PASSWORD": password}
+    env = {**os.environ, "LOGWAY_IAM_SUPERUSER_PASSWORD": password, **(settings or {})}
     return Server("logway gateway", argv, host=host, port=port, env=env)
 
 

@@ -31,10 +31,16 @@ class Read:
     entries: int
     size: int
     seconds: float
+    cpu: float = 0.0  # the serving process's CPU seconds (0: not measured)
 
     @property
     def rate(self) -> float:
         return self.entries / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def per_cpu(self) -> float:
+        """Entries per CPU second of the server: what a loaded machine changes least."""
+        return self.entries / self.cpu if self.cpu > 0 else 0.0
 
 
 class ReadError(RuntimeError):

@@ -30,6 +30,8 @@ TASK_APP_RID = "dcos:mesos:agent:task:app_id"
 FRAMEWORK_ROLE_RID = "dcos:mesos:agent:framework:role"
 SANDBOX_APP_RID = "dcos:mesos:agent:sandbox:app_id"
 METRICS_RID = "dcos:adminrouter:ops:metrics"
+# Answers questions about anyone's permissions, changes nothing (the gateway's service account).
+POLICYQUERY_RID = "dcos:iam:policyquery"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,7 @@ class ResourceCheck:
 SYSTEM_LOGS = ResourceCheck(SYSTEM_LOGS_RID, Action.READ)
 METRICS = ResourceCheck(METRICS_RID, Action.READ)
 SUPERUSER = ResourceCheck(SUPERUSER_RID, Action.FULL)
+POLICYQUERY = ResourceCheck(POLICYQUERY_RID, Action.READ)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +245,13 @@ ROUTES: tuple[RouteRule, ...] = (
     ),
     RouteRule("/acs/api/v1/auth/login", "Log in: password or service login token", Public()),
     RouteRule("/acs/api/v1/auth/jwks", "The IAM's token verification keys", Public()),
+    RouteRule("/acs/api/v1/auth/logout", "Log out: clears the auth cookie", Public()),
+    RouteRule("/acs/api/v1/auth/rotate-keys", "A new token signing key", _IAM_ADMIN),
+    RouteRule(
+        "/acs/api/v1/internal/policyquery",
+        "May `uid` do `action` on `rid`? (Admin Router's question, the gateway's)",
+        AnyOf((SUPERUSER, POLICYQUERY)),
+    ),
     RouteRule(
         "/acs/api/v1/users{path:path}",
         "Users and service accounts, their groups and permissions",

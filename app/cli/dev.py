@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app.core.limits import raise_open_files
 from app.devcluster import cluster as devcluster
 from app.devcluster import manifest
 from app.devcluster.accounts import kept_password, superuser_password_path
@@ -105,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    # Inherited by every process the cluster starts (journald, node readers, gateways, nginx).
+    raise_open_files()
     password = _password(config.data_dir)
     cluster = devcluster.build(config, python=sys.executable)
 

@@ -4,6 +4,7 @@ routes)."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import uvicorn
 
 from app.core.config import GatewaySettings
 from app.core.graceful import GracefulServer
+from app.core.limits import LISTEN_BACKLOG, raise_process_limits
 from app.core.logging import configure_logging
 from app.gateway.app import create_app
 
@@ -42,6 +44,7 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
+    raise_process_limits(logging.getLogger("logway.gateway"))
     given = {
         "host": args.host,
         "port": args.port,
@@ -63,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         log_level=args.log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=2,
+        backlog=LISTEN_BACKLOG,
     )
     GracefulServer(config, app.state.open_streams).run()
     return 0

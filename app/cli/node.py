@@ -12,6 +12,7 @@ import uvicorn
 
 from app.core.config import NodeSettings
 from app.core.graceful import GracefulServer
+from app.core.limits import LISTEN_BACKLOG, raise_process_limits
 from app.core.logging import configure_logging
 from app.node.app import create_app
 
@@ -76,6 +77,7 @@ GIL_SWITCH_INTERVAL = 0.001
 def run(args: argparse.Namespace) -> int:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     configure_logging(args.log_level)
+    raise_process_limits(log)
     settings = settings_from(args)
     if settings.no_auth:
         log.warning(
@@ -91,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         log_level=args.log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=2,
+        backlog=LISTEN_BACKLOG,
     )
     GracefulServer(config, app.state.open_streams).run()
     return 0

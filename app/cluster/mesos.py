@@ -13,16 +13,14 @@ Where the leader is, in the order we ask:
 The answer is parsed and indexed on a worker thread: a large cluster's state is megabytes of
 JSON, and the event loop serves log streams meanwhile.
 
-`request_timeout` bounds each exchange with one URL, body included. httpx's own timeouts are
-per read, and a master that sends a byte now and then would otherwise hold the refresh, which
+`request_timeout` bounds each exchange with one URL, body included (`call_service`'s
+deadline): a master that sends a byte now and then would otherwise hold the refresh, which
 every poll and every request that needs one waits on, for ever.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
 import httpx
 
@@ -31,7 +29,7 @@ from app.cluster.index import BadState, NotLeader, build_snapshot
 from app.cluster.model import ClusterSnapshot
 from app.cluster.settings import ClusterSettings
 from app.core.credential import current_token
-from app.core.http import read_bounded
+from app.core.http import Answer, ServiceCallFailed, UnexpectedStatus, call_service
 
 STATE_PATH = "/master/state"
 REDIRECT_PATH = "/master/redirect"
@@ -82,34 +80,32 @@ class MesosClient:
 
     async def _leader_via_redirect(self, master: str) -> str:
         url = master + REDIRECT_PATH
-        async with self._deadline(url):
-            response = await self._get(url)
-        if response.status_code == 503:
+        try:
+            answer = await self._get(url, expect=REDIRECTS | {503})
+        except UnexpectedStatus as exc:
+            raise MesosError(f"{url}: {exc}") from None  # a master: ask it for its state
+        except ServiceCallFailed as exc:
+            raise _Unreachable(f"{url}: {exc}") from None
+        if answer.status == 503:
             raise _NoLeader(f"{url}: no leader elected")
-        if response.status_code not in REDIRECTS:
-            raise MesosError(f"{url}: HTTP {response.status_code}")
-        return _redirect_base(url, response)
+        return _redirect_base(url, answer)
 
     async def _state_from(self, base: str) -> ClusterSnapshot:
         for _ in range(MAX_HOPS):
             url = base + STATE_PATH
-            async with self._deadline(url):
-                response = await self._get(url, stream=True)
-                try:
-                    if response.status_code in REDIRECTS:
-                        base = _redirect_base(url, response)
-                        continue
-                    if response.status_code == 503:
-                        raise _NoLeader(f"{url}: no leader elected")
-                    if response.status_code != 200:
-                        raise MesosError(f"{url}: HTTP {response.status_code}")
-                    body = await _read_bounded(url, response)
-                finally:
-                    await response.aclose()
+            try:
+                answer = await self._get(url, expect=REDIRECTS | {200, 503})
+            except ServiceCallFailed as exc:
+                raise MesosError(f"{url}: {exc}") from None
+            if answer.status in REDIRECTS:
+                base = _redirect_base(url, answer)
+                continue
+            if answer.status == 503:
+                raise _NoLeader(f"{url}: no leader elected")
             try:
                 snapshot = await asyncio.to_thread(
                     build_snapshot,
-                    body,
+                    answer.body,
                     reader_scheme=self._settings.reader_scheme,
                     reader_port=self._settings.reader_port,
                     masters=self._settings.master_ips,
@@ -125,31 +121,21 @@ class MesosClient:
             return snapshot
         raise MesosError(f"{base}: more than {MAX_HOPS} redirects looking for the leader")
 
-    @contextlib.asynccontextmanager
-    async def _deadline(self, url: str) -> AsyncIterator[None]:
-        timeout = self._settings.request_timeout
-        try:
-            async with asyncio.timeout(timeout):
-                yield
-        except TimeoutError:
-            raise _Unreachable(f"{url}: timed out after {timeout} s") from None
-
-    async def _get(self, url: str, *, stream: bool = False) -> httpx.Response:
+    async def _get(self, url: str, *, expect: frozenset[int]) -> Answer:
         headers = {"User-Agent": self._settings.user_agent, "Accept": "application/json"}
         if self._settings.service_token is not None:
             headers["Authorization"] = f"token={await self._token()}"
         request = httpx.Request(
             "GET", url, headers=headers, extensions={"timeout": self._timeout.as_dict()}
         )
-        try:
-            return await self._client.send(
-                request, auth=None, follow_redirects=False, stream=stream
-            )
-        except httpx.TimeoutException:
-            timeout = self._settings.request_timeout
-            raise _Unreachable(f"{url}: timed out after {timeout} s") from None
-        except httpx.HTTPError as exc:
-            raise _Unreachable(f"{url}: cannot connect ({type(exc).__name__})") from None
+        return await call_service(
+            self._client,
+            request,
+            limit=MAX_STATE_BYTES,
+            service="the master",
+            expect=expect,
+            deadline=self._settings.request_timeout,
+        )
 
     async def _token(self) -> str:
         provider = self._settings.service_token
@@ -164,10 +150,10 @@ class MesosClient:
         return token
 
 
-def _redirect_base(url: str, response: httpx.Response) -> str:
-    location = response.headers.get("Location")
+def _redirect_base(url: str, answer: Answer) -> str:
+    location = answer.headers.get("Location")
     if not location:
-        raise MesosError(f"{url}: HTTP {response.status_code} without a Location")
+        raise MesosError(f"{url}: HTTP {answer.status} without a Location")
     return _join(url, location)
 
 
@@ -188,15 +174,3 @@ def _join(current: str, location: str) -> str:
 
 def _host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-async def _read_bounded(url: str, response: httpx.Response) -> bytes:
-    try:
-        body = await read_bounded(response, MAX_STATE_BYTES)
-    except httpx.TimeoutException:
-        raise MesosError(f"{url}: timed out reading the state") from None
-    except httpx.HTTPError as exc:
-        raise MesosError(f"{url}: reading the state failed ({type(exc).__name__})") from None
-    if body is None:
-        raise MesosError(f"{url}: state larger than {MAX_STATE_BYTES} bytes")
-    return body

@@ -9,15 +9,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+# Each stream through the balancer holds two connections (client, replica): thousands of
+# followers need more than nginx's default 512 (issue 17).
+WORKER_CONNECTIONS = 16384
+WORKER_OPEN_FILES = 2 * WORKER_CONNECTIONS
 
 
 def nginx_conf(listen: str, upstreams: Sequence[str], prefix: Path) -> str:
     """`listen` host:port; `upstreams` host:port of each replica."""
     servers = "\n".join(f"        server {u} max_fails=1 fail_timeout=2s;" for u in upstreams)
     return f"""worker_processes 1;
+worker_rlimit_nofile {WORKER_OPEN_FILES};
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
-events {{ worker_connections 1024; }}
+events {{ worker_connections {WORKER_CONNECTIONS}; }}
 http {{
     access_log off;
     client_body_temp_path {prefix}/body;

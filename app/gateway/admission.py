@@ -10,22 +10,20 @@ agent id, 403 naming what is missing, then the agent's resolution (404 unknown, 
 route's task is looked up before the decision, since its app id and role are what open it;
 whether it exists is never told to a caller who could not read it (`_find_task`).
 
-Every route of the gateway's own routers has a rule (`check_routes`, at startup): a route the
-table does not name would otherwise be served without any decision. The IAM's routes
-(`/acs/api/v1`) are in the table too, but the IAM decides them itself (`app.iam.guard`, or
-the remote IAM they are forwarded to).
+The rule lookup and its decision are the one authorization step (`app.authz.gate`), which the
+embedded IAM's routes pass too (`app.iam.deps`); the IAM's routes forwarded to a remote IAM are
+decided there. Every route served has a rule (`check_routes`, at startup).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from starlette.routing import BaseRoute, Route
-
 from app.authn import Identity
-from app.authz import authorize_any, match_route, requirements_for_task
+from app.authz import authorize_any, requirements_for_task
+from app.authz.gate import require, rule_for
 from app.authz.route_table import (
     SYSTEM_LOGS,
     Authenticated,
@@ -41,8 +39,6 @@ from app.core.errors import Forbidden, NotFound
 from app.gateway.services import GatewayServices
 
 AGENT_ID = re.compile(r"[0-9a-zA-Z-]+")  # Admin Router's agent location; others never route
-# `{name:path}` / `{name}` in a route's path, for a sample path to look its rule up with.
-_PARAM = re.compile(r"\{[^}:]+(:path)?\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +62,7 @@ class Target:
 
 async def admit(path: str, caller: Identity, services: GatewayServices) -> Target:
     """Resolve `path` (decoded) into its `Target` and decide its rule for `caller`."""
-    matched = match_route(path)
-    if matched is None:
-        raise NotFound("no such route")
+    matched = rule_for(path)
     rule, params = matched.rule, matched.params
     requirement = rule.requirement
     # Merged reads decide per task, in their plan (app.merge.plan).
@@ -87,13 +81,11 @@ async def admit(path: str, caller: Identity, services: GatewayServices) -> Targe
             snapshot = await services.cluster.snapshot()
             task = _task_on(snapshot, agent_id, params)
         checks = requirements_for_task(task.app_id, task.role) if task else (SYSTEM_LOGS,)
+        if not (await authorize_any(services.authorizer, caller.uid, checks)).allowed:
+            raise Forbidden(_task_denied(caller.uid))
     else:
         checks = requirement.checks
-    if not (await authorize_any(services.authorizer, caller.uid, checks)).allowed:
-        if isinstance(requirement, TaskAccess):
-            raise Forbidden(_task_denied(caller.uid))
-        needed = " or ".join(check.describe() for check in checks)
-        raise Forbidden(f"`{caller.uid}` lacks the permission this route needs: {needed}")
+        await require(services.authorizer, caller.uid, checks)
     agent = None
     if agent_id is not None:
         # From the snapshot just decided on; a resolution refreshes for an unknown agent.
@@ -101,24 +93,6 @@ async def admit(path: str, caller: Identity, services: GatewayServices) -> Targe
         if agent is None:
             agent = await services.cluster.resolve_agent(agent_id)
     return Target(caller, rule, params, task=task, agent=agent, checks=checks)
-
-
-def check_routes(routes: Iterable[BaseRoute]) -> None:
-    """Raise RuntimeError naming every route the route table has no rule for."""
-    missing = [
-        route.path
-        for route in routes
-        if isinstance(route, Route) and match_route(_PARAM.sub(_sample, route.path)) is None
-    ]
-    if missing:
-        raise RuntimeError(
-            "routes without a rule in app/authz/route_table.py (each needs one, even a "
-            f"public one): {', '.join(missing)}"
-        )
-
-
-def _sample(m: re.Match[str]) -> str:
-    return "" if m[1] else "x"
 
 
 def _task_on(snapshot: ClusterSnapshot, agent_id: str, params: Mapping[str, str]) -> Task | None:

@@ -19,11 +19,13 @@ from pathlib import Path
 
 import httpx
 from fastapi import APIRouter, FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from app.authn import Authenticator
 from app.authn.known import KnownUids
 from app.authz import AclAuthorizer, Authorizer
 from app.authz.access import AccessWatcher, ChangeSignal
+from app.authz.gate import check_routes
 from app.cluster import ClusterSettings, ClusterState, MesosClient
 from app.console import CrossOriginProtection, console_router
 from app.core.audience import MESOS
@@ -32,7 +34,6 @@ from app.core.credential import NodeTokenProvider
 from app.core.graceful import GracefulStreams, OpenStreams
 from app.core.header_limits import HeaderLimits
 from app.core.problems import install_error_handlers
-from app.gateway.admission import check_routes
 from app.gateway.discovery import router as discovery_router
 from app.gateway.leases import LeasedStreamCount
 from app.gateway.limits import StreamCount, StreamSlots
@@ -47,12 +48,13 @@ from app.gateway.remote_iam import RemoteIam
 from app.gateway.service_token import ServiceCredential, ServiceToken
 from app.gateway.services import GatewayServices
 from app.gateway.task_count import router as task_count_router
-from app.iam import Iam, IamSettings, bootstrap, iam_router
+from app.iam import Iam, IamSettings, bootstrap, serve_iam
 from app.iam.pg import PgDatabase
 from app.iam.store import IamStore
 from app.proxy import HttpUpstream, Proxy, ProxyMetrics, new_upstream_client
 
 log = logging.getLogger("logway.gateway")
+TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 # Beside the IAM store, when the superuser password was generated.
 SUPERUSER_PASSWORD_FILE = "superuser-password"  # noqa: S105 (a file name)
 
@@ -116,7 +118,7 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     authorizer: Authorizer
     service_token: ServiceCredential  # towards Mesos
     node_tokens: NodeTokenProvider  # towards each node reader, given its audience
-    iam_routes: APIRouter
+    remote_routes: APIRouter | None = None  # the IAM's, forwarded to the remote IAM
     iam_problem: Callable[[], Awaitable[str | None]]
     iam_lifespan: AbstractAsyncContextManager[object]
     # What tells open streams' watcher that grants may have changed (app.authz.access).
@@ -130,13 +132,13 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
             iam.issuer, settings.service_uid, audience=MESOS, lifetime=lifetime
         )
         node_tokens = embedded_node_tokens(iam.issuer, settings.service_uid, lifetime=lifetime)
-        iam_routes, iam_problem = iam_router(iam, authorizer), partial(store_problem, iam.store)
+        iam_problem = partial(store_problem, iam.store)
         iam_lifespan = embedded_iam(iam)
         signal = store = iam.store
     else:
         authenticator, authorizer = remote.authenticator, remote.authorizer
         service_token, node_tokens = remote.mesos_token, remote.node_tokens
-        iam_routes, iam_problem, iam_lifespan = remote.router(), remote.problem, remote
+        remote_routes, iam_problem, iam_lifespan = remote.router(), remote.problem, remote
         signal = remote.signal
     cluster_config = cluster_settings(settings, service_token)  # invalid settings fail here
 
@@ -203,6 +205,8 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
                 for leased in shared_limits:
                     await leased.close()
                 await cluster.close()
+                if app.state.services.proxy.shares is not None:
+                    await app.state.services.proxy.shares.aclose()
 
     # No /docs or /openapi.json: openapi/gateway.json is the complete document (`make openapi`),
     # and every path the gateway serves is in its route table (public ones by decision).
@@ -214,6 +218,10 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        # FastAPI's own OpenTelemetry hooks asked OpenTelemetry for its providers on every
+        # request whenever the API package was importable (~6% of the gateway's CPU per small
+        # range, issue 17); Logway configures no OpenTelemetry SDK, so they never did more.
+        telemetry=TELEMETRY_OFF,
     )
     # Built before the lifespan: the server's exit handler ends open streams through it.
     app.state.open_streams = OpenStreams()
@@ -223,7 +231,7 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     app.add_middleware(HeaderLimits)  # outermost: refused before metrics, routes, authn
     install_error_handlers(app)
     # The gateway's own routes, each admitted on its route table rule; a route the table does
-    # not name is an error here, never a silent allow. The IAM's routes are guarded by the IAM.
+    # not name is an error here, never a silent allow. So are the embedded IAM's (serve_iam).
     console = console_router()
     check_routes(
         r
@@ -244,7 +252,11 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
     app.include_router(merged_count_router)
     app.include_router(task_count_router)  # before the task file route's `{rest:path}`
     app.include_router(logs_router)  # early: the hot routes match in fewer tries
-    app.include_router(iam_routes)
+    if remote_routes is not None:
+        app.include_router(remote_routes)
+    else:
+        assert iam is not None
+        serve_iam(app, iam, authorizer)
     app.include_router(discovery_router)
     app.include_router(ops_router)
     app.include_router(console)

@@ -21,6 +21,7 @@ from app.core.errors import BadRequest, NotFound
 from app.core.problems import problem
 from app.gateway.deps import CallerDep, LogRead, LogReadDep
 from app.proxy import RelayResponse, UpstreamCall
+from app.proxy.follower import SharedFollow
 
 router = APIRouter()
 
@@ -177,7 +178,7 @@ async def relay_to_reader(
     except BaseException:
         release()
         raise
-    if isinstance(response, RelayResponse):
+    if isinstance(response, RelayResponse | SharedFollow):
         response.on_close = release
         response.watch = partial(_watch, gate)
     else:  # the node could not be reached: nothing stays open

@@ -2,10 +2,10 @@
 PostgreSQL shared by gateway replicas), RS256 signing keys,
 login (password or service login token), JWKS and the DC/OS-compatible admin API."""
 
-from app.iam.api import iam_router
+from app.authz.route_table import POLICYQUERY_RID
+from app.iam.api import serve_iam
 from app.iam.bootstrap import Bootstrapped, bootstrap
 from app.iam.errors import Conflict, TooManyRequests
-from app.iam.guard import POLICYQUERY_RID
 from app.iam.service import Iam
 from app.iam.settings import IamSettings
 from app.iam.store import IamStore
@@ -19,5 +19,5 @@ __all__ = [
     "IamStore",
     "TooManyRequests",
     "bootstrap",
-    "iam_router",
+    "serve_iam",
 ]

@@ -1,4 +1,4 @@
-"""Login, logout, JWKS (all unauthenticated) and key rotation (superuser)."""
+"""Login, logout, JWKS (all public) and key rotation (superuser), as the route table says."""
 
 from __future__ import annotations
 
@@ -10,52 +10,52 @@ from app.authn.extract import AUTH_COOKIE
 from app.core.errors import BadRequest
 from app.iam import names
 from app.iam.bodies import LoginBody, read_body
-from app.iam.guard import Guard, client_address
-from app.iam.service import Iam
+from app.iam.deps import IamDep, admitted, client_address
 from app.iam.tokens import IssuedToken
 
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def auth_routes(iam: Iam, guard: Guard) -> APIRouter:
-    router = APIRouter()
+router = APIRouter()
 
-    @router.post("/auth/login")
-    async def login(request: Request) -> Response:
-        body = await read_body(request, LoginBody)
-        uid = names.uid(body.uid)
-        srcip = client_address(request)
-        if (body.password is None) == (body.token is None):
-            raise BadRequest("body: give either password or token (service login)")
-        if body.password is not None:
-            issued = await iam.login.with_password(uid, body.password, srcip=srcip)
-        else:
-            assert body.token is not None
-            issued = await iam.login.with_service_token(uid, body.token, srcip=srcip)
-        return _logged_in(request, issued, max_age=iam.issuer.lifetime)
 
-    @router.get("/auth/logout")
-    async def logout(request: Request) -> Response:
-        response = Response(status_code=200, headers=NO_STORE)
-        response.delete_cookie(
-            AUTH_COOKIE,
-            path="/",
-            secure=_secure(request),
-            httponly=True,
-            samesite="strict",
-        )
-        return response
+@router.post("/auth/login")
+async def login(request: Request, iam: IamDep) -> Response:
+    body = await read_body(request, LoginBody)
+    uid = names.uid(body.uid)
+    srcip = client_address(request)
+    if (body.password is None) == (body.token is None):
+        raise BadRequest("body: give either password or token (service login)")
+    if body.password is not None:
+        issued = await iam.login.with_password(uid, body.password, srcip=srcip)
+    else:
+        assert body.token is not None
+        issued = await iam.login.with_service_token(uid, body.token, srcip=srcip)
+    return _logged_in(request, issued, max_age=iam.issuer.lifetime)
 
-    @router.get("/auth/jwks")
-    async def jwks() -> Response:
-        return JSONResponse(await iam.jwks())
 
-    @router.post("/auth/rotate-keys", dependencies=[Depends(guard.superuser)])
-    async def rotate_keys() -> Response:
-        key = await iam.rotate_keys()
-        return JSONResponse({"kid": key.kid})
+@router.get("/auth/logout")
+async def logout(request: Request) -> Response:
+    response = Response(status_code=200, headers=NO_STORE)
+    response.delete_cookie(
+        AUTH_COOKIE,
+        path="/",
+        secure=_secure(request),
+        httponly=True,
+        samesite="strict",
+    )
+    return response
 
-    return router
+
+@router.get("/auth/jwks")
+async def jwks(iam: IamDep) -> Response:
+    return JSONResponse(await iam.jwks())
+
+
+@router.post("/auth/rotate-keys", dependencies=[Depends(admitted)])
+async def rotate_keys(iam: IamDep) -> Response:
+    key = await iam.rotate_keys()
+    return JSONResponse({"kid": key.kid})
 
 
 def _logged_in(request: Request, issued: IssuedToken, *, max_age: int) -> Response:

@@ -2,7 +2,7 @@
 login — built explicitly and opened/closed by the owner's lifespan.
 
     iam = Iam(settings)                              # at app construction (nothing opened)
-    app.include_router(iam_router(iam, authorizer))  # authorizer over iam.store (GrantSource)
+    serve_iam(app, iam, authorizer)                  # authorizer over iam.store (GrantSource)
     ...
     async with iam:                                  # in the lifespan: opens DB, loads keys
         created = await bootstrap(iam)               # superuser on an empty store

@@ -12,11 +12,9 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-from jose import jws
-from jose.backends.cryptography_backend import CryptographyRSAKey
-
 from app.authn import Claims, KeySet, Reason, StaticKeys, TokenRejected
-from app.authn.verify import ALGORITHM, RS256Key, parse, verify
+from app.authn.sign import TokenSigner
+from app.authn.verify import RS256Key, parse, verify
 from app.iam.signing import SigningKeys
 
 
@@ -34,7 +32,7 @@ class TokenIssuer:
         self._keys = keys
         self.lifetime = lifetime
         self._clock = clock
-        self._signers: dict[str, CryptographyRSAKey] = {}
+        self._signers: dict[str, TokenSigner] = {}
 
     @property
     def current_kid(self) -> str:
@@ -48,19 +46,11 @@ class TokenIssuer:
         key = self._keys.current
         signer = self._signers.get(key.kid)
         if signer is None:
-            signer = self._signers[key.kid] = CryptographyRSAKey(key.private_key, ALGORITHM)
+            signer = TokenSigner(key.private_key, source=f"signing key {key.kid}", kid=key.kid)
+            self._signers[key.kid] = signer
         now = int(self._clock())
         exp = now + (self.lifetime if lifetime is None else lifetime)
-        claims: dict[str, str | int] = {"uid": uid, "exp": exp, "iat": now}
-        if audience is not None:
-            claims["aud"] = audience
-        # jose adds "typ": "JWT" to the header: {"alg": "RS256", "kid": ..., "typ": "JWT"}.
-        token = jws.sign(
-            claims,
-            signer,
-            headers={"kid": key.kid},
-            algorithm=ALGORITHM,
-        )
+        token = signer.token(uid, exp=exp, iat=now, audience=audience)
         return IssuedToken(uid=uid, exp=exp, token=token)
 
 

@@ -3,6 +3,7 @@ dcos-log's v2 task file reader (reference §2.3) over a task's journal lines."""
 
 from __future__ import annotations
 
+import enum
 import time
 from typing import Protocol
 
@@ -15,6 +16,16 @@ JSON = "application/json"
 SSE = "text/event-stream"
 
 SSE_PING = b": ping\n\n"
+
+
+class NativeFormat(enum.IntEnum):
+    """What app/journal/_fast.c writes, each the same bytes as one of the encoders here."""
+
+    COUNT = 0  # nothing: entries are only counted
+    JSON = 1  # JsonEncoder
+    TEXT = 2  # TextEncoder
+    SSE = 3  # SseEncoder(with_id=False)
+    LINES = 4  # LineEncoder
 
 
 class Encoder(Protocol):
@@ -167,6 +178,19 @@ class FileEventEncoder:
 def _json_field(entry: Entry, name: str) -> bytes:
     raw = entry.field_bytes(name)
     return b'""' if raw is None else orjson.dumps(decode_value(raw))
+
+
+def native_format(encoder: Encoder) -> NativeFormat | None:
+    """The format the C reader writes for `encoder` (range reads), or None: Python's."""
+    if type(encoder) is JsonEncoder:
+        return NativeFormat.JSON
+    if type(encoder) is TextEncoder:
+        return NativeFormat.TEXT
+    if type(encoder) is LineEncoder:
+        return NativeFormat.LINES
+    if type(encoder) is SseEncoder and not encoder.with_id:
+        return NativeFormat.SSE
+    return None
 
 
 def negotiate(accept: str | None) -> str:

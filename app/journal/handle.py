@@ -12,12 +12,14 @@ from pathlib import Path
 from systemd import journal as sd
 
 from app.core.errors import BadRequest, JournalError
+from app.journal import _fast
+from app.journal.encoders import NativeFormat
 from app.journal.entry import Entry
 from app.journal.query import Query
 from app.journal.search import Search
 
-# Messages searched with one call (see `Search.matching`): small enough that stepping back
-# to decode a match is cheap, large enough that the call's own cost is spread thin.
+# Messages searched with one call (see `Search.matching_text`): small enough that stepping
+# back to decode a match is cheap, large enough that the call's own cost is spread thin.
 SCAN_CHUNK = 128
 
 
@@ -60,6 +62,18 @@ class _At(enum.Enum):
 class Skipped:
     next: int
     prev: int
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """One `read_encoded` call: entries stepped over, entries encoded (inside the window
+    and the limit), their bytes, the realtime of the last stepped over, the journal's end."""
+
+    looked: int
+    emitted: int
+    data: bytes
+    last_realtime: int | None
+    ended: bool
 
 
 class Handle:
@@ -261,9 +275,10 @@ class Handle:
 
     def scan_forward(self, max_scanned: int, search: Search) -> tuple[list[Entry], str | None]:
         """The matches among the next `max_scanned` entries, and the cursor of the last one
-        looked at, or None when the journal ended. The scan reads MESSAGE alone and searches
-        a chunk of messages at once; only matches are decoded, found again by stepping back
-        (cheap: a chunk is short), which is what makes a rare match cheap to find."""
+        looked at, or None when the journal ended. The scan collects MESSAGE alone, in C
+        and without the GIL, and searches a chunk of messages with one RE2 call; only
+        matches are decoded, found again by stepping back, which is what makes a rare
+        match cheap to find."""
         found: list[Entry] = []
         scanned = 0
         if self._pending is not None:
@@ -272,26 +287,18 @@ class Handle:
             if search.matches(pending.message):
                 found.append(pending)
         r = self._r
-        step, get = r._next, r._get
         ended = False
         while scanned < max_scanned and not ended:
-            messages: list[bytes | None] = []
-            append = messages.append
-            for _ in range(min(SCAN_CHUNK, max_scanned - scanned)):
-                if not step():
-                    ended = True
-                    break
-                try:
-                    append(get("MESSAGE"))
-                except KeyError:
-                    append(None)
-            if not messages:
+            want = min(SCAN_CHUNK, max_scanned - scanned)
+            text, starts, missing, ended = _fast.messages(r, want, False, False)
+            count = len(starts) - 1
+            if not count:
                 break
-            scanned += len(messages)
+            scanned += count
             self._at = _At.ON
-            hits = search.matching(messages)
+            hits = search.matching_text(text, starts, missing)
             if hits:
-                found += self._collect(len(messages), hits, forward=True)
+                found += self._collect(count, hits, forward=True)
         if ended or scanned < max_scanned:
             return found, None
         cursor: str = r._get_cursor()
@@ -303,27 +310,18 @@ class Handle:
         if self._at is _At.HEAD:
             return found, None
         r = self._r
-        get, back = r._get, r._previous
         scanned = 0
         at_head = False
         while scanned < max_scanned and not at_head:
             want = min(SCAN_CHUNK, max_scanned - scanned)
-            messages: list[bytes | None] = []
-            while len(messages) < want:
-                if self._include_current:
-                    self._include_current = False
-                elif not back():
-                    at_head = True
-                    break
-                try:
-                    messages.append(get("MESSAGE"))
-                except KeyError:
-                    messages.append(None)
-            scanned += len(messages)
-            hits = search.matching(messages)
+            text, starts, missing, at_head = _fast.messages(r, want, True, self._include_current)
+            self._include_current = False
+            count = len(starts) - 1
+            scanned += count
+            hits = search.matching_text(text, starts, missing)
             if hits:
-                found += self._collect(len(messages), hits, forward=False)
-            if not messages:
+                found += self._collect(count, hits, forward=False)
+            if not count:
                 break
         if at_head or scanned < max_scanned:
             self._head()
@@ -332,24 +330,61 @@ class Handle:
         return found, cursor
 
     def _collect(self, count: int, hits: list[int], *, forward: bool) -> list[Entry]:
-        """The entries at `hits` (indices in read order) of the `count` just scanned, the
-        handle being on the last of them; it is left there."""
+        """The entries at `hits` (ascending indices in read order) of the `count` just
+        scanned, the handle being on the last of them; it is left there. Jumps between
+        hits are one libsystemd skip each."""
         r = self._r
         here = r._get_cursor()
-        wanted = set(hits)
         out: list[Entry] = []
         i = count - 1
         back = r._previous if forward else r._next
-        while True:
-            if i in wanted:
-                out.append(self.entry())
-            if i == hits[0] or not back():
-                break
-            i -= 1
+        for hit in reversed(hits):
+            if hit != i:
+                if not back(i - hit):
+                    break
+                i = hit
+            out.append(self.entry())
         r.seek_cursor(here)
         r._next()
         out.reverse()
         return out
+
+    def read_encoded(
+        self,
+        max_entries: int,
+        fmt: NativeFormat,
+        *,
+        reverse: bool,
+        since: int | None,
+        until: int | None,
+        limit: int | None,
+    ) -> Encoded:
+        """`read_forward`/`read_backward`, then the time window, the limit and the
+        encoder, in C: what those steps give, in one call and without a Python object per
+        entry. Not after `resume_after` (its pending entry is a Python one)."""
+        if self._pending is not None:
+            raise RuntimeError("read_encoded after resume_after")
+        if reverse and self._at is _At.HEAD:
+            return Encoded(0, 0, b"", None, True)
+        include = reverse and self._include_current
+        looked, emitted, data, last, ended = _fast.read(
+            self._r,
+            max_entries,
+            fmt,
+            reverse,
+            include,
+            -1 if since is None else since,
+            -1 if until is None else until,
+            -1 if limit is None else limit,
+        )
+        if looked:
+            if reverse:
+                self._include_current = False
+            else:
+                self._at = _At.ON
+        if reverse and ended:
+            self._head()
+        return Encoded(looked, emitted, data, last if looked else None, ended)
 
     def read_forward(self, max_entries: int) -> list[Entry]:
         batch: list[Entry] = []

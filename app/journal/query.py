@@ -44,6 +44,13 @@ class Query:
             groups.setdefault(name, set()).add(value.encode())
         object.__setattr__(self, "_groups", {k: frozenset(v) for k, v in groups.items()})
 
+    def only_value(self, name: str) -> bytes | None:
+        """The one value `name` must have to match, if the matches fix it."""
+        allowed = self._groups.get(name)
+        if allowed is None or len(allowed) != 1:
+            return None
+        return next(iter(allowed))
+
     def matches_entry(self, entry: Entry) -> bool:
         """The journald match semantics, applied in Python (for the shared tail)."""
         if self.any_of and not any(

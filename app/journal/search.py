@@ -89,19 +89,30 @@ class Search:
 
     def matching(self, messages: Sequence[bytes | None]) -> list[int]:
         """The indices of the messages that match."""
-        if self._batch is None or len(messages) < 2:
-            return [i for i, m in enumerate(messages) if self.matches(m)]
         text = b"\n".join([m or b"" for m in messages])
         starts = [0, *accumulate(len(m or b"") + 1 for m in messages)]
+        return self.matching_text(text, starts, [i for i, m in enumerate(messages) if m is None])
+
+    def matching_text(self, text: bytes, starts: list[int], missing: Sequence[int]) -> list[int]:
+        """As `matching`, over messages already joined with newlines: message i is
+        `text[starts[i]:starts[i + 1] - 1]`; those in `missing` are None (never match)."""
+        count = len(starts) - 1
+        absent = set(missing)
+
+        def matches(i: int) -> bool:
+            return i not in absent and self.matches(text[starts[i] : starts[i + 1] - 1])
+
+        if self._batch is None or count < 2:
+            return [i for i in range(count) if matches(i)]
         out: list[int] = []
-        pos, end, last = 0, len(text), len(messages) - 1
+        pos, end, last = 0, len(text), count - 1
         match = self._batch.Match
         while True:
             found: int = match(_UNANCHORED, text, pos, end)[0][0]
             if found < 0:
                 return out
             i = bisect_right(starts, found) - 1
-            if self.matches(messages[i]):
+            if matches(i):
                 out.append(i)
             if i >= last:
                 return out

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from app.journal.cursor import seqnum_of
+from app.journal.encoders import Encoder, NativeFormat, native_format
 from app.journal.entry import Entry
 from app.journal.handle import Handle, JournalLocation, Skipped
 from app.journal.pool import HandlePool, Lease
@@ -23,6 +24,8 @@ from app.journal.search import MAX_PRIME, Selector, primed_enough
 from app.journal.tail import Lagged, LiveTail, Subscription
 
 READ_BATCH = 500
+# A range read in C (no search) encodes this many entries per step on the journal thread.
+NATIVE_BATCH = 2000
 # A search without context looks at this many entries per step on the journal thread
 # (decoding only the matches); the client's departure is noticed between steps.
 SCAN_BATCH = 5000
@@ -156,9 +159,8 @@ class Reading:
         """How many entries (with grep=: matches) the range would send, without sending."""
         total = 0
         try:
-            async for entries, _ in self._range(None):
-                if self.selector is None:
-                    total += len(entries)
+            async for taken, _, _ in self._range(None, NativeFormat.COUNT):
+                total += taken
         finally:
             await self.aclose()
         return self.selector.matched if self.selector is not None else total
@@ -170,43 +172,69 @@ class Reading:
                 async for batch in self._follow(heartbeat):
                     yield batch
             else:
-                async for batch, _ in self._range(None):
+                async for _, batch, _ in self._range(None, None):
                     yield batch
         finally:
             await self.aclose()
 
-    async def encoded(self, encode: Callable[[list[Entry]], bytes]) -> AsyncIterator[bytes]:
+    async def encoded(self, encoder: Encoder) -> AsyncIterator[bytes]:
         """A range read as bytes, encoded on the journal thread one batch ahead of the
-        sender, so reading overlaps with writing to the socket."""
+        sender, so reading overlaps with writing to the socket; in C (app/journal/_fast.c)
+        for the formats it writes."""
         try:
-            async for _, data in self._range(encode):
+            async for _, _, data in self._range(encoder.encode, native_format(encoder)):
                 if data:
                     yield data
         finally:
             await self.aclose()
 
     async def _range(
-        self, encode: Callable[[list[Entry]], bytes] | None
-    ) -> AsyncIterator[tuple[list[Entry], bytes]]:
+        self, encode: Callable[[list[Entry]], bytes] | None, native: NativeFormat | None
+    ) -> AsyncIterator[tuple[int, list[Entry], bytes]]:
+        """(entries taken, the entries when read in Python, their bytes) per batch.
+        `native`: the format to read in C when no search is involved (entries then [])."""
         lease = self._lease
         assert lease is not None
-        read: Callable[[int], list[Entry]] = (
-            lease.handle.read_backward if self.query.reverse else lease.handle.read_forward
-        )
-        size = self._journal.settings.read_batch
-        if self._scanning:
-            read = self._scanner(lease.handle)
-            size = SCAN_BATCH
-        ahead = Prefetch(lease, lambda: self._range_step(read, size, encode), lambda r: r[2])
+        step: Callable[[], tuple[int, list[Entry], bytes, bool]]
+        if native is not None and self.selector is None:
+            handle, size = lease.handle, NATIVE_BATCH
+            step = lambda: self._native_step(handle, size, native)  # noqa: E731
+        else:
+            read: Callable[[int], list[Entry]] = (
+                lease.handle.read_backward if self.query.reverse else lease.handle.read_forward
+            )
+            size = self._journal.settings.read_batch
+            if self._scanning:
+                read = self._scanner(lease.handle)
+                size = SCAN_BATCH
+            step = lambda: self._range_step(read, size, encode)  # noqa: E731
+        ahead = Prefetch(lease, step, lambda r: r[3])
         try:
             while True:
-                entries, data, done = await ahead.get()
-                if entries:
-                    yield entries, data
+                taken, entries, data, done = await ahead.get()
+                if taken:
+                    yield taken, entries, data
                 if done:
                     return
         finally:
             ahead.close()
+
+    def _native_step(
+        self, handle: Handle, size: int, fmt: NativeFormat
+    ) -> tuple[int, list[Entry], bytes, bool]:
+        """`_range_step` in C: the same window, limit and bytes. On the journal thread."""
+        if self._exhausted:
+            return 0, [], b"", True
+        q = self.query
+        got = handle.read_encoded(
+            size, fmt, reverse=q.reverse, since=q.since, until=q.until, limit=self._remaining
+        )
+        if got.last_realtime is None:
+            return 0, [], b"", True
+        if self._remaining is not None:
+            self._remaining -= got.emitted
+        past_window = self._beyond_window_at(got.last_realtime)
+        return got.emitted, [], got.data, got.ended or past_window or self._exhausted
 
     def _scanner(self, handle: Handle) -> Callable[[int], list[Entry]]:
         """`read` for a search without context: the matches of the next `size` entries.
@@ -227,20 +255,20 @@ class Reading:
         read: Callable[[int], list[Entry]],
         size: int,
         encode: Callable[[list[Entry]], bytes] | None,
-    ) -> tuple[list[Entry], bytes, bool]:
+    ) -> tuple[int, list[Entry], bytes, bool]:
         """One batch of a range read. Runs on the journal thread, one call at a time."""
         if self._exhausted:
-            return [], b"", True
+            return 0, [], b"", True
         batch = read(size)
         if self._scanning:
             end = self._scan_end
             if not batch and not end:
-                return [], b"", True
+                return 0, [], b"", True
             past_window = not end or self._beyond_window_at(_realtime(end))
             if not batch:
-                return [], b"", past_window
+                return 0, [], b"", past_window
         elif not batch:
-            return [], b"", True
+            return 0, [], b"", True
         else:
             past_window = self._beyond_window_at(batch[-1].realtime)
         q = self.query
@@ -248,7 +276,7 @@ class Reading:
             batch = [e for e in batch if q.in_time_window(e)]
         entries = self._take(batch)
         data = encode(entries) if encode is not None and entries else b""
-        return entries, data, past_window or self._exhausted
+        return len(entries), entries, data, past_window or self._exhausted
 
     def _beyond_window_at(self, realtime: int) -> bool:
         q = self.query

@@ -32,6 +32,12 @@ SAFETY_POLL_INTERVAL = 1.0
 # fd alone cannot deliver a line within 50 ms. While anyone follows, we also look this often
 # (a non-blocking process()+next() on the journal thread, ~tens of µs when idle).
 FOLLOW_POLL_INTERVAL = 0.01
+# How long `close()` waits for the pump to end before cancelling it again.
+CLOSE_RETRY = 0.1
+# Followers whose matches fix this field (every task's follow) are found by the value an
+# entry has, so a batch costs per entry, not per entry and follower (issue 17: thousands of
+# task followers on one node).
+INDEX_FIELD = "CONTAINER_ID"
 
 
 class Lagged(Exception):
@@ -49,6 +55,7 @@ class Subscription:
         self._wakeup = asyncio.Event()
         self.lagged = False
         self.key = (query.matches, query.any_of, query.since, query.until)
+        self.indexed = query.only_value(INDEX_FIELD)
 
     def offer(self, entries: list[Entry]) -> None:
         if self.lagged or not entries:
@@ -77,7 +84,7 @@ class Subscription:
         return entries
 
     def close(self) -> None:
-        self._tail._subscriptions.discard(self)
+        self._tail._remove(self)
 
 
 class LiveTail:
@@ -85,6 +92,8 @@ class LiveTail:
         self._pool = pool
         self._queue_limit = queue_limit
         self._subscriptions: set[Subscription] = set()
+        self._unindexed: set[Subscription] = set()
+        self._index: dict[bytes, set[Subscription]] = {}
         self._handle: Handle | None = None
         self._last: Entry | None = None
         self._wake = asyncio.Event()
@@ -114,9 +123,11 @@ class LiveTail:
             asyncio.get_running_loop().remove_reader(self._fd)
             self._fd = None
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Python 3.11's wait_for can swallow a cancellation that arrives as the wait
+            # ends (gh-86296), and the pump then loops on: cancel until it is done.
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait((self._task,), timeout=CLOSE_RETRY)
         if self._handle is not None:
             self._handle.close()
             self._handle = None
@@ -124,8 +135,23 @@ class LiveTail:
     def subscribe(self, query: Query) -> Subscription:
         sub = Subscription(self, query, self._last, self._queue_limit)
         self._subscriptions.add(sub)
+        if sub.indexed is None:
+            self._unindexed.add(sub)
+        else:
+            self._index.setdefault(sub.indexed, set()).add(sub)
         self._wake.set()  # switch from the idle to the follow poll interval now
         return sub
+
+    def _remove(self, sub: Subscription) -> None:
+        self._subscriptions.discard(sub)
+        if sub.indexed is None:
+            self._unindexed.discard(sub)
+            return
+        subs = self._index.get(sub.indexed)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._index[sub.indexed]
 
     def _on_readable(self) -> None:
         # Level-triggered: stop watching until the pump has called process().
@@ -160,10 +186,24 @@ class LiveTail:
 
     def _dispatch(self, batch: list[Entry]) -> None:
         self._last = batch[-1]
-        by_filter: dict[object, list[Entry]] = {}
-        for sub in tuple(self._subscriptions):
-            matched = by_filter.get(sub.key)
-            if matched is None:
-                matched = [e for e in batch if sub.query.matches_entry(e)]
-                by_filter[sub.key] = matched
-            sub.offer(matched)
+        _offer(self._unindexed, batch)
+        if not self._index:
+            return
+        by_value: dict[bytes, list[Entry]] = {}
+        for entry in batch:
+            value = entry.field_bytes(INDEX_FIELD)
+            if value is not None and value in self._index:
+                by_value.setdefault(value, []).append(entry)
+        for value, entries in by_value.items():
+            _offer(tuple(self._index[value]), entries)
+
+
+def _offer(subs: set[Subscription] | tuple[Subscription, ...], batch: list[Entry]) -> None:
+    """Each follower gets the entries its filter lets through (computed once per filter)."""
+    by_filter: dict[object, list[Entry]] = {}
+    for sub in tuple(subs):
+        matched = by_filter.get(sub.key)
+        if matched is None:
+            matched = [e for e in batch if sub.query.matches_entry(e)]
+            by_filter[sub.key] = matched
+        sub.offer(matched)

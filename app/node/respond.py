@@ -97,7 +97,7 @@ async def range_response(
     request: Request | None = None,
 ) -> Response:
     headers = {**COMMON_HEADERS, **(_skip_headers(reading) if skip_headers else {})}
-    chunks = reading.encoded(encoder.encode)
+    chunks = reading.encoded(encoder)
     try:
         first = await unless_gone(request, anext(chunks, None))
     except ClientGone:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from starlette.responses import JSONResponse, Response
 
 from app.core.errors import BadRequest, NotFound
@@ -43,6 +43,16 @@ def _task_matches(fid: str, eid: str, cid: str) -> list[tuple[str, str]]:
         ("FRAMEWORK_ID", validate_path_value("framework_id", fid)),
         ("EXECUTOR_ID", validate_path_value("executor_id", eid)),
     ]
+
+
+async def _task_path(
+    framework_id: Segment, executor_id: Segment, container_id: Segment
+) -> list[tuple[str, str]]:
+    return _task_matches(framework_id, executor_id, container_id)
+
+
+# The task a v1 task route's path names, as journal matches.
+TaskMatches = Annotated[list[tuple[str, str]], Depends(_task_path)]
 
 
 def searching(query: Query, encoder: Encoder) -> Encoder:
@@ -114,14 +124,8 @@ async def v1_count(request: Request, journal: JournalDep) -> Response:
 
 
 @router.get("/v1/count/framework/{framework_id}/executor/{executor_id}/container/{container_id}")
-async def v1_task_count(
-    request: Request,
-    journal: JournalDep,
-    framework_id: Segment,
-    executor_id: Segment,
-    container_id: Segment,
-) -> Response:
-    return await _v1_count(request, journal, _task_matches(framework_id, executor_id, container_id))
+async def v1_task_count(request: Request, journal: JournalDep, task: TaskMatches) -> Response:
+    return await _v1_count(request, journal, task)
 
 
 @router.get("/v1/range/download")
@@ -130,28 +134,17 @@ async def v1_range_download(request: Request, journal: JournalDep) -> Response:
 
 
 @router.get("/v1/range/framework/{framework_id}/executor/{executor_id}/container/{container_id}")
-async def v1_task_range(
-    request: Request,
-    journal: JournalDep,
-    framework_id: Segment,
-    executor_id: Segment,
-    container_id: Segment,
-) -> Response:
-    return await _v1_range(request, journal, _task_matches(framework_id, executor_id, container_id))
+async def v1_task_range(request: Request, journal: JournalDep, task: TaskMatches) -> Response:
+    return await _v1_range(request, journal, task)
 
 
 @router.get(
     "/v1/range/framework/{framework_id}/executor/{executor_id}/container/{container_id}/download"
 )
 async def v1_task_download(
-    request: Request,
-    journal: JournalDep,
-    framework_id: Segment,
-    executor_id: Segment,
-    container_id: Segment,
+    request: Request, journal: JournalDep, task: TaskMatches, container_id: Segment
 ) -> Response:
-    matches = _task_matches(framework_id, executor_id, container_id)
-    return await _v1_range(request, journal, matches, download=f"task-{container_id}")
+    return await _v1_range(request, journal, task, download=f"task-{container_id}")
 
 
 @router.get("/v1/stream/")
@@ -160,15 +153,8 @@ async def v1_stream(request: Request, journal: JournalDep) -> Response:
 
 
 @router.get("/v1/stream/framework/{framework_id}/executor/{executor_id}/container/{container_id}")
-async def v1_task_stream(
-    request: Request,
-    journal: JournalDep,
-    framework_id: Segment,
-    executor_id: Segment,
-    container_id: Segment,
-) -> Response:
-    matches = _task_matches(framework_id, executor_id, container_id)
-    return await _v1_stream(request, journal, matches)
+async def v1_task_stream(request: Request, journal: JournalDep, task: TaskMatches) -> Response:
+    return await _v1_stream(request, journal, task)
 
 
 @router.get("/v1/fields/{field}")

@@ -232,8 +232,6 @@ PLAIN: dict[tuple[str, str], Plain] = {
         tag="console",
     ),
 }
-# Routes the route table (app.authz.route_table) does not name but that take no token.
-EXTRA_PUBLIC = frozenset({"/acs/api/v1/auth/logout"})
 
 DESCRIPTION = """\
 Logway's cluster logging API: the DC/OS Logging API's routes (dcos-log v1 and v2 behind Admin
@@ -367,9 +365,7 @@ def _other(route: RouteInfo, method: str, fastapi_op: Json) -> Json:
     spec = iam.OPS.get(route.name)
     if spec is not None and route.path_format.startswith("/acs/api/v1/"):
         op = iam.operation(route.name, route.path_format, spec)
-        _finish(
-            op, route.path_format, "iam", spec.errors, permission=iam.PERMISSIONS.get(route.name)
-        )
+        _finish(op, route.path_format, "iam", spec.errors)
         return op
     if route.name in MERGED and route.path_format.startswith("/system/"):
         reading, summary = MERGED[route.name]
@@ -460,22 +456,19 @@ def _undeclared(route: RouteInfo, op: Json) -> list[Json]:
     ]
 
 
-def _finish(
-    op: Json, template: str, tag: str, errors: tuple[str, ...], *, permission: str | None = None
-) -> None:
+def _finish(op: Json, template: str, tag: str, errors: tuple[str, ...]) -> None:
     """Tags, errors, the permission and the security: none for a public route; 401 for any
-    other, and 403 where a permission is checked (the route table's, or the IAM's guards')."""
+    other, and 403 where a permission is checked (the route table's)."""
     op["tags"] = [tag]
     op["responses"].update(common.errors(*errors))
     matched = match_route(sample_path(template))
     requirement = matched.rule.requirement if matched is not None else None
-    if permission is None and requirement is not None:
+    if requirement is not None:
         permission = requirement.describe()
-    if permission is not None:
         op["x-logway-permission"] = permission
         who = f"Who may call it: {permission}."
         op["description"] = f"{op['description']}\n\n{who}" if op.get("description") else who
-    if isinstance(requirement, Public) or template in EXTRA_PUBLIC:
+    if isinstance(requirement, Public):
         op["security"] = []
         return
     op["security"] = common.SECURED

@@ -263,13 +263,6 @@ _PUBLIC_OPS: dict[str, IamOp] = {
 }
 OPS: dict[str, IamOp] = {**_ADMIN_OPS, **_PUBLIC_OPS}
 
-# What the route table (app.authz.route_table) does not say: these routes have their own guards.
-PERMISSIONS = {
-    "rotate_keys": "`dcos:superuser` full",
-    "policyquery": "`dcos:superuser` full or `dcos:iam:policyquery` read",
-    "logout": "anyone, no token",
-}
-
 _PATH_PARAMS = {
     "uid": {
         **_ID,

@@ -1,13 +1,11 @@
-"""An app's routes as the router tries them, and FastAPI's own document of a chosen few.
-
-FastAPI flattens included routers differently across versions (0.16x keeps them as
-`_IncludedRouter`s walked by `iter_route_contexts`); this module is the one place that knows."""
+"""An app's routes as the router tries them (`app.core.routing`), and FastAPI's own document of
+a chosen few."""
 
 from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +13,8 @@ import fastapi.routing
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.routing import BaseRoute, compile_path
+
+from app.core.routing import walk_routes
 
 # Where a path template has a placeholder: `{name}` or `{name:convertor}`.
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?\}")
@@ -45,15 +45,8 @@ def routes_of(app: FastAPI) -> list[RouteInfo]:
 
 
 def _walk(routes: list[BaseRoute]) -> Iterator[tuple[Any, Any]]:
-    iterate: Callable[[Any], Iterator[Any]] | None = getattr(
-        fastapi.routing, "iter_route_contexts", None
-    )
-    if iterate is None:  # FastAPI < 0.16: included routers are flattened into APIRoutes
-        for route in routes:
-            yield route, route
-        return
-    for context in iterate(routes):
-        yield context, context
+    for route in walk_routes(routes):
+        yield route, route
 
 
 def _info(route: Any, handle: Any) -> RouteInfo:

@@ -110,11 +110,14 @@ class UpstreamResponse:
         headers: Sequence[tuple[bytes, bytes]],
         chunks: AsyncGenerator[bytes, None],
         close: Callable[[], Awaitable[None]],
+        *,
+        whole: Callable[[], bytes | None] | None = None,
     ) -> None:
         self.status_code = status_code
         self.headers = list(headers)
         self._chunks = chunks
         self._close = close
+        self._whole = whole
         self._closed = False
 
     @property
@@ -126,6 +129,11 @@ class UpstreamResponse:
 
     def chunks(self) -> AsyncGenerator[bytes, None]:
         return self._chunks
+
+    def whole_body(self) -> bytes | None:
+        """The whole body, when the upstream knows it has all arrived and none of it was read
+        yet; then `chunks()` yields nothing. None: read `chunks()`."""
+        return self._whole() if self._whole is not None else None
 
     async def aclose(self) -> None:
         if self._closed:

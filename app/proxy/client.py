@@ -22,6 +22,7 @@ from app.proxy.errors import (
 )
 from app.proxy.headers import request_headers
 from app.proxy.target import upstream_url
+from app.proxy.transport import WHOLE_BODY, KeepAliveTransport
 
 CONNECT_TIMEOUT = 5.0
 # Idle time allowed between two reads of a range (nginx's proxy_read_timeout, which Admin Router
@@ -31,8 +32,9 @@ RANGE_READ_TIMEOUT = 60.0
 WRITE_TIMEOUT = 10.0
 # A full pool becomes a 503 after this long rather than a hang.
 POOL_TIMEOUT = 5.0
-# Every follow stream holds one connection for its lifetime.
-MAX_CONNECTIONS = 4096
+# Every upstream follow holds one connection for its lifetime: callers of distinct follows
+# (each its own task) need one each, 10,000 of them per gateway (issue 17).
+MAX_CONNECTIONS = 16_384
 MAX_KEEPALIVE = 256
 # Below the node's own idle timeout (uvicorn's timeout_keep_alive, 5 s), so that the gateway
 # never reuses a connection the node is closing at that very moment.
@@ -48,17 +50,26 @@ def new_upstream_client(
 ) -> httpx.AsyncClient:
     """The shared client for every node: no redirects, no proxy from the environment, and a
     cookie jar that accepts nothing, so that no node's cookie can reach another user's request
-    (fastapi-proxy-lib GHSA-7vwr-g6pm-9hc8)."""
+    (fastapi-proxy-lib GHSA-7vwr-g6pm-9hc8). Plain-HTTP GETs (every node reader call) go over
+    `KeepAliveTransport`; anything else over httpx's own transport with the same limits."""
     no_cookies = http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    limits = httpx.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=MAX_KEEPALIVE,
+        keepalive_expiry=KEEPALIVE_EXPIRY,
+    )
+    if transport is None:
+        transport = KeepAliveTransport(
+            fallback=httpx.AsyncHTTPTransport(limits=limits, trust_env=False),
+            max_connections=max_connections,
+            max_keepalive=MAX_KEEPALIVE,
+            keepalive_expiry=KEEPALIVE_EXPIRY,
+        )
     return httpx.AsyncClient(
         timeout=httpx.Timeout(
             connect=connect_timeout, read=read_timeout, write=WRITE_TIMEOUT, pool=POOL_TIMEOUT
         ),
-        limits=httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=MAX_KEEPALIVE,
-            keepalive_expiry=KEEPALIVE_EXPIRY,
-        ),
+        limits=limits,
         follow_redirects=False,
         trust_env=False,
         cookies=no_cookies,
@@ -120,6 +131,7 @@ class HttpUpstream:
             response.headers.raw,
             _raw_chunks(response, call.node),
             response.aclose,
+            whole=response.extensions.get(WHOLE_BODY),
         )
 
 

@@ -50,6 +50,9 @@ class ProxyMetrics:
     streams_total: int = 0
     resumes: int = 0
     stalled_clients: int = 0
+    # Shared follows (app/proxy/share.py): upstream streams open, callers following them.
+    shared_upstreams: int = 0
+    shared_followers: int = 0
     upstream_errors: Counter[str] = field(default_factory=Counter)
     # Merged role/app reads (app/merge/): their streams, the entries they merged,
     # entries released behind later ones, and agents that became unavailable mid-stream.
@@ -77,6 +80,10 @@ class ProxyMetrics:
             f"{PREFIX}_resumes_total {self.resumes}",
             f"# TYPE {PREFIX}_stalled_clients_total counter",
             f"{PREFIX}_stalled_clients_total {self.stalled_clients}",
+            f"# TYPE {PREFIX}_shared_upstreams gauge",
+            f"{PREFIX}_shared_upstreams {self.shared_upstreams}",
+            f"# TYPE {PREFIX}_shared_followers gauge",
+            f"{PREFIX}_shared_followers {self.shared_followers}",
             f"# TYPE {PREFIX}_upstream_errors_total counter",
         ]
         lines += [

@@ -74,19 +74,20 @@ NO_RESUME = ResumePolicy(attempts=0)
 Reopen = Callable[[str | None], Awaitable[UpstreamResponse]]
 
 
-class _Outcome(enum.Enum):
+class Outcome(enum.Enum):
     COMPLETE = "complete"  # the body ended: send the final chunk
     DISCONNECTED = "disconnected"  # the client left: nothing more to send
     BROKEN = "broken"  # cut short: end without the final chunk
+    SENT = "sent"  # the whole body went out with its end: nothing more to send
 
 
-async def _until_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+async def until_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
     scope.cancel()
 
 
-async def _until_ended(access: StreamAccess, scope: anyio.CancelScope) -> None:
+async def until_ended(access: StreamAccess, scope: anyio.CancelScope) -> None:
     await access.ended()
     scope.cancel()
 
@@ -131,10 +132,18 @@ class RelayResponse(Response):
         if self.watch is not None:
             self._access = self.watch()
         try:
+            # A range whose body has all arrived already (a small one, usually) goes out as one
+            # message: nothing to wait for, so no disconnect watch (issue 17).
+            whole = None
+            if self._body and self._reopen is None and self._access is None:
+                whole = self._current.whole_body()
             start = {"type": "http.response.start", "status": self.status_code}
             await send({**start, "headers": self.raw_headers})
-            outcome = await self._relay(receive, send) if self._body else _Outcome.COMPLETE
-            if outcome is _Outcome.COMPLETE:
+            if whole is not None:
+                outcome = await self._send_whole(send, whole)
+            else:
+                outcome = await self._relay(receive, send) if self._body else Outcome.COMPLETE
+            if outcome is Outcome.COMPLETE:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             # BROKEN: returning without the final chunk makes the server close the connection.
         finally:
@@ -146,12 +155,12 @@ class RelayResponse(Response):
             if self.on_close is not None:
                 self.on_close()
 
-    async def _relay(self, receive: Receive, send: Send) -> _Outcome:
-        outcome = _Outcome.DISCONNECTED
+    async def _relay(self, receive: Receive, send: Send) -> Outcome:
+        outcome = Outcome.DISCONNECTED
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(_until_disconnect, receive, tasks.cancel_scope)
+            tasks.start_soon(until_disconnect, receive, tasks.cancel_scope)
             if self._access is not None:
-                tasks.start_soon(_until_ended, self._access, tasks.cancel_scope)
+                tasks.start_soon(until_ended, self._access, tasks.cancel_scope)
             try:
                 if self._reopen is None:
                     outcome = await self._relay_raw(send)
@@ -164,22 +173,22 @@ class RelayResponse(Response):
                     self._node,
                     self._send_timeout,
                 )
-                outcome = _Outcome.BROKEN
+                outcome = Outcome.BROKEN
             tasks.cancel_scope.cancel()
         # Cancelled (the outcome left as it was) because the caller's access ended.
         ended = self._access.reason if self._access is not None else None
-        if outcome is _Outcome.DISCONNECTED and ended is not None:
+        if outcome is Outcome.DISCONNECTED and ended is not None:
             return await self._access_ended(send, ended)
         return outcome
 
-    async def _access_ended(self, send: Send, reason: str) -> _Outcome:
+    async def _access_ended(self, send: Send, reason: str) -> Outcome:
         log.info("node %s: stream ended: %s", self._node, reason)
         if self._reopen is not None:  # an event stream, cut between whole events
             try:
                 await self._send(send, final_event(reason))
             except _ClientStalled:
-                return _Outcome.BROKEN
-        return _Outcome.COMPLETE
+                return Outcome.BROKEN
+        return Outcome.COMPLETE
 
     async def _send(self, send: Send, chunk: bytes) -> None:
         self._metrics.bytes_relayed += len(chunk)
@@ -190,20 +199,37 @@ class RelayResponse(Response):
         if waited.cancelled_caught:
             raise _ClientStalled
 
+    async def _send_whole(self, send: Send, body: bytes) -> Outcome:
+        """`body` and the end of the response in one message."""
+        self._metrics.bytes_relayed += len(body)
+        if self._entries is not None:
+            self._metrics.entries_relayed += self._entries.feed(body)
+        with anyio.move_on_after(self._send_timeout) as waited:
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+        if waited.cancelled_caught:
+            self._metrics.stalled_clients += 1
+            log.warning(
+                "node %s: client read nothing for %.0f s, stream closed",
+                self._node,
+                self._send_timeout,
+            )
+            return Outcome.BROKEN
+        return Outcome.SENT
+
     def _failed(self, exc: UpstreamError, what: str) -> None:
         self._metrics.upstream_error(exc.kind)
         log.warning("node %s: %s: %s", self._node, what, exc.message)
 
-    async def _relay_raw(self, send: Send) -> _Outcome:
+    async def _relay_raw(self, send: Send) -> Outcome:
         try:
             async for chunk in self._current.chunks():
                 await self._send(send, chunk)
         except UpstreamError as exc:
             self._failed(exc, "response cut short")
-            return _Outcome.BROKEN
-        return _Outcome.COMPLETE
+            return Outcome.BROKEN
+        return Outcome.COMPLETE
 
-    async def _relay_events(self, send: Send, reopen: Reopen) -> _Outcome:
+    async def _relay_events(self, send: Send, reopen: Reopen) -> Outcome:
         framer = SseFramer()
         delays = self._policy.delays()
         while True:
@@ -218,12 +244,12 @@ class RelayResponse(Response):
             except UpstreamError as exc:
                 self._failed(exc, "event stream broken")
             if not framer.resumable:
-                return _Outcome.BROKEN  # part of an oversized event is already out
+                return Outcome.BROKEN  # part of an oversized event is already out
             framer.discard_partial()  # sent again, whole, after the resume
             if progressed:  # a fresh budget only for a stream that delivered something
                 delays = self._policy.delays()
             if not await self._resume(send, reopen, framer.last_id, delays):
-                return _Outcome.COMPLETE
+                return Outcome.COMPLETE
 
     async def _resume(
         self, send: Send, reopen: Reopen, last_id: str | None, delays: Iterator[float]
@@ -251,4 +277,14 @@ class RelayResponse(Response):
         return False
 
 
-__all__ = ["NO_RESUME", "RECONNECTING", "SEND_TIMEOUT", "RelayResponse", "Reopen", "ResumePolicy"]
+__all__ = [
+    "NO_RESUME",
+    "RECONNECTING",
+    "SEND_TIMEOUT",
+    "Outcome",
+    "RelayResponse",
+    "Reopen",
+    "ResumePolicy",
+    "until_disconnect",
+    "until_ended",
+]

@@ -23,17 +23,50 @@ KEEPALIVE = "ping"  # the comment node readers and the gateway send to keep a st
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _BOUNDARY = re.compile(rb"(?:\r\n|\r(?!\n)|\n){2}")
 _LONGEST_BOUNDARY = 4
-_ID_FIELD = re.compile(rb"(?:\A|(?<=[\r\n]))id(?::[ ]?([^\r\n]*))?(?=[\r\n])")
+_EOL = b"\r\n"
+_COLON = ord(":")
 
 
 def last_event_id(events: bytes) -> str | None:
-    """The id set by the last `id` field in complete events (the spec ignores ids with NUL)."""
-    found: str | None = None
-    for match in _ID_FIELD.finditer(events):
-        value = match.group(1) or b""
+    """The id set by the last `id` field in complete events (the spec ignores ids with NUL).
+
+    Searched backwards with `rfind` rather than a regular expression: this runs on every
+    event a follow relays, and a pattern without a literal prefix tries every position."""
+    end = len(events)
+    while (at := events.rfind(b"id", 0, end)) >= 0:
+        end = at
+        if at and events[at - 1] not in _EOL:
+            continue  # not at a line's start: inside some other line
+        after = at + 2
+        if after >= len(events):
+            continue
+        mark = events[after]
+        if mark in _EOL:
+            return ""
+        if mark != _COLON:
+            continue  # a longer field name (`idx:`)
+        start = after + 1 + (events[after + 1 : after + 2] == b" ")
+        stop = _line_end(events, start)
+        if stop < 0:
+            continue  # no line end: not a whole field
+        value = events[start:stop]
         if b"\0" not in value:
-            found = value.decode("utf-8", "replace")
-    return found
+            return value.decode("utf-8", "replace")
+    return None
+
+
+def _line_end(data: bytes, start: int) -> int:
+    ends = [i for i in (data.find(b"\n", start), data.find(b"\r", start)) if i >= 0]
+    return min(ends) if ends else -1
+
+
+def last_boundary(data: bytes | bytearray, start: int, end: int) -> int:
+    """Where the last event boundary in `data[start:end]` ends, or -1. Event streams end
+    their chunks with a blank line, so that case is answered without the pattern."""
+    if end == len(data) and end - start >= 2 and (data.endswith((b"\n\n", b"\r\n\r\n"))):
+        return end
+    last = deque(_BOUNDARY.finditer(data, start, end), maxlen=1)
+    return last[0].end() if last else -1
 
 
 class SseFramer:
@@ -60,14 +93,13 @@ class SseFramer:
         # A CR at the very end may be the first half of a CRLF: decide when more arrives.
         end = len(self._pending) - (1 if self._pending.endswith(b"\r") else 0)
         start = max(0, self._scanned - (_LONGEST_BOUNDARY - 1))
-        last = deque(_BOUNDARY.finditer(self._pending, start, end), maxlen=1)
+        cut = last_boundary(self._pending, start, end)
         self._scanned = end
-        if not last:
+        if cut < 0:
             if len(self._pending) > self._max:
                 self._passthrough = True
                 return self.discard_partial()
             return b""
-        cut = last[0].end()
         complete = bytes(self._pending[:cut])
         del self._pending[:cut]
         self._scanned = end - cut
@@ -169,5 +201,6 @@ __all__ = [
     "SseError",
     "SseFramer",
     "SseParser",
+    "last_boundary",
     "last_event_id",
 ]

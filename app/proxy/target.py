@@ -16,6 +16,7 @@ a byte that httpx would escape (space, `"`, `<`, `>`, `#`, controls, non-ASCII).
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import unquote
 
@@ -78,11 +79,23 @@ def check_query(query: bytes) -> bytes:
     return query
 
 
+# Checked URLs kept per (base, path, query): the same small range is asked again and again, and
+# httpx parses a URL (and its host as an IP address) on every construction. Only URLs that
+# passed every check are kept (a refusal raises, which lru_cache never stores); bounded, so
+# client-chosen paths and queries cannot grow it.
+URL_CACHE_SIZE = 1024
+
+
 def upstream_url(node_base_url: str, raw_path: str, query: bytes) -> httpx.URL:
     """`node_base_url` (`http://10.0.0.5:61001`, optionally with a path prefix) + path + query.
 
     A bad base URL is the caller's bug (`ValueError`); a bad path or query is the client's (400).
     """
+    return _upstream_url(node_base_url, raw_path, query)
+
+
+@functools.lru_cache(maxsize=URL_CACHE_SIZE)
+def _upstream_url(node_base_url: str, raw_path: str, query: bytes) -> httpx.URL:
     base = httpx.URL(node_base_url)
     if base.scheme not in ("http", "https") or not base.host:
         raise ValueError("node base URL must be an absolute http(s) URL")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.authz.route_table import ROUTES, match_route
+from app.authz.route_table import ROUTES, Public, RouteRule, match_route
 
 
 @pytest.mark.parametrize(
@@ -26,3 +26,15 @@ def test_every_rule_matches_only_its_own_literal_text() -> None:
                 rule.regex.fullmatch(literal.replace(".", "X") + rule.pattern[len(literal) :])
                 is None
             )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path"),
+    [("/state.json/{agent_id}", "/stateXjson/S0"), ("/a.b{path:path}", "/aXb/c")],
+)
+def test_literal_text_before_a_placeholder_is_literal_too(pattern: str, path: str) -> None:
+    # No rule of today's table has a regex character before a placeholder; a rule added
+    # tomorrow must not make `.` a wildcard there either (hand mutant R2).
+    rule = RouteRule(pattern, "test rule", Public())
+    assert rule.regex.fullmatch(path.replace("X", ".")) is not None
+    assert rule.regex.fullmatch(path) is None

@@ -41,6 +41,13 @@ def test_gateway_section_measures_every_target(capsys: pytest.CaptureFixture[str
     latencies = [v for name, v in verdicts.items() if "added latency" in name]
     assert len(latencies) == 2
     assert all(MILLIS.fullmatch(v.measured) for v in latencies), latencies
+    # Target 4: the gateway's p99 under load, at the plan's connections, against its bound.
+    loaded = verdicts[
+        f"gateway p99, small ranges, {TINY.connections} clients at once "
+        f"< {gateway.LOADED_P99_MS:g} ms"
+    ]
+    assert MILLIS.fullmatch(loaded.measured), loaded
+    assert "CPU per OK reply (medians): gateway " in out
     # Every small range came back 200 with its 10 entries, every full range complete.
     complete = verdicts["gateway section: every reply OK and complete"]
     assert complete.outcome == PASS, out

@@ -28,11 +28,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.devcluster.commands import logway_argv
 from app.devcluster.journald import JournaldNamespace
-from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimFramework, SimTask
+from app.devcluster.mesos import MesosSimulator, SimCluster
 from tests.conftest import new_namespace_name
 from tests.gateway.support import GATEWAY_UID, Reader, add_user, grant, login, port_free_on
 from tests.support.gateway import gateway as support_gateway
 from tests.support.journal import Sender
+from tests.support.tasks import RUN as RUN  # the tag forward tests filter on
+from tests.support.tasks import NumberedLines, TaskDef
+from tests.support.tasks import sim_cluster as tasks_cluster
 from tests.support.wait import wait_for as support_wait_for
 
 PASSWORD = "admin password for forward tests"
@@ -48,7 +51,6 @@ REDIS_HOST, SYSLOG_HOST, JOURNAL_HOST, OTLP_HOST = (
 MASTER_ID = "6a1e5c0d-0000-4000-8000-00000f0f0100"
 AGENTS = tuple(f"{MASTER_ID}-S{i}" for i in range(len(AGENT_HOSTS)))
 MARATHON = f"{MASTER_ID}-0000"
-RUN = "TEST_RUN"
 DEADLINE = 60.0
 LOG_TAIL = 4000
 
@@ -59,64 +61,15 @@ GATEWAY_ENV = {
 }
 
 
-@dataclass(frozen=True)
-class TaskDef:
-    app: str
-    role: str
-    agent: int
-    name: str
-
-    @property
-    def task_id(self) -> str:
-        return f"{self.app.strip('/').replace('/', '_')}.instance-{self.name}"
-
-    @property
-    def container(self) -> str:
-        return f"c-{self.name}"
-
-    @property
-    def agent_id(self) -> str:
-        return AGENTS[self.agent]
-
-    def sim(self) -> SimTask:
-        return SimTask(
-            self.task_id,
-            self.app.rsplit("/", 1)[1],
-            MARATHON,
-            self.agent_id,
-            executor_id=f"{self.task_id}.exec",
-            containers=(self.container,),
-            labels={"DCOS_SPACE": self.app},
-            role=self.role,
-        )
-
-    def fields(self, run: str, n: int) -> dict[str, str]:
-        return {
-            "MESSAGE": f"{self.app} {self.name} line {n}",
-            "AGENT_ID": self.agent_id,
-            "FRAMEWORK_ID": MARATHON,
-            "EXECUTOR_ID": f"{self.task_id}.exec",
-            "CONTAINER_ID": self.container,
-            "TASK_ID": self.task_id,
-            "SYSLOG_IDENTIFIER": self.name,
-            "STREAM": "STDOUT",
-            RUN: run,
-            "SEQ": str(n),
-        }
-
-
-WEB = TaskDef("/prod/web", "prod", 0, "web-0")
-DEV = TaskDef("/dev/worker", "dev", 0, "dev-0")
-DEVOPS = TaskDef("/devops/api", "dev", 1, "devops-1")
+WEB = TaskDef("/prod/web", "prod", AGENTS[0], "web-0", MARATHON)
+DEV = TaskDef("/dev/worker", "dev", AGENTS[0], "dev-0", MARATHON)
+DEVOPS = TaskDef("/devops/api", "dev", AGENTS[1], "devops-1", MARATHON)
 TASKS = (WEB, DEV, DEVOPS)
 
 
 def sim_cluster() -> SimCluster:
-    cluster = SimCluster(master_id=MASTER_ID)
-    cluster.agents = [SimAgent(a, h) for a, h in zip(AGENTS, AGENT_HOSTS, strict=True)]
-    cluster.frameworks = [SimFramework(MARATHON, "marathon", role="prod")]
-    cluster.tasks = [task.sim() for task in TASKS]
-    return cluster
+    agents = dict(zip(AGENTS, AGENT_HOSTS, strict=True))
+    return tasks_cluster(MASTER_ID, agents, TASKS, framework_id=MARATHON, role="prod")
 
 
 @dataclass
@@ -125,19 +78,17 @@ class Env:
     base: str
     senders: dict[str, Sender]  # by agent id, and "master"
     admin: dict[str, str]
-    _seq: dict[str, int] = field(default_factory=dict)
+    _lines: NumberedLines = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._lines = NumberedLines(self.senders)
 
     @property
     def admin_token(self) -> str:
         return self.admin["Authorization"].removeprefix("token=")
 
     def write(self, task: TaskDef, run: str, count: int) -> None:
-        key = f"{run}/{task.name}"
-        first = self._seq.get(key, 0)
-        sender = self.senders[task.agent_id]
-        for n in range(first, first + count):
-            sender.send(task.fields(run, n))
-        self._seq[key] = first + count
+        self._lines.write(task, run, count, TASK_ID=task.task_id, SYSLOG_IDENTIFIER=task.name)
 
     def sync(self) -> None:
         for sender in self.senders.values():

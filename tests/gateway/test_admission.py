@@ -4,21 +4,21 @@ and decided on one read of the snapshot."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
 import pytest
 from fastapi import APIRouter
-from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from app.authn import Identity
 from app.authz import Action, Decision, match_route
+from app.authz.gate import check_routes
 from app.authz.route_table import Public
 from app.cluster import Agent, ClusterSnapshot, Task, build_snapshot
 from app.core.config import GatewaySettings
 from app.core.errors import Forbidden, NotFound
 from app.gateway import app as gateway_app
-from app.gateway.admission import admit, check_routes
+from app.gateway.admission import admit
 from app.gateway.deps import _target
 from app.gateway.discovery import router as discovery_router
 from app.gateway.logs import router as logs_router
@@ -26,6 +26,7 @@ from app.gateway.merged import router as merged_router
 from app.gateway.ops import router as ops_router
 from app.gateway.services import GatewayServices
 from tests.cluster.support import fixture_path
+from tests.support.routes import dependency_calls
 
 ROUTERS = (merged_router, logs_router, discovery_router, ops_router)
 # Answered before any credential is looked at, as Admin Router did: a 301 to `…/logs/` and the
@@ -59,14 +60,6 @@ def test_the_gateway_does_not_start_with_a_route_without_a_rule(
         create(GatewaySettings.model_construct())
 
 
-def _calls(dependant: Dependant) -> set[Any]:
-    found = set()
-    for sub in dependant.dependencies:
-        found.add(sub.call)
-        found |= _calls(sub)
-    return found
-
-
 @pytest.mark.parametrize(
     "route",
     [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)],
@@ -75,7 +68,7 @@ def _calls(dependant: Dependant) -> set[Any]:
 def test_every_route_that_needs_a_token_is_admitted(route: APIRoute) -> None:
     matched = match_route(route.path.replace("{rest:path}", "").replace("{", "").replace("}", ""))
     public = matched is not None and isinstance(matched.rule.requirement, Public)
-    admitted = _target in _calls(route.dependant)
+    admitted = _target in dependency_calls(route.dependant)
     assert admitted != (public or route.name in BEFORE_AUTH)
 
 

@@ -5,6 +5,7 @@ snapshot (tests/merge/support.py) with a real ACL authorizer."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import cast
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from app.authn import Identity
 from app.authz.acl import AclAuthorizer
 from app.authz.model import Action
+from app.authz.route_table import MergedTasks, TaskAccess, authorize_any
 from app.cluster import Agent, ClusterSnapshot, Task, build_snapshot
 from app.cluster.errors import ambiguous
 from app.core.errors import Forbidden, LogwayError, NotFound
@@ -120,3 +122,65 @@ async def test_an_ambiguous_name_lists_only_the_tasks_the_caller_may_read() -> N
     with pytest.raises(Forbidden) as denied:
         await admit_as("dev", path)
     assert "api" not in str(denied.value).replace("app_id", "")
+
+
+def v2(agent: str, executor: str, container: str) -> str:
+    return (
+        f"/system/v1/agent/{agent}/logs/v2/task/frameworks/{MARATHON}"
+        f"/executors/{executor}/runs/{container}/stdout"
+    )
+
+
+@pytest.mark.parametrize("form", [v1, v2], ids=["v1", "v2"])
+async def test_the_target_carries_its_agent_and_what_a_stream_is_decided_on_again(
+    form: Callable[[str, str, str], str],
+) -> None:
+    # A follow's lease re-decides these checks on every IAM change (app/gateway/logs.py):
+    # no checks would mean "nothing to revoke", so a revoked caller's stream would go on.
+    source = FakeGrantSource()
+    source.grant("dev", GRANTS["dev"], Action.READ)
+    authorizer = AclAuthorizer(source)
+    fake = {"cluster": Cluster(), "authorizer": authorizer}
+    svc = cast(GatewayServices, type("S", (), fake))
+    target = await admit(form(DEV.agent_id, DEV.executor, DEV.container), Identity("dev"), svc)
+    assert target.agent is not None
+    assert target.agent.id == DEV.agent_id
+    assert target.checks
+    assert (await authorize_any(authorizer, "dev", target.checks)).allowed
+    source.revoke("dev", GRANTS["dev"], Action.READ)
+    assert not (await authorize_any(authorizer, "dev", target.checks)).allowed
+
+
+async def test_a_role_grant_admits_its_task_and_a_target_names_caller_rule_and_path() -> None:
+    path = v1(WEB[1].agent_id, WEB[1].executor, WEB[1].container)
+    target = await admit_as("prodrole", path)
+    assert target.uid == "prodrole"
+    assert isinstance(target.rule.requirement, TaskAccess)
+    assert target.params["container_id"] == WEB[1].container
+    assert target.task is not None
+    assert target.task.id == WEB[1].task_id
+
+
+@pytest.mark.parametrize(
+    ("path", "agent"),
+    [
+        (f"/system/v1/agent/{AGENTS[0]}/logs/v1/range/", AGENTS[0]),
+        ("/system/v1/logs/v1/range/", None),
+    ],
+    ids=["agent", "master"],
+)
+async def test_a_whole_journal_needs_system_logs_and_goes_to_the_node_its_path_names(
+    path: str, agent: str | None
+) -> None:
+    target = await admit_as("ops", path)
+    assert (target.agent.id if target.agent else None) == agent
+    assert target.checks
+    with pytest.raises(Forbidden, match="dcos:adminrouter:ops:system-logs"):
+        await admit_as("dev", path)
+
+
+async def test_a_merged_route_is_admitted_for_its_plan_to_decide() -> None:
+    target = await admit_as("nobody", "/system/v1/logs/v1/role/dev/range/")
+    assert target.uid == "nobody"
+    assert isinstance(target.rule.requirement, MergedTasks)
+    assert target.params["role"] == "dev"

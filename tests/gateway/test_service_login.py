@@ -79,7 +79,7 @@ def tokens(iam: FakeIam, clock: Clock) -> Tokens:
 
 @pytest.fixture
 async def token(tokens: Tokens, iam: FakeIam, clock: Clock) -> AsyncIterator[RemoteServiceToken]:
-    key = TokenSigner(SIGNER.private_pem, source="test key")
+    key = TokenSigner.from_pem(SIGNER.private_pem, source="test key")
     async with httpx.AsyncClient(transport=iam.transport()) as client:
         yield RemoteServiceToken(
             "http://iam.test/",
@@ -190,23 +190,23 @@ async def test_a_token_for_another_uid_is_refused(
 
 def test_the_key_must_be_an_unencrypted_rsa_key_of_2048_bits(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not an unencrypted PEM private key"):
-        TokenSigner(b"-----BEGIN NONSENSE-----", source="k")
+        TokenSigner.from_pem(b"-----BEGIN NONSENSE-----", source="k")
     encrypted = SIGNER.private_key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(b"secret"),
     )
     with pytest.raises(ValueError, match="not an unencrypted PEM private key"):
-        TokenSigner(encrypted, source="k")
+        TokenSigner.from_pem(encrypted, source="k")
     ec_pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
     with pytest.raises(ValueError, match="not an RSA private key"):
-        TokenSigner(ec_pem, source="k")
+        TokenSigner.from_pem(ec_pem, source="k")
     with pytest.raises(ValueError, match="1024 bits"):
-        TokenSigner(Signer.generate("small", bits=1024).private_pem, source="k")
+        TokenSigner.from_pem(Signer.generate("small", bits=1024).private_pem, source="k")
     with pytest.raises(ValueError, match="cannot read"):
         TokenSigner.from_file(tmp_path / "missing.pem")
     path = tmp_path / "key.pem"

@@ -33,13 +33,14 @@ import pytest
 
 from app.authz.access import ACCESS_ENDED_EVENT, ACCESS_REVOKED, TOKEN_EXPIRED
 from app.devcluster.journald import JournaldNamespace
-from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimFramework, SimTask
+from app.devcluster.mesos import MesosSimulator
 from app.iam.key_ring import KeyRing
 from app.iam.tokens import TokenIssuer
 from tests.conftest import journald_available, new_namespace_name
 from tests.gateway.support import GATEWAY_UID, Reader, add_user, grant, login, port_free_on
 from tests.support.gateway import gateway as support_gateway
 from tests.support.journal import Sender
+from tests.support.tasks import RUN, TaskDef, sim_cluster
 from tests.support.wait import wait_for as gateway_wait_for
 
 pytestmark = pytest.mark.skipif(not journald_available(), reason="needs root and journald")
@@ -50,7 +51,6 @@ MESOS_HOST, GATEWAY_HOST = "127.0.0.192", "127.0.0.193"
 MASTER_ID = "6a1e5c0d-0000-4000-8000-0000000f0190"
 AGENTS = tuple(f"{MASTER_ID}-S{i}" for i in range(len(HOSTS)))
 MARATHON = f"{MASTER_ID}-0000"
-RUN = "TEST_RUN"
 LEEWAY = 1  # the IAM's leeway on `exp`, small so that the expiry test is quick
 # The bound: access ends a stream within this many seconds (the gateway's
 # `stream_access_period` is left at its default, 2 s).
@@ -69,46 +69,8 @@ GATEWAY_ENV = {
 }
 
 
-@dataclass(frozen=True)
-class TaskDef:
-    app: str
-    agent: int
-
-    @property
-    def name(self) -> str:
-        return self.app.rsplit("/", 1)[1]
-
-    @property
-    def task_id(self) -> str:
-        return f"{self.app.strip('/').replace('/', '_')}.instance-1"
-
-    @property
-    def executor(self) -> str:
-        return f"{self.task_id}.exec"
-
-    @property
-    def container(self) -> str:
-        return f"c-{self.name}"
-
-    @property
-    def agent_id(self) -> str:
-        return AGENTS[self.agent]
-
-    def sim(self) -> SimTask:
-        return SimTask(
-            self.task_id,
-            self.name,
-            MARATHON,
-            self.agent_id,
-            executor_id=self.executor,
-            containers=(self.container,),
-            labels={"DCOS_SPACE": self.app},
-            role="dev",
-        )
-
-
-WORKER = TaskDef("/dev/worker", 0)
-API = TaskDef("/devops/api", 1)
+WORKER = TaskDef("/dev/worker", "dev", AGENTS[0], "worker-1", MARATHON)
+API = TaskDef("/devops/api", "dev", AGENTS[1], "api-1", MARATHON)
 
 
 @dataclass
@@ -119,18 +81,8 @@ class Env:
     senders: dict[str, Sender]
 
     def write(self, task: TaskDef, run: str, text: str) -> None:
-        self.senders[task.agent_id].send(
-            {
-                "MESSAGE": text,
-                "AGENT_ID": task.agent_id,
-                "FRAMEWORK_ID": MARATHON,
-                "EXECUTOR_ID": task.executor,
-                "CONTAINER_ID": task.container,
-                "SYSLOG_IDENTIFIER": "access-test",
-                "STREAM": "STDOUT",
-                RUN: run,
-            }
-        )
+        fields = task.fields(text, SYSLOG_IDENTIFIER="access-test", **{RUN: run})
+        self.senders[task.agent_id].send(fields)
 
     def user(self, *grants: str) -> tuple[str, dict[str, str]]:
         uid = f"u-{uuid.uuid4().hex[:10]}"
@@ -161,10 +113,8 @@ class Env:
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     tmp = tmp_path_factory.mktemp("stream-access")
     port = port_free_on(HOSTS)
-    cluster = SimCluster(master_id=MASTER_ID)
-    cluster.agents = [SimAgent(a, h) for a, h in zip(AGENTS, HOSTS, strict=True)]
-    cluster.frameworks = [SimFramework(MARATHON, "marathon", role="dev")]
-    cluster.tasks = [WORKER.sim(), API.sim()]
+    agents = dict(zip(AGENTS, HOSTS, strict=True))
+    cluster = sim_cluster(MASTER_ID, agents, (WORKER, API), framework_id=MARATHON, role="dev")
     log = tmp / "gateway.log"
     with contextlib.ExitStack() as stack:
         namespaces = [stack.enter_context(JournaldNamespace(new_namespace_name())) for _ in HOSTS]
@@ -303,7 +253,7 @@ def follows(env: Env, headers: Mapping[str, str], run: str) -> Iterator[list[Fol
         opened.append(Follow("v1", env.base + container, headers, only_run))
         opened.append(Follow("v1-ndjson", env.base + container, headers, only_run, sse=False))
         opened.append(
-            Follow("v2", env.base + f"/system/v1/logs/v2/task/{WORKER.name}", headers, {})
+            Follow("v2", env.base + f"/system/v1/logs/v2/task/{WORKER.task_name}", headers, {})
         )
         merged = env.base + "/system/v1/logs/v1/app/dev/worker/stream/"
         opened.append(Follow("merged", merged, headers, only_run))
@@ -416,7 +366,7 @@ def test_logway_logs_follow_prints_the_reason_and_exits_3(env: Env, tmp_path: Pa
         LOGWAY_URL=env.base,
         LOGWAY_TOKEN=headers["Authorization"].removeprefix("token="),
     )
-    argv = [sys.executable, "-m", "app.cli.main", "logs", "task", WORKER.name, "-f"]
+    argv = [sys.executable, "-m", "app.cli.main", "logs", "task", WORKER.task_name, "-f"]
     proc = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=command, cwd=ROOT
     )

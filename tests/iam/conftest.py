@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from app.authz.model import SUPERUSER_RID, Action, Authorizer, Decision, GrantSource
 from app.core.problems import install_error_handlers
-from app.iam import Iam, IamSettings, bootstrap, iam_router
+from app.iam import Iam, IamSettings, bootstrap, serve_iam
 from tests.conftest import free_port
 from tests.support.postgres import fresh_database
 
@@ -124,7 +124,7 @@ def create_app(iam: Iam, authorizer: Authorizer | None = None) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
     install_error_handlers(app)
-    app.include_router(iam_router(iam, authorizer or FakeAuthorizer(iam.store)))
+    serve_iam(app, iam, authorizer or FakeAuthorizer(iam.store))
     return app
 
 

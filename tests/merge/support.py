@@ -28,7 +28,7 @@ import httpx
 import orjson
 
 from app.devcluster.journald import JournaldNamespace
-from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimFramework, SimTask
+from app.devcluster.mesos import MesosSimulator, SimCluster
 from tests.conftest import new_namespace_name
 from tests.gateway.support import (
     GATEWAY_UID,
@@ -41,6 +41,8 @@ from tests.gateway.support import (
 )
 from tests.support.gateway import gateway as support_gateway
 from tests.support.journal import Sender
+from tests.support.tasks import RUN, NumberedLines, TaskDef
+from tests.support.tasks import sim_cluster as tasks_cluster
 from tests.support.wait import wait_for as wait_for_default
 
 PASSWORD = "admin password for merge tests"
@@ -49,7 +51,6 @@ MESOS_HOST, GATEWAY_HOST, CAPPED_HOST = "127.0.0.85", "127.0.0.86", "127.0.0.87"
 MASTER_ID = "6a1e5c0d-0000-4000-8000-0000000f0081"
 AGENTS = tuple(f"{MASTER_ID}-S{i}" for i in range(len(HOSTS)))
 MARATHON = f"{MASTER_ID}-0000"
-RUN = "TEST_RUN"
 PREFIX = "/system/v1/logs/v1"
 DEADLINE = 60.0  # for whatever a test waits on
 LOG_TAIL = 6000
@@ -69,57 +70,22 @@ CAPPED_ENV = {
 }
 
 
-@dataclass(frozen=True)
-class TaskDef:
-    app: str
-    role: str
-    agent: int
-    name: str
-
-    @property
-    def task_id(self) -> str:
-        return f"{self.app.strip('/').replace('/', '_')}.instance-{self.name}"
-
-    @property
-    def executor(self) -> str:
-        return f"{self.task_id}.exec"
-
-    @property
-    def container(self) -> str:
-        return f"c-{self.name}"
-
-    @property
-    def agent_id(self) -> str:
-        return AGENTS[self.agent]
-
-    def sim(self) -> SimTask:
-        return SimTask(
-            self.task_id,
-            self.app.rsplit("/", 1)[1],
-            MARATHON,
-            self.agent_id,
-            executor_id=self.executor,
-            containers=(self.container,),
-            labels={"DCOS_SPACE": self.app},
-            role=self.role,
-        )
+def _task(app: str, role: str, agent: int, name: str) -> TaskDef:
+    return TaskDef(app, role, AGENTS[agent], name, MARATHON)
 
 
-WEB = tuple(TaskDef("/prod/web", "prod", i, f"web-{i}") for i in range(3))
-DEV = TaskDef("/dev/worker", "dev", 0, "dev-0")
-DEVOPS = TaskDef("/devops/api", "dev", 1, "devops-1")
-PRODUCTION = TaskDef("/production/api", "prod", 2, "production-2")
+WEB = tuple(_task("/prod/web", "prod", i, f"web-{i}") for i in range(3))
+DEV = _task("/dev/worker", "dev", 0, "dev-0")
+DEVOPS = _task("/devops/api", "dev", 1, "devops-1")
+PRODUCTION = _task("/production/api", "prod", 2, "production-2")
 TASKS = (*WEB, DEV, DEVOPS, PRODUCTION)
-LATE_WEB = TaskDef("/prod/web", "prod", 3, "web-3")  # on S3, added by tests
-SECOND_WEB = TaskDef("/prod/web", "prod", 0, "web-0b")  # a second instance on S0, likewise
+LATE_WEB = _task("/prod/web", "prod", 3, "web-3")  # on S3, added by tests
+SECOND_WEB = _task("/prod/web", "prod", 0, "web-0b")  # a second instance on S0, likewise
 
 
 def sim_cluster() -> SimCluster:
-    cluster = SimCluster(master_id=MASTER_ID)
-    cluster.agents = [SimAgent(a, h) for a, h in zip(AGENTS[:3], HOSTS[:3], strict=True)]
-    cluster.frameworks = [SimFramework(MARATHON, "marathon", role="prod")]
-    cluster.tasks = [task.sim() for task in TASKS]
-    return cluster
+    agents = dict(zip(AGENTS[:3], HOSTS[:3], strict=True))
+    return tasks_cluster(MASTER_ID, agents, TASKS, framework_id=MARATHON, role="prod")
 
 
 @dataclass
@@ -132,7 +98,10 @@ class Env:
     admin: dict[str, str]
     users: dict[str, dict[str, str]]  # uid -> headers
     reader_port: int
-    _seq: dict[str, int] = field(default_factory=dict)
+    _lines: NumberedLines = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._lines = NumberedLines(self.senders)
 
     def get(self, path: str, headers: Mapping[str, str], **params: object) -> httpx.Response:
         return httpx.get(self.base + path, headers=dict(headers), params=params, timeout=30)  # type: ignore[arg-type]
@@ -140,25 +109,10 @@ class Env:
     def write(self, task: TaskDef, run: str, count: int = 1) -> list[int]:
         """`count` lines of `task` into its agent's journal; returns their SEQ numbers
         (increasing per task and run)."""
-        key = f"{run}/{task.name}"
-        first = self._seq.get(key, 0)
-        sender = self.senders[task.agent_id]
-        for n in range(first, first + count):
-            sender.send(
-                {
-                    "MESSAGE": f"{task.app} {task.name} line {n}",
-                    "AGENT_ID": task.agent_id,
-                    "FRAMEWORK_ID": MARATHON,
-                    "EXECUTOR_ID": task.executor,
-                    "CONTAINER_ID": task.container,
-                    "SYSLOG_IDENTIFIER": "merge-test",
-                    "STREAM": "STDOUT",
-                    RUN: run,
-                    "SEQ": str(n),
-                }
-            )
-        self._seq[key] = first + count
-        return list(range(first, first + count))
+        return self._lines.write(task, run, count, SYSLOG_IDENTIFIER="merge-test")
+
+    def written(self, task: TaskDef, run: str) -> int:
+        return self._lines.written(task, run)
 
     def sync(self) -> None:
         for sender in self.senders.values():

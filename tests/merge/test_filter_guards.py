@@ -1,6 +1,6 @@
 """From the attacker's side: a restricted caller's filter that names one of its own containers
 *and* a foreign container on the same agent returns only its own container's lines, on every
-merged and task route (issue 20).
+merged and task route, counts included (issue 20).
 
 journald ORs the values of one field, so a `CONTAINER_ID:<foreign>` forwarded to a node
 reader beside the caller's own container would widen the read to the foreign task's lines.
@@ -19,6 +19,7 @@ import gzip
 from dataclasses import dataclass
 
 import httpx
+import orjson
 import pytest
 
 from tests.merge.support import (
@@ -62,6 +63,10 @@ def merged_paths(case: Case) -> list[str]:
         f"{PREFIX}/app{app}/range/",
         f"{PREFIX}/app{app}/stream/",
         f"{PREFIX}/app{case.own.app}/range/",
+        f"{PREFIX}/role/{case.own.role}/count/",
+        f"{PREFIX}/app{app}/count/",
+        f"{PREFIX}/role/{case.own.role}/range/download",
+        f"{PREFIX}/app{app}/range/download",
     ]
 
 
@@ -75,10 +80,12 @@ def task_paths(case: Case) -> list[str]:
         f"{agent}/v1/range{v1}",
         f"{agent}/v1/range{v1}/download",
         f"{agent}/v1/stream{v1}",
+        f"{agent}/v1/count{v1}",
         f"{agent}{run}/stdout",
         f"{agent}{run}/stdout?stream",
         f"/system/v1/logs/v2/task/{task.task_id}/file/stdout",
         f"/system/v1/logs/v2/task/{task.task_id}/file/stdout?stream",
+        f"/system/v1/logs/v2/task/{task.task_id}/file/stdout/count",
     ]
 
 
@@ -137,6 +144,10 @@ def read_stream(env: Env, path: str, case: Case, params: dict[str, object]) -> s
 
 
 def check(body: str, case: Case, path: str) -> None:
+    if "/count" in path:
+        # A count leaks as a bigger number: the foreign task wrote as many lines.
+        assert orjson.loads(body) == {"entries": LINES}, (path, body)
+        return
     for n in range(LINES):
         assert message(case.own, n) in body, (path, n)
     assert case.foreign.name not in body, f"{path}: the foreign task's lines leaked"

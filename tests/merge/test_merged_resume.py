@@ -74,7 +74,7 @@ def exactly_once(events: list[Event], expected: set[tuple[str, int]]) -> None:
 def until_all(env: Env, s: Stream, before: list[Event], run: str) -> None:
     env.sync()
     expected = journal(env, run, TASKS)
-    assert len(expected) == sum(env._seq.get(f"{run}/{t.name}", 0) for t in TASKS)
+    assert len(expected) == sum(env.written(t, run) for t in TASKS)
     try:
         s.wait(
             f"all {len(expected)} lines",

@@ -45,7 +45,7 @@ def stream(env: Env, run: str, headers: dict[str, str] | None = None, **params: 
 
 
 def written(env: Env, run: str, tasks: tuple[TaskDef, ...]) -> set[tuple[str, int]]:
-    return {(t.container, n) for t in tasks for n in range(env._seq.get(f"{run}/{t.name}", 0))}
+    return {(t.container, n) for t in tasks for n in range(env.written(t, run))}
 
 
 def exactly_once(events: list[Event], expected: set[tuple[str, int]]) -> None:

@@ -195,6 +195,31 @@ def test_a_plan_is_recomputed_only_when_the_snapshot_changes() -> None:
     assert containers(third) == containers(first)
 
 
+def test_a_revoke_is_planned_on_the_next_access_epoch_with_the_same_snapshot() -> None:
+    # A merged stream narrows when a grant is revoked (app.authz.access moves the epoch);
+    # the cluster need not change for that.
+    epoch = [0]
+    fake = FakeGrantSource()
+    fake.grant("dev", "dcos:mesos:agent:task:app_id:/dev")
+    planner = Planner(
+        MergeScope("role", "dev"),
+        Narrowing({}),
+        "dev",
+        AclAuthorizer(fake),
+        Snapshots(snapshot()),
+        access_epoch=lambda: epoch[0],
+    )
+
+    async def revoked() -> MergePlan:
+        assert DEV.container in str(containers(await planner.plan()))
+        fake.revoke("dev", "dcos:mesos:agent:task:app_id:/dev")
+        epoch[0] += 1
+        return await planner.plan()
+
+    with pytest.raises(Forbidden):
+        asyncio.run(revoked())
+
+
 def test_capped_keeps_streaming_agents_first_and_names_the_rest() -> None:
     full = plan(MergeScope("app", "/prod"), "prodrole", **PROD_ROLE)
     assert capped(full, 3) is full

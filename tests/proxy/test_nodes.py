@@ -110,8 +110,13 @@ def test_client_disconnect_closes_the_upstream_within_a_second(
     clients = [SseClient(gateway.url("leave", "/v1/stream/?skip_prev=1")) for _ in range(3)]
     for client in clients:
         client.take(1)  # then idle: only the node's pings flow
-    assert metric(reader.base, "logway_node_followers") == 3
+    # The three send the node the same request: they share one upstream (issue 17).
+    assert metric(reader.base, "logway_node_followers") == 1
+    assert gateway.metrics.shared_upstreams == 1
     assert gateway.metrics.active_streams == active + 3
+    clients.pop().close()  # one leaves: the others' upstream stays
+    time.sleep(0.2)
+    assert metric(reader.base, "logway_node_followers") == 1
     for client in clients:
         client.close()
     deadline = time.monotonic() + 1.0
@@ -119,6 +124,7 @@ def test_client_disconnect_closes_the_upstream_within_a_second(
         time.sleep(0.02)
     assert metric(reader.base, "logway_node_followers") == 0
     assert gateway.metrics.active_streams == active
+    assert gateway.metrics.shared_upstreams == 0
 
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
