@@ -6,7 +6,9 @@ when its token stops being accepted, and how to decide its authorization again).
 the nearest expiry and every `period` seconds; it asks each stream again only when the IAM's
 `ChangeSignal` moved (the embedded store's generation, a PostgreSQL NOTIFY counter, a remote
 IAM's cache TTL), never per stream on a timer. A push signal may also call `changed()` to
-wake it at once.
+wake it at once. With `known` (the authenticator's uid check, cached on the same signal) a
+stream whose uid no longer exists ends too, whatever the grants say: a remote IAM's policy
+query may not tell a deleted uid from one without grants, or may still allow it.
 
 A stream asks for its lease when it starts, races its body against `StreamAccess.ended()`
 and closes the lease in a `finally`. What it says when it ends: `final_event(reason)`.
@@ -34,6 +36,8 @@ DEFAULT_PERIOD = 2.0
 
 # Decides the stream's authorization again: True while it still holds.
 Recheck = Callable[[], Awaitable[bool]]
+# Whether a uid still exists at the IAM.
+KnownUid = Callable[[str], Awaitable[bool]]
 
 
 class ChangeSignal(Protocol):
@@ -100,11 +104,13 @@ class AccessWatcher:
         signal: ChangeSignal,
         *,
         period: float = DEFAULT_PERIOD,
+        known: KnownUid | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if period <= 0:
             raise ValueError("period must be > 0")
         self._signal = signal
+        self._known = known
         self._period = period
         self._clock = clock
         self._streams: set[StreamAccess] = set()
@@ -179,6 +185,8 @@ class AccessWatcher:
 
     async def _still_allowed(self, access: StreamAccess) -> bool:
         try:
+            if self._known is not None and not await self._known(access.uid):
+                return False
             return await access.recheck()
         except LogwayError as exc:
             # The IAM cannot decide right now (503 to new requests): the stream keeps going
@@ -198,6 +206,7 @@ __all__ = [
     "TOKEN_EXPIRED",
     "AccessWatcher",
     "ChangeSignal",
+    "KnownUid",
     "Recheck",
     "StreamAccess",
     "TtlSignal",

@@ -22,8 +22,9 @@ from fastapi import APIRouter, FastAPI
 from fastapi.telemetry import TelemetryConfig
 
 from app.authn import Authenticator
+from app.authn.known import KnownUids
 from app.authz import AclAuthorizer, Authorizer
-from app.authz.access import AccessWatcher, ChangeSignal, TtlSignal
+from app.authz.access import AccessWatcher, ChangeSignal
 from app.authz.gate import check_routes
 from app.cluster import ClusterSettings, ClusterState, MesosClient
 from app.console import CrossOriginProtection, console_router
@@ -138,8 +139,7 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
         authenticator, authorizer = remote.authenticator, remote.authorizer
         service_token, node_tokens = remote.mesos_token, remote.node_tokens
         remote_routes, iam_problem, iam_lifespan = remote.router(), remote.problem, remote
-        # Decisions are cached for `iam_cache_ttl`: they may have changed each time it passed.
-        signal = TtlSignal(settings.iam_cache_ttl or settings.stream_access_period)
+        signal = remote.signal
     cluster_config = cluster_settings(settings, service_token)  # invalid settings fail here
 
     metrics = GatewayMetrics()  # the request middleware counts into it from the start
@@ -162,7 +162,12 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
             new_upstream_client() as upstream,
         ):
             cluster = ClusterState(cluster_config, MesosClient(cluster_config, mesos))
-            access = AccessWatcher(signal, period=settings.stream_access_period)
+            access = AccessWatcher(
+                signal,
+                period=settings.stream_access_period,
+                # A deleted uid ends its streams in either mode (issue 12 §1, §5).
+                known=authenticator.exists if isinstance(authenticator, KnownUids) else None,
+            )
             app.state.services = GatewayServices(
                 settings=settings,
                 authenticator=authenticator,

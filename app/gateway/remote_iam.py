@@ -1,7 +1,9 @@
 """Remote-IAM mode (`iam_url` set): gateway replicas on any number of hosts share one IAM over
 HTTP, as DC/OS's Admin Routers share the IAM (reference §4, §5), and keep no state themselves:
 
-* a caller's token is verified by the IAM's JWKS (`/acs/api/v1/auth/jwks`);
+* a caller's token is verified by the IAM's JWKS (`/acs/api/v1/auth/jwks`), and its uid must
+  exist there (`RemoteUidDirectory`, `GET /acs/api/v1/users/<uid>`), the answer reused until
+  `signal` moves (once per `iam_cache_ttl`);
 * every decision is the IAM's policy query (`RemoteIamAuthorizer`: an IAM that fails to answer
   means 503, never allow), reused for `iam_cache_ttl` seconds;
 * the gateway's own token (to node readers, Mesos and the policy query) comes from a service
@@ -24,8 +26,11 @@ from types import TracebackType
 from fastapi import APIRouter
 
 from app.authn import JwksSource, JwtAuthenticator
+from app.authn.known import KnownUids
+from app.authn.remote_uids import RemoteUidDirectory
 from app.authn.sign import TokenSigner
 from app.authz import RemoteIamAuthorizer
+from app.authz.access import TtlSignal
 from app.core.audience import MESOS
 from app.core.config import GatewaySettings
 from app.gateway.iam_forward import IamForwarder, iam_forward_router
@@ -49,9 +54,23 @@ class RemoteIam:
         self._uid, self._key = settings.service_uid, key
         self.client = new_upstream_client()
         self.jwks = JwksSource(self.url + JWKS_PATH, client=self.client)
-        self.authenticator = JwtAuthenticator(self.jwks)
+        # Verifies signatures and claims (the service token's too); `authenticator` also asks
+        # the IAM whether the uid exists.
+        self.verifier = JwtAuthenticator(self.jwks)
         self.service_token = RemoteServiceToken(
-            self.url, settings.service_uid, key, client=self.client, verifier=self.authenticator
+            self.url, settings.service_uid, key, client=self.client, verifier=self.verifier
+        )
+        # No change signal from a remote IAM: its answers are cached for `iam_cache_ttl`, so
+        # they may have changed each time that much time has passed (uids and decisions alike).
+        self.signal = TtlSignal(settings.iam_cache_ttl or settings.stream_access_period)
+        self.authenticator = KnownUids(
+            self.verifier,
+            RemoteUidDirectory(
+                self.url,
+                client=self.client,
+                service_token=self.service_token,
+                generation=self.signal.generation,
+            ),
         )
         # Towards Mesos and each node reader: tokens addressed to them (issue 12 §2).
         self.mesos_token = self.addressed_token(MESOS)
@@ -73,7 +92,7 @@ class RemoteIam:
             self._uid,
             self._key,
             client=self.client,
-            verifier=self.authenticator,
+            verifier=self.verifier,
             audience=audience,
         )
 

@@ -3,8 +3,9 @@ its host app hands them (`app.iam.api.serve_iam`).
 
 Admission is the gateway's step (`app.authz.gate`): 401 without a good IAM token, 404 for a
 path no rule matches, 403 naming what the route table's rule needs (`dcos:superuser` `full`
-for the admin API; that or `dcos:iam:policyquery` `read` for the policy query). Changes are
-audited as `iam-admin` events, refusals too.
+for the admin API; that or `dcos:iam:policyquery` `read` for the policy query and for reading
+one user, `GET /users/{uid}`, which a remote-IAM gateway asks). Changes are audited as
+`iam-admin` events, refusals too.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from app.authn.extract import AUTH_COOKIE
 from app.authz.audit import audit_event
 from app.authz.gate import require, rule_for
 from app.authz.model import Authorizer
-from app.authz.route_table import AnyOf
+from app.authz.route_table import POLICYQUERY, AnyOf
 from app.core.errors import Forbidden, Unauthenticated
 from app.iam.service import Iam
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The one admin route the policy query's grant also opens (GET, HEAD): does this uid exist?
+USER_LOOKUP = "/users/{uid}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,10 @@ async def admitted(request: Request, services: IamServicesDep) -> Identity:
     requirement = rule_for(request.scope["path"]).rule.requirement
     # Only permission rules guard the IAM's routes; any other is a mistake, and denies.
     checks = requirement.checks if isinstance(requirement, AnyOf) else ()
+    if _is_user_lookup(request):
+        # Whether a uid exists: a remote-IAM gateway asks before trusting a token's uid
+        # (app/authn/remote_uids.py), with the grant it has for the policy query.
+        checks = (*checks, POLICYQUERY)
     try:
         await require(services.authorizer, identity.uid, checks)
     except Forbidden as exc:
@@ -75,6 +82,12 @@ async def admitted(request: Request, services: IamServicesDep) -> Identity:
     if request.method not in ("GET", "HEAD"):
         audit_event("iam-admin", "allow", **_what(request, identity))
     return identity
+
+
+def _is_user_lookup(request: Request) -> bool:
+    # The route's path as declared (FastAPI keeps the router's, without the prefix).
+    route: str = getattr(request.scope.get("route"), "path", "")
+    return request.method in ("GET", "HEAD") and route.endswith(USER_LOOKUP)
 
 
 def _refuse_cross_site(request: Request) -> None:

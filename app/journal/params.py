@@ -27,6 +27,11 @@ _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 
 
+def _digits(raw: str) -> bool:
+    """ASCII digits only: `str.isdigit` is also true of `²`, which `int` refuses (a 500)."""
+    return raw.isascii() and raw.isdigit()
+
+
 def _one(params: QueryParams, name: str) -> str | None:
     value = params.get(name)
     return value if value else None
@@ -36,7 +41,7 @@ def parse_uint(params: QueryParams, name: str) -> int:
     raw = _one(params, name)
     if raw is None:
         return 0
-    if not raw.isdigit() or int(raw) > UINT64_MAX:
+    if not _digits(raw) or int(raw) > UINT64_MAX:
         raise BadRequest(
             f"Error parsing parameter `{name}`: {raw!r} is not an unsigned 64-bit integer",
             parameter=name,
@@ -49,7 +54,7 @@ def parse_int(params: QueryParams, name: str) -> int:
     if raw is None:
         return 0
     digits = raw[1:] if raw[:1] in "+-" else raw
-    if not digits.isdigit() or abs(int(raw)) > INT64_MAX:
+    if not _digits(digits) or abs(int(raw)) > INT64_MAX:
         raise BadRequest(
             f"unable to parse {name} parameter: {raw!r} is not a 64-bit integer", parameter=name
         )
@@ -70,7 +75,7 @@ def parse_time(params: QueryParams, name: str) -> int | None:
     raw = _one(params, name)
     if raw is None:
         return None
-    if raw.isdigit():
+    if _digits(raw):
         return int(raw)
     try:
         parsed = datetime.fromisoformat(raw.replace("z", "Z"))
@@ -82,7 +87,9 @@ def parse_time(params: QueryParams, name: str) -> int | None:
             "nor unix microseconds",
             parameter=name,
         )
-    return int(parsed.timestamp() * 1_000_000)
+    # journald's clock starts at the epoch: an earlier time is its start (a negative number
+    # would reach a node reader as a value it refuses, a merged read's 502).
+    return max(0, int(parsed.timestamp() * 1_000_000))
 
 
 def parse_filters(
@@ -186,7 +193,7 @@ def v2_query(
     path_matches: Sequence[tuple[str, str]] = (),
 ) -> Query:
     raw_limit = _one(params, "limit")
-    if raw_limit is not None and (not raw_limit.isdigit() or int(raw_limit) > UINT64_MAX):
+    if raw_limit is not None and (not _digits(raw_limit) or int(raw_limit) > UINT64_MAX):
         raise BadRequest(
             f"unable to parse limit parameter: {raw_limit!r} is not an unsigned integer",
             parameter="limit",

@@ -132,14 +132,14 @@ def _options() -> Any:
 
 def compile_search(patterns: Sequence[str], *, context: int = 0) -> Search | None:
     """The patterns as one RE2 program, or None when there are none; 400 names `grep`."""
+    if not 0 <= context <= MAX_CONTEXT:
+        raise BadRequest(f"`context` is at most {MAX_CONTEXT}", parameter="context")
     if not patterns:
-        if context:
-            raise BadRequest("`context` needs a `grep` pattern", parameter="context")
+        # Context around no match is nothing: ignored, as a client's shared `context` setting
+        # must not turn a read without `grep` into a 400 (schemathesis' positive data found it).
         return None
     if len(patterns) > MAX_PATTERNS:
         raise BadRequest(f"at most {MAX_PATTERNS} `grep` patterns", parameter="grep")
-    if not 0 <= context <= MAX_CONTEXT:
-        raise BadRequest(f"`context` is at most {MAX_CONTEXT}", parameter="context")
     parts = []
     options = _options()
     options.never_capture = True
@@ -173,7 +173,7 @@ def parse_search(grep: Sequence[str], context: str | None) -> Search | None:
     """`grep=` (repeatable) and `context=` query values → a Search; 400s name the parameter."""
     n = 0
     if context:
-        if not context.isdigit():
+        if not (context.isascii() and context.isdigit()):
             raise BadRequest(
                 f"`context` must be a number of entries, not {context!r}", parameter="context"
             )

@@ -23,9 +23,17 @@ from app.authz.route_table import Authenticated, Public, match_route
 from app.core.config import GatewaySettings
 from app.gateway.app import create_app
 from app.gateway.logs import TASK_FILES
+from app.gateway.merged import MAX_ROLE
 from app.journal.encoders import TEXT
 from app.openapi import common, iam
-from app.openapi.node import NODE_OPS, PATH_PARAMS, components, node_routes, reading_operation
+from app.openapi.node import (
+    NODE_OPS,
+    PATH_PARAMS,
+    SEGMENT,
+    components,
+    node_routes,
+    reading_operation,
+)
 from app.openapi.readings import PARAMETERS, Reading, parameters, responses
 from app.openapi.routes import (
     PLACEHOLDER,
@@ -77,23 +85,30 @@ GATEWAY_PATH_PARAMS: Json = {
         "description": "A Mesos agent id (`dcos node`); unknown: 404.",
     },
     "master_ip": {
-        "type": "string",
+        **SEGMENT,
         "description": (
             "A master's IP address, as `/mesos_dns/v1/hosts/master.mesos` lists them; unknown: 404."
         ),
     },
-    "role": {"type": "string", "description": "A Mesos role (`prod`)."},
+    "role": {
+        "type": "string",
+        "pattern": "^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+        "maxLength": MAX_ROLE,
+        "description": "A Mesos role (`prod`).",
+    },
     "app_id": {
         "type": "string",
-        "pattern": "^[a-z0-9]",
-        "minLength": 1,
+        # What a Marathon app id's rid component takes (app.authz.resource): lower-case
+        # names on `/`, no empty, `.` or `..` one.
+        "pattern": "^[a-z0-9_-][a-z0-9_.-]*(/[a-z0-9_-][a-z0-9_.-]*)*$",
+        "maxLength": 512,
         "description": (
             "A Marathon app id without its leading `/`: `prod/web` (its inner `/` sent as is "
             "or as `%2F`); a group covers its apps (`prod`)."
         ),
     },
     "task": {
-        "type": "string",
+        **SEGMENT,
         "description": (
             "A task's id, or a name or id fragment that matches exactly one task the caller "
             "may read (409 lists them otherwise)."
@@ -217,10 +232,11 @@ PLAIN: dict[tuple[str, str], Plain] = {
         "console_page",
         "The console's page, for every console URL (`/console/nodes/<agent id>`, `/console/"
         "tasks/<task id>`, `/console/apps/<app id>`, `/console/roles/<role>`); it carries no "
-        "data: the page reads the log routes itself",
+        "data: the page reads the log routes itself; `api/…`, `static/…` it does not serve "
+        "and a path no route matches (a control character) are 404",
         media="text/html",
         schema={"type": "string"},
-        errors=(),
+        errors=("NotFound",),
         tag="console",
     ),
 }

@@ -14,11 +14,23 @@ from pydantic import BaseModel
 
 from app.authz.model import Action
 from app.iam.bodies import DescriptionBody, LoginBody, UserBody
+from app.iam.names import MAX_RID_LENGTH
 from app.openapi.routes import path_parameters
 
 Json = dict[str, Any]
 
 BODIES: tuple[type[BaseModel], ...] = (LoginBody, UserBody, DescriptionBody)
+
+# What `app.iam.names` accepts, so that a generated client (and schemathesis' positive data)
+# sends only what the IAM takes. A uid or gid: letters, digits and `. _ @ -`, 1-96 (not
+# starting with `.`, which a URL path would resolve as a dot segment).
+ID_PATTERN = "^[a-zA-Z0-9_@-][a-zA-Z0-9._@-]{0,95}$"
+# A canonical resource id (`app.authz.resource`): `dcos:` and lower-case names on `:`, the last
+# segment optionally a `/`-separated path (an app id); no empty, `.` or `..` component.
+_NAME = "[a-z0-9_-][a-z0-9_.-]*"
+RID_PATTERN = f"^dcos(:{_NAME})*:/?{_NAME}(/{_NAME})*$"
+_ID = {"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": 96}
+_RID = {"type": "string", "pattern": RID_PATTERN, "maxLength": MAX_RID_LENGTH}
 
 
 def _string(description: str) -> Json:
@@ -147,6 +159,7 @@ class IamOp:
     status: str = "200"  # the success status
     answer: str | None = None  # its JSON body's schema
     body: type[BaseModel] | None = None
+    body_schema: str | None = None  # when not the model's own (a PATCH's)
     errors: tuple[str, ...] = ("BadRequest", "NotFound")
     description: str | None = None
 
@@ -168,6 +181,7 @@ _ADMIN_OPS: dict[str, IamOp] = {
         "Change a description, password or public key",
         status="204",
         body=UserBody,
+        body_schema="UserChange",
         errors=("BadRequest", "NotFound", "Conflict"),
     ),
     # 409: the change would leave no superuser (app/iam/store.py SOME_SUPERUSER).
@@ -179,7 +193,12 @@ _ADMIN_OPS: dict[str, IamOp] = {
     "list_groups": IamOp("Groups", answer="GroupList", errors=()),
     "create_group": IamOp("Create a group", status="201", body=DescriptionBody, errors=_CREATE),
     "get_group": IamOp("A group", answer="Group"),
-    "update_group": IamOp("Change a group's description", status="204", body=DescriptionBody),
+    "update_group": IamOp(
+        "Change a group's description",
+        status="204",
+        body=DescriptionBody,
+        body_schema="DescriptionChange",
+    ),
     "delete_group": IamOp("Delete a group", status="204", errors=_GUARDED),
     "group_members": IamOp("A group's members", answer="GroupMembers"),
     "add_member": IamOp(
@@ -190,7 +209,12 @@ _ADMIN_OPS: dict[str, IamOp] = {
     "list_acls": IamOp("ACLs", answer="AclList", errors=()),
     "create_acl": IamOp("Create an ACL", status="201", body=DescriptionBody, errors=_CREATE),
     "get_acl": IamOp("An ACL", answer="Acl"),
-    "update_acl": IamOp("Change an ACL's description", status="204", body=DescriptionBody),
+    "update_acl": IamOp(
+        "Change an ACL's description",
+        status="204",
+        body=DescriptionBody,
+        body_schema="DescriptionChange",
+    ),
     "delete_acl": IamOp("Delete an ACL and its grants", status="204", errors=_GUARDED),
     "acl_permissions": IamOp("Who holds what on an ACL", answer="AclPermissions"),
     "grant_user": IamOp(
@@ -240,12 +264,18 @@ _PUBLIC_OPS: dict[str, IamOp] = {
 OPS: dict[str, IamOp] = {**_ADMIN_OPS, **_PUBLIC_OPS}
 
 _PATH_PARAMS = {
-    "uid": _string("A user's or service account's id: letters, digits and `. _ @ -`."),
-    "gid": _string("A group's id: letters, digits and `. _ @ -`."),
-    "rid": _string(
-        "A resource id, `dcos:`-prefixed (`dcos:adminrouter:ops:system-logs`); a `/` in it "
-        "may be sent as is, as `%2F` or as DC/OS's `%252F`."
-    ),
+    "uid": {
+        **_ID,
+        "description": "A user's or service account's id: letters, digits and `. _ @ -`.",
+    },
+    "gid": {**_ID, "description": "A group's id: letters, digits and `. _ @ -`."},
+    "rid": {
+        **_RID,
+        "description": (
+            "A resource id, `dcos:`-prefixed (`dcos:adminrouter:ops:system-logs`), lower case; "
+            "a `/` in it may be sent as is, as `%2F` or as DC/OS's `%252F`."
+        ),
+    },
     "action": _ref("Action"),
 }
 _QUERY: dict[str, list[Json]] = {
@@ -260,8 +290,8 @@ _QUERY: dict[str, list[Json]] = {
     "policyquery": [
         {"name": name, "in": "query", "required": True, "schema": schema}
         for name, schema in (
-            ("rid", {"type": "string", "maxLength": 1024}),
-            ("uid", {"type": "string", "maxLength": 1024}),
+            ("rid", {"type": "string", "minLength": 1, "maxLength": 1024}),
+            ("uid", {"type": "string", "minLength": 1, "maxLength": 1024}),
             ("action", _ref("Action")),
         )
     ],
@@ -291,11 +321,48 @@ def operation(name: str, template: str, op: IamOp) -> Json:
         out["description"] = op.description
     if op.body is not None:
         out["requestBody"] = {
-            "required": name == "login",
-            "content": {"application/json": {"schema": _ref(op.body.__name__)}},
+            "required": name == "login" or op.body_schema is not None,
+            "content": {"application/json": {"schema": _ref(op.body_schema or op.body.__name__)}},
         }
     return out
 
 
 def body_schemas() -> Json:
-    return {model.__name__: model.model_json_schema() for model in BODIES}
+    """The models' schemas, with what the routes check beyond them (`app.iam.names`, the
+    login's one credential, a change that changes something)."""
+    schemas = {model.__name__: model.model_json_schema() for model in BODIES}
+    login = schemas["LoginBody"]
+    login["properties"]["uid"].update(_ID)
+    for name in ("password", "token"):  # a string when given: null is "not given"
+        login["properties"][name] = _not_null(login["properties"][name])
+    login["oneOf"] = [
+        {"required": ["password"], "not": {"required": ["token"]}},
+        {"required": ["token"], "not": {"required": ["password"]}},
+    ]
+    change = schemas["UserBody"]
+    change["not"] = {"required": ["password", "public_key"]}  # a person or a service account
+    schemas["UserChange"] = {
+        **{k: v for k, v in change.items() if k != "not"},
+        "title": "UserChange",
+        "properties": {k: _not_null(v) for k, v in change["properties"].items()},
+        "minProperties": 1,
+        "description": "A PATCH of a user: at least one of the three.",
+    }
+    described = schemas["DescriptionBody"]
+    schemas["DescriptionChange"] = {
+        **described,
+        "title": "DescriptionChange",
+        "properties": {k: _not_null(v) for k, v in described["properties"].items()},
+        "required": ["description"],
+        "description": "A PATCH of a group or an ACL: its new description.",
+    }
+    return schemas
+
+
+def _not_null(schema: Json) -> Json:
+    """`anyOf: [X, null]` (pydantic's `str | None`) as X, keeping the rest."""
+    options = [o for o in schema.get("anyOf", []) if o.get("type") != "null"]
+    if len(options) != 1:
+        return schema
+    rest = {k: v for k, v in schema.items() if k not in ("anyOf", "default")}
+    return {**options[0], **rest}

@@ -60,24 +60,31 @@ NODE_OPS: dict[str, NodeOp] = {
     "metrics": NodeOp(None, "Prometheus metrics: live followers, open journal handles"),
 }
 
+# A Mesos id or unit name as one path segment: what the gateway relays (app/proxy/target.py:
+# these characters, not `.` or `..`, no `@`), bounded.
+SEGMENT: Json = {
+    "type": "string",
+    "pattern": "^[A-Za-z0-9_~!$&'()*+,;=:-][A-Za-z0-9._~!$&'()*+,;=:-]*$",
+    "maxLength": 256,
+}
 PATH_PARAMS: Json = {
-    "framework_id": {"type": "string", "description": "The task's Mesos framework id."},
+    "framework_id": {**SEGMENT, "description": "The task's Mesos framework id."},
     "executor_id": {
-        "type": "string",
+        **SEGMENT,
         "description": "The task's executor id (a command-executor task's is its own id).",
     },
     "container_id": {
-        "type": "string",
+        **SEGMENT,
         "description": "The container id; a nested container's chain joined with `.`, "
         "outermost first (v1), or a pod's outermost container (v2 `tasks/`).",
     },
-    "task_id": {"type": "string", "description": "The pod task's Mesos task id."},
+    "task_id": {**SEGMENT, "description": "The pod task's Mesos task id."},
     "file": {
         "$ref": "#/components/schemas/TaskFile",
         "description": "A task's journal has its stdout and stderr (no other sandbox file).",
     },
     "unit": {
-        "type": "string",
+        **SEGMENT,
         "description": "A systemd unit with its suffix: `dcos-mesos-master.service`.",
     },
     "field": {

@@ -10,11 +10,24 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from app.core.config import GatewaySettings
+from app.journal.cursor import MAX_CURSOR_LENGTH
 from app.journal.encoders import JSON, SSE, TEXT
 from app.journal.params import INT64_MAX, UINT64_MAX
+from app.journal.search import MAX_PATTERN_BYTES, MAX_PATTERNS
+from app.merge.cursor import MAX_ENCODED
 from app.node.routes import ALLOWED_FIELDS, TASK_FILES
 
 Json = dict[str, Any]
+
+# The documents describe a gateway with its default settings.
+MERGE_MAX_SKIP_PREV: int = GatewaySettings.model_fields["merge_max_skip_prev"].default
+
+# Formats JSON Schema has no word for (a generator treats them as plain strings; the contract
+# test gives schemathesis a strategy for each): an RE2 regular expression, and a merged read's
+# composite cursor.
+RE2_FORMAT = "re2"
+MERGED_CURSOR_FORMAT = "logway-merged-cursor"
 
 
 class Reading(enum.StrEnum):
@@ -49,16 +62,51 @@ def _query(name: str, schema: Json, description: str, **extra: Any) -> Json:
 
 
 _UINT = {"type": "integer", "minimum": 0, "maximum": UINT64_MAX}
-_TIME = {"type": "string", "examples": ["2026-11-24T10:00:00Z", "1795514400000000"]}
+# RFC 3339 with a zone, or unix microseconds (app.journal.params.parse_time).
+_TIME = {
+    "anyOf": [
+        {"type": "string", "format": "date-time"},
+        {"type": "string", "pattern": "^[0-9]{1,19}$"},
+    ],
+    "examples": ["2026-11-24T10:00:00Z", "1795514400000000"],
+}
+# sd_journal_get_cursor(3)'s six fields in order (app.journal.cursor): the seqnum and boot ids
+# are 128-bit ids (libsystemd refuses a shorter one), the others hex 64-bit numbers.
+JOURNAL_CURSOR = (
+    "s=[0-9a-f]{32};i=[0-9a-f]{1,16};b=[0-9a-f]{32};"
+    "m=[0-9a-f]{1,16};t=[0-9a-f]{1,16};x=[0-9a-f]{1,16}"
+)
+_CURSOR = {"type": "string", "pattern": f"^{JOURNAL_CURSOR}$", "maxLength": MAX_CURSOR_LENGTH}
+# A merged read's composite cursor (app.merge.cursor): `m2.` (or the older `m1.`) and
+# base64url JSON; its inside is the server's own, so a client only ever sends one it was given.
+_MERGED_CURSOR = {
+    "type": "string",
+    "format": MERGED_CURSOR_FORMAT,
+    "pattern": "^m[12]\\.[A-Za-z0-9_-]+$",
+    "maxLength": MAX_ENCODED,
+}
+# A journal field name journald will match on (app.journal.params): not one of its own `__`
+# fields; upper-cased by the server.
+FILTER_PATTERN = "^([A-Za-z][A-Za-z0-9_]{0,63}|_[A-Za-z0-9][A-Za-z0-9_]{0,62}):"
 
 # components/parameters
 PARAMETERS: Json = {
     "grep": _query(
         "grep",
-        {"type": "array", "items": {"type": "string", "maxLength": 1024}, "maxItems": 16},
+        {
+            "type": "array",
+            "items": {
+                "type": "string",
+                "format": RE2_FORMAT,
+                "minLength": 1,
+                "maxLength": MAX_PATTERN_BYTES,
+            },
+            "maxItems": MAX_PATTERNS,
+        },
         "Keep only entries whose MESSAGE matches this RE2 regular expression (linear time "
         "whatever the pattern; `(?i)` ignores case). Repeatable: any pattern matching keeps "
-        "the entry. Skips and `limit` then count matches. Invalid or oversized: 400.",
+        "the entry. Skips and `limit` then count matches. At most 16 patterns of at most 1024 "
+        "bytes each (UTF-8); invalid or oversized: 400.",
         explode=True,
     ),
     "context": _query(
@@ -70,7 +118,7 @@ PARAMETERS: Json = {
     ),
     "filter": _query(
         "filter",
-        {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*:"}},
+        {"type": "array", "items": {"type": "string", "pattern": FILTER_PATTERN}},
         "`FIELD:value`, repeatable: journal entries whose FIELD (upper-cased) has that value. "
         "Values of one field are ORed, different fields ANDed (journald's rule); the value "
         "may contain `:`. On a task's route a filter can only narrow the task's lines: one "
@@ -81,10 +129,11 @@ PARAMETERS: Json = {
     ),
     "cursor": _query(
         "cursor",
-        {"type": "string"},
+        _CURSOR,
         "A journald cursor (`s=…;i=…;b=…;m=…;t=…;x=…`, from an entry's `cursor` or an SSE "
-        "`id`): the read starts at the entry after it. Percent-escapes in the value are "
-        "decoded once more, as dcos-log did.",
+        "`id`): the read starts at the entry after it; one that names no entry of this node's "
+        "journal the filters match is a 400. Percent-escapes in the value are decoded once "
+        "more, as dcos-log did.",
     ),
     "limit": _query("limit", _UINT, "At most this many entries; 0 or absent: no limit."),
     "skip_next": _query("skip_next", _UINT, "Skip this many entries forward first."),
@@ -108,7 +157,12 @@ PARAMETERS: Json = {
     ),
     "cursorV2": _query(
         "cursor",
-        {"type": "string", "examples": ["BEG", "END"]},
+        {
+            "type": "string",
+            "pattern": f"^(BEG|END|{JOURNAL_CURSOR})$",
+            "maxLength": MAX_CURSOR_LENGTH,
+            "examples": ["BEG", "END"],
+        },
         "`BEG`: from the first entry; `END`: from the last one (as `skip=-1`); or a journald "
         "cursor, read from the entry after it. Percent-escapes are decoded once more.",
     ),
@@ -118,9 +172,15 @@ PARAMETERS: Json = {
         "Positive: skip this many entries forward; negative: step back this many, so "
         "`cursor=END&skip=-10` (or `skip=-10`) reads the last ten entries.",
     ),
+    "mergedSkipPrev": _query(
+        "skip_prev",
+        {**_UINT, "maximum": MERGE_MAX_SKIP_PREV},
+        "The last N entries of the merged whole; at most `merge_max_skip_prev` (a gateway "
+        f"setting, {MERGE_MAX_SKIP_PREV:,} by default). Not combinable with `cursor`.",
+    ),
     "mergedCursor": _query(
         "cursor",
-        {"type": "string", "pattern": "^m[12]\\."},
+        _MERGED_CURSOR,
         "The SSE `id` of an entry of an earlier merged read of the same role or app (a "
         "composite cursor, `m2.…`, holding every agent's position and which of its containers "
         "that position covers; the older `m1.…` ids are still accepted): the read continues "
@@ -139,7 +199,7 @@ PARAMETERS: Json = {
     "mergedLastEventId": {
         "name": "Last-Event-ID",
         "in": "header",
-        "schema": {"type": "string", "pattern": "^m[12]\\."},
+        "schema": _MERGED_CURSOR,
         "description": (
             "The composite SSE `id` the client saw last: the merged stream resumes right after "
             "it on every agent, `cursor` and skips ignored."
@@ -148,7 +208,7 @@ PARAMETERS: Json = {
     "Last-Event-ID": {
         "name": "Last-Event-ID",
         "in": "header",
-        "schema": {"type": "string"},
+        "schema": _CURSOR,
         "description": (
             "The SSE `id` (a journald cursor) the client saw last: the read resumes right "
             "after it and `cursor`/skips are ignored, so a reconnecting follower repeats no "
@@ -181,7 +241,16 @@ _V1_STREAM = (
     "Last-Event-ID",
 )
 _V2 = ("filter", "cursorV2", "skip", "limit", "since", "until", "grep", "context", "Last-Event-ID")
-_MERGED = ("filter", "mergedCursor", "skip_prev", "since", "until", "grep", "context", "include")
+_MERGED = (
+    "filter",
+    "mergedCursor",
+    "mergedSkipPrev",
+    "since",
+    "until",
+    "grep",
+    "context",
+    "include",
+)
 _PARAMETERS_OF: dict[Reading, tuple[str, ...]] = {
     Reading.V1_RANGE: _V1,
     Reading.V1_DOWNLOAD: (*_V1, "postfix"),
@@ -192,7 +261,15 @@ _PARAMETERS_OF: dict[Reading, tuple[str, ...]] = {
     Reading.V2_TASK_FILE: _V2,
     Reading.MERGED_RANGE: (*_MERGED, "skip_next", "limit"),
     Reading.MERGED_STREAM: (*_MERGED, "mergedLastEventId"),
-    Reading.MERGED_COUNT: ("filter", "skip_prev", "skip_next", "limit", "since", "until", "grep"),
+    Reading.MERGED_COUNT: (
+        "filter",
+        "mergedSkipPrev",
+        "skip_next",
+        "limit",
+        "since",
+        "until",
+        "grep",
+    ),
     Reading.MERGED_DOWNLOAD: (*_MERGED, "skip_next", "limit", "postfix"),
     Reading.V2_TASK_COUNT: ("filter", "cursorV2", "skip", "limit", "since", "until", "grep"),
 }

@@ -106,6 +106,47 @@ async def test_an_iam_that_cannot_decide_ends_nothing_and_is_asked_again() -> No
     assert access.reason == ACCESS_REVOKED
 
 
+async def test_a_change_ends_the_streams_of_a_uid_that_no_longer_exists() -> None:
+    """Whatever its grants say (a remote IAM's policy query may still allow a deleted uid):
+    the uid check, cached on the same signal, is asked first."""
+    known = {"alice", "bob"}
+    asked: list[str] = []
+
+    async def exists(uid: str) -> bool:
+        asked.append(uid)
+        return uid in known
+
+    signal, clock = Signal(), Clock()
+    watcher = AccessWatcher(signal, period=1.0, known=exists, clock=clock)
+    await watcher.check()
+    alice_grants, bob_grants = Decider(), Decider()
+    alice = watcher.register("alice", None, alice_grants)
+    bob = watcher.register("bob", None, bob_grants)
+    known.discard("bob")
+    await watcher.check()  # no change seen yet: nobody asked
+    assert (asked, bob.reason) == ([], None)
+    signal.value += 1
+    await watcher.check()
+    assert sorted(asked) == ["alice", "bob"]
+    assert alice.reason is None
+    assert alice_grants.calls == 1
+    assert bob.reason == ACCESS_REVOKED
+    assert bob_grants.calls == 0  # still allowed by its grants: never the question
+
+
+async def test_a_uid_check_that_cannot_answer_ends_nothing() -> None:
+    async def unavailable(uid: str) -> bool:
+        raise Unavailable("IAM uid lookup failed: HTTP 500")
+
+    signal = Signal()
+    watcher = AccessWatcher(signal, period=1.0, known=unavailable, clock=Clock())
+    await watcher.check()
+    access = watcher.register("alice", None, Decider())
+    signal.value += 1
+    await watcher.check()
+    assert access.reason is None
+
+
 async def test_a_closed_stream_is_forgotten() -> None:
     watcher, signal, _ = make()
     decider = Decider()

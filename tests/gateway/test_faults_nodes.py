@@ -17,12 +17,14 @@ import httpx
 import pytest
 
 from app.core.graceful import SHUTDOWN_COMMENT
+from app.devcluster.mesos import SimFramework, SimTask
 from app.proxy import ResumePolicy
 from app.proxy.relay import RECONNECTING
 from tests.conftest import journald_available
 from tests.gateway.support import (
     FAULT_AGENTS,
     FAULT_HOSTS,
+    FAULT_MASTER_ID,
     FaultCluster,
     fault_cluster,
     listener_pid,
@@ -235,25 +237,60 @@ def test_slow_client_gateway_memory_stays_flat_and_the_upstream_closes_when_it_l
     wait_for("no stream", lambda: metric(gateway, streams, cluster.admin) == 0 or None, timeout=5)
 
 
-def test_sigterm_ends_every_relayed_follow_cleanly_with_a_comment(cluster: FaultCluster) -> None:
+def test_sigterm_ends_every_follow_cleanly_with_a_comment(cluster: FaultCluster) -> None:
     """Issue 12 §6: clients saw a cut chunked body and the gateway logged a traceback per
-    stream. Now each ends at once with a last comment, and the client keeps its last id."""
+    stream. Now each ends at once with a last comment, and the client keeps its last id:
+    relayed follows and merged role and app follows alike (a whole response: httpx raises on
+    a cut chunked body)."""
     sender, run = cluster.senders[HOST], uuid.uuid4().hex
     write(sender, run, 0, 2)
+    # A Marathon task of its own (app /sigterm/web, role sigterm) for the merged follows.
+    framework = f"{FAULT_MASTER_ID}-{run[:4]}"
+    task = SimTask(
+        f"sigterm_web.{run}",
+        "web",
+        framework,
+        AGENT,
+        executor_id=f"exec-{run}",
+        containers=(f"c-{run}",),
+        labels={"DCOS_SPACE": "/sigterm/web"},
+        role="sigterm",
+    )
+    cluster.sim.add_framework(SimFramework(framework, "marathon"))
+    cluster.sim.add_task(task)
+    for n in range(2):
+        sender.send(
+            {
+                "MESSAGE": f"task seq {n}",
+                "FRAMEWORK_ID": framework,
+                "EXECUTOR_ID": task.executor_id,
+                "CONTAINER_ID": task.containers[0],
+                "STREAM": "STDOUT",
+            }
+        )
     sender.sync()
-    with cluster.gateway() as gateway:
-        clients = [SseClient(stream_url(gateway, run), headers=cluster.admin) for _ in range(3)]
-        last_ids = [client.take(2)[-1][0] for client in clients]
-        log = sorted(cluster.tmp.glob("gateway-*.log"), key=lambda p: p.stat().st_mtime)[-1]
-        started = time.monotonic()
-        os.kill(listener_pid(gateway), signal.SIGTERM)
-        for client, last_id in zip(clients, last_ids, strict=True):
-            comments = [c for _, data, c in client.events() if data is None and c]
-            assert comments[-1] == SHUTDOWN_COMMENT.decode().strip(), comments
-            assert last_id  # what the client resumes with, elsewhere
-            client.close()
-        assert time.monotonic() - started < 2
-        wait_for("the gateway's exit", lambda: (not _listening(gateway)) or None, timeout=10)
+    merged = "/system/v1/logs/v1"
+    try:
+        with cluster.gateway() as gateway:
+            urls = [stream_url(gateway, run) for _ in range(3)] + [
+                f"{gateway}{merged}/role/sigterm/stream/?skip_prev=2",
+                f"{gateway}{merged}/app/sigterm/web/stream/?skip_prev=2",
+            ]
+            clients = [SseClient(url, headers=cluster.admin) for url in urls]
+            last_ids = [client.take(2)[-1][0] for client in clients]
+            log = sorted(cluster.tmp.glob("gateway-*.log"), key=lambda p: p.stat().st_mtime)[-1]
+            started = time.monotonic()
+            os.kill(listener_pid(gateway), signal.SIGTERM)
+            for url, client, last_id in zip(urls, clients, last_ids, strict=True):
+                comments = [c for _, data, c in client.events() if data is None and c]
+                assert comments, url
+                assert comments[-1] == SHUTDOWN_COMMENT.decode().strip(), (url, comments)
+                assert last_id  # what the client resumes with, elsewhere
+                client.close()
+            assert time.monotonic() - started < 2
+            wait_for("the gateway's exit", lambda: (not _listening(gateway)) or None, timeout=10)
+    finally:
+        cluster.sim.remove_task(task.id)
     text = log.read_text(errors="replace")
     assert "Traceback" not in text, text[-2000:]
     assert "Cancel" not in text, text[-2000:]

@@ -335,6 +335,29 @@ def test_grant_and_revoke_at_the_iam_bite_on_both_replicas(env: Env) -> None:
         until(f"the revoke on {base}", base + path, ops, 403)
 
 
+def test_a_deleted_uids_token_is_refused_even_where_any_caller_may_go(env: Env) -> None:
+    """Authentication also finds the uid at the remote IAM (issue 12 §5): a validly signed,
+    unexpired token of a deleted uid is 401 on a route open to any authenticated caller, once
+    the replicas' cached answer expires (the IAM cache's TTL)."""
+    admin = login(env.r1, "admin", PASSWORD)
+    uid = f"gone-{uuid.uuid4().hex[:8]}"
+    r = httpx.put(
+        f"{env.iam.url}/acs/api/v1/users/{uid}", json={"password": "gone pw 1"}, headers=admin
+    )
+    assert r.status_code == 201, r.text
+    caller = login(env.r2, uid, "gone pw 1")
+    for base in (env.r1, env.r2):
+        assert get(f"{base}/capabilities", caller).status_code == 200
+    deleted = httpx.delete(f"{env.iam.url}/acs/api/v1/users/{uid}", headers=admin)
+    assert deleted.status_code == 204, deleted.text
+    deleted_at = time.monotonic()
+    for base in (env.r1, env.r2):
+        refused = until(f"{base} to refuse the deleted uid", f"{base}/capabilities", caller, 401)
+        assert refused.headers["WWW-Authenticate"] == "acsjwt"
+        assert get(f"{base}/mesos/master/state-summary", caller).status_code == 401
+    assert time.monotonic() - deleted_at <= 2 * CACHE_TTL + 2.0
+
+
 def test_the_iams_answers_pass_through(env: Env) -> None:
     bad = httpx.post(
         f"{env.r1}/acs/api/v1/auth/login",
@@ -450,10 +473,12 @@ def test_iam_down_means_503_never_allow(env: Env) -> None:
         until(f"{base} to be ready again", f"{base}/readyz", None, 200)
 
 
-def test_a_revoke_at_the_iam_ends_a_replicas_open_follow(env: Env) -> None:
+@pytest.mark.parametrize("how", ["revoke", "delete"])
+def test_a_revoke_at_the_iam_ends_a_replicas_open_follow(env: Env, how: str) -> None:
     """A replica has no change signal from a remote IAM: it decides its open streams again
-    once per cache TTL (issue 12 §1), so a revoke there ends the follow within the TTL plus
-    the replica's `stream_access_period` (2 s), with a last event saying why."""
+    once per cache TTL (issue 12 §1), so a revoke there (or the uid's deletion) ends the
+    follow within the TTL plus the replica's `stream_access_period` (2 s), with a last event
+    saying why."""
     admin = login(env.r1, "admin", PASSWORD)
     uid = f"follow-{uuid.uuid4().hex[:8]}"
     r = httpx.put(
@@ -473,9 +498,8 @@ def test_a_revoke_at_the_iam_ends_a_replicas_open_follow(env: Env) -> None:
         for line in lines:
             if "before the revoke" in line:
                 break
-        revoke = httpx.delete(
-            f"{env.iam.url}/acs/api/v1/acls/{SYSTEM_LOGS}/users/{uid}/read", headers=admin
-        )
+        gone = f"/users/{uid}" if how == "delete" else f"/acls/{SYSTEM_LOGS}/users/{uid}/read"
+        revoke = httpx.delete(f"{env.iam.url}/acs/api/v1{gone}", headers=admin)
         assert revoke.status_code == 204, revoke.text
         revoked_at = time.monotonic()
         rest = list(lines)  # until the gateway ends the response, whole

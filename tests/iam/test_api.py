@@ -324,8 +324,20 @@ async def test_policyquery_for_a_dedicated_grant(
     await client.put(f"/acls/dcos:iam:policyquery/users/{user}/read", headers=admin)
     r = await client.get("/internal/policyquery", params=params, headers=user_headers)
     assert r.json() == {"allowed": True}
-    # ... which is not the admin API.
+    # ... which is not the admin API, but for whether one uid exists (a remote-IAM gateway
+    # asks it before trusting a token's uid: app/authn/remote_uids.py).
     assert (await client.get("/users", headers=user_headers)).status_code == 403
+    assert (await client.get(f"/users/{ADMIN}", headers=user_headers)).status_code == 200
+    assert (await client.get("/users/nobody-here", headers=user_headers)).status_code == 404
+    for method, path in [
+        ("PATCH", f"/users/{ADMIN}"),
+        ("DELETE", f"/users/{ADMIN}"),
+        ("PUT", "/users/someone-new"),
+        ("GET", f"/users/{ADMIN}/permissions"),
+        ("GET", f"/users/{ADMIN}/groups"),
+    ]:
+        r = await client.request(method, path, headers=user_headers, json={})
+        assert r.status_code == 403, (method, path, r.text)
 
 
 ADMIN_CALLS = [

@@ -63,7 +63,8 @@ def test_batched_matching_is_one_message_at_a_time(pattern: str) -> None:
         (["a"], "-1", "context"),
         (["a"], "x", "context"),
         (["a"], "101", "context"),
-        ([], "2", "context"),
+        ([], "101", "context"),
+        (["a"], "²", "context"),
     ],
 )
 def test_bad_searches_name_the_parameter(
@@ -77,6 +78,7 @@ def test_bad_searches_name_the_parameter(
 def test_no_pattern_is_no_search() -> None:
     assert parse_search([], None) is None
     assert parse_search([""], None) is None
+    assert parse_search([], "2") is None  # context around no match: nothing to widen
 
 
 def _entry(i: int, source: str, message: str | None) -> Entry:

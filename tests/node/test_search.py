@@ -274,7 +274,7 @@ def _groups(rows: list[Row], hits: list[tuple[str, bool]]) -> int:
         ({"grep": "a{1000}{1000}"}, "grep"),
         ({"grep": "a", "context": "-1"}, "context"),
         ({"grep": "a", "context": "100000000"}, "context"),
-        ({"context": "2"}, "context"),
+        ({"context": "101"}, "context"),
     ],
 )
 def test_bad_search_is_400_naming_the_parameter(
@@ -284,6 +284,15 @@ def test_bad_search_is_400_naming_the_parameter(
         r = httpx.get(base + path, params=params, timeout=10)
         assert r.status_code == 400, (path, r.text)
         assert parameter in r.text
+
+
+def test_context_without_grep_is_ignored(base: str) -> None:
+    """Context around no match is nothing: the read is the one without it (not a 400)."""
+    for path in ("/v1/range/?limit=3", "/v1/count/?limit=3", "/v2/component?limit=3"):
+        plain = httpx.get(base + path, timeout=10)
+        r = httpx.get(base + path + "&context=2", timeout=10)
+        assert r.status_code == 200, (path, r.text)
+        assert r.text == plain.text, path
 
 
 def test_catastrophic_pattern_costs_what_a_literal_costs(

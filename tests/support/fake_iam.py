@@ -1,6 +1,6 @@
 """One fake IAM for every layer that calls the IAM's HTTP API: an ASGI app that answers the
-service login, the JWKS and the policy query, records every request it is sent, and hands any
-other path to a handler the test chooses.
+service login, the JWKS, the policy query and a user lookup, records every request it is sent,
+and hands any other path to a handler the test chooses.
 
 Served on loopback (`tests.support.servers.serve`) where the socket matters (timeouts, stalls,
 connection errors), or in process through `transport()` as httpx's `MockTransport` would be."""
@@ -12,10 +12,12 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 from starlette.types import Receive, Scope, Send
 
+from app.authn.remote_uids import USERS_PATH
 from app.authz.remote import POLICY_QUERY_PATH
 from app.iam.client import JWKS_PATH, LOGIN_PATH
 from tests.authn.tokens import Signer
@@ -38,6 +40,7 @@ class FakeIam:
     issue: Callable[[str], str] = lambda uid: f"token-for-{uid}"  # the login's token
     jwks: Any = field(default_factory=lambda: {"keys": []})
     allowed: set[str] = field(default_factory=set)  # uids the policy query allows
+    users: set[str] = field(default_factory=set)  # uids `GET /users/<uid>` finds (else 404)
     status: int = 200
     body: bytes | None = None
     stall: float = 0.0  # seconds the policy query waits before answering
@@ -94,6 +97,11 @@ class FakeIam:
                 await asyncio.sleep(self.stall)
             uid = request.url.params.get("uid")
             return self._built_in(lambda: {"allowed": uid in self.allowed})
+        if path.startswith(USERS_PATH) and request.method == "GET":
+            uid = unquote(path.removeprefix(USERS_PATH))
+            if "/" not in uid and uid not in self.users and self.body is None:
+                return httpx.Response(404, text=f"User '{uid}' not found")
+            return self._built_in(lambda: {"uid": uid, "description": ""})
         return self.other(request)
 
     def _built_in(self, document: Callable[[], Any], failed: str = "") -> httpx.Response:
