@@ -45,7 +45,7 @@ def test_a_service_account_with_a_token_addressed_to_the_reader_is_refused(env: 
         timeout=30,
     )
     assert r.status_code == 201, r.text
-    login_token = TokenSigner(signer.private_pem, source="test").login_token(
+    login_token = TokenSigner.from_pem(signer.private_pem, source="test").login_token(
         uid, now=time.time(), audience=url_audience(reader.url)
     )
     r = httpx.post(
