@@ -50,7 +50,7 @@ openapi: install
 	$(PY) -m app.openapi openapi
 
 unit: install dcos-cli
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=20
 
 test: lint typecheck unit
 

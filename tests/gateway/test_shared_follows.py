@@ -171,6 +171,11 @@ class Follow:
         return [b.split(b"\n", 1)[0].removeprefix(b"id: ").decode() for b in self.blocks]
 
     def close(self) -> None:
+        # The reading thread blocks in recv until the next heartbeat: shutting the socket down
+        # wakes it now (closing the response from this thread would not).
+        sock = self._response.extensions["network_stream"].get_extra_info("socket")
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
         self._response.close()
         self._client.close()
         self._thread.join(10)
