@@ -160,7 +160,7 @@ class Console:
         rows: list[dict[str, Any]] = self.js(
             "return [...document.querySelectorAll('#rows .line[data-cursor]')].map(e =>"
             " ({cursor: e.dataset.cursor, text: e.querySelector('.msg').textContent,"
-            "   line: e.textContent, cls: e.className}))"
+            "   line: e.textContent, cls: e.className, link: Boolean(e.querySelector('a.ts'))}))"
         )
         return rows
 
@@ -676,38 +676,95 @@ def worker_reader(dev: DevRun) -> tuple[str, str]:
     return uid, password
 
 
-def test_a_merged_server_side_search_shows_the_matches_of_the_readable_tasks_only(
+def test_a_merged_server_side_search_with_context_shows_the_readable_tasks_only(
     console: Console, dev: DevRun, worker_reader: tuple[str, str]
 ) -> None:
     worker, batch = dev.task("/dev/worker"), dev.task("/dev/batch", 0)
     tag = f"merged{time.monotonic_ns()}"
-    for task in (worker, batch):
-        writer = JournalWriter(dev.agent_namespace(task["agent_id"]))
-        try:
-            for i in range(4):
-                writer.send(
-                    task_fields(task, f"{tag} {task['app_id']} {i} {'needle' if i % 2 else 'hay'}")
-                )
-        finally:
-            writer.close()
+    needles = (1, 5, 8, 12)
+
+    def line(task: dict[str, Any], i: int) -> str:
+        return f"{tag} {task['app_id']} {i} {'needle' if i in needles else 'hay'}"
+
+    def write(lines: range) -> None:
+        for task in (worker, batch):
+            writer = JournalWriter(dev.agent_namespace(task["agent_id"]))
+            try:
+                for i in lines:  # in one burst: the task's own lines stay out of it
+                    writer.send(task_fields(task, line(task, i)))
+            finally:
+                writer.close()
+
+    def tagged() -> list[dict[str, Any]]:
+        return [r for r in console.rows() if r["text"].startswith(tag)]
+
+    def placed(rows: list[dict[str, Any]], before_context: set[str]) -> None:
+        # A match's before-context has no composite cursor of its own: no data-cursor, no link
+        # (it is no place to resume, page or link from); every other line has both.
+        for r in rows:
+            if r["text"] in before_context:
+                assert (r["cursor"], r["link"]) == ("", False), r
+            else:
+                assert r["cursor"].startswith("m2."), r
+                assert r["link"], r
+
+    write(range(7))
     console.sign_in(*worker_reader)
     try:
         # The app /dev holds both apps' tasks; this user may read /dev/worker's only.
         console.open_view("/console/apps/dev")
-        assert not console.visible("context-box")  # merged reads take no context=
-        server_search(console, f"{tag} .* needle", None)
-        expected = [f"{tag} /dev/worker {i} needle" for i in (1, 3)]
+        assert console.visible("context-box")
+        server_search(console, f"{tag} .* needle", 1)
+        expected = [line(worker, i) for i in (0, 1, 2, 4, 5, 6)]
         wait_for(lambda: console.texts() == expected, timeout=15, what="the worker's matches")
-        assert "context" not in parse_qs(urlsplit(console.d.current_url).query)
-        assert all("match" in r["cls"].split() for r in console.rows())
-        assert all(r["cursor"].startswith("m2.") for r in console.rows())
+        assert marks(console) == {
+            line(worker, 0): {"context"},
+            line(worker, 1): {"match"},
+            line(worker, 2): {"context"},
+            line(worker, 4): {"context", "gap"},
+            line(worker, 5): {"match"},
+            line(worker, 6): {"context"},
+        }
+        placed(console.rows(), {line(worker, 0), line(worker, 4)})
+        assert console.js(MARKS_JS) == [line(worker, 1), line(worker, 5)]
+        assert parse_qs(urlsplit(console.d.current_url).query)["context"] == ["1"]
         reads = [n for n in console.js(RESOURCES_JS) if "/app/dev/range/" in n and "grep=" in n]
         assert reads
-        assert not [n for n in reads if "context=" in n]
-        # A context= in a typed address is left out of merged reads, not sent to a 400.
+        assert all("context=1" in n for n in reads), reads
+        # The live tail follows the search with its context; a before-context line that
+        # comes after others in the stream gets no place either.
+        wait_for(lambda: "following" in console.status(), what="the live tail")
+        write(range(7, 14))
+        expected += [line(worker, i) for i in (7, 8, 9, 11, 12, 13)]
+        wait_for(lambda: console.texts() == expected, timeout=10, what="the live matches")
+        live = {k: v - {"gap"} for k, v in marks(console).items() if k in expected[-6:]}
+        assert live == {
+            line(worker, 7): {"context"},
+            line(worker, 8): {"match"},
+            line(worker, 9): {"context"},
+            line(worker, 11): {"context"},
+            line(worker, 12): {"match"},
+            line(worker, 13): {"context"},
+        }
+        placed(console.rows(), {line(worker, i) for i in (0, 4, 7, 11)})
+        # A typed address with context=2: the worker's tagged lines all, in their order (its
+        # own lines between them may come as context too), none of /dev/batch's.
         console.get(f"/console/apps/dev?grep={quote(tag + ' .* needle')}&context=2")
-        wait_for(lambda: console.texts() == expected, timeout=15, what="the matches again")
+        everything = [line(worker, i) for i in range(14)]
+        wait_for(
+            lambda: [r["text"] for r in tagged()] == everything,
+            timeout=15,
+            what="the matches with 2 lines of context",
+        )
+        assert console.js("return document.getElementById('context').value") == "2"
         assert not console.visible("problem")
+        assert not [t for t in console.texts() if "/dev/batch" in t]
+        assert {r["text"] for r in tagged() if "match" in r["cls"].split()} == {
+            line(worker, i) for i in needles
+        }
+        reads = [n for n in console.js(RESOURCES_JS) if "/app/dev/range/" in n]
+        assert reads
+        assert all("context=2" in n for n in reads), reads
     finally:
         console.sign_out()
 

@@ -105,7 +105,7 @@ export class LogView {
     const gen = this.generation;
     const events = await readEvents(this.url(this.source.range, extra));
     if (gen !== this.generation) throw new Error("superseded");
-    return events.map((e) => toLine(e, this.prefix));
+    return events.map((e) => toLine(e, this.prefix, this.source.merged));
   }
 
   async tail() {
@@ -145,11 +145,22 @@ export class LogView {
     this.scrolled();
   }
 
+  // The last loaded line that is a place to resume from (on a merged view, a search's
+  // before-context line is none).
+  lastPlace() {
+    for (let i = this.lines.length - 1; i >= 0; i--) if (this.lines[i].id) return this.lines[i];
+    return null;
+  }
+
   startLive() {
     const gen = this.generation;
-    const last = this.lines[this.lines.length - 1];
+    const last = this.lastPlace();
     const extra = last ? { cursor: last.id } : { skip_prev: 0 };
     const events = new EventSource(this.url(this.source.stream, extra));
+    // EventSource gives an event without an id the last id it saw: on a merged view, that is
+    // a search's before-context line, which has no place of its own (a placed entry always
+    // brings a new composite cursor). A node's events carry their journald cursor anyway.
+    let lastId = "";
     this.events = events;
     this.live = true;
     this.atEnd = true;
@@ -160,7 +171,10 @@ export class LogView {
     };
     events.onmessage = (event) => {
       if (gen !== this.generation) return;
-      this.pending.push(toLine(event, this.prefix));
+      const merged = this.source.merged;
+      const id = merged && event.lastEventId !== lastId ? event.lastEventId : "";
+      lastId = event.lastEventId;
+      this.pending.push(toLine({ id, data: event.data }, this.prefix, merged));
       if (!this.flushing) {
         this.flushing = true;
         requestAnimationFrame(() => this.flush());
@@ -201,12 +215,12 @@ export class LogView {
   // Lines after the last one (live or forward paging).
   append(lines) {
     if (!lines.length) return this.render();
-    const fresh = lines.filter((l) => !this.seen.has(l.id));
-    for (const l of fresh) this.seen.add(l.id);
+    const fresh = lines.filter((l) => !this.seen.has(l.key));
+    for (const l of fresh) this.seen.add(l.key);
     this.lines.push(...fresh);
     const over = this.lines.length - MAX_LINES;
     if (over > 0) {
-      for (const l of this.lines.splice(0, over)) this.seen.delete(l.id);
+      for (const l of this.lines.splice(0, over)) this.seen.delete(l.key);
       this.atBeginning = false;
       this.dropped += over;
       if (!this.following) this.box.scrollTop -= over * LINE_HEIGHT;
@@ -219,13 +233,13 @@ export class LogView {
 
   // Lines before the first one (paging back), keeping what is on screen where it is.
   prepend(lines) {
-    const fresh = lines.filter((l) => !this.seen.has(l.id));
-    for (const l of fresh) this.seen.add(l.id);
+    const fresh = lines.filter((l) => !this.seen.has(l.key));
+    for (const l of fresh) this.seen.add(l.key);
     this.lines.unshift(...fresh);
     const over = this.lines.length - MAX_LINES;
     if (over > 0) {
       // Paging far back drops the newest lines: the view leaves the live tail.
-      for (const l of this.lines.splice(this.lines.length - over, over)) this.seen.delete(l.id);
+      for (const l of this.lines.splice(this.lines.length - over, over)) this.seen.delete(l.key);
       this.detach();
     }
     this.refreshMatches();
@@ -252,7 +266,7 @@ export class LogView {
       if (this.source.merged) {
         // Merged reads cannot run backwards: the last PAGE entries up to the first one's time.
         older = await this.read({ until: String(first.ts), skip_prev: PAGE });
-        older = older.filter((l) => !this.seen.has(l.id) && !(l.ts === first.ts && this.lines.some((k) => k.jc === l.jc)));
+        older = older.filter((l) => !this.seen.has(l.key));
       } else {
         older = (await this.read({ cursor: first.jc, read_reverse: "true", limit: PAGE })).reverse();
       }
@@ -273,7 +287,8 @@ export class LogView {
     this.loadingNewer = true;
     const gen = this.generation;
     try {
-      const last = this.lines[this.lines.length - 1];
+      const last = this.lastPlace();
+      if (!last) return this.startLive();
       const newer = await this.read({ cursor: last.id, limit: PAGE });
       if (gen !== this.generation) return;
       this.append(newer);
@@ -402,8 +417,11 @@ export class LogView {
     if (line.gap) classes.push("gap");
     const link = new URLSearchParams(location.search);
     link.set("cursor", line.id);
-    const node = el("div", { className: classes.join(" "), dataset: { cursor: line.id } },
-      el("a", { className: "ts", href: `?${link}`, title: "Link to this line" }, timeText(line.ts)));
+    // A line without a place (a merged search's before-context) has no link: its match has.
+    const time = line.id
+      ? el("a", { className: "ts", href: `?${link}`, title: "Link to this line" }, timeText(line.ts))
+      : el("span", { className: "ts", title: "Context before a match: link the match" }, timeText(line.ts));
+    const node = el("div", { className: classes.join(" "), dataset: { cursor: line.id } }, time);
     if (line.prefix) node.append(el("span", { className: `prefix ${line.prefix.colour}`, title: line.prefix.title }, line.prefix.label));
     if (this.serverSearch()) node.title = line.match ? "match" : "context";
     node.append(this.message(line, current));

@@ -95,10 +95,10 @@ function readParams(query, source) {
   if (source.units && unit) params.append("filter", unit);
   if (query.get("grep")) {
     params.set("grep", query.get("grep"));
-    // Context lines around each match; not offered on merged views, where a match's
-    // before-context arrives behind later lines of other tasks.
+    // Context lines around each match (on merged views too: there a match's before-context
+    // arrives just before it, behind later lines of other tasks, and is no place to resume).
     const context = query.get("context");
-    if (!source.merged && context && context !== "0") params.set("context", context);
+    if (context && context !== "0") params.set("context", context);
   }
   return params;
 }
@@ -152,7 +152,6 @@ function openView() {
   byId("since").value = since ? toLocalInput(since) : "";
   byId("server-search").checked = Boolean(query.get("grep"));
   if (query.get("grep")) byId("search").value = query.get("grep");
-  show(byId("context-box"), !source.merged);
   byId("context").value = query.get("context") || "0";
   const download = byId("download");
   show(download, Boolean(source.download));

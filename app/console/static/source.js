@@ -103,16 +103,23 @@ export function prefixer(catalog) {
 }
 
 // One event → one line: what the view shows and what paging and permalinks need.
-export function toLine(event, prefix) {
+export function toLine(event, prefix, merged = false) {
   const entry = JSON.parse(event.data);
   const fields = entry.fields || {};
   const cursor = entry.cursor || "";
+  const agent = text(fields.AGENT_ID);
   const ts = Number(entry.realtime_timestamp) || cursorTime(cursor);
   const priority = Number(text(fields.PRIORITY));
+  // Merged: the composite cursor of the stream at this entry, its place (where a read or a
+  // follow resumes, what a permalink names). A search's before-context line comes without
+  // one (`context=`: it arrives behind later lines of other tasks, just before its match)
+  // and is no place: its id is "", and nothing resumes, pages or links from it.
+  const id = merged ? event.id || "" : event.id || cursor;
   return {
-    id: event.id || cursor, // merged: the composite cursor of the stream at this entry
+    id,
+    key: merged ? `${agent} ${cursor}` : id, // the same entry read twice is shown once
     jc: cursor, // the entry's own journald cursor
-    agent: text(fields.AGENT_ID),
+    agent,
     ts,
     msg: text(fields.MESSAGE),
     stderr: text(fields.STREAM) === "STDERR",
