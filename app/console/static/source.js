@@ -111,9 +111,9 @@ export function toLine(event, prefix, merged = false) {
   const ts = Number(entry.realtime_timestamp) || cursorTime(cursor);
   const priority = Number(text(fields.PRIORITY));
   // Merged: the composite cursor of the stream at this entry, its place (where a read or a
-  // follow resumes, what a permalink names). A search's before-context line comes without
-  // one (`context=`: it arrives behind later lines of other tasks, just before its match)
-  // and is no place: its id is "", and nothing resumes, pages or links from it.
+  // follow resumes, what a permalink names). In a follow, a search's before-context line
+  // comes without one (`context=`: just before its match, maybe behind later lines of other
+  // tasks) and is no place: its id is "", and nothing resumes, pages or links from it.
   const id = merged ? event.id || "" : event.id || cursor;
   return {
     id,
