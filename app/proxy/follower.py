@@ -4,8 +4,12 @@ The share's pump hands every follower the same bytes object (`offer`), which onl
 it to the follower's queue and wakes its task; the task sends what is queued, joined into
 one chunk, with one `await send()`. Nothing is parsed or encoded per follower.
 
-A slow follower never holds the others: its queue is bounded (`queue_bytes`). One that
-overflows, or whose current send has waited `send_timeout` seconds, is cut off: it gets the
+A slow follower never holds the others: its queue is bounded (`queue_bytes`). A follower
+alone in its share holds no one, so it paces the share instead: the pump waits until it has
+sent what it holds (`drained`), and the node's flow control does the rest, as for a follow
+that was never shared (a client on a slow link reading a busy journal is not cut off). One
+that overflows while others share its upstream, or whose current send has waited
+`send_timeout` seconds, is cut off: it gets the
 comment `OVERFLOW` if its socket still takes it, then the connection closes without the
 final chunk (a truncated response, as any relay cut short). It held only whole events, so
 it reconnects with `Last-Event-ID` and misses nothing; the share's recent events serve it.
@@ -63,6 +67,7 @@ class SharedFollow(Response):
         self._chunks: deque[bytes] = deque([replay] if replay else [])
         self._size = len(replay)
         self._waiter: asyncio.Future[None] | None = None
+        self._drain: asyncio.Future[None] | None = None  # the pump, waiting for `drained`
         self._sending_since: float | None = None
         self._end: Outcome | None = None  # set by the share when its upstream ended
         self._cut = False
@@ -80,10 +85,31 @@ class SharedFollow(Response):
         self._chunks.append(chunk)
         self._size += len(chunk)
         since = self._sending_since
-        if self._size > self._limit or (since is not None and now - since > self._send_timeout):
+        stalled = since is not None and now - since > self._send_timeout
+        if stalled or (self._size > self._limit and len(self._share.followers) > 1):
             self.cut()
             return
         self._wake()
+
+    async def drained(self) -> None:
+        """Until this follower holds at most `queue_bytes`, is cut off, has left, or is no
+        longer alone in the share; one whose send stalls `send_timeout` meanwhile is cut."""
+        while self._size > self._limit and not self._cut and len(self._share.followers) == 1:
+            self._drain = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(self._send_timeout):
+                    await self._drain
+            except TimeoutError:
+                self.cut()
+
+    def release(self) -> None:
+        """Another follower joined: the pump no longer waits for this one."""
+        self._drained()
+
+    def _drained(self) -> None:
+        drain = self._drain
+        if drain is not None and not drain.done():
+            drain.set_result(None)
 
     def finish(self, outcome: Outcome) -> None:
         self._end = outcome
@@ -92,6 +118,7 @@ class SharedFollow(Response):
     def cut(self) -> None:
         self._cut = True
         self._wake()
+        self._drained()
         if self._scope is not None:
             self._scope.cancel()
 
@@ -114,6 +141,8 @@ class SharedFollow(Response):
             if outcome is Outcome.COMPLETE:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
+            self._cut = True  # nothing more to wait for
+            self._drained()
             self._share.detach(self)
             if self._access is not None:
                 self._access.close()
@@ -164,6 +193,7 @@ class SharedFollow(Response):
             body = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
             chunks.clear()
             self._size = 0
+            self._drained()
             self._metrics.bytes_relayed += len(body)
             self._sending_since = loop.time()
             await send({"type": "http.response.body", "body": body, "more_body": True})

@@ -195,6 +195,8 @@ class Share:
         return (_blocks(ring, 0), headers) if self._whole else None
 
     def attach(self, follower: SharedFollow) -> None:
+        for pacing in self.followers:  # one alone paced the pump: no longer
+            pacing.release()
         self.followers.add(follower)
 
     def detach(self, follower: SharedFollow) -> None:
@@ -225,6 +227,8 @@ class Share:
                         if events:
                             progressed = True
                             self._fan_out(events, framer.resumable)
+                            if len(self.followers) == 1:  # alone: it paces the share
+                                await next(iter(self.followers)).drained()
                     log.info("node %s: shared event stream ended", self.node)
                 except UpstreamError as exc:
                     owner.failed(self.node, exc, "shared event stream broken")
