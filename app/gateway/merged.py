@@ -98,8 +98,7 @@ async def role_range(
     gate: LogReadDep,
 ) -> Response:
     """The role's tasks' journal lines on every agent, merged in time order."""
-    scope = _scope(gate, "role", role)
-    planner = _planner(request, scope, gate)
+    planner = _planner(request, gate, "role", role)
     return await _read(request, planner, gate, stream=False)
 
 
@@ -111,8 +110,7 @@ async def role_download(
 ) -> Response:
     """The role's merged range, gzipped as a file (`role-<role>.log.gz`), as the node
     reader's `/v1/range/download`: the same parameters and format as `range/`."""
-    scope = _scope(gate, "role", role)
-    planner = _planner(request, scope, gate)
+    planner = _planner(request, gate, "role", role)
     return await _read(request, planner, gate, stream=False, download=f"role-{role}")
 
 
@@ -123,8 +121,7 @@ async def role_stream(
     gate: LogReadDep,
 ) -> Response:
     """The same, followed: tasks and agents join and leave as the cluster state changes."""
-    scope = _scope(gate, "role", role)
-    planner = _planner(request, scope, gate)
+    planner = _planner(request, gate, "role", role)
     return await _read(request, planner, gate, stream=True)
 
 
@@ -135,8 +132,7 @@ async def app_range(
     gate: LogReadDep,
 ) -> Response:
     """The app's (and its descendants') tasks' journal lines, merged in time order."""
-    scope = _scope(gate, "app", app_id)
-    planner = _planner(request, scope, gate)
+    planner = _planner(request, gate, "app", app_id)
     return await _read(request, planner, gate, stream=False)
 
 
@@ -147,8 +143,7 @@ async def app_download(
     gate: LogReadDep,
 ) -> Response:
     """The app's merged range, gzipped as a file (`app-<app id>.log.gz`)."""
-    scope = _scope(gate, "app", app_id)
-    planner = _planner(request, scope, gate)
+    planner = _planner(request, gate, "app", app_id)
     name = "app-" + app_id.strip("/").replace("/", ".")
     return await _read(request, planner, gate, stream=False, download=name)
 
@@ -160,8 +155,7 @@ async def app_stream(
     gate: LogReadDep,
 ) -> Response:
     """The same, followed."""
-    scope = _scope(gate, "app", app_id)
-    planner = _planner(request, scope, gate)
+    planner = _planner(request, gate, "app", app_id)
     return await _read(request, planner, gate, stream=True)
 
 
@@ -191,7 +185,9 @@ def _scope(gate: LogRead, kind: str, value: str) -> MergeScope:
     return MergeScope(kind, value)
 
 
-def _planner(request: Request, scope: MergeScope, gate: LogRead) -> Planner:
+def _planner(request: Request, gate: LogRead, kind: str, value: str) -> Planner:
+    """The plan of the role's or app's merged read (`_scope` checks the path's part)."""
+    scope = _scope(gate, kind, value)
     narrowing, forwarded = split_filters(parse_filters(request.query_params.getlist("filter")))
     return Planner(
         scope,

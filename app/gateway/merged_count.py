@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from app.core.errors import BadRequest, Unavailable
 from app.gateway.deps import LogRead, LogReadDep
-from app.gateway.merged import PREFIX, _grep, _params, _planner, _scope
+from app.gateway.merged import PREFIX, _grep, _params, _planner
 from app.merge import Query
 from app.merge.fanin import Requester, SourceOpener, SourceSpec, Start, close_quietly, refusal
 from app.proxy.errors import UpstreamError
@@ -43,8 +43,7 @@ async def app_count(request: Request, app_id: str, gate: LogReadDep) -> Response
 
 
 async def _count(request: Request, gate: LogRead, kind: str, value: str) -> Response:
-    scope = _scope(gate, kind, value)
-    planner = _planner(request, scope, gate)
+    planner = _planner(request, gate, kind, value)
     p = _params(request, gate.services.settings, stream=False)
     grep, _ = _grep(request)  # a count counts matches: context changes nothing
     if p.cursor is not None:
