@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,21 +174,37 @@ class Forwarder:
 
 
 @contextlib.contextmanager
-def forward_env(tmp: Path) -> Iterator[Env]:
-    hosts = (MASTER_HOST, *AGENT_HOSTS)
+def forward_env(
+    tmp: Path,
+    *,
+    cluster: SimCluster | None = None,
+    nodes: Mapping[str, str] | None = None,
+    masters: Sequence[str] = (MASTER_HOST,),
+    ready: tuple[str, Callable[[Env], object]] | None = None,
+    gateway_host: str = GATEWAY_HOST,
+) -> Iterator[Env]:
+    """The simulator (`cluster`, answering on every one of `masters`), a journal and node
+    reader per node (`nodes`: sender key -> host) and a gateway polling every master, ready
+    when `ready`'s check passes. By default: one master, the two agents, `sim_cluster()`."""
+    if nodes is None:
+        nodes = dict(zip(("master", *AGENTS), (MASTER_HOST, *AGENT_HOSTS), strict=True))
+    what, check = ready or ("the gateway's first cluster state", _ready)
+    hosts = tuple(nodes.values())
     port = port_free_on(hosts)
     with contextlib.ExitStack() as stack:
         namespaces = [stack.enter_context(JournaldNamespace(new_namespace_name())) for _ in hosts]
-        sim = stack.enter_context(MesosSimulator(sim_cluster(), masters=[(MASTER_HOST, 0)]))
+        sim = stack.enter_context(
+            MesosSimulator(cluster or sim_cluster(), masters=[(ip, 0) for ip in masters])
+        )
         log = tmp / "gateway.log"
         try:
             base = stack.enter_context(
                 support_gateway(
                     tmp / "gateway",
-                    f"--mesos={sim.urls[0]}",
+                    *(f"--mesos={url}" for url in sim.urls),
                     f"--reader-port={port}",
                     password=PASSWORD,
-                    host=GATEWAY_HOST,
+                    host=gateway_host,
                     extra_env=GATEWAY_ENV,
                     log_path=log,
                 )
@@ -198,7 +214,7 @@ def forward_env(tmp: Path) -> Iterator[Env]:
             raise
         env = Env(tmp, base, {}, {})
         jwks = f"{base}/acs/api/v1/auth/jwks"
-        for key, host, ns in zip(("master", *AGENTS), hosts, namespaces, strict=True):
+        for (key, host), ns in zip(nodes.items(), namespaces, strict=True):
             reader = Reader(ns.name, host, port, jwks, tmp / f"reader-{host}.log")
             stack.callback(reader.stop)
             reader.start()
@@ -206,7 +222,7 @@ def forward_env(tmp: Path) -> Iterator[Env]:
             stack.callback(sender.close)
         env.admin = login(base, "admin", PASSWORD)
         add_user(base, env.admin, GATEWAY_UID, "gateway test password")
-        wait_for("the gateway's first cluster state", lambda: _ready(env))
+        wait_for(what, lambda: check(env))
         yield env
 
 

@@ -5,7 +5,6 @@ Every part real, on this module's own loopback addresses."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,13 +12,9 @@ import httpx
 import orjson
 import pytest
 
-from app.devcluster.journald import JournaldNamespace
-from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster
-from tests.conftest import journald_available, new_namespace_name
-from tests.forward.support import GATEWAY_ENV, LOG_TAIL, PASSWORD, RUN, Env, new_run, wait_for
-from tests.gateway.support import GATEWAY_UID, Reader, add_user, login, port_free_on
-from tests.support.gateway import gateway as support_gateway
-from tests.support.journal import Sender
+from app.devcluster.mesos import SimAgent, SimCluster
+from tests.conftest import journald_available
+from tests.forward.support import RUN, Env, forward_env, new_run, wait_for
 
 MASTERS = ("127.64.0.1", "127.64.0.2")
 AGENT_HOST = "127.64.0.3"
@@ -33,41 +28,16 @@ NODES = (*(f"master:{ip}" for ip in MASTERS), f"agent:{AGENT}")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     if not journald_available():
         pytest.skip("needs root and /lib/systemd/systemd-journald")
-    tmp = tmp_path_factory.mktemp("masters")
-    hosts = (*MASTERS, AGENT_HOST)
-    port = port_free_on(hosts)
     cluster = SimCluster(master_id=MASTER_ID)
     cluster.agents = [SimAgent(AGENT, AGENT_HOST)]
-    with contextlib.ExitStack() as stack:
-        namespaces = [stack.enter_context(JournaldNamespace(new_namespace_name())) for _ in hosts]
-        sim = stack.enter_context(MesosSimulator(cluster, masters=[(ip, 0) for ip in MASTERS]))
-        log = tmp / "gateway.log"
-        try:
-            base = stack.enter_context(
-                support_gateway(
-                    tmp / "gateway",
-                    *(f"--mesos={url}" for url in sim.urls),
-                    f"--reader-port={port}",
-                    password=PASSWORD,
-                    host=GATEWAY_HOST,
-                    extra_env=GATEWAY_ENV,
-                    log_path=log,
-                )
-            )
-        except BaseException:
-            print(f"--- gateway.log ---\n{log.read_text(errors='replace')[-LOG_TAIL:]}")
-            raise
-        built = Env(tmp, base, {}, {})
-        jwks = f"{base}/acs/api/v1/auth/jwks"
-        for key, host, ns in zip(NODES, hosts, namespaces, strict=True):
-            reader = Reader(ns.name, host, port, jwks, tmp / f"reader-{host}.log")
-            stack.callback(reader.stop)
-            reader.start()
-            built.senders[key] = sender = Sender(ns)
-            stack.callback(sender.close)
-        built.admin = login(base, "admin", PASSWORD)
-        add_user(base, built.admin, GATEWAY_UID, "gateway test password")
-        wait_for("both masters known", lambda: _masters(built) == list(MASTERS) or None)
+    with forward_env(
+        tmp_path_factory.mktemp("masters"),
+        cluster=cluster,
+        nodes=dict(zip(NODES, (*MASTERS, AGENT_HOST), strict=True)),
+        masters=MASTERS,
+        ready=("both masters known", lambda env: _masters(env) == list(MASTERS) or None),
+        gateway_host=GATEWAY_HOST,
+    ) as built:
         yield built
 
 
