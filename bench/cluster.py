@@ -85,16 +85,24 @@ def grant_read(http: httpx.Client, admin: str, rid: str, uid: str) -> None:
     IamClient(http, token=admin).grant(rid, uid, "read")
 
 
-def wait_resolved(url: str, token: str) -> bytes:
-    """The gateway answers 503 until its first Mesos poll; then the small range's body."""
-    deadline = time.monotonic() + RESOLVE_TIMEOUT
+def wait_resolved(
+    url: str,
+    token: str,
+    *,
+    ok: tuple[int, ...] = (200,),
+    timeout: float = RESOLVE_TIMEOUT,
+    what: str = "reached the agent",
+) -> bytes:
+    """The gateway answers 503 until its first Mesos poll; then `url`'s body (a status in
+    `ok`: 204 too where an empty read will do)."""
+    deadline = time.monotonic() + timeout
     headers = {"Authorization": f"token={token}", "Accept": "application/json"}
     while True:
         r = httpx.get(url, headers=headers, timeout=10)
-        if r.status_code == 200:
+        if r.status_code in ok:
             return r.content
         if time.monotonic() > deadline:
-            raise ServerError(f"the gateway never reached the agent: {r.status_code} {r.text}")
+            raise ServerError(f"the gateway never {what}: {r.status_code} {r.text}")
         time.sleep(0.1)
 
 

@@ -37,13 +37,12 @@ from app.authz.route_table import SYSTEM_LOGS_RID
 from app.devcluster.journald import JournaldNamespace
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster
 from bench import report
-from bench.cluster import add_user, grant_read, login, node_token
+from bench.cluster import add_user, grant_read, login, node_token, wait_resolved
 from bench.fanout_client import Clients, Mark
 from bench.fill import KeepAlive, NativeWriter
 from bench.report import Verdict
 from bench.servers import (
     Server,
-    ServerError,
     cpu_seconds,
     free_port,
     logway_gateway,
@@ -173,14 +172,13 @@ def fan_cluster(agents: int, followers: int) -> Iterator[FanCluster]:
 def _wait_resolved(base_url: str, agents: Sequence[str], token: str) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     for agent in agents:
-        url = f"{base_url}/system/v1/agent/{agent}/logs/v1/range/?skip_prev=1"
-        while True:
-            r = httpx.get(url, headers={"Authorization": f"token={token}"}, timeout=10)
-            if r.status_code in (200, 204):
-                break
-            if time.monotonic() > deadline:
-                raise ServerError(f"the gateway never reached {agent}: {r.status_code} {r.text}")
-            time.sleep(0.1)
+        wait_resolved(
+            f"{base_url}/system/v1/agent/{agent}/logs/v1/range/?skip_prev=1",
+            token,
+            ok=(200, 204),
+            timeout=max(0.0, deadline - time.monotonic()),
+            what=f"reached {agent}",
+        )
 
 
 def _task(nonce: str, i: int) -> tuple[str, str]:

@@ -35,7 +35,7 @@ import orjson
 from app.devcluster.journald import JournaldNamespace
 from app.devcluster.mesos import MesosSimulator, SimAgent, SimCluster, SimFramework, SimTask
 from bench import report
-from bench.cluster import add_user, grant_read, login, node_token
+from bench.cluster import add_user, grant_read, login, node_token, wait_resolved
 from bench.fill import KeepAlive, NativeWriter
 from bench.report import Verdict
 from bench.servers import Server, ServerError, cpu_seconds, free_port, logway_gateway, node_reader
@@ -174,15 +174,8 @@ def merged_cluster() -> Iterator[MergedCluster]:
 
 def _wait_planned(base_url: str, token: str) -> None:
     """The gateway answers 503 until its first Mesos poll."""
-    deadline = time.monotonic() + READY_TIMEOUT
     url = f"{base_url}/system/v1/logs/v1/app{APP}/range/?limit=1"
-    while True:
-        r = httpx.get(url, headers={"Authorization": f"token={token}"}, timeout=10)
-        if r.status_code in (200, 204):
-            return
-        if time.monotonic() > deadline:
-            raise ServerError(f"the gateway never planned the app: {r.status_code} {r.text}")
-        time.sleep(0.1)
+    wait_resolved(url, token, ok=(200, 204), timeout=READY_TIMEOUT, what="planned the app")
 
 
 # The writer: a process of its own, so that the client's parsing does not pace it -------------
