@@ -13,6 +13,7 @@ import uvicorn
 
 from app.core.config import GatewaySettings
 from app.core.graceful import GracefulServer
+from app.core.heap import freeze_startup_heap
 from app.core.limits import LISTEN_BACKLOG, raise_process_limits
 from app.core.logging import configure_logging
 from app.gateway.app import create_app
@@ -68,5 +69,6 @@ def run(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=2,
         backlog=LISTEN_BACKLOG,
     )
-    GracefulServer(config, app.state.open_streams).run()
+    # Start-up objects out of the collector's sight once serving (`app.core.heap`, issue 17).
+    GracefulServer(config, app.state.open_streams, on_started=freeze_startup_heap).run()
     return 0

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+from collections.abc import Callable
 from types import FrameType
 
 import anyio
@@ -104,11 +106,24 @@ class GracefulStreams:
 
 
 class GracefulServer(uvicorn.Server):
-    """`uvicorn.Server` that ends open streams as soon as it is told to exit."""
+    """`uvicorn.Server` that ends open streams as soon as it is told to exit; `on_started` runs
+    once the application has started and the server listens, before the first request."""
 
-    def __init__(self, config: uvicorn.Config, streams: OpenStreams) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        streams: OpenStreams,
+        *,
+        on_started: Callable[[], object] | None = None,
+    ) -> None:
         super().__init__(config)
         self._streams = streams
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self._on_started is not None and not self.should_exit:
+            self._on_started()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._streams.close_all_threadsafe()
