@@ -278,12 +278,20 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
     def idle_connections(self) -> int:
         return self._idle_count
 
+    @staticmethod
+    def takes(request: httpx.Request) -> bool:
+        """Whether this transport's own pool serves `request` (a plain-HTTP GET with a read
+        timeout), rather than `fallback`."""
+        return (
+            request.method == "GET"
+            and request.url.scheme == "http"
+            and request.extensions.get("timeout", {}).get("read") is not None
+        )
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         timeouts = request.extensions.get("timeout", {})
-        head = None
-        if request.method == "GET" and url.scheme == "http" and timeouts.get("read") is not None:
-            head = _serialise(request)
+        head = _serialise(request) if self.takes(request) else None
         if head is None:
             return await self._fallback.handle_async_request(request)
         key = (url.host, url.port or 80)
@@ -308,6 +316,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
                 conn.status,
                 headers=conn.headers,
                 stream=body,
+                request=request,
                 extensions={
                     "http_version": b"HTTP/1.1",
                     "reason_phrase": conn.reason,

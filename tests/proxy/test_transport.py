@@ -4,6 +4,8 @@ request as the test scripts it, and counts the connections it accepted."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -221,6 +223,23 @@ async def test_the_upstream_client_uses_it_for_plain_gets() -> None:
         for _ in range(3):
             assert await read(await get(client, server.port)) == b"hello"
     assert server.connections == 1
+
+
+async def test_its_responses_leave_no_reference_cycle_for_the_collector() -> None:
+    """The upstream client hands a streamed plain GET to the transport straight: httpx's
+    client binds each response to a stream that refers back to it, a cycle per small range
+    that only the garbage collector frees (issue 17)."""
+    async with serving(sized) as server, new_upstream_client() as client:
+        gc.disable()
+        try:
+            response = await get(client, server.port)
+            assert await read(response) == b"hello"
+            assert response.request.url.port == server.port
+            freed = weakref.ref(response)
+            del response
+            assert freed() is None  # by its reference count alone
+        finally:
+            gc.enable()
 
 
 async def test_a_body_already_here_is_taken_whole_and_relayed_as_one_message() -> None:
