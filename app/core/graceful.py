@@ -107,7 +107,7 @@ class GracefulStreams:
 
 class GracefulServer(uvicorn.Server):
     """`uvicorn.Server` that ends open streams as soon as it is told to exit; `on_started` runs
-    once the application has started and the server listens, before the first request."""
+    on the event loop once the application's lifespan has started and the server listens."""
 
     def __init__(
         self,

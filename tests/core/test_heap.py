@@ -42,7 +42,7 @@ def test_freezing_collects_then_hides_the_live_heap_from_the_collector() -> None
     assert tracked < 100  # what the collector still walks: what was made after
 
 
-async def test_on_started_runs_after_the_lifespan_and_before_the_first_request(
+async def test_on_started_runs_after_the_lifespan_and_before_a_request_sent_then(
     tmp_path: Path,
 ) -> None:
     events: list[str] = []
