@@ -34,6 +34,10 @@ import httpx
 
 HIGH_WATER = 256 * 1024  # body bytes read from a node and not yet taken: stop reading
 LOW_WATER = 64 * 1024  # read again below this
+# How long a response's head waits for the rest of a small body (see `handle_async_request`),
+# and how much body is enough to start relaying at once.
+WHOLE_WAIT = 0.002
+WHOLE_MAX = 64 * 1024
 # RFC 9110 §5.6.2 token; a value must hold no CR, LF or NUL (header injection).
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(rb"[\r\n\x00]")
@@ -165,6 +169,23 @@ class _Connection(asyncio.Protocol):
             if self._waiter is waiter:
                 self._waiter = None
 
+    async def settle(self, seconds: float, size: int) -> None:
+        """Until the response is complete or failed, `size` body bytes wait, or `seconds`
+        pass, whichever comes first."""
+        deadline = self._loop.time() + seconds
+        while not (self.complete or self.error is not None or self._buffered >= size):
+            left = deadline - self._loop.time()
+            if left <= 0:
+                return
+            waiter = self._waiter = self._loop.create_future()
+            timer = self._loop.call_later(left, _wake, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                if self._waiter is waiter:
+                    self._waiter = None
+
     def take(self) -> bytes:
         """Every body byte received and not yet taken, as one chunk."""
         chunk = self.chunks.popleft() if len(self.chunks) == 1 else b"".join(self.chunks)
@@ -189,6 +210,11 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()  # connection_lost follows, which tells the pool
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:
@@ -303,6 +329,12 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
                     if conn.error is not None:
                         raise type(conn.error)(str(conn.error), request=request)
                     await conn.wait(timeouts.get("read"), request)
+                # A node reader (uvicorn) sends a range's head before it reads the journal, so
+                # the head often comes alone; a small range's body follows within a millisecond
+                # or two. Waiting that long for it lets the response go out whole
+                # (`WHOLE_BODY`), one message, rather than through the streaming relay and its
+                # disconnect watch, which about half of the small ranges took (issue 17).
+                await conn.settle(WHOLE_WAIT, WHOLE_MAX)
             except httpx.RemoteProtocolError:
                 conn.close()
                 if reused and not conn.received:

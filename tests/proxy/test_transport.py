@@ -14,7 +14,7 @@ import pytest
 
 from app.proxy import HttpUpstream, ProxyMetrics, RelayResponse, UpstreamCall
 from app.proxy.client import new_upstream_client
-from app.proxy.transport import HIGH_WATER, KeepAliveTransport
+from app.proxy.transport import HIGH_WATER, WHOLE_BODY, KeepAliveTransport
 
 Reply = Callable[[bytes, asyncio.StreamWriter], Awaitable[bool]]  # False: close after it
 
@@ -286,3 +286,40 @@ async def test_a_body_already_here_is_taken_whole_and_relayed_as_one_message() -
     assert sent[1] == {"type": "http.response.body", "body": b'{"a":1}\n', "more_body": False}
     assert (metrics.bytes_relayed, metrics.entries_relayed) == (8, 1)
     assert server.connections == 1
+
+
+HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+BODY = b'8\r\n{"a":1}\n\r\n0\r\n\r\n'
+
+
+async def test_a_body_sent_just_after_its_head_still_comes_whole() -> None:
+    """As a node reader (uvicorn) answers: the head, then the body in another write."""
+
+    async def apart(head: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(HEAD)
+        await writer.drain()
+        for _ in range(3):  # turns of the loop: the client reads the head alone
+            await asyncio.sleep(0)
+        writer.write(BODY)
+        return True
+
+    async with serving(apart) as server, new_upstream_client() as client:
+        response = await get(client, server.port)
+        assert response.extensions[WHOLE_BODY]() == b'{"a":1}\n'
+        await response.aclose()
+
+
+async def test_a_body_slower_than_the_wait_is_streamed_as_it_comes() -> None:
+    release = asyncio.Event()
+
+    async def slow(head: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(HEAD)
+        await release.wait()  # until the caller has the response: no bounded wait blocks it
+        writer.write(BODY)
+        return True
+
+    async with serving(slow) as server, new_upstream_client() as client:
+        response = await asyncio.wait_for(get(client, server.port), 5.0)
+        assert response.extensions[WHOLE_BODY]() is None
+        release.set()
+        assert await read(response) == b'{"a":1}\n'
