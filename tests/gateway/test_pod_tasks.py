@@ -181,7 +181,17 @@ def test_another_apps_pod_task_is_refused_on_every_path(env: Env, path: str) -> 
 
 @pytest.mark.parametrize(
     "tail",
-    ["/tasks/", "/tasks", f"/tasks/{DEV_STEP.task_id}", f"/tasks/{DEV_STEP.task_id}/stdin"],
+    [
+        "/tasks/",
+        "/tasks",
+        f"/tasks/{DEV_STEP.task_id}",
+        f"/tasks/{DEV_STEP.task_id}/stdin",
+        f"/tasks/{DEV_STEP.task_id}/stdout/more",
+        # An escaped `/` would make the task id another path to the node than to the gateway.
+        f"/tasks/{DEV_STEP.task_id}%2Fstdout",
+        f"/tasks/{DEV_STEP.task_id}%2F..%2F{PROD_STEP.task_id}/stdout",
+        f"/tasks/{PROD_STEP.task_id}%2F..%2F{DEV_STEP.task_id}/stdout",
+    ],
 )
 def test_a_malformed_pod_path_is_a_4xx(env: Env, tail: str) -> None:
     path = pod_path(DEV_STEP).replace(f"/tasks/{DEV_STEP.task_id}/stdout", tail)
