@@ -270,3 +270,33 @@ async def test_a_pod_task_name_shared_by_two_pods_lists_only_the_readable_one() 
     assert caught.value.status == 409
     assert DEV_STEP.task_id in str(caught.value)
     assert PROD_STEP.task_id not in str(caught.value)
+
+
+DENIED = f"`dev` lacks the permission this route needs: {TaskAccess().describe()}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/system/v1/logs/v2/task/no-such-task/file/stdout",  # unknown
+        "/system/v1/logs/v2/task/api/file/stdout",  # ambiguous, none of them readable
+        f"/system/v1/logs/v2/task/{PRODUCTION.task_id}/file/stdout",  # exists, not readable
+        v1(PRODUCTION.agent_id, PRODUCTION.executor, PRODUCTION.container),
+        pod_path(PROD_STEP),
+    ],
+    ids=["unknown", "ambiguous", "foreign-by-id", "foreign-v1", "foreign-pod"],
+)
+async def test_a_refused_task_route_says_the_same_words_whatever_the_task(path: str) -> None:
+    # Whether a task exists, or what it is, is not told by the refusal's wording either.
+    with pytest.raises(Forbidden) as caught:
+        await admit_as("dev", path)
+    assert str(caught.value) == DENIED
+
+
+async def test_an_ambiguous_name_and_a_malformed_agent_are_named_in_the_answer() -> None:
+    with pytest.raises(LogwayError) as caught:
+        await admit_as("dev", "/system/v1/logs/v2/task/step/file/stdout")
+    assert str(caught.value).startswith("found more than 1 task matching `step`: ")
+    with pytest.raises(NotFound) as unknown:
+        await admit_as("ops", "/system/v1/agent/no_such.agent/logs/v1/range/")
+    assert str(unknown.value) == "agent `no_such.agent` unknown"

@@ -18,11 +18,12 @@ from app.authz.acl import AclAuthorizer
 from app.authz.audit import AUDIT_LOGGER
 from app.authz.model import Action
 from app.core.errors import Forbidden, LogwayError, Unauthenticated
-from app.iam.deps import IamServices, admitted
+from app.iam.deps import IamServices, _services, admitted
 from app.iam.service import Iam
 from tests.authz.conftest import FakeGrantSource
 
 HOST = "127.0.72.9:8443"
+CLIENT = "127.0.72.10"
 
 
 class Authenticator:
@@ -42,21 +43,23 @@ def services() -> IamServices:
     return IamServices(iam=iam, authorizer=AclAuthorizer(source))
 
 
-def request(method: str, path: str, route: str, uid: str | None, **headers: str) -> Request:
+def request(method: str, path: str, route: str | None, uid: str | None, **headers: str) -> Request:
     raw = {"host": HOST, **headers}
     if uid is not None:
         raw["x-test-uid"] = uid
-    scope = {
+    scope: dict[str, object] = {
         "type": "http",
         "method": method,
         "path": path,
         "headers": [(k.lower().encode(), v.encode()) for k, v in raw.items()],
-        "route": SimpleNamespace(path=route),  # as the router leaves it: the declared path
+        "client": (CLIENT, 50000) if method != "HEAD" else None,
     }
+    if route is not None:
+        scope["route"] = SimpleNamespace(path=route)  # as the router leaves it: declared
     return Request(scope)
 
 
-def admit(method: str, path: str, route: str, uid: str | None, **headers: str) -> Identity:
+def admit(method: str, path: str, route: str | None, uid: str | None, **headers: str) -> Identity:
     return asyncio.run(admitted(request(method, path, route, uid, **headers), services()))
 
 
@@ -70,8 +73,48 @@ ACL_GRANT = (
 
 
 def test_no_credentials_is_401() -> None:
-    with pytest.raises(Unauthenticated):
+    with pytest.raises(Unauthenticated) as caught:
         admit("GET", *USERS, None)
+    assert str(caught.value) == "Authentication required"
+
+
+def test_the_services_are_the_ones_the_host_app_hands() -> None:
+    handed = services()
+    app = SimpleNamespace(state=SimpleNamespace(iam=handed))
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "app": app}
+    assert asyncio.run(_services(Request(scope))) is handed
+
+
+def test_what_a_refusal_names() -> None:
+    with pytest.raises(Forbidden) as caught:
+        admit("GET", *POLICYQUERY, "nobody")
+    assert str(caught.value) == (
+        "`nobody` lacks the permission this route needs: "
+        "`dcos:superuser` full or `dcos:iam:policyquery` read"
+    )
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        ("/capabilities", "/capabilities"),  # a gateway rule: any authenticated caller
+        ("/system/v1/logs/v2/task/x/file/stdout", "/x"),  # a task route's
+    ],
+)
+def test_an_iam_route_under_a_rule_that_is_no_permission_denies_everyone(
+    where: tuple[str, str],
+) -> None:
+    # Only permission rules guard the IAM's routes; any other is a table mistake, and denies,
+    # the superuser too.
+    with pytest.raises(Forbidden) as caught:
+        admit("GET", *where, "root")
+    assert str(caught.value).endswith("needs: a rule that allows it")
+
+
+def test_without_the_declared_route_no_user_lookup_is_opened() -> None:
+    with pytest.raises(Forbidden):
+        admit("GET", USER[0], None, "asker")
+    assert admit("GET", USER[0], None, "root") == Identity("root")
 
 
 @pytest.mark.parametrize(
@@ -111,6 +154,7 @@ def test_a_path_without_a_rule_is_404_before_any_decision() -> None:
     with pytest.raises(LogwayError) as caught:
         admit("GET", "/acs/api/v1/debug/keys", "/debug/keys", "root")
     assert caught.value.status == 404
+    assert str(caught.value) == "no such route"
 
 
 COOKIE = {"cookie": "dcos-acs-auth-cookie=t"}
@@ -143,8 +187,11 @@ def test_a_cookie_change_needs_a_same_origin_origin(
     if allowed:
         assert admit(method, *ACL_GRANT, "root", **headers) == Identity("root")
     else:
-        with pytest.raises(Forbidden, match="same-origin Origin"):
+        with pytest.raises(Forbidden) as caught:
             admit(method, *ACL_GRANT, "root", **headers)
+        assert str(caught.value) == (
+            "Forbidden: cookie-authenticated change without a same-origin Origin"
+        )
 
 
 def test_changes_and_refusals_are_audited_reads_are_not(caplog: pytest.LogCaptureFixture) -> None:
@@ -153,9 +200,18 @@ def test_changes_and_refusals_are_audited_reads_are_not(caplog: pytest.LogCaptur
     with pytest.raises(Forbidden):
         admit("GET", *USERS, "nobody")
     admit("GET", *USERS, "root")
+    admit("HEAD", *USERS, "root")
+    with pytest.raises(Forbidden):
+        admit("HEAD", *USERS, "nobody")  # a request without a peer address
     audits = [r.getMessage() for r in caplog.records if "action=iam-admin" in r.getMessage()]
-    assert len(audits) == 2, audits
-    assert "action=iam-admin result=allow uid=root" in audits[0]
-    assert "method=PUT object=/acls/{rid}/users/{uid}/{action}" in audits[0]
-    assert "action=iam-admin result=deny uid=nobody" in audits[1]
-    assert "method=GET object=/users" in audits[1]
+    assert len(audits) == 3, audits
+    assert audits[0] == (
+        f"type=audit action=iam-admin result=allow uid=root srcip={CLIENT} method=PUT "
+        "object=/acls/{rid}/users/{uid}/{action}"
+    )
+    assert audits[1] == (
+        f"type=audit action=iam-admin result=deny uid=nobody srcip={CLIENT} method=GET "
+        'object=/users reason="`nobody` lacks the permission this route needs: '
+        '`dcos:superuser` full"'
+    )
+    assert "result=deny uid=nobody srcip=unknown method=HEAD" in audits[2]
