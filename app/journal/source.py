@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.journal.cursor import seqnum_of
 from app.journal.encoders import Encoder, NativeFormat, native_format
 from app.journal.entry import Entry
 from app.journal.handle import Handle, JournalLocation, Skipped
+from app.journal.index import Bounds, MessageIndex, indexable, journal_files
 from app.journal.pool import HandlePool, Lease
 from app.journal.prefetch import Prefetch
 from app.journal.query import Query
@@ -38,6 +40,8 @@ class JournalSettings:
     read_batch: int = READ_BATCH
     threads: int = JOURNAL_THREADS
     queue_limit: int = 20_000
+    # When a grep= range read goes through journald's index (app/journal/index.py).
+    index_bounds: Bounds = field(default_factory=Bounds)
 
 
 class Journal:
@@ -48,6 +52,9 @@ class Journal:
         )
         self.pool = HandlePool(location, self._executor)
         self.tail = LiveTail(self.pool, queue_limit=self.settings.queue_limit)
+        # grep= range reads the index answered ("index") or gave back to the scan (the
+        # reason), for /metrics, the bench and the tests.
+        self.index_reads: Counter[str] = Counter()
 
     async def start(self) -> None:
         await self.tail.start()
@@ -208,6 +215,8 @@ class Reading:
                 read = self._scanner(lease.handle)
                 size = SCAN_BATCH
             step = lambda: self._range_step(read, size, encode)  # noqa: E731
+            if self._scanning and indexable(self.query, follow=self.follow):
+                step = self._indexed(lease.handle, read, size, encode)
         ahead = Prefetch(lease, step, lambda r: r[3])
         try:
             while True:
@@ -235,6 +244,39 @@ class Reading:
             self._remaining -= got.emitted
         past_window = self._beyond_window_at(got.last_realtime)
         return got.emitted, [], got.data, got.ended or past_window or self._exhausted
+
+    def _indexed(
+        self,
+        handle: Handle,
+        scan: Callable[[int], list[Entry]],
+        size: int,
+        encode: Callable[[list[Entry]], bytes] | None,
+    ) -> Callable[[], tuple[int, list[Entry], bytes, bool]]:
+        """The steps of a search through the index: look it up, then hand out its matches
+        in read order as the scanner would (or scan, if the index cannot answer)."""
+        journal = self._journal
+        files = journal_files(journal.pool.location)
+        index = MessageIndex(handle, files, self.query, bounds=journal.settings.index_bounds)
+        sent = 0
+
+        def read(size: int) -> list[Entry]:
+            nonlocal sent
+            if index.entries is None:
+                return scan(size)
+            batch = index.entries[sent : sent + size]
+            sent += len(batch)
+            self._scan_end = batch[-1].cursor if sent < len(index.entries) else ""
+            return batch
+
+        def step() -> tuple[int, list[Entry], bytes, bool]:
+            if not index.finished:
+                index.step()
+                if not index.finished:
+                    return 0, [], b"", False
+                journal.index_reads["index" if index.entries is not None else index.reason] += 1
+            return self._range_step(read, size, encode)
+
+        return step
 
     def _scanner(self, handle: Handle) -> Callable[[int], list[Entry]]:
         """`read` for a search without context: the matches of the next `size` entries.
