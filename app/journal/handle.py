@@ -302,7 +302,7 @@ class Handle:
         if self._pending is not None:
             pending, self._pending = self._pending, None
             scanned += 1
-            if search.matches(pending.message):
+            if search.matches(pending.searched_message):
                 found.append(pending)
         r = self._r
         ended = False

@@ -137,7 +137,7 @@ class MessageIndex:
                 if reader._next():
                     seqnum_ids.add(reader._get_cursor().split(";", 1)[0])
                 if len(seqnum_ids) > 1:
-                    self._fall_back("seqnum ids")
+                    self._fall_back("seqnum-ids")
                     return
                 matching: list[bytes] = []
                 _fast.unique_begin(reader, "MESSAGE")

@@ -299,7 +299,7 @@ class Selector:
         index = src.seen
         src.seen += 1
         counting = not count or self.counting
-        if counting and self.search.matches(entry.message):
+        if counting and self.search.matches(entry.searched_message):
             if count:
                 self.matched += 1
             for i, earlier in src.before:
