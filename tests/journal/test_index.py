@@ -119,7 +119,8 @@ def brute_force(rows: list[Row], pattern: str, q: Query) -> list[str]:
     def selected(row: Row) -> bool:
         if q.any_of and not any(row.fields.get(k) == v for k, v in q.any_of):
             return False
-        if any(row.fields.get(k) != v for k, v in q.matches):
+        # journald: values of one field are ORed, fields ANDed
+        if any(row.fields.get(k) not in {v for n, v in q.matches if n == k} for k, _ in q.matches):
             return False
         return row.message is not None and rx.search(row.message) is not None
 
@@ -131,9 +132,10 @@ def brute_force(rows: list[Row], pattern: str, q: Query) -> list[str]:
 
 @pytest.fixture
 async def journals(namespace: JournaldNamespace) -> AsyncIterator[tuple[Journal, Journal]]:
-    """The same namespace read with the index and with the scan only (no value allowed)."""
+    """The same namespace read with the index (even for filters selecting few entries) and
+    with the scan only (no value allowed)."""
     location = JournalLocation(namespace=namespace.name)
-    indexed = Journal(location)
+    indexed = Journal(location, JournalSettings(index_bounds=Bounds(scan_below=0.01)))
     scanned = Journal(location, JournalSettings(index_bounds=Bounds(values=0)))
     await indexed.start()
     await scanned.start()
@@ -229,6 +231,24 @@ async def test_past_a_bound_it_falls_back_to_the_same_result(
         assert len(expected) > 5
         assert await read(journal, query) == expected
         assert journal.index_reads == {reason: 1}
+    finally:
+        await journal.close()
+
+
+async def test_filters_selecting_few_entries_scan(namespace: JournaldNamespace) -> None:
+    location = JournalLocation(namespace=namespace.name)
+    journal = Journal(location)  # the default share
+    await journal.start()
+    try:
+        few = _with(Query(matches=(("SEQ", "3"), ("SEQ", "6"))), "error")
+        expected = brute_force(rows_of(namespace), "error", few)
+        assert len(expected) == 2
+        assert await read(journal, few) == expected
+        assert await read(journal, _with(few, "error", reverse=True)) == expected[::-1]
+        assert journal.index_reads == {"few": 2}
+        many = _with(Query(matches=(("CONTAINER_ID", "ct-1"),)), "error")
+        assert await read(journal, many) == brute_force(rows_of(namespace), "error", many)
+        assert journal.index_reads == {"few": 2, "index": 1}
     finally:
         await journal.close()
 
