@@ -5,9 +5,11 @@ were rotated between entries of a repeated message."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 import pytest
@@ -280,3 +282,66 @@ async def test_a_follow_scans(journals: tuple[Journal, Journal]) -> None:
     assert await anext(batches)
     await batches.aclose()
     assert indexed.index_reads == {}
+
+
+async def test_after_a_cursor_it_scans(
+    namespace: JournaldNamespace, journals: tuple[Journal, Journal]
+) -> None:
+    indexed, scanned = journals
+    query = _with(Query(), "error", cursor=rows_of(namespace)[10].cursor)
+    assert await read(indexed, query) == await read(scanned, query)
+    assert indexed.index_reads == {}
+
+
+async def test_journals_of_two_machines_scan(
+    namespace: JournaldNamespace, journal_namespace: JournaldNamespace, tmp_path: Path
+) -> None:
+    """Two journald instances, two seqnum ids: journald's order is not seqnum order."""
+    sender = Sender(journal_namespace)
+    sender.send_many({"MESSAGE": f"error: other machine {i}"} for i in range(5))
+    sender.close()
+    journal_namespace.sync()
+    for i, source in enumerate([namespace.directory, journal_namespace.directory]):
+        for path in source.glob("*.journal"):
+            shutil.copy(path, tmp_path / f"{i}-{path.name}")
+    both = Journal(JournalLocation(directory=tmp_path))
+    only_scan = Journal(
+        JournalLocation(directory=tmp_path), JournalSettings(index_bounds=Bounds(values=0))
+    )
+    for journal in (both, only_scan):
+        await journal.start()
+    try:
+        query = _with(Query(), "error")
+        found = await read(both, query)
+        assert len({c.split(";", 1)[0] for c in found}) == 2
+        assert found == await read(only_scan, query)
+        assert both.index_reads == {"seqnum-ids": 1}
+    finally:
+        for journal in (both, only_scan):
+            await journal.close()
+
+
+async def test_a_message_past_the_data_threshold_scans(
+    journal_namespace: JournaldNamespace,
+) -> None:
+    """libsystemd hands the scan the first 64 KiB of a longer value; the index would look up
+    that cut value and find nothing, so it leaves such a journal to the scan."""
+    sender = Sender(journal_namespace)
+    sender.send({"MESSAGE": "error: long " + "x" * 70_000 + " end"})
+    sender.send({"MESSAGE": "error: short"})
+    sender.close()
+    journal_namespace.sync()
+    location = JournalLocation(namespace=journal_namespace.name)
+    indexed = Journal(location)
+    scanned = Journal(location, JournalSettings(index_bounds=Bounds(values=0)))
+    for journal in (indexed, scanned):
+        await journal.start()
+    try:
+        query = _with(Query(), "^error: ")
+        found = await read(indexed, query)
+        assert len(found) == 2
+        assert found == await read(scanned, query)
+        assert indexed.index_reads == {"threshold": 1}
+    finally:
+        for journal in (indexed, scanned):
+            await journal.close()
