@@ -12,21 +12,22 @@ read handle's, several seqnum ids (journals of several machines), a value at lib
 data threshold (the scan sees it cut), more matching values or entries than the bounds.
 
 The index costs ~0.3 µs per value of the whole journal, the scan ~1.5 µs per entry it steps
-through; a read with filters steps only through the filtered entries, so it first counts them
-(cheaper than reading them) and keeps the scan when they are a small share of the journal.
+through, and a read with filters or a limit may step through few. So a read scans first, as
+many entries as a share of the journal's; only if that does not finish it does the index
+answer the rest: its matches beyond the last entry scanned.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from systemd import _reader
 
 from app.journal import _fast
-from app.journal.encoders import NativeFormat
+from app.journal.cursor import seqnum_of
 from app.journal.entry import Entry
 from app.journal.handle import Handle, JournalLocation, add_matches
 from app.journal.query import Query
@@ -39,9 +40,8 @@ MAX_ENTRIES = 10_000
 # Work per step on the journal thread (the client's departure is noticed between steps).
 VALUES_PER_STEP = 100_000
 LOOKUPS_PER_STEP = 200
-COUNTS_PER_STEP = 100_000
-# A filtered read with fewer entries than this share of the journal's is scanned.
-SCAN_BELOW = 0.05
+# A read scans this share of the journal's entries before it turns to the index.
+SCAN_FIRST = 0.05
 # journal-file(5) / systemd's JOURNAL_FILE_FORMAT.md: the header's signature and `n_entries`.
 SIGNATURE = b"LPKSHHRH"
 N_ENTRIES = struct.Struct("<Q")
@@ -54,7 +54,7 @@ JOURNAL_ROOTS = (Path("/run/log/journal"), Path("/var/log/journal"))
 class Bounds:
     values: int = MAX_VALUES
     entries: int = MAX_ENTRIES
-    scan_below: float = SCAN_BELOW
+    scan_first: float = SCAN_FIRST
 
 
 def indexable(query: Query, *, follow: bool) -> bool:
@@ -136,6 +136,8 @@ class MessageIndex:
         self.finished = False
         self.entries: list[Entry] | None = None
         self.reason = ""  # why it fell back, for tests and metrics
+        self._seqnum_id = ""
+        self._sent = 0
 
     def step(self) -> None:
         if self._work is None:
@@ -152,16 +154,6 @@ class MessageIndex:
         if _usage(self._files) != self._handle.usage():
             self._fall_back("files")
             return
-        query = self._query
-        if query.matches or query.any_of:
-            total = entries_in(self._files)
-            if total is None:
-                self._fall_back("files")
-                return
-            few = yield from self._fewer_than(int(total * self._bounds.scan_below))
-            if few:
-                self._fall_back("few")
-                return
         found: dict[str, Entry] = {}
         seqnum_ids: set[str] = set()
         values = 0
@@ -203,32 +195,31 @@ class MessageIndex:
                         yield
             finally:
                 reader.close()
+        self._seqnum_id = next(iter(seqnum_ids), "s=")[2:]
         ordered = sorted(found.values(), key=lambda e: e.seqnum.seqnum)
         if self._query.reverse:
             ordered.reverse()
         self.entries = ordered
 
-    def _fewer_than(self, budget: int) -> Generator[None, None, bool]:
-        """Does the query select fewer than `budget` entries? Counted on the read's handle,
-        which is then placed back where the read starts."""
-        handle = self._handle
-        handle.reset(self._query)
-        counted, ended = 0, False
-        while counted < budget and not ended:
-            got = handle.read_encoded(
-                min(COUNTS_PER_STEP, budget - counted),
-                NativeFormat.COUNT,
-                reverse=False,
-                since=None,
-                until=None,
-                limit=None,
-            )
-            counted += got.looked
-            ended = got.ended
-            if not ended:
-                yield
-        handle.position(self._query)
-        return ended
+    def take(self, size: int) -> tuple[list[Entry], str]:
+        """The next `size` entries found, and the cursor of the last ('' when no more)."""
+        assert self.entries is not None
+        batch = self.entries[self._sent : self._sent + size]
+        self._sent += len(batch)
+        return batch, batch[-1].cursor if self._sent < len(self.entries) else ""
+
+    def keep_after(self, cursor: str) -> None:
+        """Keep the entries after `cursor` in read order (the scan went up to it)."""
+        if self.entries is None:
+            return
+        end = seqnum_of(cursor)
+        if self.entries and end.seqnum_id != self._seqnum_id:
+            self._fall_back("seqnum-ids")
+            return
+        if self._query.reverse:
+            self.entries = [e for e in self.entries if e.seqnum.seqnum < end.seqnum]
+        else:
+            self.entries = [e for e in self.entries if e.seqnum.seqnum > end.seqnum]
 
     def _lookup(self, reader: _reader._Reader, value: bytes, found: dict[str, Entry]) -> None:
         """The entries of this file with `value` as their first MESSAGE, within the filters."""

@@ -18,7 +18,7 @@ from app.journal.cursor import seqnum_of
 from app.journal.encoders import Encoder, NativeFormat, native_format
 from app.journal.entry import Entry
 from app.journal.handle import Handle, JournalLocation, Skipped
-from app.journal.index import Bounds, MessageIndex, indexable, journal_files
+from app.journal.index import Bounds, MessageIndex, entries_in, indexable, journal_files
 from app.journal.pool import HandlePool, Lease
 from app.journal.prefetch import Prefetch
 from app.journal.query import Query
@@ -252,29 +252,45 @@ class Reading:
         size: int,
         encode: Callable[[list[Entry]], bytes] | None,
     ) -> Callable[[], tuple[int, list[Entry], bytes, bool]]:
-        """The steps of a search through the index: look it up, then hand out its matches
-        in read order as the scanner would (or scan, if the index cannot answer)."""
+        """The steps of a search that may go through the index (app/journal/index.py):
+        scan a share of the journal; if the read is not done by then, look the rest up in
+        the index and hand out its matches in read order as the scanner would (or go on
+        scanning, if the index cannot answer)."""
         journal = self._journal
+        bounds = journal.settings.index_bounds
         files = journal_files(journal.pool.location)
-        index = MessageIndex(handle, files, self.query, bounds=journal.settings.index_bounds)
-        sent = 0
+        index = MessageIndex(handle, files, self.query, bounds=bounds)
+        first: int | None = None  # entries to scan first
 
         def read(size: int) -> list[Entry]:
-            nonlocal sent
             if index.entries is None:
                 return scan(size)
-            batch = index.entries[sent : sent + size]
-            sent += len(batch)
-            self._scan_end = batch[-1].cursor if sent < len(index.entries) else ""
+            batch, self._scan_end = index.take(size)
             return batch
 
         def step() -> tuple[int, list[Entry], bytes, bool]:
-            if not index.finished:
-                index.step()
-                if not index.finished:
-                    return 0, [], b"", False
+            nonlocal first
+            if first is None:
+                total = entries_in(files)
+                first = -1 if total is None else int(total * bounds.scan_first)
+                if total is None:
+                    journal.index_reads["files"] += 1
+            if first < 0 or index.finished:
+                return self._range_step(read, size, encode)
+            if first > 0:
+                now = min(size, first)
+                first -= now
+                result = self._range_step(scan, now, encode)
+                if result[3]:
+                    journal.index_reads["scanned"] += 1
+                    first = -1
+                return result
+            index.step()
+            if index.finished:
+                if self._scan_end:
+                    index.keep_after(self._scan_end)
                 journal.index_reads["index" if index.entries is not None else index.reason] += 1
-            return self._range_step(read, size, encode)
+            return 0, [], b"", False
 
         return step
 

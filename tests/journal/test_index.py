@@ -134,11 +134,11 @@ def brute_force(rows: list[Row], pattern: str, q: Query) -> list[str]:
 
 @pytest.fixture
 async def journals(namespace: JournaldNamespace) -> AsyncIterator[tuple[Journal, Journal]]:
-    """The same namespace read with the index (even for filters selecting few entries) and
-    with the scan only (no value allowed)."""
+    """The same namespace read with the index at once (no scan first) and with the scan
+    only (no value allowed)."""
     location = JournalLocation(namespace=namespace.name)
-    indexed = Journal(location, JournalSettings(index_bounds=Bounds(scan_below=0.01)))
-    scanned = Journal(location, JournalSettings(index_bounds=Bounds(values=0)))
+    indexed = Journal(location, JournalSettings(index_bounds=Bounds(scan_first=0)))
+    scanned = Journal(location, JournalSettings(index_bounds=Bounds(values=0, scan_first=0)))
     await indexed.start()
     await scanned.start()
     yield indexed, scanned
@@ -186,6 +186,24 @@ async def test_index_equals_scan_and_brute_force(
     count = await (await indexed.open(query)).count()
     assert count == len(expected)
     assert indexed.index_reads == {"index": 2}
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+async def test_the_index_answers_what_the_scan_first_did_not(
+    namespace: JournaldNamespace, reverse: bool
+) -> None:
+    location = JournalLocation(namespace=namespace.name)
+    journal = Journal(location, JournalSettings(index_bounds=Bounds(scan_first=0.3)))
+    await journal.start()
+    try:
+        query = _with(Query(reverse=reverse), "(?i)error")
+        assert await read(journal, query) == brute_force(rows_of(namespace), "(?i)error", query)
+        assert await (await journal.open(query)).count() == len(
+            brute_force(rows_of(namespace), "(?i)error", query)
+        )
+        assert journal.index_reads == {"index": 2}
+    finally:
+        await journal.close()
 
 
 async def test_a_repeated_message_across_files_comes_whole_and_in_order(
@@ -247,10 +265,10 @@ async def test_filters_selecting_few_entries_scan(namespace: JournaldNamespace) 
         assert len(expected) == 2
         assert await read(journal, few) == expected
         assert await read(journal, _with(few, "error", reverse=True)) == expected[::-1]
-        assert journal.index_reads == {"few": 2}
+        assert journal.index_reads == {"scanned": 2}
         many = _with(Query(matches=(("CONTAINER_ID", "ct-1"),)), "error")
         assert await read(journal, many) == brute_force(rows_of(namespace), "error", many)
-        assert journal.index_reads == {"few": 2, "index": 1}
+        assert journal.index_reads == {"scanned": 2, "index": 1}
     finally:
         await journal.close()
 
