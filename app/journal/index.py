@@ -4,12 +4,13 @@ journald stores each distinct field value once, as a data object listed under it
 pointing at the entries that carry it. A `grep=` range read must look at every entry; reading
 the distinct MESSAGE values of each file instead (`sd_journal_enumerate_unique` on a handle
 opened on that file alone: across files libsystemd checks every value against every earlier
-file, ~40x slower) costs a fraction of stepping through the entries, and the few values that
-match then find their entries through `MESSAGE=<value>` matches. The result is the scan's:
-the same filters, the entry's first MESSAGE matched (as `sd_journal_get_data` gives it),
-seqnum order. Whatever this cannot prove equal falls back to the scan: files other than the
-read handle's, several seqnum ids (journals of several machines), a value at libsystemd's
-data threshold (the scan sees it cut), more matching values or entries than the bounds.
+file, 12.7 µs a value on a 12-file journal against 0.16) costs a fraction of stepping through
+the entries, and the few values that match then find their entries through `MESSAGE=<value>`
+matches. The result is the scan's: the same filters, the entry's first MESSAGE matched (as
+`sd_journal_get_data` gives it), seqnum order. Whatever this cannot prove equal falls back to
+the scan: files other than the read handle's, several seqnum ids (journals of several
+machines), a value at libsystemd's data threshold (the scan sees it cut), more matching values
+or entries than the bounds.
 
 The index costs ~0.3 µs per value of the whole journal, the scan ~1.5 µs per entry it steps
 through, and a read with filters or a limit may step through few. So a read scans first, as
@@ -19,6 +20,7 @@ answer the rest: its matches beyond the last entry scanned.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,6 +50,7 @@ N_ENTRIES = struct.Struct("<Q")
 N_ENTRIES_OFFSET = 152
 MACHINE_ID = Path("/etc/machine-id")
 JOURNAL_ROOTS = (Path("/run/log/journal"), Path("/var/log/journal"))
+_MACHINE_DIR = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +82,22 @@ def journal_files(location: JournalLocation) -> list[Path]:
     except OSError:
         return []
     if location.directory is not None:
-        dirs = [location.directory]
+        # sd_journal_open_directory reads the machines' directories in it too.
+        dirs = [location.directory, *_machine_dirs(location.directory)]
     elif location.namespace is not None:
         dirs = [root / f"{machine_id}.{location.namespace}" for root in JOURNAL_ROOTS]
     else:
         dirs = [*JOURNAL_ROOTS, *(root / machine_id for root in JOURNAL_ROOTS)]
     return sorted(p for d in dirs for p in _files_in(d))
+
+
+def _machine_dirs(directory: Path) -> Iterator[Path]:
+    try:
+        for path in directory.iterdir():
+            if _MACHINE_DIR.fullmatch(path.name) and path.is_dir():
+                yield path
+    except OSError:
+        return
 
 
 def _files_in(directory: Path) -> Iterator[Path]:
