@@ -158,14 +158,16 @@ class MessageIndex:
         if next(self._work, StopIteration) is StopIteration:
             self.finished = True
 
-    def _fall_back(self, reason: str) -> None:
+    def fall_back(self, reason: str) -> None:
+        """Leave the read to the scan."""
         self.reason = reason
         self.entries = None
+        self.finished = True
 
     def _run(self) -> Iterator[None]:
         threshold = self._handle.data_threshold()
         if _usage(self._files) != self._handle.usage():
-            self._fall_back("files")
+            self.fall_back("files")
             return
         found: dict[str, Entry] = {}
         seqnum_ids: set[str] = set()
@@ -174,27 +176,27 @@ class MessageIndex:
             try:
                 reader = _reader._Reader(0, files=[str(path)])
             except (OSError, ValueError):
-                self._fall_back("files")
+                self.fall_back("files")
                 return
             try:
                 reader.data_threshold = threshold
                 if reader._next():
                     seqnum_ids.add(reader._get_cursor().split(";", 1)[0])
                 if len(seqnum_ids) > 1:
-                    self._fall_back("seqnum-ids")
+                    self.fall_back("seqnum-ids")
                     return
                 matching: list[bytes] = []
                 _fast.unique_begin(reader, "MESSAGE")
                 while True:
                     text, starts, longest, ended = _fast.unique_next(reader, VALUES_PER_STEP)
                     if threshold and longest >= threshold:
-                        self._fall_back("threshold")
+                        self.fall_back("threshold")
                         return
                     hits = self._search.matching_text(text, starts, ())
                     matching += [text[starts[i] : starts[i + 1] - 1] for i in hits]
                     values += len(hits)
                     if values > self._bounds.values:
-                        self._fall_back("values")
+                        self.fall_back("values")
                         return
                     yield
                     if ended:
@@ -202,7 +204,7 @@ class MessageIndex:
                 for n, value in enumerate(matching, 1):
                     self._lookup(reader, value, found)
                     if len(found) > self._bounds.entries:
-                        self._fall_back("entries")
+                        self.fall_back("entries")
                         return
                     if n % LOOKUPS_PER_STEP == 0:
                         yield
@@ -227,7 +229,7 @@ class MessageIndex:
             return
         end = seqnum_of(cursor)
         if self.entries and end.seqnum_id != self._seqnum_id:
-            self._fall_back("seqnum-ids")
+            self.fall_back("seqnum-ids")
             return
         if self._query.reverse:
             self.entries = [e for e in self.entries if e.seqnum.seqnum < end.seqnum]

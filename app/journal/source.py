@@ -258,24 +258,27 @@ class Reading:
         scanning, if the index cannot answer)."""
         journal = self._journal
         bounds = journal.settings.index_bounds
-        files = journal_files(journal.pool.location)
-        index = MessageIndex(handle, files, self.query, bounds=bounds)
-        first: int | None = None  # entries to scan first
+        index: MessageIndex | None = None
+        first = -1  # entries still to scan first (-1: none, the index or the scan decided)
 
         def read(size: int) -> list[Entry]:
-            if index.entries is None:
+            if index is None or index.entries is None:
                 return scan(size)
             batch, self._scan_end = index.take(size)
             return batch
 
         def step() -> tuple[int, list[Entry], bytes, bool]:
-            nonlocal first
-            if first is None:
+            nonlocal index, first
+            if index is None:  # the first step: on the journal thread, as it lists files
+                files = journal_files(journal.pool.location)
+                index = MessageIndex(handle, files, self.query, bounds=bounds)
                 total = entries_in(files)
-                first = -1 if total is None else int(total * bounds.scan_first)
                 if total is None:
-                    journal.index_reads["files"] += 1
-            if first < 0 or index.finished:
+                    index.fall_back("files")
+                    journal.index_reads[index.reason] += 1
+                else:
+                    first = int(total * bounds.scan_first)
+            if index.finished:
                 return self._range_step(read, size, encode)
             if first > 0:
                 now = min(size, first)
@@ -283,7 +286,6 @@ class Reading:
                 result = self._range_step(scan, now, encode)
                 if result[3]:
                     journal.index_reads["scanned"] += 1
-                    first = -1
                 return result
             index.step()
             if index.finished:
