@@ -208,6 +208,9 @@ class MessageIndex:
                         return
                     if n % LOOKUPS_PER_STEP == 0:
                         yield
+            except OSError:  # a file libsystemd cannot read this way: the scan decides
+                self.fall_back("files")
+                return
             finally:
                 reader.close()
         self._seqnum_id = next(iter(seqnum_ids), "s=")[2:]
