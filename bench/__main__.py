@@ -74,7 +74,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--fanout-processes",
         type=positive,
-        default=fanout_gateway.Plan.processes,
+        default=fanout_gateway.PROCESSES,
         help="client processes holding the fanout section's followers",
     )
     p.add_argument(

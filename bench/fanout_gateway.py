@@ -69,6 +69,7 @@ LINE_GAP = 5.0  # seconds between two broadcast lines
 GRACE = 10.0
 TICK = 0.005
 READY_TIMEOUT = 60.0
+PROCESSES = 4  # client processes
 FD_SPARE = 500  # the gateway's own files, the IAM store, its Mesos client
 
 
@@ -77,7 +78,7 @@ class Plan:
     followers: int = FOLLOWERS
     agents: int = AGENTS
     runs: int = 3
-    processes: int = 4  # client processes
+    processes: int = PROCESSES
     rate: int = RATE
     seconds: float = SECONDS
     lines: int = LINES

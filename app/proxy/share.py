@@ -195,8 +195,8 @@ class Share:
         return (_blocks(ring, 0), headers) if self._whole else None
 
     def attach(self, follower: SharedFollow) -> None:
-        for pacing in self.followers:  # one alone paced the pump: no longer
-            pacing.release()
+        if len(self.followers) == 1:  # one alone paced the pump: no longer
+            next(iter(self.followers)).release()
         self.followers.add(follower)
 
     def detach(self, follower: SharedFollow) -> None:
