@@ -70,6 +70,8 @@ GRACE = 10.0
 TICK = 0.005
 READY_TIMEOUT = 60.0
 PROCESSES = 4  # client processes
+# Gateway worker processes (app/core/workers.py): one per core here.
+WORKERS = 2
 FD_SPARE = 500  # the gateway's own files, the IAM store, its Mesos client
 
 
@@ -79,6 +81,7 @@ class Plan:
     agents: int = AGENTS
     runs: int = 3
     processes: int = PROCESSES
+    workers: int = WORKERS
     rate: int = RATE
     seconds: float = SECONDS
     lines: int = LINES
@@ -118,7 +121,7 @@ class Outcome:
 
 
 @contextlib.contextmanager
-def fan_cluster(agents: int, followers: int) -> Iterator[FanCluster]:
+def fan_cluster(agents: int, followers: int, workers: int = 1) -> Iterator[FanCluster]:
     password = secrets.token_urlsafe(24)
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="logway-bench-fan-")))
@@ -141,7 +144,10 @@ def fan_cluster(agents: int, followers: int) -> Iterator[FanCluster]:
                 reader_port=reader_port,
                 password=password,
                 # One bench user holds every follower.
-                settings={"LOGWAY_GATEWAY_MAX_FOLLOWS_PER_IDENTITY": str(followers + 100)},
+                settings={
+                    "LOGWAY_GATEWAY_MAX_FOLLOWS_PER_IDENTITY": str(followers + 100),
+                    "LOGWAY_GATEWAY_WORKERS": str(workers),
+                },
             )
         )
         gw.start(JWKS_PATH)
@@ -258,6 +264,12 @@ def _pct(values: Sequence[float], p: float) -> float:
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
+def _tree_field(pid: int, field: str) -> int:
+    """`status_field` summed over `pid` and its children (the gateway's workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return status_field(pid, field) + sum(_tree_field(int(c), field) for c in children)
+
+
 def _cpu(c: FanCluster) -> tuple[float, float]:
     return cpu_seconds(c.gateway.pid), sum(cpu_seconds(r.pid) for r in c.readers)
 
@@ -297,8 +309,8 @@ def broadcast(c: FanCluster, plan: Plan) -> Outcome:
         time.sleep(GRACE)  # the last line's slowest deliveries
         cpu1 = _cpu(c)
         gateway_rss, gateway_hwm = (
-            status_field(c.gateway.pid, "VmRSS"),
-            status_field(c.gateway.pid, "VmHWM"),
+            _tree_field(c.gateway.pid, "VmRSS"),
+            _tree_field(c.gateway.pid, "VmHWM"),
         )
         reader_rss = tuple(status_field(r.pid, "VmRSS") for r in c.readers)
         marks, duplicated, dropped = clients.report()
@@ -328,17 +340,18 @@ def broadcast(c: FanCluster, plan: Plan) -> Outcome:
     )
 
 
-def spread_count(followers: int) -> int:
-    """The gateway holds two sockets per spread follower (the caller's and its own upstream):
-    as many followers as its file descriptor limit (inherited from us) allows."""
+def spread_count(followers: int, workers: int) -> int:
+    """A gateway process holds two sockets per spread follower (the caller's and its own
+    upstream): as many followers as its workers' file descriptor limit (inherited from us)
+    allows, the kernel spreading them about evenly over the workers."""
     limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    return min(followers, (limit - FD_SPARE) // 2)
+    return min(followers, workers * (limit - FD_SPARE) // 2)
 
 
 def spread(c: FanCluster, plan: Plan) -> Outcome:
     nonce = uuid.uuid4().hex[:8]
     marker = f"fanout-{nonce}"
-    count = spread_count(plan.followers)
+    count = spread_count(plan.followers, plan.workers)
     if count < plan.followers:
         print(f"spread: {count} followers, not {plan.followers}: the fd limit allows no more")
     paths = _spread_paths(c.agents, nonce, count)
@@ -356,8 +369,8 @@ def spread(c: FanCluster, plan: Plan) -> Outcome:
         cpu1 = _cpu(c)
         time.sleep(GRACE)
         gateway_rss, gateway_hwm = (
-            status_field(c.gateway.pid, "VmRSS"),
-            status_field(c.gateway.pid, "VmHWM"),
+            _tree_field(c.gateway.pid, "VmRSS"),
+            _tree_field(c.gateway.pid, "VmHWM"),
         )
         reader_rss = tuple(status_field(r.pid, "VmRSS") for r in c.readers)
         marks, duplicated, dropped = clients.report()
@@ -419,7 +432,7 @@ HEADER = [
 
 def run(plan: Plan) -> list[Verdict]:
     results: dict[str, list[Outcome]] = defaultdict(list)
-    with fan_cluster(plan.agents, plan.followers) as c:
+    with fan_cluster(plan.agents, plan.followers, plan.workers) as c:
         for n in range(1, plan.runs + 1):
             print(report.section(f"fan-out through the gateway, run {n}/{plan.runs}"), flush=True)
             rows = []
