@@ -13,9 +13,9 @@ over `http` (a follow has no read timeout: it waits for the next event as long a
 Follows go this way too since issue 17's fan-out bench: with thousands of them open, httpx's
 pool spent most of the gateway's CPU opening, reading and closing them (its bookkeeping walks
 every connection of the pool on each). Anything else (TLS, a request body, another method)
-goes to `fallback`, httpx's own transport, so its behaviour is exactly httpx's. Failures are httpx's exceptions
-(`ConnectError`, `ReadTimeout`, `PoolTimeout`, `RemoteProtocolError`, …), so callers map them
-as before.
+goes to `fallback`, httpx's own transport, so its behaviour is exactly httpx's. Failures are
+httpx's exceptions (`ConnectError`, `ReadTimeout`, `PoolTimeout`, `RemoteProtocolError`, …), so
+callers map them as before.
 
 Backpressure: a connection stops reading from its socket while more than `HIGH_WATER` bytes
 of body wait for the caller, and reads again once they are taken; nothing buffers without
