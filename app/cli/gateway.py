@@ -72,7 +72,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if settings.workers == 1:
         return _serve(settings, args.log_level, None, None)
-    sockets = reuseport_sockets(settings.host, settings.port, settings.workers, LISTEN_BACKLOG)
+    try:
+        sockets = reuseport_sockets(settings.host, settings.port, settings.workers, LISTEN_BACKLOG)
+    except OSError as exc:
+        print(
+            f"logway gateway: cannot listen on {settings.host}:{settings.port}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
     return run_workers(partial(_serve, settings, args.log_level), sockets)
 
 
