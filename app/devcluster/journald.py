@@ -15,7 +15,9 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
+from typing import Self
+
+from app.devcluster.lifecycle import Started
 
 JOURNALD = Path("/lib/systemd/systemd-journald")
 CONF_DIR = Path("/etc/systemd")
@@ -48,7 +50,7 @@ class JournaldError(RuntimeError):
     pass
 
 
-class JournaldNamespace:
+class JournaldNamespace(Started):
     """One `systemd-journald NAMESPACE` process and everything it created.
 
     Use as a context manager, or call start()/stop(); stop() removes the journal files,
@@ -84,7 +86,7 @@ class JournaldNamespace:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def start(self) -> JournaldNamespace:
+    def start(self) -> Self:
         if os.geteuid() != 0:
             raise JournaldError("journald namespaces need root (run as root or with sudo)")
         if not JOURNALD.exists():
@@ -148,14 +150,3 @@ class JournaldNamespace:
         shutil.rmtree(self.directory, ignore_errors=True)
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
         self.conf_path.unlink(missing_ok=True)
-
-    def __enter__(self) -> JournaldNamespace:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -9,16 +9,17 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Sequence
-from types import TracebackType
+from typing import Self
 
 from app.devcluster.cluster import Node, SchedulerService, SystemService
+from app.devcluster.lifecycle import Started
 from app.shipper.native import JournalUnavailable, JournalWriter, namespace_socket
 
 SERVICE_PERIOD = 1.0
 PRIORITY_INFO = b"6"
 
 
-class ServiceWriter:
+class ServiceWriter(Started):
     def __init__(self, nodes: Sequence[Node], *, period: float = SERVICE_PERIOD) -> None:
         self._nodes = tuple(nodes)
         self._period = period
@@ -26,7 +27,7 @@ class ServiceWriter:
         self._thread: threading.Thread | None = None
         self._writers: list[JournalWriter] = []
 
-    def start(self) -> ServiceWriter:
+    def start(self) -> Self:
         self._writers = [JournalWriter(namespace_socket(n.namespace)) for n in self._nodes]
         self._thread = threading.Thread(target=self._run, name="dev-services", daemon=True)
         self._thread.start()
@@ -64,14 +65,3 @@ class ServiceWriter:
             i += 1
             if self._stop.wait(self._period):
                 return
-
-    def __enter__(self) -> ServiceWriter:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
 import httpx
 
@@ -33,6 +33,7 @@ from app.devcluster.accounts import Identities
 from app.devcluster.cluster import GATEWAY_UID, DevCluster
 from app.devcluster.commands import gateway_argv, node_argv, ship_argv
 from app.devcluster.journald import JournaldError, JournaldNamespace
+from app.devcluster.lifecycle import Started
 from app.devcluster.mesos import MesosSimulator
 from app.devcluster.nginx import nginx_argv, write_conf
 from app.devcluster.postgres import PostgresCluster, PostgresError
@@ -72,7 +73,7 @@ class _Started:
     services: ServiceWriter | None = None
 
 
-class Supervisor:
+class Supervisor(Started):
     """`start()` brings the cluster up (raising `DevClusterError` after stopping whatever
     started), `exited()` names a child that died, `stop()` takes everything down."""
 
@@ -112,7 +113,7 @@ class Supervisor:
 
     # Start -----------------------------------------------------------------------------------
 
-    def start(self) -> Supervisor:
+    def start(self) -> Self:
         try:
             self._start()
         except BaseException:
@@ -368,17 +369,6 @@ class Supervisor:
             s.simulator.stop()
         for ns in reversed(s.namespaces):
             ns.stop()
-
-    def __enter__(self) -> Supervisor:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _answers(

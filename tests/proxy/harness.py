@@ -9,11 +9,13 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from typing import Self
 
 import uvicorn
 from starlette.types import ASGIApp
 
 from app.devcluster.commands import node_argv
+from app.devcluster.lifecycle import Started
 from tests.conftest import free_port
 from tests.support.servers import stop, wait_http
 
@@ -43,7 +45,7 @@ def serve_in_thread(
         thread.join(10)
 
 
-class NodeReader:
+class NodeReader(Started):
     """`logway node --no-auth` over a namespace on a fixed address, so that it can be stopped
     and started again where the gateway expects it."""
 
@@ -55,7 +57,7 @@ class NodeReader:
         self.base = f"http://{host}:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> NodeReader:
+    def start(self) -> Self:
         cmd = node_argv(self.namespace, self.host, self.port, "--no-auth", *self.extra)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         wait_http(f"{self.base}/v1/fields/STREAM", self.proc)
@@ -67,12 +69,6 @@ class NodeReader:
             if self.proc.stdout:
                 self.proc.stdout.close()
             self.proc = None
-
-    def __enter__(self) -> NodeReader:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
 
 
 def raw_get(base: str, target: str, *, timeout: float = 5.0) -> tuple[int, bytes]:

@@ -14,11 +14,12 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
 import uvicorn
 from starlette.applications import Starlette
 
+from app.devcluster.lifecycle import Started
 from app.devcluster.mesos.app import create_master_app
 from app.devcluster.mesos.control import Controls, Fault, RecordedRequest
 from app.devcluster.mesos.document import StateDocument
@@ -100,7 +101,7 @@ class _Server:
             self._server = self._thread = self._socket = None
 
 
-class MesosSimulator:
+class MesosSimulator(Started):
     """Simulated Mesos masters serving `source`: a `SimCluster`, a `StateDocument`, or the
     path of a captured `/master/state` (served verbatim until changed).
 
@@ -132,7 +133,7 @@ class MesosSimulator:
 
     # Lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> MesosSimulator:
+    def start(self) -> Self:
         servers = self._servers = [_Server(host, port) for host, port in self._pending]
         try:
             for server in servers:
@@ -151,17 +152,6 @@ class MesosSimulator:
             server.signal_stop()
         for server in self._servers:
             server.stop()
-
-    def __enter__(self) -> MesosSimulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def stopping(self, master: int) -> bool:
         return self._servers[master].stopping
