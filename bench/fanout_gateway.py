@@ -113,6 +113,7 @@ class Outcome:
     reader_rss: tuple[int, ...]
     gateway_cpu: float
     reader_cpu: float
+    client_cpu: float  # the follower processes': they share the cores
     write_seconds: float
 
     @property
@@ -270,8 +271,12 @@ def _tree_field(pid: int, field: str) -> int:
     return status_field(pid, field) + sum(_tree_field(int(c), field) for c in children)
 
 
-def _cpu(c: FanCluster) -> tuple[float, float]:
-    return cpu_seconds(c.gateway.pid), sum(cpu_seconds(r.pid) for r in c.readers)
+def _cpu(c: FanCluster, clients: Clients) -> tuple[float, float, float]:
+    return (
+        cpu_seconds(c.gateway.pid),
+        sum(cpu_seconds(r.pid) for r in c.readers),
+        sum(cpu_seconds(pid) for pid in clients.pids),
+    )
 
 
 def _connect(
@@ -297,7 +302,7 @@ def broadcast(c: FanCluster, plan: Plan) -> Outcome:
         time.sleep(1.0)  # the last followers' first bytes have arrived
         writer = NativeWriter(c.sockets[0])
         sent: dict[int, tuple[int, int]] = {}
-        cpu0 = _cpu(c)
+        cpu0 = _cpu(c, clients)
         started = time.monotonic()
         per_line: list[tuple[float, float]] = []
         for seq in range(plan.lines):
@@ -307,7 +312,7 @@ def broadcast(c: FanCluster, plan: Plan) -> Outcome:
             time.sleep(LINE_GAP)
         write_seconds = time.monotonic() - started
         time.sleep(GRACE)  # the last line's slowest deliveries
-        cpu1 = _cpu(c)
+        cpu1 = _cpu(c, clients)
         gateway_rss, gateway_hwm = (
             _tree_field(c.gateway.pid, "VmRSS"),
             _tree_field(c.gateway.pid, "VmHWM"),
@@ -336,6 +341,7 @@ def broadcast(c: FanCluster, plan: Plan) -> Outcome:
         reader_rss,
         cpu1[0] - cpu0[0],
         cpu1[1] - cpu0[1],
+        cpu1[2] - cpu0[2],
         write_seconds,
     )
 
@@ -361,12 +367,12 @@ def spread(c: FanCluster, plan: Plan) -> Outcome:
         ctx = multiprocessing.get_context("fork")
         here, there = ctx.Pipe()
         args = (c.sockets, c.agents, nonce, marker, count, plan.rate, plan.seconds, there)
-        cpu0 = _cpu(c)
+        cpu0 = _cpu(c, clients)
         writer = ctx.Process(target=_spread_writer, args=args, daemon=True)
         writer.start()
         sent, write_seconds = here.recv()
         writer.join()
-        cpu1 = _cpu(c)
+        cpu1 = _cpu(c, clients)
         time.sleep(GRACE)
         gateway_rss, gateway_hwm = (
             _tree_field(c.gateway.pid, "VmRSS"),
@@ -393,6 +399,7 @@ def spread(c: FanCluster, plan: Plan) -> Outcome:
         reader_rss,
         cpu1[0] - cpu0[0],
         cpu1[1] - cpu0[1],
+        cpu1[2] - cpu0[2],
         write_seconds,
     )
 
@@ -411,6 +418,8 @@ def _row(o: Outcome) -> list[str]:
         report.mib(max(o.reader_rss)),
         f"{o.gateway_cpu:.1f}",
         f"{o.reader_cpu:.1f}",
+        f"{o.client_cpu:.1f}",
+        f"{o.gateway_cpu / max(1, o.received) * 1e6:.0f}",
     ]
 
 
@@ -427,6 +436,8 @@ HEADER = [
     "max reader RSS",
     "gw cpu s",
     "readers cpu s",
+    "clients cpu s",
+    "gw cpu µs/delivery",
 ]
 
 
