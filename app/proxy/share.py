@@ -96,6 +96,8 @@ def _blocks_of(chunk: bytes) -> list[bytes]:
 
 
 def _is_event(block: bytes) -> bool:
+    if block.startswith((b"data:", b"id:")):  # the node's events begin with their id
+        return True
     return any(
         line.startswith((b"data:", b"id:")) or line in (b"data", b"id")
         for line in block.replace(b"\r", b"\n").split(b"\n")
