@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
+from types import CoroutineType
 from typing import Any
 
 from starlette.types import Message, Scope, Send
@@ -68,7 +69,8 @@ def send_now(send: Send, message: Message) -> Pending | None:
     """Sends `message` as far as it goes without waiting: None when sent, else the `Pending`
     rest. What the send raises, this raises."""
     coro = send(message)
-    if not isinstance(coro, Coroutine):  # pragma: no cover (every ASGI server's is one)
+    # The exact type first: the ABC's isinstance costs a few µs on every event.
+    if not isinstance(coro, CoroutineType | Coroutine):  # pragma: no cover
         raise TypeError("the server's send is not a coroutine function")
     try:
         waiting = coro.send(None)
