@@ -14,7 +14,7 @@ connection crosses it). The first starts alone, so what a start does once (the I
 bootstrap, the first signing key) is done once; the others start when it serves. What the
 workers share lives in the IAM store, which every worker watches (`AccessWatcher` ends a
 worker's streams when a grant is revoked in any of them). Counters and limits kept in memory
-are per worker (`docs`: deploy/README.md, "Worker processes").
+are per worker (deploy/README.md, "Worker processes").
 
 The parent only supervises: SIGTERM or SIGINT is passed to every worker (each ends its open
 streams, `GracefulServer`); a worker that exits by itself stops the others, and the parent
