@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+from collections.abc import Callable
 from types import FrameType
 
 import anyio
@@ -106,9 +108,21 @@ class GracefulStreams:
 class GracefulServer(uvicorn.Server):
     """`uvicorn.Server` that ends open streams as soon as it is told to exit."""
 
-    def __init__(self, config: uvicorn.Config, streams: OpenStreams) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        streams: OpenStreams,
+        *,
+        on_started: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(config)
         self._streams = streams
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self._on_started is not None:
+            self._on_started()  # serving: a worker's parent may start the next
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._streams.close_all_threadsafe()

@@ -8,12 +8,14 @@ of it in pool bookkeeping (`is_idle`, `has_expired`, `is_socket_readable`, anyio
 parses as they arrive (the parser uvicorn uses), and the pool is a stack of idle connections
 per origin: taking one is a pop, giving it back a push.
 
-Only what the node readers' ranges need goes this way: `GET` without a body, over `http`,
-with a read timeout. Anything else (TLS, a request body, another method, and follows, which
-have no read timeout and whose per-request cost does not matter) goes to `fallback`, httpx's
-own transport, so its behaviour is exactly httpx's. Failures are httpx's exceptions
-(`ConnectError`, `ReadTimeout`, `PoolTimeout`, `RemoteProtocolError`, …), so callers map them
-as before.
+Only what the node readers' ranges and follows need goes this way: `GET` without a body,
+over `http` (a follow has no read timeout: it waits for the next event as long as it takes).
+Follows go this way too since issue 17's fan-out bench: with thousands of them open, httpx's
+pool spent most of the gateway's CPU opening, reading and closing them (its bookkeeping walks
+every connection of the pool on each). Anything else (TLS, a request body, another method)
+goes to `fallback`, httpx's own transport, so its behaviour is exactly httpx's. Failures are
+httpx's exceptions (`ConnectError`, `ReadTimeout`, `PoolTimeout`, `RemoteProtocolError`, …), so
+callers map them as before.
 
 Backpressure: a connection stops reading from its socket while more than `HIGH_WATER` bytes
 of body wait for the caller, and reads again once they are taken; nothing buffers without
@@ -282,7 +284,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         url = request.url
         timeouts = request.extensions.get("timeout", {})
         head = None
-        if request.method == "GET" and url.scheme == "http" and timeouts.get("read") is not None:
+        if request.method == "GET" and url.scheme == "http":
             head = _serialise(request)
         if head is None:
             return await self._fallback.handle_async_request(request)
