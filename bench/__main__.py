@@ -1,5 +1,6 @@
 """`python -m bench [--entries N] [--runs N] [--followers N] [--skip-peers] [--load-seconds S]
 [--merged-rate N] [--merged-seconds S] [--fanout-followers N] [--fanout-processes N]
+[--fanout-workers N]
 [--only logs|identity|gateway|merged|search|forward|fanout]`."""
 
 from __future__ import annotations
@@ -74,8 +75,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--fanout-processes",
         type=positive,
-        default=fanout_gateway.Plan.processes,
+        default=fanout_gateway.PROCESSES,
         help="client processes holding the fanout section's followers",
+    )
+    p.add_argument(
+        "--fanout-workers",
+        type=positive,
+        default=fanout_gateway.WORKERS,
+        help="gateway worker processes in the fanout section",
     )
     p.add_argument(
         "--only",
@@ -173,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     followers=args.fanout_followers,
                     runs=args.runs,
                     processes=args.fanout_processes,
+                    workers=args.fanout_workers,
                 )
             )
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ import contextlib
 import multiprocessing
 import resource
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -43,6 +44,7 @@ class Follow(asyncio.Protocol):
         self._marker = marker
         self._head = head
         self._head_bytes = b""
+        self.status = b""  # the response's status line
         self._carry = b""
         self.seen: dict[int, int] = {}  # seq -> arrival ns
         self.duplicates = 0
@@ -65,7 +67,8 @@ class Follow(asyncio.Protocol):
             end = self._head_bytes.find(b"\r\n\r\n")
             if end < 0:
                 return
-            self._head.set_result(self._head_bytes.startswith(b"HTTP/1.1 200"))
+            self.status = self._head_bytes.split(b"\r\n", 1)[0]
+            self._head.set_result(self.status.startswith(b"HTTP/1.1 200"))
             data, self._head_bytes = self._head_bytes[end + 4 :], b""
         buf = self._carry + data if self._carry else data
         marker = self._marker
@@ -90,7 +93,8 @@ class Follow(asyncio.Protocol):
 
 async def _open(
     request: bytes, marker: bytes, host: str, port: int, source: str
-) -> tuple[Follow | None, asyncio.Transport | None]:
+) -> tuple[Follow | None, asyncio.Transport | None, str]:
+    """(follower, transport, "") or (None, None, why it failed)."""
     loop = asyncio.get_running_loop()
     head: asyncio.Future[bool] = loop.create_future()
     try:
@@ -98,12 +102,12 @@ async def _open(
             lambda: Follow(request, marker, head), host, port, local_addr=(source, 0)
         )
         ok = await asyncio.wait_for(head, HEAD_TIMEOUT)
-    except (OSError, TimeoutError):
-        return None, None
+    except (OSError, TimeoutError) as exc:
+        return None, None, type(exc).__name__
     if not ok:
         transport.close()
-        return None, None
-    return follow, transport
+        return None, None, follow.status.decode(errors="replace") or "closed before a status"
+    return follow, transport, ""
 
 
 def _request(host: str, port: int, path: str, token: str) -> bytes:
@@ -125,6 +129,7 @@ async def _serve(
 ) -> None:
     follows: list[Follow | None] = []
     transports: list[asyncio.Transport] = []
+    failures: Counter[str] = Counter()
     loop = asyncio.get_running_loop()
     while True:
         command = await loop.run_in_executor(None, pipe.recv)
@@ -137,12 +142,14 @@ async def _serve(
                         for p in batch
                     )
                 )
-                for follow, transport in opened:
+                for follow, transport, why in opened:
                     follows.append(follow)
                     if transport is not None:
                         transports.append(transport)
+                    if why:
+                        failures[why] += 1
             failed = sum(f is None for f in follows)
-            pipe.send((len(follows) - failed, failed))
+            pipe.send((len(follows) - failed, failed, failures))
         elif command == "report":
             marks = [
                 Mark(first + i, seq, ns)
@@ -210,7 +217,14 @@ class Clients:
         return [pipe.recv() for pipe in self._pipes]
 
     def connect(self) -> tuple[int, int]:
+        """(connected, failed); why they failed is printed."""
         replies = self._all("connect")
+        why: Counter[str] = Counter()
+        for reply in replies:
+            why.update(reply[2])  # type: ignore[index]
+        if why:
+            reasons = ", ".join(f"{n} {w}" for w, n in why.items())
+            print(f"followers that failed to connect: {reasons}")
         return sum(r[0] for r in replies), sum(r[1] for r in replies)  # type: ignore[index]
 
     def report(self) -> tuple[list[Mark], int, int]:

@@ -69,6 +69,9 @@ LINE_GAP = 5.0  # seconds between two broadcast lines
 GRACE = 10.0
 TICK = 0.005
 READY_TIMEOUT = 60.0
+PROCESSES = 4  # client processes
+# Gateway worker processes (app/core/workers.py): one per core here.
+WORKERS = 2
 FD_SPARE = 500  # the gateway's own files, the IAM store, its Mesos client
 
 
@@ -77,7 +80,8 @@ class Plan:
     followers: int = FOLLOWERS
     agents: int = AGENTS
     runs: int = 3
-    processes: int = 4  # client processes
+    processes: int = PROCESSES
+    workers: int = WORKERS
     rate: int = RATE
     seconds: float = SECONDS
     lines: int = LINES
@@ -109,6 +113,7 @@ class Outcome:
     reader_rss: tuple[int, ...]
     gateway_cpu: float
     reader_cpu: float
+    client_cpu: float  # the follower processes': they share the cores
     write_seconds: float
 
     @property
@@ -117,7 +122,7 @@ class Outcome:
 
 
 @contextlib.contextmanager
-def fan_cluster(agents: int, followers: int) -> Iterator[FanCluster]:
+def fan_cluster(agents: int, followers: int, workers: int = 1) -> Iterator[FanCluster]:
     password = secrets.token_urlsafe(24)
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="logway-bench-fan-")))
@@ -140,7 +145,10 @@ def fan_cluster(agents: int, followers: int) -> Iterator[FanCluster]:
                 reader_port=reader_port,
                 password=password,
                 # One bench user holds every follower.
-                settings={"LOGWAY_GATEWAY_MAX_FOLLOWS_PER_IDENTITY": str(followers + 100)},
+                settings={
+                    "LOGWAY_GATEWAY_MAX_FOLLOWS_PER_IDENTITY": str(followers + 100),
+                    "LOGWAY_GATEWAY_WORKERS": str(workers),
+                },
             )
         )
         gw.start(JWKS_PATH)
@@ -257,8 +265,18 @@ def _pct(values: Sequence[float], p: float) -> float:
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
-def _cpu(c: FanCluster) -> tuple[float, float]:
-    return cpu_seconds(c.gateway.pid), sum(cpu_seconds(r.pid) for r in c.readers)
+def _tree_field(pid: int, field: str) -> int:
+    """`status_field` summed over `pid` and its children (the gateway's workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return status_field(pid, field) + sum(_tree_field(int(c), field) for c in children)
+
+
+def _cpu(c: FanCluster, clients: Clients) -> tuple[float, float, float]:
+    return (
+        cpu_seconds(c.gateway.pid),
+        sum(cpu_seconds(r.pid) for r in c.readers),
+        sum(cpu_seconds(pid) for pid in clients.pids),
+    )
 
 
 def _connect(
@@ -284,7 +302,7 @@ def broadcast(c: FanCluster, plan: Plan) -> Outcome:
         time.sleep(1.0)  # the last followers' first bytes have arrived
         writer = NativeWriter(c.sockets[0])
         sent: dict[int, tuple[int, int]] = {}
-        cpu0 = _cpu(c)
+        cpu0 = _cpu(c, clients)
         started = time.monotonic()
         per_line: list[tuple[float, float]] = []
         for seq in range(plan.lines):
@@ -294,10 +312,10 @@ def broadcast(c: FanCluster, plan: Plan) -> Outcome:
             time.sleep(LINE_GAP)
         write_seconds = time.monotonic() - started
         time.sleep(GRACE)  # the last line's slowest deliveries
-        cpu1 = _cpu(c)
+        cpu1 = _cpu(c, clients)
         gateway_rss, gateway_hwm = (
-            status_field(c.gateway.pid, "VmRSS"),
-            status_field(c.gateway.pid, "VmHWM"),
+            _tree_field(c.gateway.pid, "VmRSS"),
+            _tree_field(c.gateway.pid, "VmHWM"),
         )
         reader_rss = tuple(status_field(r.pid, "VmRSS") for r in c.readers)
         marks, duplicated, dropped = clients.report()
@@ -323,21 +341,23 @@ def broadcast(c: FanCluster, plan: Plan) -> Outcome:
         reader_rss,
         cpu1[0] - cpu0[0],
         cpu1[1] - cpu0[1],
+        cpu1[2] - cpu0[2],
         write_seconds,
     )
 
 
-def spread_count(followers: int) -> int:
-    """The gateway holds two sockets per spread follower (the caller's and its own upstream):
-    as many followers as its file descriptor limit (inherited from us) allows."""
+def spread_count(followers: int, workers: int) -> int:
+    """A gateway process holds two sockets per spread follower (the caller's and its own
+    upstream): as many followers as its workers' file descriptor limit (inherited from us)
+    allows, the kernel spreading them about evenly over the workers."""
     limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    return min(followers, (limit - FD_SPARE) // 2)
+    return min(followers, workers * (limit - FD_SPARE) // 2)
 
 
 def spread(c: FanCluster, plan: Plan) -> Outcome:
     nonce = uuid.uuid4().hex[:8]
     marker = f"fanout-{nonce}"
-    count = spread_count(plan.followers)
+    count = spread_count(plan.followers, plan.workers)
     if count < plan.followers:
         print(f"spread: {count} followers, not {plan.followers}: the fd limit allows no more")
     paths = _spread_paths(c.agents, nonce, count)
@@ -347,16 +367,16 @@ def spread(c: FanCluster, plan: Plan) -> Outcome:
         ctx = multiprocessing.get_context("fork")
         here, there = ctx.Pipe()
         args = (c.sockets, c.agents, nonce, marker, count, plan.rate, plan.seconds, there)
-        cpu0 = _cpu(c)
+        cpu0 = _cpu(c, clients)
         writer = ctx.Process(target=_spread_writer, args=args, daemon=True)
         writer.start()
         sent, write_seconds = here.recv()
         writer.join()
-        cpu1 = _cpu(c)
+        cpu1 = _cpu(c, clients)
         time.sleep(GRACE)
         gateway_rss, gateway_hwm = (
-            status_field(c.gateway.pid, "VmRSS"),
-            status_field(c.gateway.pid, "VmHWM"),
+            _tree_field(c.gateway.pid, "VmRSS"),
+            _tree_field(c.gateway.pid, "VmHWM"),
         )
         reader_rss = tuple(status_field(r.pid, "VmRSS") for r in c.readers)
         marks, duplicated, dropped = clients.report()
@@ -379,6 +399,7 @@ def spread(c: FanCluster, plan: Plan) -> Outcome:
         reader_rss,
         cpu1[0] - cpu0[0],
         cpu1[1] - cpu0[1],
+        cpu1[2] - cpu0[2],
         write_seconds,
     )
 
@@ -397,6 +418,8 @@ def _row(o: Outcome) -> list[str]:
         report.mib(max(o.reader_rss)),
         f"{o.gateway_cpu:.1f}",
         f"{o.reader_cpu:.1f}",
+        f"{o.client_cpu:.1f}",
+        f"{o.gateway_cpu / max(1, o.received) * 1e6:.0f}",
     ]
 
 
@@ -413,12 +436,14 @@ HEADER = [
     "max reader RSS",
     "gw cpu s",
     "readers cpu s",
+    "clients cpu s",
+    "gw cpu µs/delivery",
 ]
 
 
 def run(plan: Plan) -> list[Verdict]:
     results: dict[str, list[Outcome]] = defaultdict(list)
-    with fan_cluster(plan.agents, plan.followers) as c:
+    with fan_cluster(plan.agents, plan.followers, plan.workers) as c:
         for n in range(1, plan.runs + 1):
             print(report.section(f"fan-out through the gateway, run {n}/{plan.runs}"), flush=True)
             rows = []

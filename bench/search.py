@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import resource
 import time
+import urllib.request
 from collections.abc import Iterator
 from urllib.parse import quote
 
@@ -34,6 +36,12 @@ LOGWAY, JOURNALCTL = "logway grep= (NDJSON)", "journalctl --grep -o json"
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def _metrics(base_url: str) -> str:
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as response:
+        text: str = response.read().decode()
+    return text
 
 
 def _datagrams(entries: int) -> Iterator[bytes]:
@@ -98,6 +106,10 @@ def run(runs: int, entries: int = ENTRIES, probes: int = LATENCY_PROBES) -> list
                 rows.append([reader.label, *cells, report.rate(by_cpu)])
             columns = ["reader", "matches", "wall", "scanned/s", "cpu", "scanned/cpu-s"]
             print(report.table(columns, rows), flush=True)
+        # Which path logway's reads took (app/journal/index.py): the node reader counts them.
+        paths = re.findall(r'index_searches_total\{path="(.*)"\} (\d+)', _metrics(node.base_url))
+        taken = ", ".join(f"{path} x{n}" for path, n in paths) or "none counted"
+        print(f"logway's grep= range reads took: {taken} (index = journald's MESSAGE index)")
         medians = {label: report.median(values) for label, values in rates.items()}
         name_ratio = f"{LOGWAY} / {JOURNALCTL} >= {RATIO_TARGET:g}x"
         ratio = medians[LOGWAY] / medians[JOURNALCTL]

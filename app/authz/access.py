@@ -117,6 +117,7 @@ class AccessWatcher:
         self._wake = asyncio.Event()
         self._generation: int | None = None
         self._epoch = 0
+        self._until = 0.0  # when the current wait ends (the clock's time); 0: not waiting
 
     def epoch(self) -> int:
         """Counts the changes seen: a cache of decisions keyed on it is dropped on each."""
@@ -125,8 +126,9 @@ class AccessWatcher:
     def register(self, uid: str, expires_at: float | None, recheck: Recheck) -> StreamAccess:
         access = StreamAccess(self, uid, expires_at, recheck)
         self._streams.add(access)
-        if expires_at is not None:
-            self._wake.set()  # its expiry may be the nearest
+        if expires_at is not None and expires_at < self._until:
+            self._wake.set()  # the nearest expiry: wake sooner (one wake per stream would
+            # check every stream each time, quadratic in a ramp of thousands of follows)
         return access
 
     def release(self, access: StreamAccess) -> None:
@@ -143,8 +145,10 @@ class AccessWatcher:
     async def run(self) -> None:
         self._generation = self._read_signal()
         while True:
+            wait = self._next_wait()
+            self._until = self._clock() + wait
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._next_wait()):
+                async with asyncio.timeout(wait):
                     await self._wake.wait()
             self._wake.clear()
             try:

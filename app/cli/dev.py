@@ -73,6 +73,14 @@ def add_parser(commands: Any) -> None:
         " address (default 1: one gateway on SQLite)",
     )
     p.add_argument(
+        "--gateway-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes of each gateway (logway gateway --workers; one per core for "
+        "thousands of followers)",
+    )
+    p.add_argument(
         "--with-redis",
         action="store_true",
         help=f"also start redis-server on the master's address, port {REDIS_PORT} (see "
@@ -96,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
             namespace=args.namespace,
             data_dir=args.data_dir.resolve(),
             replicas=args.replicas,
+            gateway_workers=args.gateway_workers,
         )
     except ValueError as exc:
         print(f"logway dev: {exc}", file=sys.stderr)

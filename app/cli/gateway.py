@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from app.core.graceful import GracefulServer
 from app.core.heap import freeze_startup_heap
 from app.core.limits import LISTEN_BACKLOG, raise_process_limits
 from app.core.logging import configure_logging
+from app.core.workers import reuseport_sockets, run_workers
 from app.gateway.app import create_app
 
 
@@ -39,6 +43,13 @@ def add_parser(commands: Any) -> None:
         default=None,
         help="this master's own node reader (default: the leading master's reader)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes on the one address, SO_REUSEPORT (default 1; one per core "
+        "for thousands of followers: deploy/README.md)",
+    )
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(run=run)
 
@@ -53,22 +64,56 @@ def run(args: argparse.Namespace) -> int:
         "mesos_masters": tuple(args.mesos) if args.mesos else None,
         "reader_port": args.reader_port,
         "master_reader_url": args.master_reader_url,
+        "workers": args.workers,
     }
     try:
         settings = GatewaySettings(**{k: v for k, v in given.items() if v is not None})
-        app = create_app(settings)
     except ValueError as exc:  # pydantic's ValidationError is one too
+        print(f"logway gateway: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    if settings.workers == 1:
+        return _serve(settings, args.log_level, None, None)
+    try:
+        sockets = reuseport_sockets(settings.host, settings.port, settings.workers, LISTEN_BACKLOG)
+    except OSError as exc:
+        print(
+            f"logway gateway: cannot listen on {settings.host}:{settings.port}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    return run_workers(partial(_serve, settings, args.log_level), sockets)
+
+
+def _serve(
+    settings: GatewaySettings,
+    log_level: str,
+    sock: socket.socket | None,
+    started: Callable[[], None] | None,
+) -> int:
+    """One gateway process: on `sock` (a worker's) or on its own socket."""
+    try:
+        app = create_app(settings)
+    except ValueError as exc:
         print(f"logway gateway: invalid configuration: {exc}", file=sys.stderr)
         return 2
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
-        log_level=args.log_level.lower(),
+        log_level=log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=2,
         backlog=LISTEN_BACKLOG,
     )
-    # Start-up objects out of the collector's sight once serving (`app.core.heap`, issue 17).
-    GracefulServer(config, app.state.open_streams, on_started=freeze_startup_heap).run()
+
+    def on_started() -> None:
+        # Start-up objects out of the collector's sight once serving (`app.core.heap`, issue
+        # 17); then a worker's parent may start the next.
+        freeze_startup_heap()
+        if started is not None:
+            started()
+
+    GracefulServer(config, app.state.open_streams, on_started=on_started).run(
+        sockets=None if sock is None else [sock]
+    )
     return 0

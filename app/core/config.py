@@ -74,6 +74,9 @@ class GatewaySettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Worker processes on the one address (app/core/workers.py): one per core serves
+    # thousands of followers; each holds its own share of the streams and file descriptors.
+    workers: int = Field(default=1, ge=1, le=64)
     data_dir: Path = Path(".logway/gateway")
     # Mesos masters to learn the cluster from (any of them leads to the leader).
     mesos_masters: tuple[str, ...] = ("http://leader.mesos:5050",)

@@ -106,24 +106,23 @@ class GracefulStreams:
 
 
 class GracefulServer(uvicorn.Server):
-    """`uvicorn.Server` that ends open streams as soon as it is told to exit; `on_started` runs
-    on the event loop once the application's lifespan has started and the server listens."""
+    """`uvicorn.Server` that ends open streams as soon as it is told to exit."""
 
     def __init__(
         self,
         config: uvicorn.Config,
         streams: OpenStreams,
         *,
-        on_started: Callable[[], object] | None = None,
+        on_started: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(config)
         self._streams = streams
         self._on_started = on_started
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self._on_started is not None and not self.should_exit:
-            self._on_started()
+        await super().startup(sockets=sockets)
+        if self.started and self._on_started is not None:
+            self._on_started()  # serving: a worker's parent may start the next
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._streams.close_all_threadsafe()

@@ -22,13 +22,12 @@ from __future__ import annotations
 import gc
 
 
-def freeze_startup_heap() -> int:
-    """Collect once (garbage frozen would never be freed), then freeze every object alive; how
-    many were frozen. Frozen objects are still freed when their last reference goes: only the
-    cycle collector no longer looks at them."""
+def freeze_startup_heap() -> None:
+    """Collect once (garbage frozen would never be freed), then freeze every object alive.
+    Frozen objects are still freed when their last reference goes: only the cycle collector
+    no longer looks at them."""
     gc.collect()
     gc.freeze()
-    return gc.get_freeze_count()
 
 
 __all__ = ["freeze_startup_heap"]

@@ -30,6 +30,7 @@ PROD_ROLE, DEV_ROLE = "prod", "dev"
 POD_CONTAINERS = ("loader", "reporter")
 MAX_AGENTS = 50
 MAX_REPLICAS = 8
+MAX_GATEWAY_WORKERS = 64  # GatewaySettings.workers' bound
 DEFAULT_AGENTS = 2
 
 
@@ -66,6 +67,8 @@ class DevClusterConfig:
     # More than 1: PostgreSQL, that many gateway replicas on it (ports after the gateway's),
     # nginx in front on the gateway's address.
     replicas: int = 1
+    # Worker processes of each gateway (`logway gateway --workers`, app/core/workers.py).
+    gateway_workers: int = 1
     postgres_port: int = 15432
 
     def __post_init__(self) -> None:
@@ -73,6 +76,8 @@ class DevClusterConfig:
             raise ValueError("the dev cluster needs at least one agent")
         if not 1 <= self.replicas <= MAX_REPLICAS:
             raise ValueError(f"--replicas must be between 1 and {MAX_REPLICAS}")
+        if not 1 <= self.gateway_workers <= MAX_GATEWAY_WORKERS:
+            raise ValueError(f"--gateway-workers must be between 1 and {MAX_GATEWAY_WORKERS}")
         if len(self.agent_ips) > MAX_AGENTS:
             raise ValueError(f"the dev cluster runs at most {MAX_AGENTS} agents")
         ips = (self.master_ip, *self.agent_ips)

@@ -170,7 +170,11 @@ class Supervisor(Started):
                 f"--reader-port={config.reader_port}",
                 f"--master-reader-url={cluster.master.reader_url}",
             ),
-            env={**self._env, "LOGWAY_IAM_SUPERUSER_PASSWORD": self._password},
+            env={
+                **self._env,
+                "LOGWAY_IAM_SUPERUSER_PASSWORD": self._password,
+                "LOGWAY_GATEWAY_WORKERS": str(config.gateway_workers),
+            },
         )
         self._wait(
             f"the gateway's JWKS at {cluster.jwks_url}",
@@ -208,6 +212,7 @@ class Supervisor(Started):
             raise DevClusterError(f"PostgreSQL on {config.master_ip}:{pg.port}: {exc}") from exc
         env = {
             **self._env,
+            "LOGWAY_GATEWAY_WORKERS": str(self.cluster.config.gateway_workers),
             "LOGWAY_IAM_SUPERUSER_PASSWORD": self._password,
             "LOGWAY_IAM_DATABASE_URL": url,
             "LOGWAY_IAM_KEY_ENCRYPTION_KEY": secrets.token_urlsafe(48),

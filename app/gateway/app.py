@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 from fastapi import APIRouter, FastAPI
 from fastapi.telemetry import TelemetryConfig
+from starlette.types import Receive, Scope, Send
 
 from app.authn import Authenticator
 from app.authn.known import KnownUids
@@ -52,6 +53,7 @@ from app.iam import Iam, IamSettings, bootstrap, serve_iam
 from app.iam.pg import PgDatabase
 from app.iam.store import IamStore
 from app.proxy import HttpUpstream, Proxy, ProxyMetrics, new_upstream_client
+from app.proxy.direct import keep_server_send
 
 log = logging.getLogger("logway.gateway")
 TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
@@ -109,6 +111,12 @@ def _hand_over(uid: str, password: str, data_dir: Path) -> None:
         file=sys.stderr,
         flush=True,
     )
+
+
+class _Gateway(FastAPI):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        keep_server_send(scope, send)  # shared follows write around the middleware
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
@@ -210,7 +218,7 @@ def create_app(settings: GatewaySettings, *, iam: Iam | None = None) -> FastAPI:
 
     # No /docs or /openapi.json: openapi/gateway.json is the complete document (`make openapi`),
     # and every path the gateway serves is in its route table (public ones by decision).
-    app = FastAPI(
+    app = _Gateway(
         title="Logway gateway",
         version="1",
         lifespan=lifespan,

@@ -1,7 +1,8 @@
 /* The node reader's per-entry loops in C (issue 17): read a batch of journal entries on a
  * systemd-python `_Reader`'s own sd_journal handle and write them straight into dcos-log's
- * formats, or collect a batch of MESSAGE values for grep=, without building a Python
- * object per entry and without the GIL.
+ * formats, or collect a batch of MESSAGE values for grep= (from entries, or a file's distinct
+ * values for app/journal/index.py), without building a Python object per entry and without
+ * the GIL.
  *
  * The output is byte for byte what app/journal/entry.py and encoders.py produce (tests/
  * journal/test_fast.py compares them): orjson's string escapes, then Go's extra escapes
@@ -644,9 +645,104 @@ static PyObject *fast_messages(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* ---- unique_begin()/unique_next(): a field's distinct values, for the index ------- */
+
+PyDoc_STRVAR(unique_begin_doc,
+             "unique_begin(reader, field)\n\n"
+             "Start enumerating the distinct values of field (sd_journal_query_unique).");
+
+static PyObject *fast_unique_begin(PyObject *self, PyObject *args) {
+    PyObject *reader;
+    const char *field;
+    if (!PyArg_ParseTuple(args, "Os:unique_begin", &reader, &field))
+        return NULL;
+    sd_journal *j = journal_of(reader);
+    if (!j)
+        return NULL;
+    int r = sd_journal_query_unique(j, field);
+    if (r < 0)
+        return raise_errno(r, NULL);
+    Py_RETURN_NONE;
+}
+
+typedef struct {
+    sd_journal *j;
+    Py_ssize_t max_values, count, longest;
+    int ended;
+    Buf text, starts;
+} UniqueJob;
+
+static int run_unique(UniqueJob *job) {
+    const void *d;
+    size_t l;
+    int r;
+    Py_ssize_t zero = 0;
+    if ((r = put(&job->starts, &zero, sizeof zero)) < 0)
+        return r;
+    while (job->count < job->max_values) {
+        r = sd_journal_enumerate_unique(job->j, &d, &l);
+        if (r < 0)
+            return r;
+        if (r == 0) {
+            job->ended = 1;
+            return 0;
+        }
+        const char *eq = memchr(d, '=', l);
+        size_t skip = eq ? (size_t)(eq - (const char *)d) + 1 : l;
+        if ((r = put(&job->text, (const char *)d + skip, l - skip)) < 0 ||
+            (r = put(&job->text, "\n", 1)) < 0)
+            return r;
+        if ((Py_ssize_t)(l - skip) > job->longest)
+            job->longest = (Py_ssize_t)(l - skip);
+        job->count++;
+        Py_ssize_t end = (Py_ssize_t)job->text.len;
+        if ((r = put(&job->starts, &end, sizeof end)) < 0)
+            return r;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(unique_next_doc,
+             "unique_next(reader, max_values) -> (text, starts, longest, ended)\n\n"
+             "Up to max_values more values of unique_begin's field, without the 'FIELD=' "
+             "prefix, joined as messages() joins them (value i is "
+             "text[starts[i]:starts[i+1]-1]); longest: the longest value's length; ended: "
+             "no more values.");
+
+static PyObject *fast_unique_next(PyObject *self, PyObject *args) {
+    PyObject *reader;
+    UniqueJob job;
+    memset(&job, 0, sizeof job);
+    if (!PyArg_ParseTuple(args, "On:unique_next", &reader, &job.max_values))
+        return NULL;
+    if (!(job.j = journal_of(reader)))
+        return NULL;
+    int r;
+    Py_BEGIN_ALLOW_THREADS
+    r = run_unique(&job);
+    Py_END_ALLOW_THREADS
+    PyObject *result = NULL;
+    if (r < 0) {
+        raise_errno(r, NULL);
+    } else {
+        PyObject *starts = offsets_list(&job.starts);
+        if (starts) {
+            Py_ssize_t len = job.text.len ? (Py_ssize_t)job.text.len - 1 : 0;
+            result = Py_BuildValue("y#OnN", job.text.p ? job.text.p : "", len, starts,
+                                   job.longest, PyBool_FromLong(job.ended));
+            Py_DECREF(starts);
+        }
+    }
+    free(job.text.p);
+    free(job.starts.p);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"read", fast_read, METH_VARARGS, read_doc},
     {"messages", fast_messages, METH_VARARGS, messages_doc},
+    {"unique_begin", fast_unique_begin, METH_VARARGS, unique_begin_doc},
+    {"unique_next", fast_unique_next, METH_VARARGS, unique_next_doc},
     {NULL, NULL, 0, NULL},
 };
 

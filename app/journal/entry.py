@@ -90,6 +90,15 @@ class Entry:
         return None if value is None else _last(value)
 
     @property
+    def searched_message(self) -> bytes | None:
+        """The MESSAGE grep= matches: a repeated field's first value, the one libsystemd's
+        sd_journal_get_data gives the scan (app/journal/_fast.c `messages()`)."""
+        value = self.raw.get("MESSAGE")
+        if value is None:
+            return None
+        return value[0] if isinstance(value, list) else value
+
+    @property
     def realtime(self) -> int:
         return int(self.cursor.split(";", 5)[4][2:], 16)
 

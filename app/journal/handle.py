@@ -53,6 +53,29 @@ class JournalLocation:
         return "system journal"
 
 
+def add_matches(reader: sd._Reader, query: Query, *, extra: bytes | None = None) -> None:
+    """`query`'s filters (and `extra`, a raw `FIELD=value`) as journald matches:
+    (alt1 AND matches AND extra) OR (alt2 AND matches AND extra) ..."""
+    for i, alternative in enumerate(query.any_of or (None,)):
+        if i:
+            reader.add_disjunction()
+        if alternative is not None:
+            _match(reader, *alternative)
+        for name, value in query.matches:
+            _match(reader, name, value)
+        if extra is not None:
+            reader.add_match(extra)
+
+
+def _match(reader: sd._Reader, name: str, value: str) -> None:
+    # The parsers validate names; this is the one place the binding's refusals (a name
+    # libsystemd will not match, a value that is not UTF-8) become a 400, never a 500.
+    try:
+        reader.add_match(f"{name}={value}")
+    except (ValueError, UnicodeError) as exc:
+        raise BadRequest(f"journald refuses the match {name}=…: {exc}", parameter="filter") from exc
+
+
 class _At(enum.Enum):
     HEAD = "head"  # before the first entry: next() gives the first
     ON = "on"  # on an entry (consumed): next() gives the one after it
@@ -103,27 +126,22 @@ class Handle:
         r = self._r
         r.flush_matches()
         if query is not None:
-            # journald: (alt1 AND matches) OR (alt2 AND matches) ...
-            for i, alternative in enumerate(query.any_of or (None,)):
-                if i:
-                    r.add_disjunction()
-                if alternative is not None:
-                    self._match(*alternative)
-                for name, value in query.matches:
-                    self._match(name, value)
+            try:
+                add_matches(r, query)
+            except BadRequest:
+                r.flush_matches()
+                raise
         self._pending = None
         self._head()
 
-    def _match(self, name: str, value: str) -> None:
-        # The parsers validate names; this is the one place the binding's refusals (a name
-        # libsystemd will not match, a value that is not UTF-8) become a 400, never a 500.
-        try:
-            self._r.add_match(f"{name}={value}")
-        except (ValueError, UnicodeError) as exc:
-            self._r.flush_matches()
-            raise BadRequest(
-                f"journald refuses the match {name}=…: {exc}", parameter="filter"
-            ) from exc
+    def usage(self) -> int:
+        """The bytes of the files this handle reads (sd_journal_get_usage)."""
+        used: int = self._r.get_usage()
+        return used
+
+    def data_threshold(self) -> int:
+        threshold: int = self._r.data_threshold
+        return threshold
 
     def position(self, query: Query) -> Skipped:
         """Place the handle where `query` starts reading; returns the skips made."""
@@ -284,7 +302,7 @@ class Handle:
         if self._pending is not None:
             pending, self._pending = self._pending, None
             scanned += 1
-            if search.matches(pending.message):
+            if search.matches(pending.searched_message):
                 found.append(pending)
         r = self._r
         ended = False

@@ -5,7 +5,12 @@ RE2 (`google-re2`) matches in time linear in the input whatever the pattern: a c
 are matched on the MESSAGE bytes as journald holds them (UTF-8 semantics; a message that is
 not UTF-8 is still searched, its invalid bytes matching no character class).
 
-`grep` is repeatable: an entry matches when any pattern matches (`grep -e A -e B`).
+`grep` is repeatable: an entry matches when any pattern matches (`grep -e A -e B`). An entry
+with several MESSAGE fields is matched on the first (what libsystemd's get-data gives).
+
+A range read of the whole journal (no context) does not step through every entry: it matches
+the distinct MESSAGE values journald keeps once per file and looks up the entries of those that
+match (app/journal/index.py); everything else scans entry by entry.
 
 Context follows grep: each match comes with up to N entries of the *same source* (a task's
 stream, else the unit) before and after it, each entry sent once; what a search with the
@@ -299,7 +304,7 @@ class Selector:
         index = src.seen
         src.seen += 1
         counting = not count or self.counting
-        if counting and self.search.matches(entry.message):
+        if counting and self.search.matches(entry.searched_message):
             if count:
                 self.matched += 1
             for i, earlier in src.before:

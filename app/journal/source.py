@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.journal.cursor import seqnum_of
 from app.journal.encoders import Encoder, NativeFormat, native_format
 from app.journal.entry import Entry
 from app.journal.handle import Handle, JournalLocation, Skipped
+from app.journal.index import Bounds, MessageIndex, entries_in, indexable, journal_files
 from app.journal.pool import HandlePool, Lease
 from app.journal.prefetch import Prefetch
 from app.journal.query import Query
@@ -38,6 +40,8 @@ class JournalSettings:
     read_batch: int = READ_BATCH
     threads: int = JOURNAL_THREADS
     queue_limit: int = 20_000
+    # When a grep= range read goes through journald's index (app/journal/index.py).
+    index_bounds: Bounds = field(default_factory=Bounds)
 
 
 class Journal:
@@ -48,6 +52,9 @@ class Journal:
         )
         self.pool = HandlePool(location, self._executor)
         self.tail = LiveTail(self.pool, queue_limit=self.settings.queue_limit)
+        # grep= range reads the index answered ("index") or gave back to the scan (the
+        # reason), for /metrics, the bench and the tests.
+        self.index_reads: Counter[str] = Counter()
 
     async def start(self) -> None:
         await self.tail.start()
@@ -208,6 +215,8 @@ class Reading:
                 read = self._scanner(lease.handle)
                 size = SCAN_BATCH
             step = lambda: self._range_step(read, size, encode)  # noqa: E731
+            if self._scanning and indexable(self.query, follow=self.follow):
+                step = self._indexed(lease.handle, read, size, encode)
         ahead = Prefetch(lease, step, lambda r: r[3])
         try:
             while True:
@@ -235,6 +244,57 @@ class Reading:
             self._remaining -= got.emitted
         past_window = self._beyond_window_at(got.last_realtime)
         return got.emitted, [], got.data, got.ended or past_window or self._exhausted
+
+    def _indexed(
+        self,
+        handle: Handle,
+        scan: Callable[[int], list[Entry]],
+        size: int,
+        encode: Callable[[list[Entry]], bytes] | None,
+    ) -> Callable[[], tuple[int, list[Entry], bytes, bool]]:
+        """The steps of a search that may go through the index (app/journal/index.py):
+        scan a share of the journal; if the read is not done by then, look the rest up in
+        the index and hand out its matches in read order as the scanner would (or go on
+        scanning, if the index cannot answer)."""
+        journal = self._journal
+        bounds = journal.settings.index_bounds
+        index: MessageIndex | None = None
+        first = -1  # entries still to scan first (-1: none, the index or the scan decided)
+
+        def read(size: int) -> list[Entry]:
+            if index is None or index.entries is None:
+                return scan(size)
+            batch, self._scan_end = index.take(size)
+            return batch
+
+        def step() -> tuple[int, list[Entry], bytes, bool]:
+            nonlocal index, first
+            if index is None:  # the first step: on the journal thread, as it lists files
+                files = journal_files(journal.pool.location)
+                index = MessageIndex(handle, files, self.query, bounds=bounds)
+                total = entries_in(files)
+                if total is None:
+                    index.fall_back("files")
+                    journal.index_reads[index.reason] += 1
+                else:
+                    first = int(total * bounds.scan_first)
+            if index.finished:
+                return self._range_step(read, size, encode)
+            if first > 0:
+                now = min(size, first)
+                first -= now
+                result = self._range_step(scan, now, encode)
+                if result[3]:
+                    journal.index_reads["scanned"] += 1
+                return result
+            index.step()
+            if index.finished:
+                if self._scan_end:
+                    index.keep_after(self._scan_end)
+                journal.index_reads["index" if index.entries is not None else index.reason] += 1
+            return 0, [], b"", False
+
+        return step
 
     def _scanner(self, handle: Handle) -> Callable[[int], list[Entry]]:
         """`read` for a search without context: the matches of the next `size` entries.

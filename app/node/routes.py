@@ -279,11 +279,17 @@ async def v2_task_other(
 
 @router.get("/metrics")
 async def metrics(journal: JournalDep) -> Response:
-    """Prometheus text: live followers and journal handles (the shared tail's included)."""
+    """Prometheus text: live followers, journal handles (the shared tail's included), and
+    grep= range reads by the path they took: "index", or why the scan took over."""
     body = (
         "# TYPE logway_node_followers gauge\n"
         f"logway_node_followers {journal.tail.followers}\n"
         "# TYPE logway_node_journal_handles gauge\n"
         f"logway_node_journal_handles {journal.pool.open_handles + 1}\n"
+        "# TYPE logway_node_index_searches_total counter\n"
+        + "".join(
+            f'logway_node_index_searches_total{{path="{path}"}} {n}\n'
+            for path, n in sorted(journal.index_reads.items())
+        )
     )
     return Response(body, media_type="text/plain; version=0.0.4")

@@ -1,8 +1,11 @@
 """One caller of a shared upstream follow (`app.proxy.share`): its response, its queue.
 
-The share's pump hands every follower the same bytes object (`offer`), which only appends
-it to the follower's queue and wakes its task; the task sends what is queued, joined into
-one chunk, with one `await send()`. Nothing is parsed or encoded per follower.
+The share's pump hands every follower the same bytes object (`offer`). A follower with
+nothing queued and no send under way sends it at once through the server's own `send`, on
+the pump's stack (`app.proxy.direct`: no task woken per follower, no middleware in between);
+a send that has to wait (the client's buffer is full) is finished by the follower's task.
+Otherwise the chunk is queued and the task woken; it sends what is queued, joined into one
+chunk, with one `await send()`. Nothing is parsed or encoded per follower.
 
 A slow follower never holds the others: its queue is bounded (`queue_bytes`). A follower
 alone in its share holds no one, so it paces the share instead: the pump waits until it has
@@ -31,6 +34,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from app.authz.access import StreamAccess, final_event
+from app.proxy.direct import Pending, send_now, server_send
 from app.proxy.headers import Headers
 from app.proxy.metrics import ProxyMetrics
 from app.proxy.relay import Outcome, until_disconnect, until_ended
@@ -72,6 +76,10 @@ class SharedFollow(Response):
         self._end: Outcome | None = None  # set by the share when its upstream ended
         self._cut = False
         self._scope: anyio.CancelScope | None = None
+        # The direct path (`app.proxy.direct`): the server's send, once the response started;
+        # a send of it that had to wait, for this follower's task to finish.
+        self._direct: Send | None = None
+        self._pending: Pending | None = None
         # The same hooks as `RelayResponse`: the per-identity count, the access lease.
         self.on_close: Callable[[], None] | None = None
         self.watch: Callable[[], StreamAccess] | None = None
@@ -82,6 +90,17 @@ class SharedFollow(Response):
     def offer(self, chunk: bytes, now: float) -> None:
         if self._cut:
             return
+        direct, scope, access = self._direct, self._scope, self._access
+        if (
+            direct is not None
+            and self._sending_since is None
+            and not self._chunks
+            and scope is not None
+            and not scope.cancel_called  # cut off, gone, or its access ended: nothing more
+            and (access is None or access.reason is None)
+        ):
+            self._send_now(direct, chunk, now)
+            return
         self._chunks.append(chunk)
         self._size += len(chunk)
         since = self._sending_since
@@ -90,6 +109,21 @@ class SharedFollow(Response):
             self.cut()
             return
         self._wake()
+
+    def _send_now(self, send: Send, chunk: bytes, now: float) -> None:
+        """Idle: the event goes to the server's send on the pump's stack, no task woken."""
+        self._metrics.bytes_relayed += len(chunk)
+        try:
+            message = {"type": "http.response.body", "body": chunk, "more_body": True}
+            pending = send_now(send, message)
+        except Exception:  # the server refused it: this follower is done, the others are not
+            log.exception("node %s: a direct send failed", self._share.node)
+            self.cut()
+            return
+        if pending is not None:  # the client's buffer is full: its task finishes the send
+            self._pending = pending
+            self._sending_since = now
+            self._wake()
 
     async def drained(self) -> None:
         """Until this follower holds at most `queue_bytes`, is cut off, has left, or is no
@@ -137,6 +171,10 @@ class SharedFollow(Response):
             self._access = self.watch()
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            # Through the middleware: the body has started (a stream to end at shutdown). Then
+            # the body's chunks may take the direct path.
+            await send({"type": "http.response.body", "body": b"", "more_body": True})
+            self._direct = server_send(scope)
             outcome = await self._run(receive, send)
             if outcome is Outcome.COMPLETE:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -182,7 +220,14 @@ class SharedFollow(Response):
     async def _relay(self, send: Send) -> Outcome:
         loop = asyncio.get_running_loop()
         chunks = self._chunks
+        send = self._direct or send
         while True:
+            pending = self._pending
+            if pending is not None:  # a direct send that had to wait
+                await pending.finish()
+                self._pending = None
+                self._sending_since = None
+                continue
             if not chunks:
                 if self._end is not None:
                     return self._end

@@ -96,6 +96,8 @@ def _blocks_of(chunk: bytes) -> list[bytes]:
 
 
 def _is_event(block: bytes) -> bool:
+    if block.startswith((b"data:", b"id:")):  # the node's events begin with their id
+        return True
     return any(
         line.startswith((b"data:", b"id:")) or line in (b"data", b"id")
         for line in block.replace(b"\r", b"\n").split(b"\n")
@@ -195,8 +197,8 @@ class Share:
         return (_blocks(ring, 0), headers) if self._whole else None
 
     def attach(self, follower: SharedFollow) -> None:
-        for pacing in self.followers:  # one alone paced the pump: no longer
-            pacing.release()
+        if len(self.followers) == 1:  # one alone paced the pump: no longer
+            next(iter(self.followers)).release()
         self.followers.add(follower)
 
     def detach(self, follower: SharedFollow) -> None:

@@ -8,12 +8,14 @@ of it in pool bookkeeping (`is_idle`, `has_expired`, `is_socket_readable`, anyio
 parses as they arrive (the parser uvicorn uses), and the pool is a stack of idle connections
 per origin: taking one is a pop, giving it back a push.
 
-Only what the node readers' ranges need goes this way: `GET` without a body, over `http`,
-with a read timeout. Anything else (TLS, a request body, another method, and follows, which
-have no read timeout and whose per-request cost does not matter) goes to `fallback`, httpx's
-own transport, so its behaviour is exactly httpx's. Failures are httpx's exceptions
-(`ConnectError`, `ReadTimeout`, `PoolTimeout`, `RemoteProtocolError`, …), so callers map them
-as before.
+Only what the node readers' ranges and follows need goes this way: `GET` without a body,
+over `http` (a follow has no read timeout: it waits for the next event as long as it takes).
+Follows go this way too since issue 17's fan-out bench: with thousands of them open, httpx's
+pool spent most of the gateway's CPU opening, reading and closing them (its bookkeeping walks
+every connection of the pool on each). Anything else (TLS, a request body, another method)
+goes to `fallback`, httpx's own transport, so its behaviour is exactly httpx's. Failures are
+httpx's exceptions (`ConnectError`, `ReadTimeout`, `PoolTimeout`, `RemoteProtocolError`, …), so
+callers map them as before.
 
 Backpressure: a connection stops reading from its socket while more than `HIGH_WATER` bytes
 of body wait for the caller, and reads again once they are taken; nothing buffers without
@@ -306,13 +308,9 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
 
     @staticmethod
     def takes(request: httpx.Request) -> bool:
-        """Whether this transport's own pool serves `request` (a plain-HTTP GET with a read
-        timeout), rather than `fallback`."""
-        return (
-            request.method == "GET"
-            and request.url.scheme == "http"
-            and request.extensions.get("timeout", {}).get("read") is not None
-        )
+        """Whether this transport's own pool serves `request` (a plain-HTTP GET), rather than
+        `fallback`."""
+        return request.method == "GET" and request.url.scheme == "http"
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -333,8 +331,10 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
                 # the head often comes alone; a small range's body follows within a millisecond
                 # or two. Waiting that long for it lets the response go out whole
                 # (`WHOLE_BODY`), one message, rather than through the streaming relay and its
-                # disconnect watch, which about half of the small ranges took (issue 17).
-                await conn.settle(WHOLE_WAIT, WHOLE_MAX)
+                # disconnect watch, which about half of the small ranges took (issue 17). A
+                # follow (no read timeout) streams as it comes.
+                if timeouts.get("read") is not None:
+                    await conn.settle(WHOLE_WAIT, WHOLE_MAX)
             except httpx.RemoteProtocolError:
                 conn.close()
                 if reused and not conn.received:

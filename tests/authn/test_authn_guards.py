@@ -14,7 +14,13 @@ from app.authn.authenticator import JwtAuthenticator
 from app.authn.cache import VerifiedTokens
 from app.authn.errors import Reason, TokenRejected
 from app.authn.verification_keys import KeySet, StaticKeys
-from app.authn.verify import DEFAULT_LEEWAY, MAX_NUMERIC_DATE, MAX_TOKEN_LENGTH, parse
+from app.authn.verify import (
+    DEFAULT_LEEWAY,
+    MAX_KID_LENGTH,
+    MAX_NUMERIC_DATE,
+    MAX_TOKEN_LENGTH,
+    parse,
+)
 from tests.authn.conftest import Clock, Keys, http_request
 from tests.authn.tokens import NOW, Signer, raw_token
 
@@ -80,6 +86,13 @@ async def test_a_one_character_uid_and_kid_are_accepted(keys: Keys, clock: Clock
     one = Signer.generate("k")
     auth = JwtAuthenticator(StaticKeys(KeySet.from_jwks({"keys": [one.jwk()]})), clock=clock)
     assert (await auth.verify(one.token())).uid == "alice"
+
+
+async def test_a_kid_of_the_longest_length_is_accepted(clock: Clock) -> None:
+    longest = Signer.generate("k" * MAX_KID_LENGTH)
+    assert parse(longest.token()).kid == "k" * MAX_KID_LENGTH
+    auth = JwtAuthenticator(StaticKeys(KeySet.from_jwks({"keys": [longest.jwk()]})), clock=clock)
+    assert (await auth.verify(longest.token())).uid == "alice"
 
 
 async def test_the_last_numeric_date_is_accepted(keys: Keys, clock: Clock) -> None:

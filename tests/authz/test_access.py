@@ -184,3 +184,32 @@ def test_a_ttl_signal_changes_once_per_ttl() -> None:
 
 def test_the_final_event_names_why() -> None:
     assert final_event(TOKEN_EXPIRED) == b"event: access-ended\ndata: token expired\n\n"
+
+
+class CountingSignal(Signal):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def generation(self) -> int:
+        self.reads += 1
+        return self.value
+
+
+async def test_streams_expiring_after_the_next_wake_do_not_wake_the_watcher() -> None:
+    """A ramp of thousands of follows must not run a check of every stream per follow."""
+    signal = CountingSignal()
+    watcher = AccessWatcher(signal, period=5.0)  # the real clock
+    task = asyncio.create_task(watcher.run())
+    try:
+        await asyncio.sleep(0)  # run() reads the signal once, then waits
+        reads = signal.reads
+        for _ in range(100):
+            watcher.register("alice", time.time() + 60, Decider())
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert signal.reads == reads
+        soon = watcher.register("bob", time.time() + 0.2, Decider())  # nearer: wakes it
+        assert await asyncio.wait_for(soon.ended(), 3) == TOKEN_EXPIRED
+    finally:
+        task.cancel()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 import pytest
 
 from app.authz.resource import (
@@ -11,8 +13,10 @@ from app.authz.resource import (
     covers,
     covers_canonical,
     is_canonical,
+    rid_path,
 )
 from app.core.errors import BadRequest
+from app.iam.names import rid as iam_rid
 
 TASK = "dcos:mesos:agent:task:app_id"
 ROLE = "dcos:mesos:agent:framework:role"
@@ -191,3 +195,24 @@ def test_every_rid_covers_itself_and_its_children(rid: str) -> None:
     is_path = "/" in rid.rsplit(":", 1)[-1]
     # Nothing follows a path but more path: `/dev:x` is malformed, so covered by nothing.
     assert covers(rid, f"{rid}:child") is not is_path
+
+
+@pytest.mark.parametrize(
+    ("rid", "segment"),
+    [
+        ("dcos:superuser", "dcos:superuser"),
+        ("dcos:adminrouter:ops:system-logs", "dcos:adminrouter:ops:system-logs"),
+        (f"{TASK}:/dev/api", f"{TASK}:%252Fdev%252Fapi"),
+        (f"{ROLE}:dev/backend", f"{ROLE}:dev%252Fbackend"),
+        (f"{TASK}:/dev/api.v2/web-1_a", f"{TASK}:%252Fdev%252Fapi.v2%252Fweb-1_a"),
+    ],
+)
+def test_a_rid_in_an_acl_url_is_one_segment_that_names_the_same_rid(rid: str, segment: str) -> None:
+    # The IAM client's and views' ACL URLs (`/acls/<rid>/users/<uid>/read`): a `/` left as
+    # is, or decoded by the proxy, would split the rid into path segments, so a grant or a
+    # revocation would address another route or another ACL. DC/OS encodes it twice.
+    assert rid_path(rid) == segment
+    assert "/" not in rid_path(rid)
+    proxied = unquote(rid_path(rid))  # the one decoding a proxy or the router does
+    assert "/" not in proxied
+    assert iam_rid(proxied) == rid

@@ -1,7 +1,8 @@
 """The route table from the attacker's side: a rule's literal text matches only itself, so a
 path that differs in one character from a rule (a `.` is no wildcard) matches no rule (404)
-and never borrows that rule's requirement. Hand mutation (docs/mutation-report.md): the rules'
-regexes are compiled at import, out of reach of the mutation tool."""
+and never borrows that rule's requirement. The table's own regexes are compiled at import, out
+of reach of the mutation tool: the tests that build a rule here reach its compiler
+(docs/mutation-report.md)."""
 
 from __future__ import annotations
 
@@ -38,3 +39,13 @@ def test_literal_text_before_a_placeholder_is_literal_too(pattern: str, path: st
     rule = RouteRule(pattern, "test rule", Public())
     assert rule.regex.fullmatch(path.replace("X", ".")) is not None
     assert rule.regex.fullmatch(path) is None
+
+
+def test_a_rule_names_each_placeholder_and_a_segment_never_spans_a_slash() -> None:
+    # Built here, so that the mutation tool reaches the compiler: admission reads the agent,
+    # framework, executor and container ids by these names (a wrong name reads as "none").
+    rule = RouteRule("/agent/{agent_id}/x/{container_id}/logs{rest:path}", "test rule", Public())
+    matched = rule.regex.fullmatch("/agent/S0/x/c-1/logs/v1/range/")
+    assert matched is not None
+    assert matched.groupdict() == {"agent_id": "S0", "container_id": "c-1", "rest": "/v1/range/"}
+    assert rule.regex.fullmatch("/agent/S0/S1/x/c-1/logs") is None

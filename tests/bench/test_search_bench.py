@@ -23,5 +23,6 @@ def test_search_section_compares_with_journalctl_and_follows(
     rows = re.findall(r"^(logway grep=|journalctl --grep)\S* .*?\s+([\d,]+)\s+\d", out, re.M)
     assert [matches for _, matches in rows] == ["5", "5"], out
     assert "received 20/20" in out
+    assert "grep= range reads took: index x1" in out  # journald's index, not the scan
     assert verdicts[1].target == "follow grep= p99 < 50 ms"
     assert re.fullmatch(r"\d+\.\d ms", verdicts[1].measured), verdicts[1]

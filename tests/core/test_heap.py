@@ -26,9 +26,9 @@ a.other, b.other = b, a
 gone = weakref.ref(a)
 del a, b
 kept = [Node() for _ in range(1000)]
-frozen = freeze_startup_heap()
+freeze_startup_heap()
 after = [Node() for _ in range(10)]
-print(gone() is None, frozen, gc.get_freeze_count(), len(gc.get_objects()))
+print(gone() is None, gc.get_freeze_count(), len(gc.get_objects()))
 """
 
 
@@ -36,9 +36,9 @@ def test_freezing_collects_then_hides_the_live_heap_from_the_collector() -> None
     out = subprocess.run(
         [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True
     ).stdout.split()
-    collected, frozen, count, tracked = out[0] == "True", int(out[1]), int(out[2]), int(out[3])
+    collected, frozen, tracked = out[0] == "True", int(out[1]), int(out[2])
     assert collected  # the cycle made before the freeze was not frozen
-    assert frozen == count >= 1000  # the kept list and its Nodes at least
+    assert frozen >= 1000  # the kept list and its Nodes at least
     assert tracked < 100  # what the collector still walks: what was made after
 
 

@@ -22,11 +22,22 @@ from app.gateway.admission import Target, admit
 from app.gateway.services import GatewayServices
 from tests.authz.conftest import FakeGrantSource
 from tests.merge.support import AGENTS, DEV, DEVOPS, MARATHON, PRODUCTION, WEB, sim_cluster
+from tests.support.tasks import PodTaskDef
+
+# Two pod instances on S0 (reference §8: a task group in the default executor's container):
+# /dev/batch's tasks `step` and `check`, /prod/batch's `step`.
+DEV_STEP, DEV_CHECK = (
+    PodTaskDef("/dev/batch", "dev", AGENTS[0], "d1", n, MARATHON) for n in ("step", "check")
+)
+PROD_STEP = PodTaskDef("/prod/batch", "prod", AGENTS[0], "p1", "step", MARATHON)
+PODS = (DEV_STEP, DEV_CHECK, PROD_STEP)
 
 
 class Cluster:
     def __init__(self) -> None:
-        body = StateDocument.from_cluster(sim_cluster()).state(SimMaster("127.0.0.85", 5050))
+        cluster = sim_cluster()
+        cluster.tasks += [pod.sim() for pod in PODS]
+        body = StateDocument.from_cluster(cluster).state(SimMaster("127.0.0.85", 5050))
         self._snapshot = build_snapshot(body, reader_scheme="http", reader_port=61001)
 
     async def snapshot(self) -> ClusterSnapshot:
@@ -184,3 +195,108 @@ async def test_a_merged_route_is_admitted_for_its_plan_to_decide() -> None:
     assert target.uid == "nobody"
     assert isinstance(target.rule.requirement, MergedTasks)
     assert target.params["role"] == "dev"
+
+
+def pod_path(task: PodTaskDef, *, executor: str = "", run: str = "", task_id: str = "") -> str:
+    """dcos-log v2's pod task file: `runs/<the executor's container>/tasks/<task id>/stdout`."""
+    return (
+        f"/system/v1/agent/{task.agent_id}/logs/v2/task/frameworks/{task.framework_id}"
+        f"/executors/{executor or task.executor}/runs/{run or task.parent}"
+        f"/tasks/{task_id or task.task_id}/stdout"
+    )
+
+
+@pytest.mark.parametrize("task", [DEV_STEP, DEV_CHECK], ids=["step", "check"])
+async def test_a_pod_task_is_admitted_as_itself_on_each_of_its_paths(task: PodTaskDef) -> None:
+    # Both of the instance's tasks share executor and run container: only the task id in the
+    # path tells them apart (the node reader then reads that TASK_ID alone).
+    paths = [
+        pod_path(task),
+        v1(task.agent_id, task.executor, task.container),  # the joined chain
+        f"/system/v1/logs/v2/task/{task.task_id}/file/stdout",
+    ]
+    for path in paths:
+        target = await admit_as("dev", path)
+        assert target.task is not None, path
+        assert target.task.id == task.task_id, path
+        assert target.task.app_id == "/dev/batch"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        # The own instance's executor and run, another pod's task (or none of its tasks).
+        pod_path(DEV_STEP, task_id=PROD_STEP.task_id),
+        pod_path(DEV_STEP, task_id=f"{DEV_STEP.task_id}x"),
+        # The own task on another instance's run container, or under another executor.
+        pod_path(DEV_STEP, run=PROD_STEP.parent),
+        pod_path(DEV_STEP, executor=PROD_STEP.executor),
+        pod_path(DEV_STEP, run=DEV_STEP.container),  # the joined chain is v1's, not a run
+        # v1 names the whole chain: the executor's container alone is not the task's.
+        v1(DEV_STEP.agent_id, DEV_STEP.executor, DEV_STEP.parent),
+        v1(DEV_STEP.agent_id, DEV_STEP.executor, DEV_STEP.container.split(".")[1]),
+        # A pod path without its task id (`//` never reaches a rule: 404).
+        pod_path(DEV_STEP).replace(f"/tasks/{DEV_STEP.task_id}/stdout", "/tasks/"),
+    ],
+    ids=[
+        "foreign-task",
+        "unknown-task",
+        "foreign-run",
+        "foreign-executor",
+        "joined-run",
+        "v1-parent",
+        "v1-own-part",
+        "no-task-id",
+    ],
+)
+async def test_a_pod_path_not_naming_a_readable_task_as_a_whole_is_refused(path: str) -> None:
+    with pytest.raises(Forbidden):
+        await admit_as("dev", path)
+    target = await admit_as("ops", path)  # system-logs reads it as whatever it names
+    assert target.task is None
+
+
+async def test_another_apps_pod_task_is_refused_and_its_own_readers_admitted() -> None:
+    with pytest.raises(Forbidden):
+        await admit_as("dev", pod_path(PROD_STEP))
+    target = await admit_as("prodrole", pod_path(PROD_STEP))
+    assert target.task is not None
+    assert target.task.id == PROD_STEP.task_id
+
+
+async def test_a_pod_task_name_shared_by_two_pods_lists_only_the_readable_one() -> None:
+    with pytest.raises(LogwayError) as caught:
+        await admit_as("dev", "/system/v1/logs/v2/task/step/file/stdout")
+    assert caught.value.status == 409
+    assert DEV_STEP.task_id in str(caught.value)
+    assert PROD_STEP.task_id not in str(caught.value)
+
+
+DENIED = f"`dev` lacks the permission this route needs: {TaskAccess().describe()}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/system/v1/logs/v2/task/no-such-task/file/stdout",  # unknown
+        "/system/v1/logs/v2/task/api/file/stdout",  # ambiguous, none of them readable
+        f"/system/v1/logs/v2/task/{PRODUCTION.task_id}/file/stdout",  # exists, not readable
+        v1(PRODUCTION.agent_id, PRODUCTION.executor, PRODUCTION.container),
+        pod_path(PROD_STEP),
+    ],
+    ids=["unknown", "ambiguous", "foreign-by-id", "foreign-v1", "foreign-pod"],
+)
+async def test_a_refused_task_route_says_the_same_words_whatever_the_task(path: str) -> None:
+    # Whether a task exists, or what it is, is not told by the refusal's wording either.
+    with pytest.raises(Forbidden) as caught:
+        await admit_as("dev", path)
+    assert str(caught.value) == DENIED
+
+
+async def test_an_ambiguous_name_and_a_malformed_agent_are_named_in_the_answer() -> None:
+    with pytest.raises(LogwayError) as caught:
+        await admit_as("dev", "/system/v1/logs/v2/task/step/file/stdout")
+    assert str(caught.value).startswith("found more than 1 task matching `step`: ")
+    with pytest.raises(NotFound) as unknown:
+        await admit_as("ops", "/system/v1/agent/no_such.agent/logs/v1/range/")
+    assert str(unknown.value) == "agent `no_such.agent` unknown"

@@ -6,6 +6,7 @@ mutation run (docs/mutation-report.md)."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -13,10 +14,11 @@ from app.authz.acl import AclAuthorizer
 from app.authz.model import Action
 from app.cluster import ClusterSnapshot
 from app.cluster.index import build_snapshot
+from app.cluster.scheduler import SchedulerUnknown
 from app.core.errors import Forbidden
 from app.devcluster.mesos import SimMaster, StateDocument
-from app.merge.fanin import MergePlan
-from app.merge.plan import MergeScope, Narrowing, Planner, capped, split_filters
+from app.merge.fanin import SCHEDULER_SOURCE, MergePlan, SourceSpec
+from app.merge.plan import MARATHON_UNIT, MergeScope, Narrowing, Planner, capped, split_filters
 from tests.authz.conftest import FakeGrantSource
 from tests.merge.support import AGENTS, DEV, DEVOPS, MARATHON, PRODUCTION, WEB, sim_cluster
 
@@ -231,3 +233,71 @@ def test_capped_keeps_streaming_agents_first_and_names_the_rest() -> None:
     three = capped(full, 1)
     assert three.note is not None
     assert three.note.endswith(f"{AGENTS[1]}, {AGENTS[2]}")
+
+
+# `include=scheduler` -------------------------------------------------------------------------
+# The caller's right to read the Marathon leader's whole journal is decided before the
+# planner (app/gateway/merged.py `_may_read_scheduler`); the planner decides where that read
+# goes (the leader's node, from the snapshot alone), what it reads (Marathon's unit, no task
+# container) and which lines it keeps (those naming the scope's apps).
+
+
+def led_from(host: str) -> ClusterSnapshot:
+    """The merge cluster's snapshot with Marathon registered from `host`."""
+    cluster = sim_cluster()
+    cluster.frameworks = [replace(f, scheduler_host=host) for f in cluster.frameworks]
+    body = StateDocument.from_cluster(cluster).state(SimMaster("127.0.0.85", 5050))
+    return build_snapshot(body, reader_scheme="http", reader_port=61001)
+
+
+def scheduler_planner(scope: MergeScope, source: Snapshots, *, asked: bool = True) -> Planner:
+    grants = authorizer(**DEV_GRANT, **PROD_ROLE)
+    uid = "prodrole" if scope.value.startswith("/prod") or scope.value == "prod" else "dev"
+    return Planner(scope, Narrowing({}), uid, grants, source, scheduler=asked)
+
+
+@pytest.mark.parametrize(
+    ("scope", "names"),
+    [
+        (MergeScope("app", "/dev/worker"), ("/dev/worker",)),
+        (MergeScope("app", "/prod"), ("/prod",)),
+        # Every app of the role, sorted, whichever of them the caller's tasks are.
+        (MergeScope("role", "dev"), ("/dev/worker", "/devops/api")),
+        (MergeScope("role", "prod"), ("/prod/web", "/production/api")),
+    ],
+)
+@pytest.mark.parametrize("host", ["127.0.0.82", "127.0.0.85"], ids=["agent", "master"])
+def test_include_scheduler_reads_marathons_unit_where_it_leads_for_the_scopes_apps(
+    scope: MergeScope, names: tuple[str, ...], host: str
+) -> None:
+    plain = asyncio.run(scheduler_planner(scope, Snapshots(led_from(host)), asked=False).plan())
+    assert SCHEDULER_SOURCE not in plain.sources  # only when asked for
+    p = asyncio.run(scheduler_planner(scope, Snapshots(led_from(host))).plan())
+    spec = p.sources[SCHEDULER_SOURCE]
+    assert spec == SourceSpec(
+        SCHEDULER_SOURCE, f"http://{host}:61001", (), unit=MARATHON_UNIT, names=names
+    )
+    assert p.note == ""
+    assert set(p.sources) - {SCHEDULER_SOURCE}  # the tasks' own sources stay
+
+
+def test_an_unknown_marathon_leader_is_503_at_first_then_a_note_during_a_failover() -> None:
+    # 127.0.0.1 is no node of this cluster: never read, whatever Marathon claims.
+    with pytest.raises(SchedulerUnknown) as caught:
+        asyncio.run(
+            scheduler_planner(MergeScope("role", "dev"), Snapshots(led_from("127.0.0.1"))).plan()
+        )
+    assert caught.value.status == 503
+    source = Snapshots(led_from("127.0.0.82"))
+    planner = scheduler_planner(MergeScope("role", "dev"), source)
+    first = asyncio.run(planner.plan())
+    assert SCHEDULER_SOURCE in first.sources
+    source.current = led_from("127.0.0.1")
+    during = asyncio.run(planner.plan())
+    assert SCHEDULER_SOURCE not in during.sources
+    assert during.note.startswith("Marathon's lines left out: marathon leader is unknown")
+    assert set(during.sources) == set(first.sources) - {SCHEDULER_SOURCE}
+    source.current = led_from("127.0.0.85")
+    back = asyncio.run(planner.plan())
+    assert back.sources[SCHEDULER_SOURCE].reader_url == "http://127.0.0.85:61001"
+    assert back.note == ""

@@ -203,6 +203,31 @@ def test_range_equals_brute_force(
     assert reverse == brute_force(rows[::-1], pattern, context=context)
 
 
+def _index_searches(base: str) -> dict[str, int]:
+    text = httpx.get(f"{base}/metrics", timeout=5).text
+    return {
+        m[1]: int(m[2]) for m in re.finditer(r'index_searches_total\{path="(.*)"\} (\d+)', text)
+    }
+
+
+def test_a_whole_range_search_goes_through_the_index(
+    base: str, namespace: JournaldNamespace
+) -> None:
+    """The v1 task route and a v2 unit lookup: the journal's index, the brute force's result."""
+    before = _index_searches(base).get("index", 0)
+    rows = rows_of(namespace, "CONTAINER_ID=ct-1")
+    # (no limit: the first 5 % of the journal the read scans first must not finish it)
+    r = read(base, f"/v1/range/{TASK}", grep="(?i)error", read_reverse="true")
+    assert got(r) == brute_force(rows[::-1], "(?i)error")
+    unit = rows_of(namespace, "UNIT=a.service")
+    r = read(base, "/v2/component/a.service", grep="error")
+    assert got(r) == brute_force(unit, "error")
+    assert read(base, f"/v1/count/{TASK}", grep="error").json() == {
+        "entries": len(brute_force(rows, "error"))
+    }
+    assert _index_searches(base)["index"] == before + 3
+
+
 @pytest.mark.parametrize("context", [0, 1, 3])
 def test_task_route_skip_prev_limit_and_cursor_count_matches(
     base: str, namespace: JournaldNamespace, context: int

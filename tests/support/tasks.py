@@ -67,6 +67,54 @@ class TaskDef:
         }
 
 
+@dataclass(frozen=True)
+class PodTaskDef:
+    """One container of a Marathon pod instance, as Mesos lists it (reference §8): a task
+    `<pod>.instance-<instance>.<name>` of the default executor `instance-<pod>.<instance>`,
+    in a nested container whose parent is the executor's (shared by the instance's tasks).
+    No `DCOS_SPACE` label: its app id is the pod id Marathon encodes in the task id."""
+
+    pod: str  # Marathon's pod id: `/dev/batch`
+    role: str
+    agent_id: str
+    instance: str
+    name: str  # the pod container's name: the task id's last part
+    framework_id: str
+
+    @property
+    def _safe(self) -> str:
+        return self.pod.strip("/").replace("/", "_")
+
+    @property
+    def task_id(self) -> str:
+        return f"{self._safe}.instance-{self.instance}.{self.name}"
+
+    @property
+    def executor(self) -> str:
+        return f"instance-{self._safe}.{self.instance}"
+
+    @property
+    def parent(self) -> str:
+        """The executor's container: dcos-log v2's `runs/<parent>/tasks/<task id>`."""
+        return f"p-{self.instance}"
+
+    @property
+    def container(self) -> str:
+        """dcos-log v1's container id (and the journal's CONTAINER_ID): `parent.own`."""
+        return f"{self.parent}.c-{self.instance}-{self.name}"
+
+    def sim(self) -> SimTask:
+        return SimTask(
+            self.task_id,
+            self.name,
+            self.framework_id,
+            self.agent_id,
+            executor_id=self.executor,
+            containers=tuple(self.container.split(".")),
+            role=self.role,
+        )
+
+
 def sim_cluster(
     master_id: str,
     agents: Mapping[str, str],
