@@ -3,28 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
+# Each command's module adds its own subparser; only the one asked for is imported (the
+# gateway's and the dev cluster's imports cost `logway logs` most of a second otherwise).
+COMMANDS = {
+    "node": "app.cli.node",
+    "gateway": "app.cli.gateway",
+    "ship": None,  # the shipper parses its own arguments (`main`)
+    "dev": "app.cli.dev",
+    "login": "app.cli.login",
+    "logs": "app.cli.logs",
+    "forward": "app.cli.forward",
+    "iam": "app.cli.iam",
+}
 
-def build_parser() -> argparse.ArgumentParser:
-    # Here, not at the top: `logway forward` and `logway ship` start without the others.
-    from app.cli import dev, forward, gateway, iam, login, logs, node
 
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with `command` (a name of COMMANDS) that command's alone."""
     parser = argparse.ArgumentParser(prog="logway", description="Logway cluster logging API")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    node.add_parser(commands)
-    gateway.add_parser(commands)
-    commands.add_parser(
-        "ship",
-        help="run a task and ship its stdout/stderr to journald",
-        add_help=False,
-    )
-    dev.add_parser(commands)
-    login.add_parser(commands)
-    logs.add_parser(commands)
-    forward.add_parser(commands)
-    iam.add_parser(commands)
+    for name, module in COMMANDS.items():
+        if command is not None and name != command:
+            continue
+        if module is None:
+            commands.add_parser(
+                name, help="run a task and ship its stdout/stderr to journald", add_help=False
+            )
+        else:
+            importlib.import_module(module).add_parser(commands)
     return parser
 
 
@@ -40,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from app.cli.forward import main as forward_main
 
         return forward_main(args_list[1:])
-    args = build_parser().parse_args(args_list)
+    first = args_list[0] if args_list else None
+    args = build_parser(first if first in COMMANDS else None).parse_args(args_list)
     if args.command == "iam":
         from app.cli import iam
 
