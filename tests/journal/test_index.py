@@ -20,7 +20,7 @@ from app.journal.index import Bounds
 from app.journal.query import Query
 from app.journal.search import compile_search
 from app.journal.source import Journal, JournalSettings
-from tests.support.journal import Sender
+from tests.support.journal import Sender, sending_namespace
 
 MESSAGES: list[str | bytes] = [
     "error: disk full",  # repeated across both files
@@ -68,12 +68,7 @@ def _fields(i: int) -> dict[str, str | bytes]:
 
 @pytest.fixture(scope="module")
 def namespace() -> Iterator[JournaldNamespace]:
-    from tests.conftest import journald_available, new_namespace_name
-
-    if not journald_available():
-        pytest.skip("needs root and /lib/systemd/systemd-journald")
-    with JournaldNamespace(new_namespace_name()) as ns:
-        sender = Sender(ns)
+    with sending_namespace() as (ns, sender):
         for i in range(60):
             sender.send(_fields(i))
         sender.sock.sendall(TWO_MESSAGES[0])
@@ -82,7 +77,6 @@ def namespace() -> Iterator[JournaldNamespace]:
         for i in range(60, 120):
             sender.send(_fields(i))
         sender.sock.sendall(TWO_MESSAGES[1])
-        sender.close()
         ns.sync()
         yield ns
 

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from app.devcluster.journald import JournaldNamespace
-from tests.support.journal import Sender
+from tests.support.journal import sending_namespace
 from tests.support.servers import node_reader
 
 TASK = "framework/fw-1/executor/ex-1/container/ct-1"
@@ -20,12 +20,7 @@ TEXT_LINE = re.compile(rb"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}: ")
 
 @pytest.fixture(scope="module")
 def namespace() -> Iterator[JournaldNamespace]:
-    from tests.conftest import journald_available, new_namespace_name
-
-    if not journald_available():
-        pytest.skip("needs root and /lib/systemd/systemd-journald")
-    with JournaldNamespace(new_namespace_name()) as ns:
-        sender = Sender(ns)
+    with sending_namespace() as (ns, sender):
         for i in range(30):
             task = i % 2 == 0
             sender.send(
@@ -42,7 +37,6 @@ def namespace() -> Iterator[JournaldNamespace]:
             )
         sender.send({"NO_MESSAGE_FIELD": "x"})
         sender.send({"MESSAGE": "other unit", "UNIT": "other.service"})
-        sender.close()
         ns.sync()
         yield ns
 

@@ -18,7 +18,7 @@ import pytest
 
 from app.devcluster.journald import JournaldNamespace
 from app.shipper.native import JournalWriter
-from tests.support.journal import Sender
+from tests.support.journal import Sender, sending_namespace
 from tests.support.servers import node_reader
 
 HOST = "127.0.0.120"
@@ -71,15 +71,9 @@ def _fields(i: int) -> dict[str, str | bytes]:
 
 @pytest.fixture(scope="module")
 def namespace() -> Iterator[JournaldNamespace]:
-    from tests.conftest import journald_available, new_namespace_name
-
-    if not journald_available():
-        pytest.skip("needs root and /lib/systemd/systemd-journald")
-    with JournaldNamespace(new_namespace_name()) as ns:
-        sender = Sender(ns)
+    with sending_namespace() as (ns, sender):
         for i in range(90):
             sender.send(_fields(i))
-        sender.close()
         ns.sync()
         yield ns
 

@@ -20,7 +20,7 @@ from app.core.audience import url_audience
 from app.devcluster.journald import JournaldNamespace
 from app.devcluster.signing_key import DevKeys
 from tests.node.test_follow import SseClient
-from tests.support.journal import Sender
+from tests.support.journal import Sender, sending_namespace
 from tests.support.servers import node_reader
 
 AGENT, FW, EX, CT = "S0", "fw-1", "ex-1", "ct-1"
@@ -53,12 +53,7 @@ def err(message: str | bytes, **fields: str) -> dict[str, str | bytes]:
 
 @pytest.fixture(scope="module")
 def namespace() -> Iterator[JournaldNamespace]:
-    from tests.conftest import journald_available, new_namespace_name
-
-    if not journald_available():
-        pytest.skip("needs root and /lib/systemd/systemd-journald")
-    with JournaldNamespace(new_namespace_name()) as ns:
-        sender = Sender(ns)
+    with sending_namespace() as (ns, sender):
         for i in range(10):
             sender.send(out(f"out {i}", SEQ=str(i), **task()))
             if i < 5:
@@ -74,7 +69,6 @@ def namespace() -> Iterator[JournaldNamespace]:
         sender.send(out("b out", **task("pod-c.b", "pod-ex", TASK_ID="pod.task-b")))
         sender.send(out(BINARY, **task("bin-ct", "bin-ex")))
         sender.send(out("html <b> & </b>", **task("bin-ct", "bin-ex")))
-        sender.close()
         ns.sync()
         yield ns
 

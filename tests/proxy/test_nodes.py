@@ -11,11 +11,10 @@ import httpx
 import pytest
 
 from app.devcluster.journald import JournaldNamespace
-from tests.conftest import journald_available, new_namespace_name
 from tests.node.test_follow import SseClient, metric, send_range, seqs
 from tests.proxy.conftest import Gateway
 from tests.proxy.harness import NodeReader
-from tests.support.journal import Sender
+from tests.support.journal import Sender, sending_namespace
 
 RECONNECTING = ": upstream reconnecting"
 
@@ -31,15 +30,11 @@ def node(journal_namespace: JournaldNamespace) -> Iterator[tuple[NodeReader, Sen
 @pytest.fixture(scope="module")
 def range_node() -> Iterator[NodeReader]:
     """300 entries, shared by the range tests (they only read)."""
-    if not journald_available():
-        pytest.skip("needs root and /lib/systemd/systemd-journald")
-    with JournaldNamespace(new_namespace_name()) as ns:
-        sender = Sender(ns)
+    with sending_namespace() as (ns, sender):
         for i in range(300):
             fields = {"MESSAGE": f"line {i} " + "x" * (i % 97), "SEQ": str(i)}
             sender.send({**fields, "K": "even" if i % 2 == 0 else "odd"})
         sender.sync()
-        sender.close()
         with NodeReader(ns.name) as reader:
             yield reader
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+
+import pytest
 
 from app.devcluster.journald import JournaldNamespace
 
@@ -34,3 +37,19 @@ class Sender:
 
     def close(self) -> None:
         self.sock.close()
+
+
+@contextlib.contextmanager
+def sending_namespace() -> Iterator[tuple[JournaldNamespace, Sender]]:
+    """A fresh namespace and a Sender to it (a module's journal fixture); the test is skipped
+    where journald cannot run. Both end with the block."""
+    from tests.conftest import journald_available, new_namespace_name
+
+    if not journald_available():
+        pytest.skip("needs root and /lib/systemd/systemd-journald")
+    with JournaldNamespace(new_namespace_name()) as ns:
+        sender = Sender(ns)
+        try:
+            yield ns, sender
+        finally:
+            sender.close()
