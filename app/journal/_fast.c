@@ -532,6 +532,38 @@ static PyObject *fast_read(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* ---- Joined: values for one batched RE2 search ------------------------------------ */
+
+/* Values each followed by '\n' in text; value i is text[starts[i]:starts[i+1]-1]. */
+typedef struct {
+    Buf text;
+    Buf starts; /* Py_ssize_t offsets: one more than the values */
+} Joined;
+
+static int joined_begin(Joined *v) {
+    Py_ssize_t zero = 0;
+    return put(&v->starts, &zero, sizeof zero);
+}
+
+static int joined_add(Joined *v, const void *p, size_t n) {
+    int r;
+    if ((r = put(&v->text, p, n)) < 0 || (r = put(&v->text, "\n", 1)) < 0)
+        return r;
+    Py_ssize_t end = (Py_ssize_t)v->text.len;
+    return put(&v->starts, &end, sizeof end);
+}
+
+/* The text as bytes, without its last newline. */
+static PyObject *joined_text(const Joined *v) {
+    Py_ssize_t len = v->text.len ? (Py_ssize_t)v->text.len - 1 : 0;
+    return PyBytes_FromStringAndSize(v->text.p ? v->text.p : "", len);
+}
+
+static void joined_free(Joined *v) {
+    free(v->text.p);
+    free(v->starts.p);
+}
+
 /* ---- messages(): a batch of MESSAGE values for grep= ------------------------------ */
 
 typedef struct {
@@ -540,9 +572,8 @@ typedef struct {
     Py_ssize_t max_entries;
     Py_ssize_t looked;
     int ended;
-    Buf text;    /* the messages joined with '\n' */
-    Buf starts;  /* Py_ssize_t offsets: looked + 1 of them */
-    Buf missing; /* Py_ssize_t indices of entries without MESSAGE */
+    Joined messages; /* an entry without MESSAGE: empty */
+    Buf missing;     /* Py_ssize_t indices of entries without MESSAGE */
 } ScanJob;
 
 static int run_scan(ScanJob *job) {
@@ -550,8 +581,7 @@ static int run_scan(ScanJob *job) {
     const void *d;
     size_t l;
     int r;
-    Py_ssize_t zero = 0;
-    if ((r = put(&job->starts, &zero, sizeof zero)) < 0)
+    if ((r = joined_begin(&job->messages)) < 0)
         return r;
     while (job->looked < job->max_entries) {
         if (job->include_current) {
@@ -568,20 +598,13 @@ static int run_scan(ScanJob *job) {
         /* The first MESSAGE, as systemd-python's _get("MESSAGE") gives it. */
         r = sd_journal_get_data(j, "MESSAGE", &d, &l);
         if (r == -ENOENT) {
-            r = put(&job->missing, &job->looked, sizeof job->looked);
-        } else if (r < 0) {
+            if ((r = put(&job->missing, &job->looked, sizeof job->looked)) < 0 ||
+                (r = joined_add(&job->messages, "", 0)) < 0)
+                return r;
+        } else if (r < 0 || (r = joined_add(&job->messages, (const char *)d + 8, l - 8)) < 0) {
             return r;
-        } else {
-            r = put(&job->text, (const char *)d + 8, l - 8);
         }
-        if (r < 0)
-            return r;
         job->looked++;
-        if ((r = put(&job->text, "\n", 1)) < 0)
-            return r;
-        Py_ssize_t end = (Py_ssize_t)job->text.len;
-        if ((r = put(&job->starts, &end, sizeof end)) < 0)
-            return r;
     }
     return 0;
 }
@@ -628,19 +651,16 @@ static PyObject *fast_messages(PyObject *self, PyObject *args) {
     if (r < 0) {
         raise_errno(r, NULL);
     } else {
-        PyObject *starts = offsets_list(&job.starts);
+        PyObject *text = joined_text(&job.messages);
+        PyObject *starts = text ? offsets_list(&job.messages.starts) : NULL;
         PyObject *missing = starts ? offsets_list(&job.missing) : NULL;
-        if (missing) {
-            /* The last newline is not part of the text. */
-            Py_ssize_t len = job.text.len ? (Py_ssize_t)job.text.len - 1 : 0;
-            result = Py_BuildValue("y#OON", job.text.p ? job.text.p : "", len, starts,
-                                   missing, PyBool_FromLong(job.ended));
-        }
+        if (missing)
+            result = Py_BuildValue("OOON", text, starts, missing, PyBool_FromLong(job.ended));
+        Py_XDECREF(text);
         Py_XDECREF(starts);
         Py_XDECREF(missing);
     }
-    free(job.text.p);
-    free(job.starts.p);
+    joined_free(&job.messages);
     free(job.missing.p);
     return result;
 }
@@ -669,15 +689,14 @@ typedef struct {
     sd_journal *j;
     Py_ssize_t max_values, count, longest;
     int ended;
-    Buf text, starts;
+    Joined values;
 } UniqueJob;
 
 static int run_unique(UniqueJob *job) {
     const void *d;
     size_t l;
     int r;
-    Py_ssize_t zero = 0;
-    if ((r = put(&job->starts, &zero, sizeof zero)) < 0)
+    if ((r = joined_begin(&job->values)) < 0)
         return r;
     while (job->count < job->max_values) {
         r = sd_journal_enumerate_unique(job->j, &d, &l);
@@ -689,15 +708,11 @@ static int run_unique(UniqueJob *job) {
         }
         const char *eq = memchr(d, '=', l);
         size_t skip = eq ? (size_t)(eq - (const char *)d) + 1 : l;
-        if ((r = put(&job->text, (const char *)d + skip, l - skip)) < 0 ||
-            (r = put(&job->text, "\n", 1)) < 0)
+        if ((r = joined_add(&job->values, (const char *)d + skip, l - skip)) < 0)
             return r;
         if ((Py_ssize_t)(l - skip) > job->longest)
             job->longest = (Py_ssize_t)(l - skip);
         job->count++;
-        Py_ssize_t end = (Py_ssize_t)job->text.len;
-        if ((r = put(&job->starts, &end, sizeof end)) < 0)
-            return r;
     }
     return 0;
 }
@@ -725,16 +740,14 @@ static PyObject *fast_unique_next(PyObject *self, PyObject *args) {
     if (r < 0) {
         raise_errno(r, NULL);
     } else {
-        PyObject *starts = offsets_list(&job.starts);
-        if (starts) {
-            Py_ssize_t len = job.text.len ? (Py_ssize_t)job.text.len - 1 : 0;
-            result = Py_BuildValue("y#OnN", job.text.p ? job.text.p : "", len, starts,
-                                   job.longest, PyBool_FromLong(job.ended));
-            Py_DECREF(starts);
-        }
+        PyObject *text = joined_text(&job.values);
+        PyObject *starts = text ? offsets_list(&job.values.starts) : NULL;
+        if (starts)
+            result = Py_BuildValue("OOnN", text, starts, job.longest, PyBool_FromLong(job.ended));
+        Py_XDECREF(text);
+        Py_XDECREF(starts);
     }
-    free(job.text.p);
-    free(job.starts.p);
+    joined_free(&job.values);
     return result;
 }
 
